@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "CRM",
+    products: [
+        .executable(name: "crm", targets: ["crm"]),
+        .executable(name: "Gateway", targets: ["Gateway"]),
+        .executable(name: "UserService", targets: ["UserService"]),
+        .executable(name: "CustomerService", targets: ["CustomerService"]),
+        .executable(name: "RecordService", targets: ["RecordService"]),
+        .executable(name: "ContractService", targets: ["ContractService"]),
+        .executable(name: "StatsService", targets: ["StatsService"]),
+    ],
+    dependencies: [],
+    targets: [
+        // C libraries and Linux headers, reached through module maps.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt"),
+        .systemLibrary(name: "CLibCrypto", path: "Sources/CLibCrypto"),
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+
+        // Frames, envelopes, JSON, event loop, multiplexed connections.
+        .target(name: "WireProtocol", dependencies: ["CLinux"]),
+        // What every service repeats: SQLite, parameters, errors, roles, the main loop.
+        .target(name: "ServiceKit", dependencies: ["WireProtocol", "CSQLite", "CCrypt", "CLibCrypto", "CLinux"]),
+
+        .executableTarget(name: "Gateway", dependencies: ["WireProtocol", "CLinux"]),
+        .executableTarget(name: "UserService", dependencies: ["ServiceKit"]),
+        .executableTarget(name: "CustomerService", dependencies: ["ServiceKit"]),
+        .executableTarget(name: "RecordService", dependencies: ["ServiceKit"]),
+        .executableTarget(name: "ContractService", dependencies: ["ServiceKit"]),
+        .executableTarget(name: "StatsService", dependencies: ["ServiceKit"]),
+        .executableTarget(name: "crm", dependencies: ["WireProtocol"]),
+
+        .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "UserService"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,19 @@
+// Linux headers that `import Glibc` does not expose on this toolchain.
+#ifndef CRM_CLINUX_SHIM_H
+#define CRM_CLINUX_SHIM_H
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <errno.h>
+#include <unistd.h>
+#include <sys/random.h>
+
+/* accept4 is a GNU extension that the Glibc module does not declare without _GNU_SOURCE. */
+extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+#endif

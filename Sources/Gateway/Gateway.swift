@@ -1,0 +1,247 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import WireProtocol
+
+/// The HTTP front: accepts connections, answers the operational endpoints itself, checks the
+/// session, and forwards every API request to the service that owns its path prefix.
+/// Everything runs on one event loop thread.
+final class Gateway: @unchecked Sendable {
+    let configuration: GatewayConfiguration
+    let loop: EventLoop
+    private(set) var clients: [String: WireClient] = [:]
+    private var listener: Listener?
+    private var connections: [ObjectIdentifier: HTTPConnection] = [:]
+    private let sessions: SessionCache
+    let metrics = Metrics()
+    private let ridPrefix: String
+    private var ridCounter: UInt64 = 0
+
+    init(configuration: GatewayConfiguration, loop: EventLoop) {
+        self.configuration = configuration
+        self.loop = loop
+        sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis)
+        var random = [UInt8](repeating: 0, count: 8)
+        _ = getrandom(&random, 8, 0)
+        ridPrefix = "gw-" + random.map { String($0, radix: 16) }.joined() + "-"
+        var clientConfig = WireClientConfiguration()
+        clientConfig.holdMillis = configuration.holdMillis
+        clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
+        for (name, endpoint) in configuration.services {
+            clients[name] = WireClient(loop: loop, endpoint: endpoint, serviceName: name,
+                                       hello: Hello(peer: "gateway", replica: String(getpid())), configuration: clientConfig)
+        }
+    }
+
+    /// Binds the HTTP port (SO_REUSEPORT, so a new gateway can take over from an old one) and
+    /// connects to every service.
+    func start() throws {
+        let fd = try Socket.listen(on: .tcp(host: configuration.host, port: configuration.port), reusePort: true)
+        loop.execute { [self] in
+            let listener = Listener(fd: fd, loop: loop) { [weak self] client in self?.accepted(client) }
+            do { try listener.start() } catch { listener.close(); return }
+            self.listener = listener
+            for client in clients.values { client.start() }
+            scheduleSweep()
+        }
+    }
+
+    private func accepted(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let stream = StreamConnection(fd: fd, loop: loop)
+        guard connections.count < configuration.maxConnections else {
+            stream.write(HTTPResponse.error(503, "too many connections", close: true).serialized(keepAlive: false))
+            stream.close()
+            return
+        }
+        let connection = HTTPConnection(stream: stream, gateway: self)
+        do { try stream.start() } catch { stream.close(); return }
+        connections[ObjectIdentifier(connection)] = connection
+    }
+
+    func connectionClosed(_ connection: HTTPConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+    }
+
+    /// Stops accepting; connections finish what they have (used on SIGTERM).
+    func stopAccepting() {
+        loop.execute { [self] in listener?.close() }
+    }
+
+    var openConnections: Int { connections.count }
+
+    private func scheduleSweep() {
+        loop.schedule(afterMillis: 500) { [weak self] in
+            guard let self else { return }
+            let now = monotonicMillis()
+            for connection in connections.values { connection.checkTimers(now: now) }
+            sessions.evictExpired(now: now)
+            scheduleSweep()
+        }
+    }
+
+    // MARK: Requests
+
+    func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
+        let started = monotonicMillis()
+        let path = request.head.path
+        var method = request.head.method
+        if method == "HEAD" { method = "GET" }
+        metrics.inFlight += 1
+        let finish: (HTTPResponse, String) -> Void = { [metrics] response, route in
+            metrics.inFlight -= 1
+            metrics.record(route: route, status: response.status, millis: monotonicMillis() - started)
+            respond(response)
+        }
+        switch path {
+        case "/livez":
+            finish(HTTPResponse(status: 200, json: .object(JSONObject([("status", .int(0))]))), path)
+            return
+        case "/healthz":
+            health { finish($0, path) }
+            return
+        case "/metrics":
+            finish(HTTPResponse(status: 200, body: Array(metrics.render(gateway: self).utf8), contentType: "text/plain; version=0.0.4; charset=utf-8"), path)
+            return
+        case "/openapi.json":
+            finish(HTTPResponse(status: 200, body: OpenAPI.document), path)
+            return
+        default:
+            break
+        }
+        guard let service = GatewayConfiguration.prefixes.first(where: { path == $0.prefix || path.hasPrefix($0.prefix + "/") })?.service,
+              let client = clients[service] else {
+            finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "unknown")
+            return
+        }
+        let params: JSONObject
+        do {
+            params = try RequestParams.build(request)
+        } catch {
+            finish(HTTPResponse.error(400, error.reason), path)
+            return
+        }
+        let token = RequestParams.sessionToken(request.head)
+        let idempotencyKey = request.head.header("idempotency-key")
+        if let key = idempotencyKey, key.utf8.count > configuration.maxIdempotencyKeyLength || key.isEmpty {
+            finish(HTTPResponse.error(400, "Idempotency-Key must be 1 to \(configuration.maxIdempotencyKeyLength) characters"), path)
+            return
+        }
+        let forward: (Caller?) -> Void = { [self] caller in
+            ridCounter += 1
+            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? ridPrefix + String(ridCounter)
+            let wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
+                                   deadline: wallClockMillis() + configuration.requestTimeoutMillis,
+                                   session: service == "users" ? token : nil)
+            client.sendOnLoop(wire) { [self] result in
+                // Completions of WireClient run on the same loop.
+                finish(response(for: result, service: service), path)
+            }
+        }
+        if GatewayConfiguration.publicPaths.contains(path) {
+            forward(nil)
+            return
+        }
+        guard let token else {
+            finish(HTTPResponse.error(401, "not logged in: send the crm_session cookie or Authorization: Bearer <token>"), path)
+            return
+        }
+        authenticate(token) { outcome in
+            switch outcome {
+            case .success(let caller): forward(caller)
+            case .failure(let error): finish(error.response, path)
+            }
+        }
+    }
+
+    private func response(for result: Result<WireResponse, WireClientError>, service: String) -> HTTPResponse {
+        switch result {
+        case .success(let answer):
+            let headers = answer.headers.filter { $0.name.lowercased() == "set-cookie" }.map { (name: "Set-Cookie", value: $0.value) }
+            return HTTPResponse(status: answer.status, json: answer.body, headers: headers)
+        case .failure(.unavailable):
+            return HTTPResponse.error(503, "the \(service) service is unavailable; try again shortly")
+        case .failure(.timedOut):
+            return HTTPResponse.error(504, "the \(service) service did not answer in time")
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Resolves a token to its caller: from the short cache, else by asking UserService
+    /// (concurrent lookups of one token share one question).
+    private func authenticate(_ token: String, completion: @escaping SessionCache.Waiter) {
+        let now = monotonicMillis()
+        if let caller = sessions.lookup(token, now: now) {
+            completion(.success(caller))
+            return
+        }
+        guard sessions.addWaiter(token, completion) else { return }
+        guard let users = clients["users"] else {
+            sessions.resolve(token, .failure(AuthFailure(response: HTTPResponse.error(503, "the users service is not configured"))), now: now)
+            return
+        }
+        let request = WireRequest(method: "POST", path: "/internal/session", params: JSONObject([("token", .string(token))]),
+                                  caller: nil, requestID: "", deadline: wallClockMillis() + configuration.requestTimeoutMillis)
+        users.sendOnLoop(request) { [self] result in
+            let outcome: Result<Caller, AuthFailure>
+            switch result {
+            case .success(let answer) where answer.status == 200:
+                if let data = answer.body["data"], let id = data["id"]?.intValue, let role = data["role"]?.intValue {
+                    outcome = .success(Caller(id: id, role: role))
+                } else {
+                    outcome = .failure(AuthFailure(response: HTTPResponse.error(500, "session check answered without a caller")))
+                }
+            case .success(let answer):
+                outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
+            case .failure:
+                outcome = .failure(AuthFailure(response: response(for: result, service: "users")))
+            }
+            sessions.resolve(token, outcome, now: monotonicMillis())
+        }
+    }
+
+    // MARK: Health
+
+    /// Pings every service; 200 when all answer, else 503 naming the ones that did not.
+    private func health(_ respond: @escaping (HTTPResponse) -> Void) {
+        let names = GatewayConfiguration.serviceNames.filter { clients[$0] != nil }
+        let tally = HealthTally(names: names, respond: respond)
+        if names.isEmpty { tally.finish(); return }
+        for name in names {
+            clients[name]?.ping(timeoutMillis: 1000) { [loop] up in
+                loop.execute { tally.report(name, up: up) }
+            }
+        }
+    }
+}
+
+/// Collects the pings of one `/healthz` request (loop-thread confined).
+final class HealthTally: @unchecked Sendable {
+    private let names: [String]
+    private var states: [String: Bool] = [:]
+    private let respond: (HTTPResponse) -> Void
+
+    init(names: [String], respond: @escaping (HTTPResponse) -> Void) {
+        self.names = names
+        self.respond = respond
+    }
+
+    func report(_ name: String, up: Bool) {
+        states[name] = up
+        if states.count == names.count { finish() }
+    }
+
+    func finish() {
+        var services = JSONObject()
+        var allUp = true
+        for name in names {
+            let up = states[name] ?? false
+            allUp = allUp && up
+            services.append(name, .string(up ? "up" : "down"))
+        }
+        respond(HTTPResponse(status: allUp ? 200 : 503, json: .object(JSONObject([("status", .int(allUp ? 0 : 1)), ("services", .object(services))]))))
+    }
+}

@@ -1,0 +1,44 @@
+import WireProtocol
+
+/// Every limit and timing of the gateway, in one place. Defaults are the documented ones.
+struct GatewayConfiguration: Sendable {
+    /// Where HTTP is served (`CRM_HOST`, `CRM_PORT`).
+    var host = "127.0.0.1"
+    var port: UInt16 = 9015
+    /// Header block and body limits (431 / 413).
+    var parserLimits = HTTPParserLimits()
+    /// A request's head must arrive within this (ms) once its first byte did; else 408 and close.
+    var headerReadTimeoutMillis: Int64 = 10_000
+    /// A request's body must arrive within this (ms) once its head did; else 408 and close.
+    var bodyReadTimeoutMillis: Int64 = 30_000
+    /// A keep-alive connection with nothing in flight is closed after this (ms).
+    var idleTimeoutMillis: Int64 = 60_000
+    /// Open HTTP connections at most; past it new ones are closed at once.
+    var maxConnections = 4096
+    /// Requests read ahead on one connection before reading pauses (pipelining depth).
+    var maxPipelinedRequests = 16
+    /// How long a request waits for an unreachable or restarting service (ms) before 503.
+    var holdMillis: Int64 = 10_000
+    /// How long a service may take to answer (ms) before 504.
+    var requestTimeoutMillis: Int64 = 30_000
+    /// How long a validated session is trusted without asking UserService again (ms);
+    /// kept under 2 s so a revoked session is refused within 2 s.
+    var sessionCacheMillis: Int64 = 1_000
+    /// Longest `Idempotency-Key` accepted.
+    var maxIdempotencyKeyLength = 255
+    /// Service endpoints by service name.
+    var services: [String: Endpoint] = [:]
+
+    /// The services and the path prefixes they own.
+    static let serviceNames = ["users", "customers", "records", "contracts", "stats"]
+    static let prefixes: [(prefix: String, service: String)] = [
+        ("/api/user", "users"),
+        ("/api/customers", "customers"),
+        ("/api/record", "records"),
+        ("/api/feedback", "contracts"),
+        ("/api/contract", "contracts"),
+        ("/api/stats", "stats"),
+    ]
+    /// Paths that need no session.
+    static let publicPaths: Set<String> = ["/api/user/login", "/api/user/password", "/api/user/logout", "/livez", "/healthz", "/metrics", "/openapi.json"]
+}

@@ -1,0 +1,112 @@
+import WireProtocol
+
+/// One client's HTTP/1.1 connection: parses requests as bytes arrive, hands them to the gateway,
+/// and writes the answers strictly in request order (pipelining). Loop-thread confined.
+final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
+    /// One request's place in the answer order.
+    final class Slot {
+        var response: HTTPResponse?
+        let keepAlive: Bool
+        let headOnly: Bool
+        init(keepAlive: Bool, headOnly: Bool) {
+            self.keepAlive = keepAlive
+            self.headOnly = headOnly
+        }
+    }
+
+    let stream: StreamConnection
+    unowned let gateway: Gateway
+    private var parser: HTTPRequestParser
+    private var slots: [Slot] = []
+    private var failed = false
+    private var closing = false
+    private var requestStartedAt: Int64?
+    private var lastActivity: Int64
+
+    init(stream: StreamConnection, gateway: Gateway) {
+        self.stream = stream
+        self.gateway = gateway
+        parser = HTTPRequestParser(limits: gateway.configuration.parserLimits)
+        lastActivity = monotonicMillis()
+        stream.delegate = self
+    }
+
+    func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
+        lastActivity = monotonicMillis()
+        if requestStartedAt == nil { requestStartedAt = lastActivity }
+        parser.feed(bytes)
+        process()
+    }
+
+    /// Takes complete requests from the parser while the pipelining depth allows.
+    private func process() {
+        let limit = gateway.configuration.maxPipelinedRequests
+        while !failed && !closing && slots.count < limit {
+            let request: HTTPRequest
+            do {
+                guard let next = try parser.next() else { break }
+                request = next
+            } catch {
+                fail(HTTPResponse.error(error.status, error.reason, close: true))
+                return
+            }
+            requestStartedAt = parser.hasStartedRequest ? monotonicMillis() : nil
+            let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD")
+            slots.append(slot)
+            gateway.handle(request) { [weak self] response in
+                slot.response = response
+                self?.flush()
+            }
+        }
+        if failed || closing { return }
+        if slots.count >= limit { stream.pauseReading() } else { stream.resumeReading() }
+    }
+
+    /// Answers a framing error after what is already in flight, then closes.
+    private func fail(_ response: HTTPResponse) {
+        failed = true
+        stream.pauseReading()
+        let slot = Slot(keepAlive: false, headOnly: false)
+        slot.response = response
+        slots.append(slot)
+        flush()
+    }
+
+    private func flush() {
+        guard !stream.isClosed else { return }
+        while let first = slots.first, let response = first.response {
+            slots.removeFirst()
+            let keepAlive = first.keepAlive && !response.close
+            stream.write(response.serialized(keepAlive: keepAlive, headOnly: first.headOnly))
+            if !keepAlive {
+                closing = true
+                slots.removeAll()
+                stream.closeAfterFlush()
+                return
+            }
+        }
+        lastActivity = monotonicMillis()
+        if !failed && !closing { process() }
+    }
+
+    /// Header/body read deadlines and the idle keep-alive timeout (called periodically).
+    func checkTimers(now: Int64) {
+        guard !stream.isClosed, !failed, !closing else { return }
+        let config = gateway.configuration
+        if let started = requestStartedAt, parser.hasStartedRequest {
+            let limit = parser.isReadingHead ? config.headerReadTimeoutMillis : config.headerReadTimeoutMillis + config.bodyReadTimeoutMillis
+            if now - started > limit {
+                fail(HTTPResponse.error(408, parser.isReadingHead ? "request header not received in time" : "request body not received in time", close: true))
+            }
+            return
+        }
+        if slots.isEmpty && now - lastActivity > config.idleTimeoutMillis {
+            stream.close()
+        }
+    }
+
+    func connectionDidClose(_ connection: StreamConnection, error: SyscallError?) {
+        slots.removeAll()
+        gateway.connectionClosed(self)
+    }
+}

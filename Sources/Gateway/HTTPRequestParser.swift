@@ -1,0 +1,590 @@
+// A pure, incremental HTTP/1.1 request decoder (RFC 9112): bytes in, requests out.
+// No sockets, no Foundation. The connection code feeds whatever it reads and then
+// calls `next()` until it returns nil.
+//
+// Line terminators:
+// - In the head (request line and header fields) a bare LF is accepted as a line
+//   terminator (RFC 9112 §2.2 allows it), but a bare CR (CR not followed by LF) is
+//   rejected with 400.
+// - In a chunked body (chunk-size lines, the CRLF after chunk data, trailer fields and
+//   the final empty line) CRLF is required; a bare LF there is a 400, because lenient
+//   chunked framing is a known request-smuggling vector.
+
+/// Size limits the parser enforces while decoding.
+struct HTTPParserLimits: Sendable {
+    /// Request line + all header lines + the final CRLF. Past it: 431.
+    /// Also bounds the trailer section and a single chunk-size line (with extensions).
+    var maxHeaderBytes: Int = 64 * 1024
+    /// Decoded body size. Past it: 413 (Content-Length is checked up front, chunked totals as they arrive).
+    var maxBodyBytes: Int = 8 * 1024 * 1024
+    /// Number of header fields (and, separately, of trailer fields). Past it: 431.
+    var maxHeaderCount: Int = 100
+}
+
+/// The request line and header fields of one request.
+struct HTTPRequestHead: Sendable {
+    /// The method as sent (case-sensitive token), e.g. "GET".
+    var method: String
+    /// The request-target as sent, e.g. "/api/user/group?status=1", or "*" (OPTIONS only).
+    var target: String
+    /// The target before the first '?', not percent-decoded.
+    var path: String
+    /// The target after the first '?', "" when there is none.
+    var query: String
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    var versionMinor: Int
+    /// Header fields in order: names lowercased, values with surrounding whitespace trimmed.
+    /// Bytes are decoded as UTF-8 (invalid sequences become U+FFFD).
+    var headers: [(name: String, value: String)]
+    /// Whether the connection may stay open after this request: HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive` (and no `close`).
+    var keepAlive: Bool
+
+    /// The first value of the header named `lowercasedName` (which must already be lowercase).
+    func header(_ lowercasedName: String) -> String? {
+        headers.first { $0.name == lowercasedName }?.value
+    }
+
+    /// All values of the header named `lowercasedName`, in order.
+    func headerValues(_ lowercasedName: String) -> [String] {
+        headers.filter { $0.name == lowercasedName }.map(\.value)
+    }
+}
+
+/// One complete request with its decoded body.
+struct HTTPRequest: Sendable {
+    var head: HTTPRequestHead
+    var body: [UInt8]
+}
+
+/// A framing or limit violation. The connection must answer with `status`,
+/// `Connection: close`, and then close.
+struct HTTPParseError: Error, Sendable, Equatable {
+    /// 400, 413, 431, 501 or 505.
+    var status: Int
+    /// A short human-readable explanation (safe to send to the client).
+    var reason: String
+
+    static func badRequest(_ reason: String) -> HTTPParseError { HTTPParseError(status: 400, reason: reason) }
+    static func contentTooLarge(_ reason: String) -> HTTPParseError { HTTPParseError(status: 413, reason: reason) }
+    static func headerTooLarge(_ reason: String) -> HTTPParseError { HTTPParseError(status: 431, reason: reason) }
+    static func notImplemented(_ reason: String) -> HTTPParseError { HTTPParseError(status: 501, reason: reason) }
+    static func versionNotSupported(_ reason: String) -> HTTPParseError { HTTPParseError(status: 505, reason: reason) }
+}
+
+/// Incremental HTTP/1.x request decoder.
+///
+/// Feed bytes with `feed(_:)`, then call `next()` until it returns nil. Pipelined
+/// requests come out one at a time, in order; leftover bytes stay buffered.
+/// Once `next()` throws, the parser stays failed and every further call throws the same error.
+struct HTTPRequestParser: Sendable {
+    /// Where the decoder is within the current request.
+    private enum State: Sendable {
+        /// Waiting for the request line (skipping a few leading empty lines).
+        case requestLine
+        /// Reading header fields up to the empty line.
+        case headerLines
+        /// Reading a Content-Length body.
+        case fixedBody(remaining: Int)
+        /// Waiting for a chunk-size line.
+        case chunkSizeLine
+        /// Reading chunk data.
+        case chunkData(remaining: Int)
+        /// Waiting for the CRLF that ends chunk data.
+        case chunkDataEnd
+        /// Reading trailer fields up to the final empty line.
+        case trailerLines
+        /// A framing error happened; the parser stays here.
+        case failed(HTTPParseError)
+    }
+
+    /// A complete line found in the buffer: content is `buffer[start..<end]`,
+    /// `length` includes the terminator.
+    private struct Line {
+        var start: Int
+        var end: Int
+        var length: Int
+        var endsWithCRLF: Bool
+        var isEmpty: Bool { start == end }
+    }
+
+    /// Empty lines tolerated before a request line (RFC 9112 §2.2); more is a 400.
+    static let maxLeadingEmptyLines = 4
+
+    let limits: HTTPParserLimits
+
+    private var state: State = .requestLine
+    /// Received bytes; `buffer[readIndex...]` is not consumed yet.
+    private var buffer: [UInt8] = []
+    private var readIndex = 0
+    /// Bytes after `readIndex` already scanned for a line terminator (so a long line fed
+    /// byte by byte is scanned once, not quadratically).
+    private var lineScanOffset = 0
+
+    // The request being decoded.
+    private var leadingEmptyLines = 0
+    /// Bytes of the head (or of the trailer section) consumed so far.
+    private var sectionBytes = 0
+    /// Header (or trailer) fields seen so far.
+    private var fieldCount = 0
+    private var method = ""
+    private var target = ""
+    private var versionMinor = 1
+    private var headers: [(name: String, value: String)] = []
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(limits: HTTPParserLimits = HTTPParserLimits()) {
+        self.limits = limits
+    }
+
+    /// True when no partial request is buffered (nothing received since the last complete request).
+    var isIdle: Bool {
+        if case .requestLine = state { return readIndex == buffer.count }
+        return false
+    }
+
+    /// True once at least one byte of the next request has arrived (or the parser has failed).
+    var hasStartedRequest: Bool { !isIdle }
+
+    /// True while a started request's head (request line and fields) is still incomplete.
+    var isReadingHead: Bool {
+        switch state {
+        case .requestLine: return readIndex < buffer.count
+        case .headerLines: return true
+        default: return false
+        }
+    }
+
+    /// Bytes received but not yet decoded (complete lines of a partial head are already decoded
+    /// and not counted; use `hasStartedRequest` to know whether a request is in progress).
+    var bufferedByteCount: Int { buffer.count - readIndex }
+
+    /// Appends received bytes. Bytes fed after a failure are dropped.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        if case .failed = state { return }
+        guard !bytes.isEmpty else { return }
+        compactIfNeeded()
+        let oldCount = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: bytes.count))
+        buffer.withUnsafeMutableBytes { destination in
+            UnsafeMutableRawBufferPointer(rebasing: destination[oldCount...]).copyMemory(from: bytes)
+        }
+    }
+
+    /// Appends received bytes. Bytes fed after a failure are dropped.
+    mutating func feed(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { feed($0) }
+    }
+
+    /// The next complete request, nil when more bytes are needed.
+    ///
+    /// After it throws, the parser stays failed (every further call throws the same error):
+    /// the connection must answer the error with `Connection: close` and close.
+    mutating func next() throws(HTTPParseError) -> HTTPRequest? {
+        if case .failed(let error) = state { throw error }
+        do throws(HTTPParseError) {
+            return try advance()
+        } catch {
+            state = .failed(error)
+            throw error
+        }
+    }
+
+    // MARK: - State machine
+
+    /// Runs the state machine until a request completes or more bytes are needed.
+    private mutating func advance() throws(HTTPParseError) -> HTTPRequest? {
+        while true {
+            switch state {
+            case .failed(let error):
+                throw error
+
+            case .requestLine:
+                guard let line = try nextLine(limit: limits.maxHeaderBytes, tooLong: .headerTooLarge("request line too long")) else {
+                    return nil
+                }
+                if line.isEmpty {
+                    leadingEmptyLines += 1
+                    guard leadingEmptyLines <= Self.maxLeadingEmptyLines else {
+                        throw .badRequest("too many empty lines before request line")
+                    }
+                    consume(line.length)
+                    continue
+                }
+                try parseRequestLine(line)
+                sectionBytes = line.length
+                consume(line.length)
+                state = .headerLines
+
+            case .headerLines:
+                guard let line = try nextLine(limit: limits.maxHeaderBytes - sectionBytes, tooLong: .headerTooLarge("request header too large")) else {
+                    return nil
+                }
+                sectionBytes += line.length
+                if line.isEmpty {
+                    consume(line.length)
+                    if let request = try finishHead() { return request }
+                    continue
+                }
+                fieldCount += 1
+                guard fieldCount <= limits.maxHeaderCount else {
+                    throw .headerTooLarge("too many header fields")
+                }
+                headers.append(try parseField(line))
+                consume(line.length)
+
+            case .fixedBody(let remaining):
+                let available = buffer.count - readIndex
+                guard available > 0 else { return nil }
+                let count = min(available, remaining)
+                body.append(contentsOf: buffer[readIndex..<(readIndex + count)])
+                consume(count)
+                if count == remaining { return finishRequest() }
+                state = .fixedBody(remaining: remaining - count)
+                return nil
+
+            case .chunkSizeLine:
+                guard let line = try nextLine(limit: limits.maxHeaderBytes, tooLong: .headerTooLarge("chunk size line too long")) else {
+                    return nil
+                }
+                guard line.endsWithCRLF else { throw .badRequest("chunk size line must end with CRLF") }
+                let size = try parseChunkSize(line)
+                consume(line.length)
+                if size == 0 {
+                    sectionBytes = 0
+                    fieldCount = 0
+                    state = .trailerLines
+                } else {
+                    guard size <= limits.maxBodyBytes - body.count else {
+                        throw .contentTooLarge("request body too large")
+                    }
+                    state = .chunkData(remaining: size)
+                }
+
+            case .chunkData(let remaining):
+                let available = buffer.count - readIndex
+                guard available > 0 else { return nil }
+                let count = min(available, remaining)
+                body.append(contentsOf: buffer[readIndex..<(readIndex + count)])
+                consume(count)
+                state = count == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - count)
+
+            case .chunkDataEnd:
+                let available = buffer.count - readIndex
+                guard available > 0 else { return nil }
+                guard buffer[readIndex] == HTTPByte.cr else { throw .badRequest("missing CRLF after chunk data") }
+                guard available > 1 else { return nil }
+                guard buffer[readIndex + 1] == HTTPByte.lf else { throw .badRequest("missing CRLF after chunk data") }
+                consume(2)
+                state = .chunkSizeLine
+
+            case .trailerLines:
+                guard let line = try nextLine(limit: limits.maxHeaderBytes - sectionBytes, tooLong: .headerTooLarge("trailer section too large")) else {
+                    return nil
+                }
+                guard line.endsWithCRLF else { throw .badRequest("trailer line must end with CRLF") }
+                sectionBytes += line.length
+                if line.isEmpty {
+                    consume(line.length)
+                    return finishRequest()
+                }
+                fieldCount += 1
+                guard fieldCount <= limits.maxHeaderCount else {
+                    throw .headerTooLarge("too many trailer fields")
+                }
+                _ = try parseField(line)  // validated, then discarded
+                consume(line.length)
+            }
+        }
+    }
+
+    /// Validates the framing headers once the head is complete. Returns the request
+    /// when it has no body, otherwise switches to a body state and returns nil.
+    private mutating func finishHead() throws(HTTPParseError) -> HTTPRequest? {
+        let contentLengthValues = headers.filter { $0.name == "content-length" }.map(\.value)
+        let transferEncodingValues = headers.filter { $0.name == "transfer-encoding" }.map(\.value)
+
+        let contentLength = try Self.parseContentLength(contentLengthValues)
+        let isChunked: Bool
+        if transferEncodingValues.isEmpty {
+            isChunked = false
+        } else {
+            guard versionMinor == 1 else { throw .badRequest("Transfer-Encoding in an HTTP/1.0 request") }
+            guard contentLength == nil else { throw .badRequest("both Transfer-Encoding and Content-Length") }
+            try Self.validateTransferEncoding(transferEncodingValues)
+            isChunked = true
+        }
+        if let contentLength, contentLength > limits.maxBodyBytes {
+            throw .contentTooLarge("request body too large")
+        }
+
+        let connection = Self.commaSeparatedTokens(headers.filter { $0.name == "connection" }.map(\.value))
+        let keepAlive = versionMinor == 1
+            ? !connection.contains("close")
+            : connection.contains("keep-alive") && !connection.contains("close")
+        let (path, query) = Self.splitTarget(target)
+        head = HTTPRequestHead(
+            method: method, target: target, path: path, query: query,
+            versionMinor: versionMinor, headers: headers, keepAlive: keepAlive)
+        headers = []
+
+        if isChunked {
+            state = .chunkSizeLine
+            return nil
+        }
+        if let contentLength, contentLength > 0 {
+            body.reserveCapacity(min(contentLength, 64 * 1024))
+            state = .fixedBody(remaining: contentLength)
+            return nil
+        }
+        return finishRequest()
+    }
+
+    /// Hands out the decoded request and resets for the next one.
+    private mutating func finishRequest() -> HTTPRequest? {
+        guard let head else { return nil }  // unreachable: body states always follow a head
+        let request = HTTPRequest(head: head, body: body)
+        self.head = nil
+        body = []
+        headers = []
+        method = ""
+        target = ""
+        versionMinor = 1
+        leadingEmptyLines = 0
+        sectionBytes = 0
+        fieldCount = 0
+        state = .requestLine
+        return request
+    }
+
+    // MARK: - Buffer
+
+    /// Marks `count` bytes at `readIndex` as consumed.
+    private mutating func consume(_ count: Int) {
+        readIndex += count
+        lineScanOffset = 0
+    }
+
+    /// Drops consumed bytes when that is cheap relative to what was consumed (amortized O(n)).
+    private mutating func compactIfNeeded() {
+        guard readIndex > 0 else { return }
+        if readIndex == buffer.count {
+            buffer.removeAll(keepingCapacity: buffer.capacity <= 256 * 1024)
+            readIndex = 0
+        } else if readIndex >= 4096 && readIndex >= buffer.count / 2 {
+            buffer.removeSubrange(0..<readIndex)
+            readIndex = 0
+        }
+    }
+
+    /// Finds the line starting at `readIndex`, terminated by LF or CRLF, without consuming it.
+    /// Returns nil when more bytes are needed. Throws 400 for a bare CR, and `tooLong` once
+    /// `limit` bytes are buffered without a complete line (terminator included).
+    private mutating func nextLine(limit: Int, tooLong: HTTPParseError) throws(HTTPParseError) -> Line? {
+        let start = readIndex
+        let bound = min(buffer.count, start + max(limit, 0))
+        var index = start + lineScanOffset
+        while index < bound {
+            let byte = buffer[index]
+            if byte == HTTPByte.lf {
+                let end = index > start && buffer[index - 1] == HTTPByte.cr ? index - 1 : index
+                return Line(start: start, end: end, length: index + 1 - start, endsWithCRLF: end != index)
+            }
+            if byte == HTTPByte.cr {
+                if index + 1 >= buffer.count { break }  // need the next byte to judge this CR
+                if buffer[index + 1] != HTTPByte.lf { throw .badRequest("bare CR") }
+            }
+            index += 1
+        }
+        lineScanOffset = index - start
+        if buffer.count - start >= limit { throw tooLong }
+        return nil
+    }
+
+    // MARK: - Line parsing
+
+    /// Parses `method SP request-target SP HTTP-version` into the pending request.
+    private mutating func parseRequestLine(_ line: Line) throws(HTTPParseError) {
+        let bytes = buffer[line.start..<line.end]
+        let parts = bytes.split(separator: HTTPByte.space, maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw .badRequest("malformed request line") }
+        let methodBytes = parts[0], targetBytes = parts[1], versionBytes = parts[2]
+
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(HTTPByte.isTokenChar) else {
+            throw .badRequest("invalid method")
+        }
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .badRequest("invalid request target")
+        }
+        let minor = try Self.parseVersion(versionBytes)
+        let method = String(decoding: methodBytes, as: UTF8.self)
+        let target = String(decoding: targetBytes, as: UTF8.self)
+        if target == "*" {
+            guard method == "OPTIONS" else { throw .badRequest("asterisk target is only allowed for OPTIONS") }
+        } else {
+            guard targetBytes.first == HTTPByte.slash else { throw .badRequest("request target must be in origin-form") }
+        }
+        self.method = method
+        self.target = target
+        self.versionMinor = minor
+    }
+
+    /// Parses `HTTP/1.0` or `HTTP/1.1`. Other well-formed versions: 505; malformed: 400.
+    private static func parseVersion(_ bytes: ArraySlice<UInt8>) throws(HTTPParseError) -> Int {
+        let version = Array(bytes)
+        guard version.count == 8, version.starts(with: Array("HTTP/".utf8)),
+              HTTPByte.isDigit(version[5]), version[6] == HTTPByte.dot, HTTPByte.isDigit(version[7])
+        else { throw .badRequest("malformed HTTP version") }
+        let major = Int(version[5] - HTTPByte.zero)
+        let minor = Int(version[7] - HTTPByte.zero)
+        guard major == 1, minor <= 1 else { throw .versionNotSupported("HTTP version not supported") }
+        return minor
+    }
+
+    /// Parses `name ":" OWS value OWS`; returns the lowercased name and the trimmed value.
+    private func parseField(_ line: Line) throws(HTTPParseError) -> (name: String, value: String) {
+        let bytes = buffer[line.start..<line.end]
+        guard let first = bytes.first else { throw .badRequest("empty header field") }
+        if HTTPByte.isWhitespace(first) { throw .badRequest("obsolete line folding") }
+        guard let colon = bytes.firstIndex(of: HTTPByte.colon) else { throw .badRequest("header field without colon") }
+        let name = bytes[bytes.startIndex..<colon]
+        guard !name.isEmpty else { throw .badRequest("empty header field name") }
+        if let last = name.last, HTTPByte.isWhitespace(last) {
+            throw .badRequest("whitespace between header field name and colon")
+        }
+        guard name.allSatisfy(HTTPByte.isTokenChar) else { throw .badRequest("invalid header field name") }
+
+        let value = HTTPByte.trimmingWhitespace(bytes[(colon + 1)...])
+        guard value.allSatisfy({ $0 == HTTPByte.tab || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            throw .badRequest("invalid character in header field value")
+        }
+        let lowercasedName = String(decoding: name.map(HTTPByte.lowercased), as: UTF8.self)
+        return (lowercasedName, String(decoding: value, as: UTF8.self))
+    }
+
+    /// Parses `chunk-size [ BWS ";" chunk-ext ]`; extensions are checked for control bytes and ignored.
+    private func parseChunkSize(_ line: Line) throws(HTTPParseError) -> Int {
+        var index = line.start
+        var size = 0
+        while index < line.end, let digit = HTTPByte.hexValue(buffer[index]) {
+            guard index - line.start < 15 else { throw .badRequest("chunk size too large") }
+            size = size << 4 | digit
+            index += 1
+        }
+        guard index > line.start else { throw .badRequest("invalid chunk size") }
+        let rest = buffer[index..<line.end]
+        guard !rest.isEmpty else { return size }
+        let extensions = rest.drop(while: HTTPByte.isWhitespace)
+        guard extensions.first == HTTPByte.semicolon,
+              extensions.allSatisfy({ $0 == HTTPByte.tab || ($0 >= 0x20 && $0 != 0x7F) })
+        else { throw .badRequest("invalid chunk size line") }
+        return size
+    }
+
+    // MARK: - Header value helpers
+
+    /// The single Content-Length, or nil when absent. Accepts identical repeats
+    /// (`5, 5` or repeated fields); differing or malformed values are a 400.
+    private static func parseContentLength(_ values: [String]) throws(HTTPParseError) -> Int? {
+        var result: Int?
+        for value in values {
+            for element in value.utf8.split(separator: HTTPByte.comma, omittingEmptySubsequences: false) {
+                let digits = HTTPByte.trimmingWhitespace(element)
+                guard !digits.isEmpty, digits.allSatisfy(HTTPByte.isDigit) else {
+                    throw .badRequest("invalid Content-Length")
+                }
+                var length = 0
+                for digit in digits {
+                    let (shifted, overflow1) = length.multipliedReportingOverflow(by: 10)
+                    let (sum, overflow2) = shifted.addingReportingOverflow(Int(digit - HTTPByte.zero))
+                    guard !overflow1, !overflow2 else { throw .badRequest("invalid Content-Length") }
+                    length = sum
+                }
+                if let result, result != length { throw .badRequest("conflicting Content-Length values") }
+                result = length
+            }
+        }
+        return result
+    }
+
+    /// Accepts only a coding list that ends in a single `chunked` with nothing else in it.
+    private static func validateTransferEncoding(_ values: [String]) throws(HTTPParseError) {
+        let codings = commaSeparatedTokens(values)
+        guard codings.last == "chunked" else { throw .badRequest("final transfer coding is not chunked") }
+        guard codings.filter({ $0 == "chunked" }).count == 1 else { throw .badRequest("chunked applied more than once") }
+        guard codings.count == 1 else { throw .notImplemented("unsupported transfer coding") }
+    }
+
+    /// Lowercased, trimmed, non-empty elements of comma-separated header values.
+    private static func commaSeparatedTokens(_ values: [String]) -> [String] {
+        values.flatMap { value in
+            value.utf8.split(separator: HTTPByte.comma).compactMap { element -> String? in
+                let trimmed = HTTPByte.trimmingWhitespace(element)
+                return trimmed.isEmpty ? nil : String(decoding: trimmed.map(HTTPByte.lowercased), as: UTF8.self)
+            }
+        }
+    }
+
+    /// Splits a request-target at the first '?'.
+    private static func splitTarget(_ target: String) -> (path: String, query: String) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, "") }
+        return (String(target[..<mark]), String(target[target.index(after: mark)...]))
+    }
+}
+
+/// Byte constants and classifiers used by the parser.
+private enum HTTPByte {
+    static let tab: UInt8 = 0x09
+    static let lf: UInt8 = 0x0A
+    static let cr: UInt8 = 0x0D
+    static let space: UInt8 = 0x20
+    static let comma: UInt8 = 0x2C
+    static let dot: UInt8 = 0x2E
+    static let slash: UInt8 = 0x2F
+    static let zero: UInt8 = 0x30
+    static let colon: UInt8 = 0x3A
+    static let semicolon: UInt8 = 0x3B
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    /// SP or HTAB (OWS/BWS).
+    static func isWhitespace(_ byte: UInt8) -> Bool { byte == space || byte == tab }
+
+    /// RFC 9110 tchar.
+    static func isTokenChar(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return Int(byte - UInt8(ascii: "a")) + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return Int(byte - UInt8(ascii: "A")) + 10
+        default: return nil
+        }
+    }
+
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
+    }
+
+    /// The bytes with leading and trailing SP/HTAB removed.
+    static func trimmingWhitespace<C: BidirectionalCollection>(_ bytes: C) -> C.SubSequence where C.Element == UInt8 {
+        let head = bytes.drop(while: isWhitespace)
+        var end = head.endIndex
+        while end > head.startIndex, isWhitespace(head[head.index(before: end)]) {
+            end = head.index(before: end)
+        }
+        return head[head.startIndex..<end]
+    }
+}

@@ -1,0 +1,62 @@
+import WireProtocol
+
+/// An HTTP/1.1 response, serialized by hand (always JSON bodies, except /metrics).
+struct HTTPResponse: Sendable {
+    var status: Int
+    var body: [UInt8]
+    var contentType = "application/json; charset=utf-8"
+    var headers: [(name: String, value: String)] = []
+    var close = false
+
+    init(status: Int, body: [UInt8], contentType: String = "application/json; charset=utf-8", headers: [(name: String, value: String)] = [], close: Bool = false) {
+        self.status = status
+        self.body = body
+        self.contentType = contentType
+        self.headers = headers
+        self.close = close
+    }
+
+    init(status: Int, json: JSON, headers: [(name: String, value: String)] = []) {
+        self.init(status: status, body: json.serialized(), headers: headers)
+    }
+
+    /// `{"status":1,"msg":…}` with the given HTTP status.
+    static func error(_ status: Int, _ message: String, close: Bool = false) -> HTTPResponse {
+        var r = HTTPResponse(status: status, json: .object(JSONObject([("status", .int(1)), ("msg", .string(message))])))
+        r.close = close
+        return r
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 413: return "Content Too Large"
+        case 422: return "Unprocessable Content"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
+    }
+
+    /// The bytes on the wire; `headOnly` omits the body (HEAD).
+    func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
+        var head = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += keepAlive && !close ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
+        var out = Array(head.utf8)
+        if !headOnly { out.append(contentsOf: body) }
+        return out
+    }
+}

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import WireProtocol
+
+/// Gateway flags: `--host`, `--port` (or `CRM_HOST`, `CRM_PORT`), and one
+/// `--service NAME=ENDPOINT` per service (or `CRM_SERVICE_<NAME>`), e.g.
+/// `--service users=unix:./data/run/users.sock`.
+func loadConfiguration() throws -> GatewayConfiguration {
+    var config = GatewayConfiguration()
+    let args = CommandLine.arguments
+    func env(_ key: String) -> String? {
+        guard let v = getenv(key) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+    if let host = env("CRM_HOST") { config.host = host }
+    if let port = env("CRM_PORT") {
+        guard let p = UInt16(port) else { throw EndpointError(reason: "CRM_PORT '\(port)' is not a port number") }
+        config.port = p
+    }
+    for name in GatewayConfiguration.serviceNames {
+        if let endpoint = env("CRM_SERVICE_\(name.uppercased())") { config.services[name] = try Endpoint(parsing: endpoint) }
+    }
+    var i = 1
+    while i < args.count {
+        let flag = args[i]
+        let value = i + 1 < args.count ? args[i + 1] : ""
+        switch flag {
+        case "--host": config.host = value; i += 2
+        case "--port":
+            guard let p = UInt16(value) else { throw EndpointError(reason: "--port '\(value)' is not a port number") }
+            config.port = p
+            i += 2
+        case "--service":
+            let parts = value.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, GatewayConfiguration.serviceNames.contains(String(parts[0])) else {
+                throw EndpointError(reason: "--service takes NAME=ENDPOINT with NAME one of \(GatewayConfiguration.serviceNames.joined(separator: ", "))")
+            }
+            config.services[String(parts[0])] = try Endpoint(parsing: String(parts[1]))
+            i += 2
+        default:
+            throw EndpointError(reason: "unknown flag \(flag)")
+        }
+    }
+    return config
+}
+
+signal(SIGPIPE, SIG_IGN)
+let gateway: Gateway
+do {
+    let config = try loadConfiguration()
+    let loop = try EventLoop.start(name: "gateway-io")
+    gateway = Gateway(configuration: config, loop: loop)
+    try gateway.start()
+    StdIO.error("gateway listening on http://\(config.host):\(config.port)\n")
+} catch {
+    StdIO.error("gateway: cannot start: \(error)\n")
+    exit(1)
+}
+
+var signalSources: [DispatchSourceSignal] = []
+for sig in [SIGTERM, SIGINT] {
+    signal(sig, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+    source.setEventHandler {
+        // Stop accepting, give in-flight requests a moment, then leave.
+        gateway.stopAccepting()
+        DispatchQueue.main.asyncAfter(deadline: .now() + .milliseconds(300)) { exit(0) }
+    }
+    source.resume()
+    signalSources.append(source)
+}
+dispatchMain()

@@ -1,0 +1,87 @@
+import Dispatch
+import WireProtocol
+
+/// A SQLite file owned by one service: one connection on its own serial queue (never Swift's
+/// cooperative pool). `read` and `write` suspend the caller until the queue has run the body.
+public final class Database: @unchecked Sendable {
+    private let queue: DispatchQueue
+    /// Touched only on `queue`.
+    private let connection: SQLiteConnection
+    private var lastWrite: Int64 = 0
+    private var closed = false
+    public let path: String
+
+    /// Opens (creating if needed) the file and applies `migrations` by `PRAGMA user_version`.
+    public init(path: String, migrations: [String]) throws {
+        self.path = path
+        queue = DispatchQueue(label: "crm.sqlite.\(path)")
+        connection = try SQLiteConnection(path: path)
+        try connection.migrate(migrations)
+        try connection.execute(IdempotencyStore.schema)
+    }
+
+    /// Runs `body` on the database queue (no transaction).
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [self] in
+                guard !closed else { continuation.resume(throwing: APIError.unavailable("database is closed")); return }
+                continuation.resume(with: Result { try body(connection) })
+            }
+        }
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the database queue. A transaction that
+    /// meets SQLITE_BUSY (another replica holding the lock past the busy timeout) is retried a
+    /// bounded number of times as a whole.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [self] in
+                guard !closed else { continuation.resume(throwing: APIError.unavailable("database is closed")); return }
+                continuation.resume(with: Result { try writeNow(body) })
+            }
+        }
+    }
+
+    private func writeNow<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                let result = try connection.writeTransaction(body)
+                lastWrite = monotonicMillis()
+                return result
+            } catch let error as SQLiteError where error.isBusy && attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    /// Runs `body` synchronously on the queue: for start-up and tests, never on a request path.
+    public func sync<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
+        try queue.sync { try body(connection) }
+    }
+
+    /// Checkpoints the WAL (TRUNCATE) every `intervalSeconds` when no write happened for a second,
+    /// so long-running readers cannot make it grow without bound.
+    public func startCheckpointing(intervalSeconds: Int = 30) {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds))
+        timer.setEventHandler { [self] in
+            guard !closed, monotonicMillis() - lastWrite > 1000 else { return }
+            connection.checkpoint()
+        }
+        timer.resume()
+        checkpointTimer = timer
+    }
+    private var checkpointTimer: DispatchSourceTimer?
+
+    /// Checkpoints and closes; later calls answer 503.
+    public func close() {
+        queue.sync {
+            guard !closed else { return }
+            closed = true
+            checkpointTimer?.cancel()
+            connection.checkpoint()
+            connection.close()
+        }
+    }
+}

@@ -1,0 +1,268 @@
+import WireProtocol
+
+/// Request parameters (query string and body, merged by the gateway) with the parsing rules of
+/// API.md §1. Every error names the parameter. Unknown parameters are ignored.
+public struct Params: Sendable {
+    public let values: JSONObject
+
+    /// Longest text accepted by default, and for notes/content.
+    public static let maxTextLength = 1000
+    public static let maxLongTextLength = 4000
+    /// Largest page size; larger requests are clamped.
+    public static let maxPageSize: Int64 = 100
+    public static let defaultPageSize: Int64 = 20
+
+    public init(_ values: JSONObject) {
+        self.values = values
+    }
+
+    /// The raw value, nil when absent, JSON null or an empty string (form clients send `x=`).
+    public func raw(_ name: String) -> JSON? {
+        guard let value = values[name] else { return nil }
+        switch value {
+        case .null: return nil
+        case .string(let s) where s.allSatisfy({ $0 == " " || $0 == "\t" }): return nil
+        default: return value
+        }
+    }
+
+    public func has(_ name: String) -> Bool { raw(name) != nil }
+
+    /// The first of several accepted spellings that is present (e.g. `potent_id` / `protent_id`).
+    public func firstPresent(_ names: String...) -> String? {
+        names.first { has($0) }
+    }
+
+    // MARK: Integers
+
+    public func int(_ name: String) throws(APIError) -> Int64? {
+        guard let value = raw(name) else { return nil }
+        guard let parsed = Params.integer(value) else {
+            throw .badRequest("\(name) must be an integer")
+        }
+        return parsed
+    }
+
+    public func requireInt(_ name: String) throws(APIError) -> Int64 {
+        guard let value = try int(name) else { throw .badRequest("\(name) is required") }
+        return value
+    }
+
+    /// An integer that must be one of `allowed`.
+    public func int(_ name: String, oneOf allowed: [Int64]) throws(APIError) -> Int64? {
+        guard let value = try int(name) else { return nil }
+        guard allowed.contains(value) else {
+            throw .badRequest("\(name) must be one of \(allowed.map(String.init).joined(separator: ", "))")
+        }
+        return value
+    }
+
+    /// A positive id.
+    public func id(_ name: String) throws(APIError) -> Int64? {
+        guard let value = try int(name) else { return nil }
+        guard value > 0 else { throw .badRequest("\(name) must be a positive integer") }
+        return value
+    }
+
+    public func requireID(_ name: String) throws(APIError) -> Int64 {
+        guard let value = try id(name) else { throw .badRequest("\(name) is required") }
+        return value
+    }
+
+    static func integer(_ value: JSON) -> Int64? {
+        switch value {
+        case .int(let v): return v
+        case .double(let d): return Int64(exactly: d)
+        case .string(let s): return parseDecimal(s)
+        case .array(let items) where items.count == 1: return integer(items[0])
+        default: return nil
+        }
+    }
+
+    /// A decimal integer with an optional leading '-', surrounding whitespace allowed.
+    static func parseDecimal(_ text: String) -> Int64? {
+        let trimmed = text.trimmingWhitespace
+        guard !trimmed.isEmpty, trimmed.utf8.count <= 20 else { return nil }
+        var utf8 = Substring(trimmed).utf8[...]
+        var negative = false
+        if utf8.first == UInt8(ascii: "-") { negative = true; utf8 = utf8.dropFirst() }
+        guard !utf8.isEmpty else { return nil }
+        var result: Int64 = 0
+        for byte in utf8 {
+            guard byte >= 48 && byte <= 57 else { return nil }
+            let (m, o1) = result.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(byte - 48))
+            if o1 || o2 { return nil }
+            result = a
+        }
+        return negative ? -result : result
+    }
+
+    // MARK: Text
+
+    /// Text trimmed of surrounding whitespace; numbers are accepted as their decimal text.
+    public func string(_ name: String, maxLength: Int = Params.maxTextLength) throws(APIError) -> String? {
+        guard let value = raw(name) else { return nil }
+        let text: String
+        switch value {
+        case .string(let s): text = s.trimmingWhitespace
+        case .int(let v): text = String(v)
+        case .double(let d): text = String(d)
+        case .bool(let b): text = b ? "1" : "0"
+        case .array(let items) where items.count == 1:
+            return try Params(JSONObject([(name, items[0])])).string(name, maxLength: maxLength)
+        default: throw .badRequest("\(name) must be a string")
+        }
+        guard text.count <= maxLength else {
+            throw .badRequest("\(name) is longer than \(maxLength) characters")
+        }
+        return text
+    }
+
+    public func requireString(_ name: String, maxLength: Int = Params.maxTextLength) throws(APIError) -> String {
+        guard let value = try string(name, maxLength: maxLength), !value.isEmpty else {
+            throw .badRequest("\(name) is required")
+        }
+        return value
+    }
+
+    // MARK: Arrays
+
+    /// An array of integers in any accepted form: a JSON array, a string holding a JSON array,
+    /// a comma list, repeated keys (the gateway folds them into an array), or a single integer.
+    public func intArray(_ name: String) throws(APIError) -> [Int64]? {
+        guard let value = raw(name) else { return nil }
+        let bad = APIError.badRequest("\(name) must be an array of integers, e.g. [1,2,3]")
+        switch value {
+        case .int, .double:
+            guard let v = Params.integer(value) else { throw bad }
+            return [v]
+        case .array(let items):
+            var result: [Int64] = []
+            for item in items {
+                if case .string(let s) = item, s.contains(",") || s.hasPrefix("[") {
+                    guard let inner = try Params(JSONObject([(name, item)])).intArray(name) else { continue }
+                    result.append(contentsOf: inner)
+                    continue
+                }
+                guard let v = Params.integer(item) else { throw bad }
+                result.append(v)
+            }
+            return result
+        case .string(let s):
+            let text = s.trimmingWhitespace
+            if text.hasPrefix("[") {
+                guard let parsed = try? JSONParser.parse(text), case .array = parsed else { throw bad }
+                return try Params(JSONObject([(name, parsed)])).intArray(name)
+            }
+            var result: [Int64] = []
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                let piece = String(part).trimmingWhitespace
+                if piece.isEmpty { continue }
+                guard let v = Params.parseDecimal(piece) else { throw bad }
+                result.append(v)
+            }
+            return result
+        default:
+            throw bad
+        }
+    }
+
+    /// An array of positive ids, duplicates removed (first position kept).
+    public func idArray(_ name: String) throws(APIError) -> [Int64]? {
+        guard let values = try intArray(name) else { return nil }
+        var seen = Set<Int64>()
+        var result: [Int64] = []
+        for v in values {
+            guard v > 0 else { throw .badRequest("\(name) must hold positive integer ids") }
+            if seen.insert(v).inserted { result.append(v) }
+        }
+        return result
+    }
+
+    // MARK: Times
+
+    /// `YYYY-MM-DD HH:MM:SS`, or a date alone meaning 00:00:00; answered normalized.
+    public func time(_ name: String) throws(APIError) -> String? {
+        guard let text = try string(name) else { return nil }
+        guard let normalized = Timestamp.normalize(text, dateOnlyAllowed: true) else {
+            throw .badRequest("\(name) must be a time like 2020-12-11 00:00:02 (or a date like 2020-12-11)")
+        }
+        return normalized
+    }
+
+    public func requireTime(_ name: String) throws(APIError) -> String {
+        guard let value = try time(name) else { throw .badRequest("\(name) is required") }
+        return value
+    }
+
+    /// A date `YYYY-MM-DD` (a full time is accepted and cut to its date).
+    public func date(_ name: String) throws(APIError) -> String? {
+        guard let text = try string(name) else { return nil }
+        guard let normalized = Timestamp.normalize(text, dateOnlyAllowed: true) else {
+            throw .badRequest("\(name) must be a date like 2020-12-12")
+        }
+        return String(normalized.prefix(10))
+    }
+
+    /// `start_time` / `end_time` with their defaults: end = now, start = end minus `defaultSpan` seconds.
+    public func timeWindow(defaultSpanSeconds: Int64 = 7 * 86_400) throws(APIError) -> (start: String, end: String) {
+        let end = try time("end_time") ?? Timestamp.now()
+        let start: String
+        if let given = try time("start_time") {
+            start = given
+        } else {
+            start = Timestamp.shift(end, seconds: -defaultSpanSeconds) ?? end
+        }
+        guard start <= end else { throw .badRequest("start_time is after end_time") }
+        return (start, end)
+    }
+
+    // MARK: Paging
+
+    /// `page` ≥ 1 (default 1) and `count` 1…100 (default 20, larger clamped to 100).
+    public func paging() throws(APIError) -> Paging {
+        let page = try int("page") ?? 1
+        guard page >= 1 else { throw .badRequest("page must be 1 or more") }
+        var count = try int("count") ?? Params.defaultPageSize
+        guard count >= 1 else { throw .badRequest("count must be 1 or more") }
+        count = min(count, Params.maxPageSize)
+        let (offset, overflow) = (page - 1).multipliedReportingOverflow(by: count)
+        guard !overflow, offset <= Int64(Int32.max) else { throw .badRequest("page is too large") }
+        return Paging(page: page, count: count)
+    }
+
+    // MARK: Status filters
+
+    /// A `status` filter: `all` (every row, deleted too), a named alias, or one of `allowed`.
+    public func statusFilter(_ name: String = "status", allowed: [Int64], aliases: [String: [Int64]] = [:], default defaultValues: [Int64]?) throws(APIError) -> [Int64]? {
+        guard let value = raw(name) else { return defaultValues }
+        if case .string(let s) = value {
+            let key = s.trimmingWhitespace.lowercased()
+            if key == "all" { return nil }
+            if let alias = aliases[key] { return alias }
+        }
+        guard let v = Params.integer(value), allowed.contains(v) else {
+            let names = ["all"] + aliases.keys.sorted() + allowed.map(String.init)
+            throw .badRequest("\(name) must be one of \(names.joined(separator: ", "))")
+        }
+        return [v]
+    }
+}
+
+/// A page request: 1-based page and page size.
+public struct Paging: Sendable, Equatable {
+    public var page: Int64
+    public var count: Int64
+    public var offset: Int64 { (page - 1) * count }
+    public func info(total: Int64) -> PageInfo { PageInfo(total: total, page: page, count: count) }
+}
+
+extension String {
+    /// Without surrounding spaces, tabs and newlines (Unicode whitespace too).
+    public var trimmingWhitespace: String {
+        guard let first = firstIndex(where: { !$0.isWhitespace }) else { return "" }
+        guard let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(self[first...last])
+    }
+}

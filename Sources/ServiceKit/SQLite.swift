@@ -1,0 +1,262 @@
+import CSQLite
+import WireProtocol
+
+/// A SQLite failure: result code, SQLite's message and the SQL — never the bound values.
+public struct SQLiteError: Error, Sendable, CustomStringConvertible {
+    public var code: Int32
+    public var message: String
+    public var sql: String?
+    public var description: String {
+        "SQLite error \(code): \(message)" + (sql.map { " — in \($0)" } ?? "")
+    }
+    /// SQLITE_CONSTRAINT and its extended codes.
+    public var isConstraint: Bool { code & 0xff == SQLITE_CONSTRAINT }
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
+}
+
+/// A value bound to or read from a statement.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+extension SQLValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .text(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+extension SQLValue {
+    public init(_ value: String?) { self = value.map { .text($0) } ?? .null }
+    public init(_ value: Int64?) { self = value.map { .int($0) } ?? .null }
+    public init(_ value: Int?) { self = value.map { .int(Int64($0)) } ?? .null }
+
+    /// The value as JSON (text stays text, integers stay integers).
+    public var json: JSON {
+        switch self {
+        case .null: return .null
+        case .int(let v): return .int(v)
+        case .double(let v): return .double(v)
+        case .text(let v): return .string(v)
+        case .blob(let v): return .string(String(decoding: v, as: UTF8.self))
+        }
+    }
+}
+
+let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One row of a result, read by column index.
+public struct Row: Sendable {
+    public var values: [SQLValue]
+    public subscript(_ index: Int) -> SQLValue { values[index] }
+    public func int(_ index: Int) -> Int64? {
+        if case .int(let v) = values[index] { return v }
+        if case .double(let v) = values[index] { return Int64(exactly: v) }
+        return nil
+    }
+    public func string(_ index: Int) -> String? {
+        switch values[index] {
+        case .text(let v): return v
+        case .int(let v): return String(v)
+        case .double(let v): return String(v)
+        case .blob(let v): return String(decoding: v, as: UTF8.self)
+        case .null: return nil
+        }
+    }
+    public func blob(_ index: Int) -> [UInt8]? {
+        if case .blob(let v) = values[index] { return v }
+        if case .text(let v) = values[index] { return Array(v.utf8) }
+        return nil
+    }
+}
+
+/// A prepared statement owned by one connection (cached and reused).
+final class Statement {
+    let handle: OpaquePointer
+    let sql: String
+    init(handle: OpaquePointer, sql: String) {
+        self.handle = handle
+        self.sql = sql
+    }
+    deinit { sqlite3_finalize(handle) }
+}
+
+/// One SQLite connection. Not thread-safe: `Database` confines it to its own serial queue.
+public final class SQLiteConnection {
+    let handle: OpaquePointer
+    private var cache: [String: Statement] = [:]
+    public let path: String
+
+    public init(path: String, busyTimeoutMillis: Int32 = 5000) throws(SQLiteError) {
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            if let db { sqlite3_close_v2(db) }
+            throw SQLiteError(code: rc, message: message, sql: nil)
+        }
+        handle = db
+        self.path = path
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMillis)
+        try execute("PRAGMA journal_mode=WAL")
+        try execute("PRAGMA synchronous=NORMAL")
+        try execute("PRAGMA foreign_keys=ON")
+        try execute("PRAGMA temp_store=MEMORY")
+    }
+
+    deinit {
+        cache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    /// Closes the connection (statements first); used on clean shutdown.
+    public func close() {
+        cache.removeAll()
+        sqlite3_close_v2(handle)
+    }
+
+    private func error(_ rc: Int32, _ sql: String?) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// Runs SQL that returns no rows (may hold several statements; no parameters).
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? "error"
+            sqlite3_free(message)
+            throw SQLiteError(code: rc, message: text, sql: sql)
+        }
+    }
+
+    private func statement(_ sql: String) throws(SQLiteError) -> Statement {
+        if let cached = cache[sql] { return cached }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else { throw error(rc, sql) }
+        let statement = Statement(handle: stmt, sql: sql)
+        cache[sql] = statement
+        return statement
+    }
+
+    private func bind(_ statement: Statement, _ values: [SQLValue]) throws(SQLiteError) {
+        let stmt = statement.handle
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
+        for (i, value) in values.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
+            case .double(let v): rc = sqlite3_bind_double(stmt, index, v)
+            case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, SQLITE_TRANSIENT)
+            case .blob(let v): rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
+            }
+            if rc != SQLITE_OK { throw error(rc, statement.sql) }
+        }
+    }
+
+    private func column(_ stmt: OpaquePointer, _ i: Int32) -> SQLValue {
+        switch sqlite3_column_type(stmt, i) {
+        case SQLITE_INTEGER: return .int(sqlite3_column_int64(stmt, i))
+        case SQLITE_FLOAT: return .double(sqlite3_column_double(stmt, i))
+        case SQLITE_TEXT:
+            guard let text = sqlite3_column_text(stmt, i) else { return .null }
+            let count = Int(sqlite3_column_bytes(stmt, i))
+            return .text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self))
+        case SQLITE_BLOB:
+            let count = Int(sqlite3_column_bytes(stmt, i))
+            guard count > 0, let bytes = sqlite3_column_blob(stmt, i) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+        default: return .null
+        }
+    }
+
+    /// Runs a parameterised query and returns every row.
+    public func query(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> [Row] {
+        let statement = try statement(sql)
+        try bind(statement, values)
+        defer { sqlite3_reset(statement.handle) }
+        var rows: [Row] = []
+        let columns = sqlite3_column_count(statement.handle)
+        while true {
+            let rc = sqlite3_step(statement.handle)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc, sql) }
+            var values: [SQLValue] = []
+            values.reserveCapacity(Int(columns))
+            for i in 0..<columns { values.append(column(statement.handle, i)) }
+            rows.append(Row(values: values))
+        }
+        return rows
+    }
+
+    /// The first row, if any.
+    public func queryOne(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> Row? {
+        try query(sql, values).first
+    }
+
+    /// The first column of the first row as an integer (0 when there is no row).
+    public func scalar(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> Int64 {
+        try queryOne(sql, values)?.int(0) ?? 0
+    }
+
+    /// Runs a parameterised statement that returns no rows; answers the number of changed rows.
+    @discardableResult
+    public func run(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> Int {
+        let statement = try statement(sql)
+        try bind(statement, values)
+        defer { sqlite3_reset(statement.handle) }
+        while true {
+            let rc = sqlite3_step(statement.handle)
+            if rc == SQLITE_DONE { break }
+            if rc == SQLITE_ROW { continue }
+            throw error(rc, sql)
+        }
+        return Int(sqlite3_changes(handle))
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    public var userVersion: Int64 {
+        get { (try? scalar("PRAGMA user_version")) ?? 0 }
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction: commits when it returns, rolls back when
+    /// it throws. The write lock is taken up front, so the body never fails with SQLITE_BUSY halfway.
+    public func writeTransaction<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body(self)
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Applies each migration whose index is at or past `PRAGMA user_version`, each in its own transaction.
+    public func migrate(_ migrations: [String]) throws {
+        let current = Int(userVersion)
+        guard current < migrations.count else { return }
+        for index in current..<migrations.count {
+            try writeTransaction { db in
+                try db.execute(migrations[index])
+                try db.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+
+    /// Moves the WAL's content into the database and truncates it.
+    public func checkpoint() {
+        sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+    }
+}

@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+import WireProtocol
+
+/// What makes a service: its name, its schema, its routes and what it does once at start.
+public struct ServiceDefinition: Sendable {
+    /// Short name: socket `<name>.sock`, database `<name>.sqlite`, peer name in hellos.
+    public var name: String
+    public var migrations: [String]
+    public var routes: [Route]
+    /// Runs once after migrations, before the socket opens (e.g. the bootstrap administrator).
+    public var onStart: @Sendable (Database) throws -> Void
+
+    public init(name: String, migrations: [String], routes: [Route], onStart: @escaping @Sendable (Database) throws -> Void = { _ in }) {
+        self.name = name
+        self.migrations = migrations
+        self.routes = routes
+        self.onStart = onStart
+    }
+}
+
+/// Where a service listens and keeps its data: flags first, then environment, then defaults.
+public struct ServiceConfiguration: Sendable {
+    public var endpoint: Endpoint
+    public var databasePath: String
+    public var replica: String
+
+    /// `--socket ENDPOINT` / `CRM_SOCKET` (default `unix:./data/run/<name>.sock`),
+    /// `--db PATH` / `CRM_DB` (default `./data/<name>.sqlite`), `--replica ID` / `CRM_REPLICA`
+    /// (default the host name).
+    public static func fromCommandLine(name: String, arguments: [String] = CommandLine.arguments) throws -> ServiceConfiguration {
+        func flag(_ key: String) -> String? {
+            guard let i = arguments.firstIndex(of: key), i + 1 < arguments.count else { return nil }
+            return arguments[i + 1]
+        }
+        func env(_ key: String) -> String? {
+            guard let v = getenv(key) else { return nil }
+            let s = String(cString: v)
+            return s.isEmpty ? nil : s
+        }
+        let socket = flag("--socket") ?? env("CRM_SOCKET") ?? "unix:./data/run/\(name).sock"
+        let db = flag("--db") ?? env("CRM_DB") ?? "./data/\(name).sqlite"
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, 255)
+        let replica = flag("--replica") ?? env("CRM_REPLICA") ?? String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica)
+    }
+}
+
+/// A running service: database, router and wire server, wired together.
+public final class ServiceRuntime: Sendable {
+    public let definition: ServiceDefinition
+    public let database: Database
+    public let router: ServiceRouter
+    public let server: WireServer
+    public let loop: EventLoop
+
+    public init(definition: ServiceDefinition, configuration: ServiceConfiguration) throws {
+        self.definition = definition
+        database = try Database(path: configuration.databasePath, migrations: definition.migrations)
+        try definition.onStart(database)
+        try database.sync { try IdempotencyStore.purge($0) }
+        router = ServiceRouter(definition.routes)
+        loop = try EventLoop.start(name: "\(definition.name)-io")
+        let router = self.router
+        let database = self.database
+        server = WireServer(loop: loop, endpoint: configuration.endpoint,
+                            hello: Hello(peer: definition.name, replica: configuration.replica)) { request, responder in
+            Task {
+                responder.respond(await ServiceRuntime.dispatch(request, router: router, database: database))
+            }
+        }
+    }
+
+    public func start() throws {
+        try server.start()
+        database.startCheckpointing()
+    }
+
+    /// Answers one request: deadline, route, access, handler, errors → envelope.
+    static func dispatch(_ request: WireRequest, router: ServiceRouter, database: Database) async -> WireResponse {
+        if request.deadline > 0 && wallClockMillis() > request.deadline {
+            return APIError(status: 504, "the request's deadline passed before it was processed").response
+        }
+        do {
+            let route = try router.route(method: request.method, path: request.path)
+            if case .roles(let allowed) = route.access {
+                guard let caller = request.caller else { throw APIError.unauthorized() }
+                guard let role = caller.roleValue, allowed.contains(role) else { throw APIError.forbidden() }
+            }
+            let context = RequestContext(method: request.method, path: request.path, params: Params(request.params),
+                                         caller: request.caller, requestID: request.requestID, session: request.session, database: database)
+            return try await route.handler(context)
+        } catch let error as APIError {
+            return error.response
+        } catch let error as SQLiteError {
+            Log.error("\(request.method) \(request.path): \(error)")
+            return APIError.internal().response
+        } catch {
+            Log.error("\(request.method) \(request.path): \(error)")
+            return APIError.internal().response
+        }
+    }
+
+    /// Stops accepting, drains connections, closes the database. Calls `completion` when done
+    /// (or after `timeoutSeconds` at the latest).
+    public func shutdown(timeoutSeconds: Int = 10, completion: @escaping @Sendable () -> Void) {
+        let finished = ManagedFlag()
+        let database = self.database
+        let finish: @Sendable () -> Void = {
+            guard finished.setOnce() else { return }
+            database.close()
+            completion()
+        }
+        server.drain { finish() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(timeoutSeconds)) { finish() }
+    }
+}
+
+/// The `main` of every service executable.
+public enum ServiceMain {
+    public static func run(_ definition: ServiceDefinition) -> Never {
+        Log.name = definition.name
+        signal(SIGPIPE, SIG_IGN)
+        let runtime: ServiceRuntime
+        do {
+            let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)
+            runtime = try ServiceRuntime(definition: definition, configuration: configuration)
+            try runtime.start()
+            Log.info("listening on \(configuration.endpoint), database \(configuration.databasePath)")
+        } catch {
+            Log.error("cannot start: \(error)")
+            exit(1)
+        }
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler {
+                Log.info("signal \(sig): draining")
+                runtime.shutdown { exit(0) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        withExtendedLifetime(sources) { dispatchMain() }
+    }
+}
+
+/// A flag that can be set once from any thread.
+final class ManagedFlag: Sendable {
+    private let state = Mutex<Bool>(false)
+    /// True for the first caller only.
+    func setOnce() -> Bool {
+        state.withLock { set in
+            if set { return false }
+            set = true
+            return true
+        }
+    }
+}

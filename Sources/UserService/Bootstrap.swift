@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ServiceKit
+import WireProtocol
+
+/// The first administrator, created only when there is no employee yet.
+enum Bootstrap {
+    static func run(_ database: Database) throws {
+        try database.sync { db in
+            guard try db.scalar("SELECT COUNT(*) FROM employees") == 0 else { return }
+            let phone = env("CRM_ADMIN_PHONE") ?? "admin"
+            let given = env("CRM_ADMIN_PASSWORD")
+            let password = given ?? SessionToken.randomPassword()
+            guard let hash = PasswordHasher.hashNow(password) else { throw APIError.internal("cannot hash the bootstrap password") }
+            let now = Timestamp.now()
+            try db.writeTransaction { db in
+                var groupID = try db.queryOne("SELECT id FROM groups WHERE status = 1 ORDER BY id LIMIT 1")?.int(0)
+                if groupID == nil {
+                    try db.run("INSERT INTO groups(groupName, groupDetail, createTime, updateTime, status) VALUES ('管理员', '管理员组', ?, ?, 1)", [.text(now), .text(now)])
+                    groupID = db.lastInsertRowID
+                }
+                try db.run("""
+                    INSERT INTO employees(phoneNumber, nickName, realName, roleId, createTime, updateTime, status, password_hash)
+                    VALUES (?, 'admin', '管理员', 1, ?, ?, 1, ?)
+                    """, [.text(phone), .text(now), .text(now), .text(hash)])
+                try db.run("INSERT INTO employee_groups(employee_id, group_id, position) VALUES (?, ?, 0)", [.int(db.lastInsertRowID), SQLValue(groupID)])
+            }
+            if given == nil {
+                StdIO.out("Bootstrap administrator created: phoneNumber '\(phone)', password '\(password)' (shown once; change it with POST /api/user/password)")
+            } else {
+                StdIO.out("Bootstrap administrator created: phoneNumber '\(phone)' with the password from CRM_ADMIN_PASSWORD")
+            }
+        }
+    }
+
+    static func env(_ key: String) -> String? {
+        guard let value = getenv(key) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+}

@@ -1,0 +1,7 @@
+import ServiceKit
+
+ServiceMain.run(ServiceDefinition(
+    name: "users",
+    migrations: UserSchema.migrations,
+    routes: Groups.routes + Sessions.routes,
+    onStart: { try Bootstrap.run($0) }))

@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import Synchronization
+import Foundation
+
+/// Something registered with an event loop for readiness of one descriptor.
+/// Called on the loop's thread only.
+public protocol EventHandler: AnyObject {
+    func handleEvents(_ events: UInt32)
+}
+
+/// One epoll loop on its own thread (never Swift's cooperative pool).
+///
+/// Everything registered with a loop — connections, listeners, timers — is touched only on the
+/// loop's thread; other threads hand work over with `execute`. That confinement is what the
+/// `@unchecked Sendable` conformances of the types built on it rely on.
+public final class EventLoop: @unchecked Sendable {
+    public typealias Task = @Sendable () -> Void
+
+    private let epfd: Int32
+    private let wakeFd: Int32
+    private let queue = Mutex<[Task]>([])
+    private let stopped = Atomic<Bool>(false)
+    private var handlers: [Int32: EventHandler] = [:]
+    private var timers = TimerHeap()
+    private var nextTimerID: UInt64 = 1
+    private var cancelledTimers: Set<UInt64> = []
+    private let threadID = Mutex<pthread_t?>(nil)
+    public let name: String
+
+    public init(name: String) throws(SyscallError) {
+        self.name = name
+        epfd = try syscallChecked("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        let efd = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if efd < 0 {
+            let code = errno
+            close(epfd)
+            throw SyscallError(call: "eventfd", errno: code)
+        }
+        wakeFd = efd
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.fd = wakeFd
+        _ = epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFd, &ev)
+    }
+
+    deinit {
+        close(wakeFd)
+        close(epfd)
+    }
+
+    /// Starts a loop on a new thread of its own and returns it.
+    public static func start(name: String) throws(SyscallError) -> EventLoop {
+        let loop = try EventLoop(name: name)
+        let thread = Thread { loop.run() }
+        thread.name = name
+        thread.start()
+        return loop
+    }
+
+    /// True on the loop's own thread.
+    public var inEventLoop: Bool {
+        guard let owner = threadID.withLock({ $0 }) else { return false }
+        return pthread_equal(owner, pthread_self()) != 0
+    }
+
+    /// Runs `task` on the loop's thread, soon.
+    public func execute(_ task: @escaping Task) {
+        queue.withLock { $0.append(task) }
+        var one: UInt64 = 1
+        _ = write(wakeFd, &one, 8)
+    }
+
+    /// Stops the loop after the current iteration.
+    public func stop() {
+        stopped.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(wakeFd, &one, 8)
+    }
+
+    // MARK: Registration (loop thread only)
+
+    public func register(fd: Int32, events: UInt32, handler: EventHandler) throws(SyscallError) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        try syscallChecked("epoll_ctl") { epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) }
+        handlers[fd] = handler
+    }
+
+    public func modify(fd: Int32, events: UInt32) {
+        var ev = epoll_event()
+        ev.events = events
+        ev.data.fd = fd
+        _ = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
+    public func unregister(fd: Int32) {
+        var ev = epoll_event()
+        _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev)
+        handlers[fd] = nil
+    }
+
+    // MARK: Timers (loop thread only)
+
+    /// Runs `task` on the loop after `millis`; returns an id for `cancelTimer`.
+    @discardableResult
+    public func schedule(afterMillis millis: Int64, _ task: @escaping () -> Void) -> UInt64 {
+        let id = nextTimerID
+        nextTimerID += 1
+        timers.push(TimerEntry(deadline: monotonicMillis() + max(0, millis), id: id, task: task))
+        return id
+    }
+
+    public func cancelTimer(_ id: UInt64) {
+        cancelledTimers.insert(id)
+    }
+
+    // MARK: The loop
+
+    /// Runs until `stop()`; blocks the calling thread.
+    public func run() {
+        threadID.withLock { $0 = pthread_self() }
+        let maxEvents = 256
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: maxEvents)
+        defer { events.deallocate() }
+        while !stopped.load(ordering: .acquiring) {
+            let timeout = nextTimeout()
+            let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)
+            if n < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            for i in 0..<Int(n) {
+                let fd = events[i].data.fd
+                if fd == wakeFd {
+                    var value: UInt64 = 0
+                    _ = read(wakeFd, &value, 8)
+                    continue
+                }
+                handlers[fd]?.handleEvents(events[i].events)
+            }
+            runTasks()
+            runTimers()
+        }
+    }
+
+    private func runTasks() {
+        // Tasks queued by tasks run in the next round, so one flood cannot starve I/O.
+        let tasks = queue.withLock { q -> [Task] in
+            let taken = q
+            q.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for task in tasks { task() }
+    }
+
+    private func runTimers() {
+        let now = monotonicMillis()
+        while let top = timers.peek(), top.deadline <= now {
+            _ = timers.pop()
+            if cancelledTimers.remove(top.id) != nil { continue }
+            top.task()
+        }
+        if timers.isEmpty { cancelledTimers.removeAll() }
+    }
+
+    private func nextTimeout() -> Int32 {
+        if queue.withLock({ !$0.isEmpty }) { return 0 }
+        guard let top = timers.peek() else { return 1000 }
+        let wait = top.deadline - monotonicMillis()
+        return Int32(max(0, min(wait, 1000)))
+    }
+}
+
+struct TimerEntry {
+    var deadline: Int64
+    var id: UInt64
+    var task: () -> Void
+}
+
+/// A binary min-heap of timers by deadline (then id, for FIFO among equals).
+struct TimerHeap {
+    private var items: [TimerEntry] = []
+    var isEmpty: Bool { items.isEmpty }
+    func peek() -> TimerEntry? { items.first }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        items[a].deadline != items[b].deadline ? items[a].deadline < items[b].deadline : items[a].id < items[b].id
+    }
+
+    mutating func push(_ entry: TimerEntry) {
+        items.append(entry)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            if !less(child, parent) { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> TimerEntry? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var smallest = parent
+            if left < items.count && less(left, smallest) { smallest = left }
+            if right < items.count && less(right, smallest) { smallest = right }
+            if smallest == parent { break }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return top
+    }
+}

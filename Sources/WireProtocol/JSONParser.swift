@@ -1,0 +1,646 @@
+/// Why a document was rejected, and where: `offset` is the byte offset into the input.
+public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var offset: Int
+    public var reason: String
+
+    public init(offset: Int, reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
+
+    public var description: String { "\(reason) at byte offset \(offset)" }
+}
+
+/// A strict RFC 8259 parser working directly on UTF-8 bytes.
+///
+/// The input must be exactly one value with optional surrounding whitespace. Rejected:
+/// trailing data, leading zeros, `+1`, `.5`, `1.`, `NaN`/`Infinity`, numbers outside the
+/// `Double` range, unescaped control characters, invalid escapes, lone surrogates in
+/// `\u` escapes, invalid UTF-8, and nesting deeper than `maxDepth` (containers nest
+/// recursively, so keep `maxDepth` modest). Duplicate keys are accepted: the last value
+/// wins and the key keeps its first position; keys are duplicates when their UTF-8
+/// bytes are identical.
+public enum JSONParser {
+    /// Parses one JSON document from raw UTF-8 bytes.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONParseError) -> JSON {
+        var parser = Parser(bytes: bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
+        return try parser.parseDocument()
+    }
+
+    /// Parses one JSON document from UTF-8 bytes.
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> JSON {
+        let result = bytes.withUnsafeBytes { raw in parseCatching(raw, maxDepth: maxDepth) }
+        return try result.get()
+    }
+
+    /// Parses one JSON document from a string (its UTF-8 form).
+    public static func parse(_ string: String, maxDepth: Int = 64) throws(JSONParseError) -> JSON {
+        var string = string
+        let result = string.withUTF8 { utf8 in parseCatching(UnsafeRawBufferPointer(utf8), maxDepth: maxDepth) }
+        return try result.get()
+    }
+
+    private static func parseCatching(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) -> Result<JSON, JSONParseError> {
+        do throws(JSONParseError) {
+            return .success(try parse(bytes, maxDepth: maxDepth))
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+// MARK: - Implementation
+
+/// Byte constants used by the parser and the serializer.
+enum ASCII {
+    static let quote = UInt8(ascii: "\"")
+    static let backslash = UInt8(ascii: "\\")
+    static let slash = UInt8(ascii: "/")
+    static let comma = UInt8(ascii: ",")
+    static let colon = UInt8(ascii: ":")
+    static let openBrace = UInt8(ascii: "{")
+    static let closeBrace = UInt8(ascii: "}")
+    static let openBracket = UInt8(ascii: "[")
+    static let closeBracket = UInt8(ascii: "]")
+    static let minus = UInt8(ascii: "-")
+    static let plus = UInt8(ascii: "+")
+    static let dot = UInt8(ascii: ".")
+    static let zero = UInt8(ascii: "0")
+    static let nine = UInt8(ascii: "9")
+    static let lowerE = UInt8(ascii: "e")
+    static let upperE = UInt8(ascii: "E")
+    static let space = UInt8(ascii: " ")
+    static let tab = UInt8(ascii: "\t")
+    static let newline = UInt8(ascii: "\n")
+    static let carriageReturn = UInt8(ascii: "\r")
+}
+
+/// Exactly representable powers of ten for the fast `Double` path.
+private let exactPowersOfTen: [Double] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+]
+
+/// Objects with more members than this use a hash index to find duplicate keys.
+private let linearKeySearchLimit = 32
+
+/// Key wrapper hashing and comparing raw UTF-8 bytes (duplicate detection in large objects).
+private struct ByteKey: Hashable {
+    var string: String
+
+    static func == (lhs: ByteKey, rhs: ByteKey) -> Bool {
+        lhs.string.utf8.elementsEqual(rhs.string.utf8)
+    }
+
+    func hash(into hasher: inout Hasher) {
+        var string = string
+        string.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+private struct Parser {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let end: Int
+    let maxDepth: Int
+    var index = 0
+    /// Reused buffer for strings containing escapes.
+    var scratch: [UInt8] = []
+    /// Whether the last string parsed was decoded into `scratch`.
+    var lastStringHadEscapes = false
+    /// Fingerprints of the keys of every object currently being parsed (a stack).
+    var keyHashes: [UInt64] = []
+    /// Size of the last completed object/array: sibling rows usually share a shape,
+    /// so reserving this much avoids repeated regrowth.
+    var lastObjectCount = 0
+    var lastArrayCount = 0
+
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        self.bytes = bytes
+        self.end = bytes.count
+        self.maxDepth = maxDepth
+    }
+
+    // MARK: Errors
+
+    func error(_ reason: String, at offset: Int) -> JSONParseError {
+        JSONParseError(offset: offset, reason: reason)
+    }
+
+    /// Describes the byte at `offset` for an error message.
+    func describeByte(at offset: Int) -> String {
+        guard offset < end else { return "end of input" }
+        let byte = bytes[offset]
+        if byte > 0x20 && byte < 0x7F {
+            return "character '\(Character(Unicode.Scalar(byte)))'"
+        }
+        return "byte \(hex(byte))"
+    }
+
+    func unexpected(_ expectation: String, at offset: Int) -> JSONParseError {
+        if offset >= end {
+            return error("unexpected end of input, \(expectation)", at: offset)
+        }
+        return error("unexpected \(describeByte(at: offset)), \(expectation)", at: offset)
+    }
+
+    // MARK: Structure
+
+    mutating func parseDocument() throws(JSONParseError) -> JSON {
+        skipWhitespace()
+        guard index < end else {
+            throw error("unexpected end of input, expected a JSON value", at: index)
+        }
+        let value = try parseValue(depth: 0)
+        skipWhitespace()
+        if index < end {
+            throw error("unexpected \(describeByte(at: index)) after the JSON value", at: index)
+        }
+        return value
+    }
+
+    @inline(__always)
+    mutating func skipWhitespace() {
+        while index < end {
+            let byte = bytes[index]
+            guard byte == ASCII.space || byte == ASCII.newline || byte == ASCII.carriageReturn || byte == ASCII.tab else {
+                return
+            }
+            index += 1
+        }
+    }
+
+    /// Parses a value starting at `index` (whitespace already skipped). `depth` is the
+    /// number of containers enclosing the value.
+    mutating func parseValue(depth: Int) throws(JSONParseError) -> JSON {
+        guard index < end else { throw unexpected("expected a JSON value", at: index) }
+        switch bytes[index] {
+        case ASCII.quote:
+            return .string(try parseString())
+        case ASCII.openBrace:
+            return try parseObject(depth: depth + 1)
+        case ASCII.openBracket:
+            return try parseArray(depth: depth + 1)
+        case ASCII.minus, ASCII.zero...ASCII.nine:
+            return try parseNumber()
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
+        case ASCII.plus:
+            throw error("invalid number: a leading '+' is not allowed", at: index)
+        case ASCII.dot:
+            throw error("invalid number: a digit is required before '.'", at: index)
+        case UInt8(ascii: "N"), UInt8(ascii: "I"):
+            throw error("invalid literal: NaN and Infinity are not valid JSON", at: index)
+        default:
+            throw unexpected("expected a JSON value", at: index)
+        }
+    }
+
+    mutating func expectLiteral(_ literal: StaticString) throws(JSONParseError) {
+        let start = index
+        let count = literal.utf8CodeUnitCount
+        guard end - start >= count else {
+            throw error("invalid literal, expected '\(literal)'", at: start)
+        }
+        let matches = literal.withUTF8Buffer { expected in
+            for offset in 0..<count where bytes[start + offset] != expected[offset] {
+                return false
+            }
+            return true
+        }
+        guard matches else { throw error("invalid literal, expected '\(literal)'", at: start) }
+        index += count
+    }
+
+    mutating func parseArray(depth: Int) throws(JSONParseError) -> JSON {
+        if depth > maxDepth {
+            throw error("maximum nesting depth \(maxDepth) exceeded", at: index)
+        }
+        index += 1  // [
+        skipWhitespace()
+        var elements: [JSON] = []
+        if index < end && bytes[index] == ASCII.closeBracket {
+            index += 1
+            lastArrayCount = 0
+            return .array(elements)
+        }
+        elements.reserveCapacity(min(lastArrayCount, 256))
+        while true {
+            elements.append(try parseValue(depth: depth))
+            skipWhitespace()
+            guard index < end else { throw unexpected("expected ',' or ']' in array", at: index) }
+            let byte = bytes[index]
+            index += 1
+            if byte == ASCII.closeBracket { break }
+            guard byte == ASCII.comma else { throw unexpected("expected ',' or ']' in array", at: index - 1) }
+            skipWhitespace()
+            if index < end && bytes[index] == ASCII.closeBracket {
+                throw error("trailing comma in array", at: index)
+            }
+        }
+        lastArrayCount = elements.count
+        return .array(elements)
+    }
+
+    mutating func parseObject(depth: Int) throws(JSONParseError) -> JSON {
+        if depth > maxDepth {
+            throw error("maximum nesting depth \(maxDepth) exceeded", at: index)
+        }
+        index += 1  // {
+        skipWhitespace()
+        if index < end && bytes[index] == ASCII.closeBrace {
+            index += 1
+            lastObjectCount = 0
+            return .object(JSONObject())
+        }
+        var entries: [JSONObject.Entry] = []
+        entries.reserveCapacity(min(lastObjectCount, 64))
+        let hashBase = keyHashes.count
+        defer { keyHashes.removeSubrange(hashBase...) }
+        var largeIndex: [ByteKey: Int] = [:]
+
+        while true {
+            guard index < end, bytes[index] == ASCII.quote else {
+                if index < end && bytes[index] == ASCII.closeBrace && !entries.isEmpty {
+                    throw error("trailing comma in object", at: index)
+                }
+                throw unexpected("expected a string key in object", at: index)
+            }
+            let keyStart = index + 1
+            let key = try parseString()
+            let hash = entries.count < linearKeySearchLimit ? lastStringFingerprint(rawStart: keyStart) : 0
+            skipWhitespace()
+            guard index < end, bytes[index] == ASCII.colon else {
+                throw unexpected("expected ':' after object key", at: index)
+            }
+            index += 1
+            skipWhitespace()
+            let value = try parseValue(depth: depth)
+
+            // Duplicate keys: last value wins, first position kept.
+            if entries.count < linearKeySearchLimit {
+                var duplicate: Int? = nil
+                for slot in hashBase..<keyHashes.count where keyHashes[slot] == hash {
+                    let candidate = slot - hashBase
+                    if entries[candidate].key.utf8.elementsEqual(key.utf8) {
+                        duplicate = candidate
+                        break
+                    }
+                }
+                if let duplicate {
+                    entries[duplicate].value = value
+                } else {
+                    keyHashes.append(hash)
+                    entries.append(JSONObject.Entry(key: key, value: value))
+                }
+            } else {
+                if largeIndex.isEmpty {
+                    for (position, entry) in entries.enumerated() {
+                        largeIndex[ByteKey(string: entry.key)] = position
+                    }
+                }
+                if let existing = largeIndex[ByteKey(string: key)] {
+                    entries[existing].value = value
+                } else {
+                    largeIndex[ByteKey(string: key)] = entries.count
+                    entries.append(JSONObject.Entry(key: key, value: value))
+                }
+            }
+
+            skipWhitespace()
+            guard index < end else { throw unexpected("expected ',' or '}' in object", at: index) }
+            let byte = bytes[index]
+            index += 1
+            if byte == ASCII.closeBrace { break }
+            guard byte == ASCII.comma else { throw unexpected("expected ',' or '}' in object", at: index - 1) }
+            skipWhitespace()
+        }
+        lastObjectCount = entries.count
+        return .object(JSONObject(uniqueEntries: entries))
+    }
+
+    /// A cheap hash of the UTF-8 bytes of the string `parseString()` just returned
+    /// (still in the input, or in `scratch` when it had escapes): a pre-filter before
+    /// comparing keys. FNV-1a style, eight bytes at a time.
+    func lastStringFingerprint(rawStart: Int) -> UInt64 {
+        if lastStringHadEscapes {
+            return scratch.withUnsafeBufferPointer { fingerprint(UnsafeRawBufferPointer($0)) }
+        }
+        return fingerprint(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[rawStart..<(index - 1)]))
+    }
+
+    func fingerprint(_ raw: UnsafeRawBufferPointer) -> UInt64 {
+        let prime: UInt64 = 0x100_0000_01b3
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(raw.count)
+        var offset = 0
+        while offset + 8 <= raw.count {
+            hash = (hash ^ raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* prime
+            hash ^= hash >> 29
+            offset += 8
+        }
+        while offset < raw.count {
+            hash = (hash ^ UInt64(raw[offset])) &* prime
+            offset += 1
+        }
+        return hash
+    }
+
+    // MARK: Strings
+
+    /// Parses a string whose opening quote is at `index`.
+    mutating func parseString() throws(JSONParseError) -> String {
+        let start = index + 1
+        var position = start
+        while position < end {
+            let byte = bytes[position]
+            if byte == ASCII.quote {
+                index = position + 1
+                lastStringHadEscapes = false
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            }
+            if byte == ASCII.backslash {
+                return try parseEscapedString(start: start, firstEscape: position)
+            }
+            if byte < 0x20 {
+                throw error("unescaped control character \(hex(byte)) in string", at: position)
+            }
+            position = byte < 0x80 ? position + 1 : try validateUTF8Sequence(at: position)
+        }
+        throw error("unterminated string", at: index)
+    }
+
+    /// Slow path for strings with escapes: decodes into `scratch`.
+    mutating func parseEscapedString(start: Int, firstEscape: Int) throws(JSONParseError) -> String {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<firstEscape]))
+        var position = firstEscape
+        var runStart = firstEscape
+        while position < end {
+            let byte = bytes[position]
+            if byte == ASCII.quote {
+                scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
+                index = position + 1
+                lastStringHadEscapes = true
+                return String(decoding: scratch, as: UTF8.self)
+            }
+            if byte == ASCII.backslash {
+                scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
+                position = try decodeEscape(at: position)
+                runStart = position
+                continue
+            }
+            if byte < 0x20 {
+                throw error("unescaped control character \(hex(byte)) in string", at: position)
+            }
+            position = byte < 0x80 ? position + 1 : try validateUTF8Sequence(at: position)
+        }
+        throw error("unterminated string", at: start - 1)
+    }
+
+    /// Decodes the escape whose backslash is at `position` into `scratch`; returns the
+    /// position after it.
+    mutating func decodeEscape(at position: Int) throws(JSONParseError) -> Int {
+        guard position + 1 < end else { throw error("unterminated string", at: position) }
+        let replacement: UInt8
+        switch bytes[position + 1] {
+        case ASCII.quote: replacement = ASCII.quote
+        case ASCII.backslash: replacement = ASCII.backslash
+        case ASCII.slash: replacement = ASCII.slash
+        case UInt8(ascii: "b"): replacement = 0x08
+        case UInt8(ascii: "f"): replacement = 0x0C
+        case UInt8(ascii: "n"): replacement = 0x0A
+        case UInt8(ascii: "r"): replacement = 0x0D
+        case UInt8(ascii: "t"): replacement = 0x09
+        case UInt8(ascii: "u"):
+            return try decodeUnicodeEscape(at: position)
+        default:
+            throw error("invalid escape sequence '\\' followed by \(describeByte(at: position + 1))", at: position)
+        }
+        scratch.append(replacement)
+        return position + 2
+    }
+
+    /// Decodes `\uXXXX` (and a following low surrogate escape when needed) at `position`.
+    mutating func decodeUnicodeEscape(at position: Int) throws(JSONParseError) -> Int {
+        let first = try hexQuad(at: position + 2, escapeStart: position)
+        var scalarValue = UInt32(first)
+        var next = position + 6
+        if (0xD800...0xDBFF).contains(first) {
+            guard next + 1 < end, bytes[next] == ASCII.backslash, bytes[next + 1] == UInt8(ascii: "u") else {
+                throw error("lone high surrogate \\u\(hexDigits(first)) in string", at: position)
+            }
+            let second = try hexQuad(at: next + 2, escapeStart: next)
+            guard (0xDC00...0xDFFF).contains(second) else {
+                throw error("lone high surrogate \\u\(hexDigits(first)) in string", at: position)
+            }
+            scalarValue = 0x10000 + ((UInt32(first) - 0xD800) << 10) + (UInt32(second) - 0xDC00)
+            next += 6
+        } else if (0xDC00...0xDFFF).contains(first) {
+            throw error("lone low surrogate \\u\(hexDigits(first)) in string", at: position)
+        }
+        appendUTF8(scalarValue)
+        return next
+    }
+
+    /// Reads four hex digits at `position`.
+    func hexQuad(at position: Int, escapeStart: Int) throws(JSONParseError) -> UInt16 {
+        guard position + 4 <= end else {
+            throw error("invalid \\u escape: expected 4 hex digits", at: escapeStart)
+        }
+        var value: UInt16 = 0
+        for offset in 0..<4 {
+            let byte = bytes[position + offset]
+            let digit: UInt8
+            switch byte {
+            case ASCII.zero...ASCII.nine: digit = byte - ASCII.zero
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw error("invalid \\u escape: expected 4 hex digits", at: escapeStart)
+            }
+            value = value << 4 | UInt16(digit)
+        }
+        return value
+    }
+
+    mutating func appendUTF8(_ scalar: UInt32) {
+        switch scalar {
+        case 0..<0x80:
+            scratch.append(UInt8(scalar))
+        case 0x80..<0x800:
+            scratch.append(UInt8(0xC0 | (scalar >> 6)))
+            scratch.append(UInt8(0x80 | (scalar & 0x3F)))
+        case 0x800..<0x10000:
+            scratch.append(UInt8(0xE0 | (scalar >> 12)))
+            scratch.append(UInt8(0x80 | ((scalar >> 6) & 0x3F)))
+            scratch.append(UInt8(0x80 | (scalar & 0x3F)))
+        default:
+            scratch.append(UInt8(0xF0 | (scalar >> 18)))
+            scratch.append(UInt8(0x80 | ((scalar >> 12) & 0x3F)))
+            scratch.append(UInt8(0x80 | ((scalar >> 6) & 0x3F)))
+            scratch.append(UInt8(0x80 | (scalar & 0x3F)))
+        }
+    }
+
+    /// Validates one multi-byte UTF-8 sequence whose lead byte (>= 0x80) is at
+    /// `position` (Unicode Table 3-7: no overlongs, no surrogates, max U+10FFFF).
+    /// Returns the position after it.
+    func validateUTF8Sequence(at position: Int) throws(JSONParseError) -> Int {
+        let lead = bytes[position]
+        let length: Int
+        var secondLow: UInt8 = 0x80
+        var secondHigh: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; secondLow = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; secondHigh = 0x9F
+        case 0xF0: length = 4; secondLow = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; secondHigh = 0x8F
+        default:
+            throw error("invalid UTF-8: unexpected byte \(hex(lead)) in string", at: position)
+        }
+        guard position + length <= end else {
+            throw error("invalid UTF-8: truncated sequence in string", at: position)
+        }
+        let second = bytes[position + 1]
+        guard second >= secondLow && second <= secondHigh else {
+            throw error("invalid UTF-8: bad continuation byte \(hex(second)) in string", at: position + 1)
+        }
+        for offset in 2..<length where bytes[position + offset] & 0xC0 != 0x80 {
+            throw error(
+                "invalid UTF-8: bad continuation byte \(hex(bytes[position + offset])) in string",
+                at: position + offset)
+        }
+        return position + length
+    }
+
+    // MARK: Numbers
+
+    mutating func parseNumber() throws(JSONParseError) -> JSON {
+        let start = index
+        var position = index
+        let negative = bytes[position] == ASCII.minus
+        if negative { position += 1 }
+
+        // Significant digits accumulate into `mantissa` until it would overflow.
+        var mantissa: UInt64 = 0
+        var overflowed = false
+        var fractionDigits = 0
+
+        guard position < end, isDigit(bytes[position]) else {
+            if position < end && (bytes[position] == UInt8(ascii: "I") || bytes[position] == UInt8(ascii: "N")) {
+                throw error("invalid literal: NaN and Infinity are not valid JSON", at: start)
+            }
+            throw error("invalid number: expected a digit after '-'", at: position)
+        }
+        if bytes[position] == ASCII.zero {
+            position += 1
+            if position < end && isDigit(bytes[position]) {
+                throw error("invalid number: leading zeros are not allowed", at: start)
+            }
+        } else {
+            while position < end, isDigit(bytes[position]) {
+                accumulate(bytes[position], into: &mantissa, overflowed: &overflowed)
+                position += 1
+            }
+        }
+
+        var isInteger = true
+        if position < end && bytes[position] == ASCII.dot {
+            isInteger = false
+            position += 1
+            guard position < end, isDigit(bytes[position]) else {
+                throw error("invalid number: expected a digit after '.'", at: position)
+            }
+            while position < end, isDigit(bytes[position]) {
+                accumulate(bytes[position], into: &mantissa, overflowed: &overflowed)
+                fractionDigits += 1
+                position += 1
+            }
+        }
+
+        var exponent = 0
+        if position < end && (bytes[position] == ASCII.lowerE || bytes[position] == ASCII.upperE) {
+            isInteger = false
+            position += 1
+            var exponentNegative = false
+            if position < end && (bytes[position] == ASCII.plus || bytes[position] == ASCII.minus) {
+                exponentNegative = bytes[position] == ASCII.minus
+                position += 1
+            }
+            guard position < end, isDigit(bytes[position]) else {
+                throw error("invalid number: expected a digit in the exponent", at: position)
+            }
+            while position < end, isDigit(bytes[position]) {
+                if exponent < 100_000 { exponent = exponent * 10 + Int(bytes[position] - ASCII.zero) }
+                position += 1
+            }
+            if exponentNegative { exponent = -exponent }
+        }
+        index = position
+
+        if isInteger && !overflowed {
+            if negative {
+                if mantissa <= UInt64(Int64.max) { return .int(-Int64(mantissa)) }
+                if mantissa == UInt64(Int64.max) + 1 { return .int(Int64.min) }
+            } else if mantissa <= UInt64(Int64.max) {
+                return .int(Int64(mantissa))
+            }
+        }
+
+        // Exact fast path: mantissa and power of ten both exact, one rounding.
+        let decimalExponent = exponent - fractionDigits
+        if !overflowed && mantissa <= (1 << 53) && decimalExponent >= -22 && decimalExponent <= 22 {
+            var value = Double(mantissa)
+            if decimalExponent < 0 {
+                value /= exactPowersOfTen[-decimalExponent]
+            } else {
+                value *= exactPowersOfTen[decimalExponent]
+            }
+            return .double(negative ? -value : value)
+        }
+
+        // General case: Swift's correctly rounded, locale-independent conversion.
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+        guard let value = Double(text), value.isFinite else {
+            throw error("number out of range", at: start)
+        }
+        return .double(value)
+    }
+
+    @inline(__always)
+    func isDigit(_ byte: UInt8) -> Bool {
+        byte &- ASCII.zero < 10
+    }
+
+    @inline(__always)
+    func accumulate(_ digit: UInt8, into mantissa: inout UInt64, overflowed: inout Bool) {
+        guard !overflowed else { return }
+        let (times10, overflow1) = mantissa.multipliedReportingOverflow(by: 10)
+        let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit - ASCII.zero))
+        if overflow1 || overflow2 {
+            overflowed = true
+        } else {
+            mantissa = sum
+        }
+    }
+}
+
+/// `0x1F`-style rendering of a byte.
+private func hex(_ byte: UInt8) -> String {
+    let digits = String(byte, radix: 16, uppercase: true)
+    return byte < 0x10 ? "0x0" + digits : "0x" + digits
+}
+
+/// Four uppercase hex digits.
+private func hexDigits(_ value: UInt16) -> String {
+    let digits = String(value, radix: 16, uppercase: true)
+    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+}

@@ -1,0 +1,226 @@
+/// Compact serialization: no whitespace, object keys in order, strings escaped per
+/// RFC 8259 (`"`, `\` and control characters below 0x20; `/` and non-ASCII stay raw),
+/// doubles in Swift's shortest round-trip form, non-finite doubles as `null`.
+extension JSON {
+    /// Appends the compact UTF-8 encoding of this value to `buffer`.
+    public func serialize(into buffer: inout [UInt8]) {
+        var writer = ByteWriter()
+        writer.write(self)
+        writer.append(to: &buffer)
+    }
+
+    /// The compact UTF-8 encoding of this value.
+    public func serialized() -> [UInt8] {
+        var buffer: [UInt8] = []
+        serialize(into: &buffer)
+        return buffer
+    }
+
+    /// The compact encoding as a `String` (for logs and tests).
+    public var jsonString: String {
+        String(decoding: serialized(), as: UTF8.self)
+    }
+}
+
+extension JSON: CustomStringConvertible {
+    /// The compact JSON text.
+    public var description: String { jsonString }
+}
+
+extension JSONObject {
+    /// Appends the compact UTF-8 encoding of this object to `buffer`.
+    public func serialize(into buffer: inout [UInt8]) {
+        var writer = ByteWriter()
+        writer.write(self)
+        writer.append(to: &buffer)
+    }
+
+    /// The compact UTF-8 encoding of this object.
+    public func serialized() -> [UInt8] {
+        var buffer: [UInt8] = []
+        serialize(into: &buffer)
+        return buffer
+    }
+}
+
+/// A growable byte buffer in manually managed memory: each write is a capacity check
+/// and a store, without the uniqueness checks of `Array`. The result is copied into
+/// the caller's array once at the end.
+struct ByteWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
+
+    private static let hexDigits: StaticString = "0123456789abcdef"
+
+    init(capacity: Int = 1024) {
+        self.capacity = max(capacity, 16)
+        base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Copies the written bytes to the end of `buffer`.
+    func append(to buffer: inout [UInt8]) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: base, count: count))
+    }
+
+    // MARK: Raw bytes
+
+    @inline(__always)
+    private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(minimum: count + extra) }
+    }
+
+    private mutating func grow(minimum: Int) {
+        let newCapacity = max(capacity * 2, minimum)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.initialize(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func write(byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    mutating func write(bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        reserve(bytes.count)
+        (base + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func write(ascii text: StaticString) {
+        text.withUTF8Buffer { write(bytes: $0) }
+    }
+
+    // MARK: JSON
+
+    mutating func write(_ value: JSON) {
+        switch value {
+        case .null:
+            write(ascii: "null")
+        case .bool(let flag):
+            write(ascii: flag ? "true" : "false")
+        case .int(let number):
+            write(integer: number)
+        case .double(let number):
+            write(double: number)
+        case .string(let string):
+            write(string: string)
+        case .array(let elements):
+            write(byte: ASCII.openBracket)
+            var first = true
+            for element in elements {
+                if !first { write(byte: ASCII.comma) }
+                first = false
+                write(element)
+            }
+            write(byte: ASCII.closeBracket)
+        case .object(let object):
+            write(object)
+        }
+    }
+
+    mutating func write(_ object: JSONObject) {
+        write(byte: ASCII.openBrace)
+        var first = true
+        for entry in object.entries {
+            if !first { write(byte: ASCII.comma) }
+            first = false
+            write(string: entry.key)
+            write(byte: ASCII.colon)
+            write(entry.value)
+        }
+        write(byte: ASCII.closeBrace)
+    }
+
+    mutating func write(integer value: Int64) {
+        if value < 0 { write(byte: ASCII.minus) }
+        var remaining = value.magnitude
+        // UInt64.max has 20 digits: count them, then fill backwards in place.
+        var digits = 1
+        var threshold: UInt64 = 10
+        while digits < 20 && remaining >= threshold {
+            digits += 1
+            threshold &*= 10
+        }
+        reserve(digits)
+        var position = count + digits
+        repeat {
+            position -= 1
+            base[position] = ASCII.zero + UInt8(truncatingIfNeeded: remaining % 10)
+            remaining /= 10
+        } while remaining > 0
+        count += digits
+    }
+
+    mutating func write(double value: Double) {
+        guard value.isFinite else {
+            write(ascii: "null")
+            return
+        }
+        // Integral values below 2^53 print exactly as "<integer>.0" without a String.
+        if value.magnitude < 9_007_199_254_740_992, value == value.rounded(.towardZero), value != 0 {
+            write(integer: Int64(value))
+            write(ascii: ".0")
+            return
+        }
+        // Swift's description is the shortest round-trip form: "0.1", "1e-07",
+        // "1.5e+300", "-0.0" — all valid JSON numbers.
+        write(string: value.description, escaping: false)
+    }
+
+    /// Writes `string` quoted and escaped (or raw when `escaping` is false).
+    mutating func write(string: String, escaping: Bool = true) {
+        var string = string
+        string.withUTF8 { utf8 in
+            escaping ? write(quoted: utf8) : write(bytes: utf8)
+        }
+    }
+
+    /// Writes `utf8` in quotes, escaping what RFC 8259 requires and copying unescaped
+    /// runs in bulk.
+    private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {
+        reserve(utf8.count + 2)
+        write(byte: ASCII.quote)
+        var runStart = 0
+        for position in 0..<utf8.count {
+            let byte = utf8[position]
+            guard byte < 0x20 || byte == ASCII.quote || byte == ASCII.backslash else { continue }
+            if runStart < position {
+                write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+            }
+            writeEscape(for: byte)
+            runStart = position + 1
+        }
+        if runStart < utf8.count {
+            write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart...]))
+        }
+        write(byte: ASCII.quote)
+    }
+
+    private mutating func writeEscape(for byte: UInt8) {
+        write(byte: ASCII.backslash)
+        switch byte {
+        case ASCII.quote: write(byte: ASCII.quote)
+        case ASCII.backslash: write(byte: ASCII.backslash)
+        case 0x0A: write(byte: UInt8(ascii: "n"))
+        case 0x0D: write(byte: UInt8(ascii: "r"))
+        case 0x09: write(byte: UInt8(ascii: "t"))
+        case 0x08: write(byte: UInt8(ascii: "b"))
+        case 0x0C: write(byte: UInt8(ascii: "f"))
+        default:
+            write(ascii: "u00")
+            Self.hexDigits.withUTF8Buffer { digits in
+                write(byte: digits[Int(byte >> 4)])
+                write(byte: digits[Int(byte & 0x0F)])
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+/// The protocol version spoken in `hello`; a peer with another version is refused.
+public let wireProtocolVersion: Int64 = 1
+
+/// Who is calling: set only by the gateway from a validated session.
+public struct Caller: Sendable, Equatable {
+    public var id: Int64
+    public var role: Int64
+    public init(id: Int64, role: Int64) {
+        self.id = id
+        self.role = role
+    }
+}
+
+/// A request travelling from the gateway (or another peer) to a service.
+public struct WireRequest: Sendable {
+    /// Unique per connection and direction; assigned by the sending connection.
+    public var id: UInt64
+    public var method: String
+    public var path: String
+    public var params: JSONObject
+    public var caller: Caller?
+    /// Stays the same across retries: what makes resending a mutation safe.
+    public var requestID: String
+    /// Wall-clock milliseconds after which the answer is no longer wanted (0: none).
+    public var deadline: Int64
+    /// The session token as the client presented it; the gateway sends it only to the service
+    /// that owns sessions (for logout).
+    public var session: String?
+
+    public init(id: UInt64 = 0, method: String, path: String, params: JSONObject, caller: Caller?, requestID: String, deadline: Int64, session: String? = nil) {
+        self.id = id
+        self.method = method
+        self.path = path
+        self.params = params
+        self.caller = caller
+        self.requestID = requestID
+        self.deadline = deadline
+        self.session = session
+    }
+}
+
+/// The answer to one request: an HTTP-like status, a JSON body and optional HTTP headers
+/// (e.g. `set-cookie`) for the gateway to pass on.
+public struct WireResponse: Sendable {
+    public var id: UInt64
+    public var status: Int
+    public var body: JSON
+    public var headers: [(name: String, value: String)]
+
+    public init(id: UInt64 = 0, status: Int, body: JSON, headers: [(name: String, value: String)] = []) {
+        self.id = id
+        self.status = status
+        self.body = body
+        self.headers = headers
+    }
+}
+
+/// The first frame on every connection, in both directions.
+public struct Hello: Sendable, Equatable {
+    public var version: Int64
+    public var peer: String
+    public var replica: String
+    public init(version: Int64 = wireProtocolVersion, peer: String, replica: String) {
+        self.version = version
+        self.peer = peer
+        self.replica = replica
+    }
+}
+
+/// Every frame's envelope. The JSON form is `{"kind": …, …}`; see docs/WIRE.md.
+public enum Message: Sendable {
+    case hello(Hello)
+    case request(WireRequest)
+    case response(WireResponse)
+    /// A batch of outbox events pushed or pulled between services.
+    case events(id: UInt64, events: [JSON])
+    case ping(id: UInt64)
+    case pong(id: UInt64)
+    /// The sender is shutting down: it still answers requests up to `lastID`; later ones were
+    /// never processed and may be resent elsewhere.
+    case drain(lastID: UInt64)
+    /// A protocol error; the sender closes the connection after it.
+    case error(reason: String)
+}
+
+public struct MessageError: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+extension Message {
+    /// Decodes a frame payload. Anything that is not a JSON object of a known kind is an error.
+    public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
+        let json: JSON
+        do {
+            json = try JSONParser.parse(payload)
+        } catch {
+            throw MessageError("frame is not valid JSON: \(error)")
+        }
+        guard case .object(let object) = json else { throw MessageError("frame is not a JSON object") }
+        return try decode(object)
+    }
+
+    public static func decode(_ object: JSONObject) throws(MessageError) -> Message {
+        guard let kind = object["kind"]?.stringValue else { throw MessageError("frame has no 'kind'") }
+        func id(_ key: String = "id") throws(MessageError) -> UInt64 {
+            guard let value = object[key]?.intValue, value >= 0 else { throw MessageError("\(kind) frame has no valid '\(key)'") }
+            return UInt64(value)
+        }
+        switch kind {
+        case "hello":
+            guard let version = object["version"]?.intValue else { throw MessageError("hello has no 'version'") }
+            return .hello(Hello(version: version, peer: object["peer"]?.stringValue ?? "", replica: object["replica"]?.stringValue ?? ""))
+        case "request":
+            guard let method = object["method"]?.stringValue, let path = object["path"]?.stringValue else {
+                throw MessageError("request has no 'method' or 'path'")
+            }
+            var caller: Caller?
+            if let c = object["caller"]?.objectValue, let cid = c["id"]?.intValue, let role = c["role"]?.intValue {
+                caller = Caller(id: cid, role: role)
+            }
+            return .request(WireRequest(
+                id: try id(), method: method, path: path,
+                params: object["params"]?.objectValue ?? JSONObject(),
+                caller: caller,
+                requestID: object["rid"]?.stringValue ?? "",
+                deadline: object["deadline"]?.intValue ?? 0,
+                session: object["session"]?.stringValue))
+        case "response":
+            guard let status = object["status"]?.intValue else { throw MessageError("response has no 'status'") }
+            var headers: [(name: String, value: String)] = []
+            if let h = object["headers"]?.objectValue {
+                for (name, value) in h { if let v = value.stringValue { headers.append((name, v)) } }
+            }
+            return .response(WireResponse(id: try id(), status: Int(status), body: object["body"] ?? .null, headers: headers))
+        case "events":
+            return .events(id: try id(), events: object["events"]?.arrayValue ?? [])
+        case "ping": return .ping(id: try id())
+        case "pong": return .pong(id: try id())
+        case "drain": return .drain(lastID: try id("last"))
+        case "error": return .error(reason: object["reason"]?.stringValue ?? "unknown error")
+        default: throw MessageError("unknown frame kind '\(kind)'")
+        }
+    }
+
+    public func encode() -> JSON {
+        var o = JSONObject()
+        switch self {
+        case .hello(let hello):
+            o.append("kind", "hello")
+            o.append("version", .int(hello.version))
+            o.append("peer", .string(hello.peer))
+            o.append("replica", .string(hello.replica))
+        case .request(let r):
+            o.append("kind", "request")
+            o.append("id", .int(Int64(truncatingIfNeeded: r.id)))
+            o.append("method", .string(r.method))
+            o.append("path", .string(r.path))
+            o.append("params", .object(r.params))
+            if let caller = r.caller {
+                o.append("caller", .object(JSONObject([("id", .int(caller.id)), ("role", .int(caller.role))])))
+            }
+            o.append("rid", .string(r.requestID))
+            o.append("deadline", .int(r.deadline))
+            if let session = r.session { o.append("session", .string(session)) }
+        case .response(let r):
+            o.append("kind", "response")
+            o.append("id", .int(Int64(truncatingIfNeeded: r.id)))
+            o.append("status", .int(Int64(r.status)))
+            o.append("body", r.body)
+            if !r.headers.isEmpty {
+                var h = JSONObject()
+                for (name, value) in r.headers { h.append(name, .string(value)) }
+                o.append("headers", .object(h))
+            }
+        case .events(let id, let events):
+            o.append("kind", "events")
+            o.append("id", .int(Int64(truncatingIfNeeded: id)))
+            o.append("events", .array(events))
+        case .ping(let id):
+            o.append("kind", "ping")
+            o.append("id", .int(Int64(truncatingIfNeeded: id)))
+        case .pong(let id):
+            o.append("kind", "pong")
+            o.append("id", .int(Int64(truncatingIfNeeded: id)))
+        case .drain(let last):
+            o.append("kind", "drain")
+            o.append("last", .int(Int64(truncatingIfNeeded: last)))
+        case .error(let reason):
+            o.append("kind", "error")
+            o.append("reason", .string(reason))
+        }
+        return .object(o)
+    }
+
+    /// The full frame (length prefix + JSON).
+    public func frame() -> [UInt8] {
+        FrameEncoder.encode(encode())
+    }
+}

@@ -1,0 +1,248 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+
+/// Receives what happens on a `StreamConnection`. Called on the loop's thread.
+public protocol StreamConnectionDelegate: AnyObject {
+    func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer)
+    /// The connection is closed (by either side); `error` is nil for an orderly close.
+    func connectionDidClose(_ connection: StreamConnection, error: SyscallError?)
+    /// Everything queued has been written (used for back-pressure).
+    func connectionDidDrainOutput(_ connection: StreamConnection)
+}
+
+extension StreamConnectionDelegate {
+    public func connectionDidDrainOutput(_ connection: StreamConnection) {}
+}
+
+/// A non-blocking stream socket registered with one event loop: reads are handed to the
+/// delegate, writes are queued and flushed as the socket allows. Loop-thread confined.
+public final class StreamConnection: EventHandler, @unchecked Sendable {
+    public let fd: Int32
+    public let loop: EventLoop
+    public weak var delegate: StreamConnectionDelegate?
+    public private(set) var isClosed = false
+    private var outbound: [UInt8] = []
+    private var outboundStart = 0
+    private var readingPaused = false
+    private var watchingWritable = false
+    private var closeWhenFlushed = false
+    private var connecting = false
+    private var onConnect: ((SyscallError?) -> Void)?
+    private static let readChunk = 64 * 1024
+    private var readBuffer: UnsafeMutableRawBufferPointer
+
+    public init(fd: Int32, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamConnection.readChunk, alignment: 16)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        if !isClosed { Glibc.close(fd) }
+    }
+
+    /// Registers with the loop and starts reading.
+    public func start() throws(SyscallError) {
+        try loop.register(fd: fd, events: currentEvents(), handler: self)
+    }
+
+    /// Registers a socket whose connect is still in progress; `completion` runs once it resolves.
+    public func startConnecting(completion: @escaping (SyscallError?) -> Void) throws(SyscallError) {
+        connecting = true
+        onConnect = completion
+        try loop.register(fd: fd, events: EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue, handler: self)
+    }
+
+    public var pendingOutputBytes: Int { outbound.count - outboundStart }
+
+    /// Queues bytes and writes what the socket accepts now.
+    public func write(_ bytes: [UInt8]) {
+        guard !isClosed, !bytes.isEmpty else { return }
+        if pendingOutputBytes == 0 && !connecting {
+            // Fast path: try the socket first, queue only what it did not take.
+            let written = bytes.withUnsafeBytes { raw -> Int in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.send(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset, Int32(MSG_NOSIGNAL))
+                    if n > 0 { offset += n; continue }
+                    if n < 0 && errno == EINTR { continue }
+                    if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+                    return -1
+                }
+                return offset
+            }
+            if written < 0 { fail(SyscallError(call: "send", errno: errno)); return }
+            if written == bytes.count { return }
+            outbound.append(contentsOf: bytes[written...])
+        } else {
+            outbound.append(contentsOf: bytes)
+        }
+        updateInterest()
+    }
+
+    /// Closes once the queued output has been written.
+    public func closeAfterFlush() {
+        guard !isClosed else { return }
+        if pendingOutputBytes == 0 { close() } else { closeWhenFlushed = true; pauseReading() }
+    }
+
+    public func pauseReading() {
+        guard !readingPaused else { return }
+        readingPaused = true
+        updateInterest()
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        updateInterest()
+    }
+
+    /// Closes now, dropping unsent output.
+    public func close() {
+        finish(error: nil)
+    }
+
+    private func fail(_ error: SyscallError) {
+        finish(error: error)
+    }
+
+    private func finish(error: SyscallError?) {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.unregister(fd: fd)
+        Glibc.close(fd)
+        outbound = []
+        outboundStart = 0
+        if connecting, let onConnect {
+            connecting = false
+            self.onConnect = nil
+            onConnect(error ?? SyscallError(call: "connect", errno: ECONNRESET))
+        }
+        delegate?.connectionDidClose(self, error: error)
+        delegate = nil
+    }
+
+    private func currentEvents() -> UInt32 {
+        var events = EPOLLRDHUP.rawValue
+        if !readingPaused { events |= EPOLLIN.rawValue }
+        if pendingOutputBytes > 0 || connecting { events |= EPOLLOUT.rawValue }
+        return events
+    }
+
+    private func updateInterest() {
+        guard !isClosed else { return }
+        loop.modify(fd: fd, events: currentEvents())
+    }
+
+    public func handleEvents(_ events: UInt32) {
+        if connecting {
+            let error = Socket.pendingError(fd)
+            connecting = false
+            let completion = onConnect
+            onConnect = nil
+            if error != 0 {
+                isClosed = true
+                loop.unregister(fd: fd)
+                Glibc.close(fd)
+                completion?(SyscallError(call: "connect", errno: error))
+                return
+            }
+            updateInterest()
+            completion?(nil)
+            return
+        }
+        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if isClosed { return }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 && !readingPaused {
+            readOnce()
+        } else if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            finish(error: nil)
+        }
+    }
+
+    private func readOnce() {
+        while true {
+            let n = Glibc.recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
+            if n > 0 {
+                delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+                return
+            }
+            if n == 0 { finish(error: nil); return }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return }
+            finish(error: SyscallError(call: "recv", errno: e))
+            return
+        }
+    }
+
+    private func flush() {
+        while pendingOutputBytes > 0 {
+            let n = outbound.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress.map { $0 + outboundStart }, raw.count - outboundStart, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 { outboundStart += n; continue }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
+            fail(SyscallError(call: "send", errno: e))
+            return
+        }
+        if pendingOutputBytes == 0 {
+            outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
+            outboundStart = 0
+            if closeWhenFlushed { close(); return }
+            updateInterest()
+            delegate?.connectionDidDrainOutput(self)
+        } else if outboundStart > 1 << 20 {
+            outbound.removeFirst(outboundStart)
+            outboundStart = 0
+        }
+    }
+}
+
+/// A listening socket on a loop: accepts every queued connection when readable.
+public final class Listener: EventHandler, @unchecked Sendable {
+    public let fd: Int32
+    public let loop: EventLoop
+    private let onAccept: (Int32) -> Void
+    public private(set) var isClosed = false
+
+    public init(fd: Int32, loop: EventLoop, onAccept: @escaping (Int32) -> Void) {
+        self.fd = fd
+        self.loop = loop
+        self.onAccept = onAccept
+    }
+
+    public func start() throws(SyscallError) {
+        try loop.register(fd: fd, events: EPOLLIN.rawValue, handler: self)
+    }
+
+    public func handleEvents(_ events: UInt32) {
+        acceptQueued()
+    }
+
+    /// Accepts everything already queued (also used before closing, so queued clients are served).
+    public func acceptQueued() {
+        while !isClosed {
+            do {
+                guard let client = try Socket.accept(fd) else { return }
+                onAccept(client)
+            } catch {
+                // EMFILE and friends: stop for this round; the listener stays readable and retries.
+                return
+            }
+        }
+    }
+
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.unregister(fd: fd)
+        Glibc.close(fd)
+    }
+}

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Answers one request. Safe to call from any thread, once.
+public struct Responder: Sendable {
+    let deliver: @Sendable (WireResponse) -> Void
+    public func respond(_ response: WireResponse) { deliver(response) }
+}
+
+/// Listens on an endpoint and hands each request to `handler` (on the loop's thread — the
+/// handler must move real work elsewhere). Answers pings itself; `drain` implements the
+/// shutdown handshake.
+public final class WireServer: @unchecked Sendable {
+    public typealias RequestHandler = @Sendable (WireRequest, Responder) -> Void
+
+    public let loop: EventLoop
+    public let endpoint: Endpoint
+    private let hello: Hello
+    private let handler: RequestHandler
+    private let maxFrameLength: Int
+    private var listener: Listener?
+    private var connections: [ObjectIdentifier: ServerConnection] = [:]
+    private var draining = false
+    private var drainCompletion: (@Sendable () -> Void)?
+
+    public init(loop: EventLoop, endpoint: Endpoint, hello: Hello, maxFrameLength: Int = FrameDecoder.defaultMaxFrameLength, handler: @escaping RequestHandler) {
+        self.loop = loop
+        self.endpoint = endpoint
+        self.hello = hello
+        self.handler = handler
+        self.maxFrameLength = maxFrameLength
+    }
+
+    /// Binds and starts accepting (call from any thread; blocks until bound or failed).
+    public func start() throws {
+        let fd = try Socket.listen(on: endpoint)
+        let result = Mutex<Error?>(nil)
+        let done = Atomic<Bool>(false)
+        loop.execute { [self] in
+            let listener = Listener(fd: fd, loop: loop) { [weak self] client in self?.accepted(client) }
+            do {
+                try listener.start()
+                self.listener = listener
+            } catch {
+                result.withLock { $0 = error }
+            }
+            done.store(true, ordering: .releasing)
+        }
+        while !done.load(ordering: .acquiring) { usleep(200) }
+        if let error = result.withLock({ $0 }) { throw error }
+    }
+
+    private func accepted(_ fd: Int32) {
+        let stream = StreamConnection(fd: fd, loop: loop)
+        let connection = ServerConnection(server: self, wire: WireConnection(stream: stream, localHello: hello, maxFrameLength: maxFrameLength))
+        do {
+            try stream.start()
+        } catch {
+            stream.close()
+            return
+        }
+        connections[ObjectIdentifier(connection)] = connection
+        connection.wire.sendHello()
+        if draining { connection.beginDrain() }
+    }
+
+    fileprivate func handle(_ request: WireRequest, on connection: ServerConnection) {
+        let loop = self.loop
+        let id = request.id
+        let target = WeakConnection(connection)
+        let responder = Responder { response in
+            var answer = response
+            answer.id = id
+            let reply = answer
+            loop.execute { target.connection?.finish(reply) }
+        }
+        handler(request, responder)
+    }
+
+    fileprivate func removed(_ connection: ServerConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+        checkDrained()
+    }
+
+    fileprivate func checkDrained() {
+        guard draining, connections.isEmpty, let completion = drainCompletion else { return }
+        drainCompletion = nil
+        completion()
+    }
+
+    /// Stops accepting (after taking what is already queued), tells every peer to send no more,
+    /// answers what is in flight, closes each connection, then calls `completion` (on the loop).
+    public func drain(completion: @escaping @Sendable () -> Void) {
+        loop.execute { [self] in
+            guard !draining else { return }
+            draining = true
+            drainCompletion = completion
+            listener?.acceptQueued()
+            listener?.close()
+            if case .unix(let path) = endpoint { unlink(path) }
+            for connection in connections.values { connection.beginDrain() }
+            checkDrained()
+        }
+    }
+
+    /// Number of open connections (loop thread).
+    public var connectionCount: Int { connections.count }
+}
+
+/// One accepted peer: counts what is in flight so a drain knows when it may close.
+final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
+    unowned let server: WireServer
+    let wire: WireConnection
+    private var inFlight = 0
+    private var lastReceived: UInt64 = 0
+    private var draining = false
+
+    init(server: WireServer, wire: WireConnection) {
+        self.server = server
+        self.wire = wire
+        wire.delegate = self
+    }
+
+    func wireConnectionDidOpen(_ connection: WireConnection, peer: Hello) {}
+
+    func wireConnection(_ connection: WireConnection, didReceive message: Message) {
+        switch message {
+        case .request(let request):
+            // After a drain, requests are not processed: the peer resends them elsewhere.
+            guard !draining else { return }
+            lastReceived = max(lastReceived, request.id)
+            inFlight += 1
+            server.handle(request, on: self)
+        case .ping(let id):
+            wire.send(.pong(id: id))
+        default:
+            break
+        }
+    }
+
+    func finish(_ response: WireResponse) {
+        inFlight -= 1
+        if !wire.isClosed { wire.send(.response(response)) }
+        if draining && inFlight == 0 { wire.stream.closeAfterFlush() }
+    }
+
+    func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        wire.send(.drain(lastID: lastReceived))
+        if inFlight == 0 { wire.stream.closeAfterFlush() }
+    }
+
+    func wireConnectionDidClose(_ connection: WireConnection, reason: String?) {
+        server.removed(self)
+    }
+}
+
+/// A weak reference that may cross threads; it is dereferenced only on the loop.
+final class WeakConnection: @unchecked Sendable {
+    weak var connection: ServerConnection?
+    init(_ connection: ServerConnection) { self.connection = connection }
+}

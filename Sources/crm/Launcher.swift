@@ -1,0 +1,183 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import WireProtocol
+
+/// One supervised child process: restarted with backoff when it dies unexpectedly.
+final class Child: @unchecked Sendable {
+    let name: String
+    let executable: String
+    let arguments: [String]
+    let environment: [String: String]
+    private let lock = NSLock()
+    private var process: Process?
+    private var stopping = false
+    private var backoffMillis = 100
+    private var startedAt = Date()
+
+    init(name: String, executable: String, arguments: [String], environment: [String: String]) {
+        self.name = name
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+    }
+
+    func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.terminationHandler = { [weak self] finished in self?.exited(finished) }
+        lock.withLock {
+            self.process = process
+            startedAt = Date()
+        }
+        try process.run()
+    }
+
+    private func exited(_ finished: Process) {
+        let (stopping, delay): (Bool, Int) = lock.withLock {
+            // A child that ran a while is restarted quickly again; one that keeps dying waits longer.
+            if Date().timeIntervalSince(startedAt) > 30 { backoffMillis = 100 }
+            let delay = backoffMillis
+            backoffMillis = min(backoffMillis * 2, 5000)
+            return (self.stopping, delay)
+        }
+        if stopping { return }
+        StdIO.error("crm: \(name) exited (status \(finished.terminationStatus)); restarting in \(delay) ms\n")
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) { [self] in
+            guard !lock.withLock({ self.stopping }) else { return }
+            do { try start() } catch { StdIO.error("crm: cannot restart \(name): \(error)") }
+        }
+    }
+
+    /// SIGTERM now; SIGKILL if still running after `graceSeconds`.
+    func stop(graceSeconds: Double = 15) {
+        let process: Process? = lock.withLock {
+            stopping = true
+            return self.process
+        }
+        guard let process, process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+/// `crm up`: the whole system on one machine.
+struct Launcher {
+    static let services: [(name: String, executable: String)] = [
+        ("users", "UserService"),
+        ("customers", "CustomerService"),
+        ("records", "RecordService"),
+        ("contracts", "ContractService"),
+        ("stats", "StatsService"),
+    ]
+
+    let host: String
+    let port: UInt16
+    let dataDir: String
+    let binDir: String
+
+    static func fromEnvironment() throws -> Launcher {
+        let env = ProcessInfo.processInfo.environment
+        let host = env["CRM_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+        let portText = env["CRM_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "9015"
+        guard let port = UInt16(portText) else { throw LaunchError("CRM_PORT '\(portText)' is not a port number") }
+        let data = env["CRM_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let absolute = URL(fileURLWithPath: data).standardizedFileURL.path
+        let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let binDir = URL(fileURLWithPath: exe).deletingLastPathComponent().path
+        return Launcher(host: host, port: port, dataDir: absolute, binDir: binDir)
+    }
+
+    func run() throws -> Never {
+        let runDir = dataDir + "/run"
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        // Services trust the caller identity in an envelope: only this user may reach the sockets.
+        guard chmod(runDir, 0o700) == 0 else { throw LaunchError("cannot make \(runDir) private (chmod 0700)") }
+        var environment = ProcessInfo.processInfo.environment
+        if let tz = environment["CRM_TZ"], !tz.isEmpty { environment["TZ"] = tz }
+
+        var childList: [Child] = []
+        var gatewayArgs = ["--host", host, "--port", String(port)]
+        for service in Launcher.services {
+            let socket = "\(runDir)/\(service.name).sock"
+            guard socket.utf8.count <= Endpoint.maxUnixPathLength else {
+                throw LaunchError("socket path \(socket) is longer than 107 bytes; choose a shorter CRM_DATA_DIR")
+            }
+            let child = Child(name: service.name, executable: "\(binDir)/\(service.executable)",
+                              arguments: ["--socket", "unix:\(socket)", "--db", "\(dataDir)/\(service.name).sqlite"],
+                              environment: environment)
+            childList.append(child)
+            gatewayArgs += ["--service", "\(service.name)=unix:\(socket)"]
+        }
+        let children = childList
+        let gateway = Child(name: "gateway", executable: "\(binDir)/Gateway", arguments: gatewayArgs, environment: environment)
+        for child in children { try child.start() }
+        try gateway.start()
+
+        let all = [gateway] + children
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                StdIO.error("crm: stopping\n")
+                // The gateway first (no new requests), then the services drain in parallel.
+                gateway.stop()
+                DispatchQueue.concurrentPerform(iterations: children.count) { children[$0].stop() }
+                exit(0)
+            }
+            source.resume()
+            sources.append(source)
+        }
+
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            if HealthProbe.get(host: host, port: port, path: "/healthz") == 200 {
+                StdIO.out("CRM is up: http://\(host):\(port) (data in \(dataDir)); Ctrl-C stops it")
+                break
+            }
+            usleep(100_000)
+        }
+        if HealthProbe.get(host: host, port: port, path: "/healthz") != 200 {
+            StdIO.error("crm: the system did not become healthy within 120 s; still trying\n")
+        }
+        withExtendedLifetime((sources, all)) { dispatchMain() }
+    }
+}
+
+struct LaunchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A minimal blocking HTTP GET for the health check (the launcher's own thread, not the cooperative pool).
+enum HealthProbe {
+    static func get(host: String, port: UInt16, path: String) -> Int? {
+        let connectHost = host == "0.0.0.0" ? "127.0.0.1" : host
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, connectHost, &addr.sin_addr) == 1 else { return nil }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { return nil }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(connectHost)\r\nConnection: close\r\n\r\n".utf8)
+        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n >= 12 else { return nil }
+        return Int(String(decoding: buffer[9..<12], as: UTF8.self))
+    }
+}
