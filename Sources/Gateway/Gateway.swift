@@ -39,7 +39,10 @@ final class Gateway: @unchecked Sendable {
     func start() throws {
         let fd = try Socket.listen(on: .tcp(host: configuration.host, port: configuration.port), reusePort: true)
         loop.execute { [self] in
-            let listener = Listener(fd: fd, loop: loop) { [weak self] client in self?.accepted(client) }
+            let listener = Listener(fd: fd, loop: loop) { [weak self] client in
+                guard let self else { close(client); return }
+                self.accepted(client)
+            }
             do { try listener.start() } catch { listener.close(); return }
             self.listener = listener
             for client in clients.values { client.start() }

@@ -29,9 +29,21 @@ extension JSON {
     public var intValue: Int64? {
         switch self {
         case .int(let value): return value
-        case .double(let value): return Int64(exactly: value)
+        case .double(let value): return exactInt64(value)
         default: return nil
         }
+    }
+
+    /// `value` as an `Int64` when it is integral and in range. Written with plain
+    /// conversions because `Int64(exactly:)` can pull in libm's rounding functions,
+    /// which executables that import neither Foundation nor Glibc do not link.
+    private func exactInt64(_ value: Double) -> Int64? {
+        // -2^63 is representable; 2^63 is the first value past Int64.max.
+        guard value.isFinite, value >= -9_223_372_036_854_775_808.0, value < 9_223_372_036_854_775_808.0 else {
+            return nil
+        }
+        let truncated = Int64(value)
+        return Double(truncated) == value ? truncated : nil
     }
 
     /// The object payload, or nil unless this is `.object`.

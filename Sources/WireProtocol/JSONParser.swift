@@ -52,7 +52,7 @@ public enum JSONParser {
 // MARK: - Implementation
 
 /// Byte constants used by the parser and the serializer.
-enum ASCII {
+enum JSONASCII {
     static let quote = UInt8(ascii: "\"")
     static let backslash = UInt8(ascii: "\\")
     static let slash = UInt8(ascii: "/")
@@ -162,7 +162,7 @@ private struct Parser {
     mutating func skipWhitespace() {
         while index < end {
             let byte = bytes[index]
-            guard byte == ASCII.space || byte == ASCII.newline || byte == ASCII.carriageReturn || byte == ASCII.tab else {
+            guard byte == JSONASCII.space || byte == JSONASCII.newline || byte == JSONASCII.carriageReturn || byte == JSONASCII.tab else {
                 return
             }
             index += 1
@@ -174,13 +174,13 @@ private struct Parser {
     mutating func parseValue(depth: Int) throws(JSONParseError) -> JSON {
         guard index < end else { throw unexpected("expected a JSON value", at: index) }
         switch bytes[index] {
-        case ASCII.quote:
+        case JSONASCII.quote:
             return .string(try parseString())
-        case ASCII.openBrace:
+        case JSONASCII.openBrace:
             return try parseObject(depth: depth + 1)
-        case ASCII.openBracket:
+        case JSONASCII.openBracket:
             return try parseArray(depth: depth + 1)
-        case ASCII.minus, ASCII.zero...ASCII.nine:
+        case JSONASCII.minus, JSONASCII.zero...JSONASCII.nine:
             return try parseNumber()
         case UInt8(ascii: "t"):
             try expectLiteral("true")
@@ -191,9 +191,9 @@ private struct Parser {
         case UInt8(ascii: "n"):
             try expectLiteral("null")
             return .null
-        case ASCII.plus:
+        case JSONASCII.plus:
             throw error("invalid number: a leading '+' is not allowed", at: index)
-        case ASCII.dot:
+        case JSONASCII.dot:
             throw error("invalid number: a digit is required before '.'", at: index)
         case UInt8(ascii: "N"), UInt8(ascii: "I"):
             throw error("invalid literal: NaN and Infinity are not valid JSON", at: index)
@@ -225,7 +225,7 @@ private struct Parser {
         index += 1  // [
         skipWhitespace()
         var elements: [JSON] = []
-        if index < end && bytes[index] == ASCII.closeBracket {
+        if index < end && bytes[index] == JSONASCII.closeBracket {
             index += 1
             lastArrayCount = 0
             return .array(elements)
@@ -237,10 +237,10 @@ private struct Parser {
             guard index < end else { throw unexpected("expected ',' or ']' in array", at: index) }
             let byte = bytes[index]
             index += 1
-            if byte == ASCII.closeBracket { break }
-            guard byte == ASCII.comma else { throw unexpected("expected ',' or ']' in array", at: index - 1) }
+            if byte == JSONASCII.closeBracket { break }
+            guard byte == JSONASCII.comma else { throw unexpected("expected ',' or ']' in array", at: index - 1) }
             skipWhitespace()
-            if index < end && bytes[index] == ASCII.closeBracket {
+            if index < end && bytes[index] == JSONASCII.closeBracket {
                 throw error("trailing comma in array", at: index)
             }
         }
@@ -254,7 +254,7 @@ private struct Parser {
         }
         index += 1  // {
         skipWhitespace()
-        if index < end && bytes[index] == ASCII.closeBrace {
+        if index < end && bytes[index] == JSONASCII.closeBrace {
             index += 1
             lastObjectCount = 0
             return .object(JSONObject())
@@ -266,8 +266,8 @@ private struct Parser {
         var largeIndex: [ByteKey: Int] = [:]
 
         while true {
-            guard index < end, bytes[index] == ASCII.quote else {
-                if index < end && bytes[index] == ASCII.closeBrace && !entries.isEmpty {
+            guard index < end, bytes[index] == JSONASCII.quote else {
+                if index < end && bytes[index] == JSONASCII.closeBrace && !entries.isEmpty {
                     throw error("trailing comma in object", at: index)
                 }
                 throw unexpected("expected a string key in object", at: index)
@@ -276,7 +276,7 @@ private struct Parser {
             let key = try parseString()
             let hash = entries.count < linearKeySearchLimit ? lastStringFingerprint(rawStart: keyStart) : 0
             skipWhitespace()
-            guard index < end, bytes[index] == ASCII.colon else {
+            guard index < end, bytes[index] == JSONASCII.colon else {
                 throw unexpected("expected ':' after object key", at: index)
             }
             index += 1
@@ -317,8 +317,8 @@ private struct Parser {
             guard index < end else { throw unexpected("expected ',' or '}' in object", at: index) }
             let byte = bytes[index]
             index += 1
-            if byte == ASCII.closeBrace { break }
-            guard byte == ASCII.comma else { throw unexpected("expected ',' or '}' in object", at: index - 1) }
+            if byte == JSONASCII.closeBrace { break }
+            guard byte == JSONASCII.comma else { throw unexpected("expected ',' or '}' in object", at: index - 1) }
             skipWhitespace()
         }
         lastObjectCount = entries.count
@@ -357,14 +357,23 @@ private struct Parser {
     mutating func parseString() throws(JSONParseError) -> String {
         let start = index + 1
         var position = start
+        let raw = UnsafeRawBufferPointer(bytes)
         while position < end {
+            // Skip eight plain ASCII bytes at a time.
+            if position + 8 <= end {
+                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                if !JSONSWAR.hasNonASCII(word) && !JSONSWAR.hasQuoteBackslashOrControl(word) {
+                    position += 8
+                    continue
+                }
+            }
             let byte = bytes[position]
-            if byte == ASCII.quote {
+            if byte == JSONASCII.quote {
                 index = position + 1
                 lastStringHadEscapes = false
                 return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
             }
-            if byte == ASCII.backslash {
+            if byte == JSONASCII.backslash {
                 return try parseEscapedString(start: start, firstEscape: position)
             }
             if byte < 0x20 {
@@ -383,13 +392,13 @@ private struct Parser {
         var runStart = firstEscape
         while position < end {
             let byte = bytes[position]
-            if byte == ASCII.quote {
+            if byte == JSONASCII.quote {
                 scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
                 index = position + 1
                 lastStringHadEscapes = true
                 return String(decoding: scratch, as: UTF8.self)
             }
-            if byte == ASCII.backslash {
+            if byte == JSONASCII.backslash {
                 scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<position]))
                 position = try decodeEscape(at: position)
                 runStart = position
@@ -409,9 +418,9 @@ private struct Parser {
         guard position + 1 < end else { throw error("unterminated string", at: position) }
         let replacement: UInt8
         switch bytes[position + 1] {
-        case ASCII.quote: replacement = ASCII.quote
-        case ASCII.backslash: replacement = ASCII.backslash
-        case ASCII.slash: replacement = ASCII.slash
+        case JSONASCII.quote: replacement = JSONASCII.quote
+        case JSONASCII.backslash: replacement = JSONASCII.backslash
+        case JSONASCII.slash: replacement = JSONASCII.slash
         case UInt8(ascii: "b"): replacement = 0x08
         case UInt8(ascii: "f"): replacement = 0x0C
         case UInt8(ascii: "n"): replacement = 0x0A
@@ -432,7 +441,7 @@ private struct Parser {
         var scalarValue = UInt32(first)
         var next = position + 6
         if (0xD800...0xDBFF).contains(first) {
-            guard next + 1 < end, bytes[next] == ASCII.backslash, bytes[next + 1] == UInt8(ascii: "u") else {
+            guard next + 1 < end, bytes[next] == JSONASCII.backslash, bytes[next + 1] == UInt8(ascii: "u") else {
                 throw error("lone high surrogate \\u\(hexDigits(first)) in string", at: position)
             }
             let second = try hexQuad(at: next + 2, escapeStart: next)
@@ -458,7 +467,7 @@ private struct Parser {
             let byte = bytes[position + offset]
             let digit: UInt8
             switch byte {
-            case ASCII.zero...ASCII.nine: digit = byte - ASCII.zero
+            case JSONASCII.zero...JSONASCII.nine: digit = byte - JSONASCII.zero
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
             default: throw error("invalid \\u escape: expected 4 hex digits", at: escapeStart)
@@ -526,7 +535,7 @@ private struct Parser {
     mutating func parseNumber() throws(JSONParseError) -> JSON {
         let start = index
         var position = index
-        let negative = bytes[position] == ASCII.minus
+        let negative = bytes[position] == JSONASCII.minus
         if negative { position += 1 }
 
         // Significant digits accumulate into `mantissa` until it would overflow.
@@ -540,7 +549,7 @@ private struct Parser {
             }
             throw error("invalid number: expected a digit after '-'", at: position)
         }
-        if bytes[position] == ASCII.zero {
+        if bytes[position] == JSONASCII.zero {
             position += 1
             if position < end && isDigit(bytes[position]) {
                 throw error("invalid number: leading zeros are not allowed", at: start)
@@ -553,7 +562,7 @@ private struct Parser {
         }
 
         var isInteger = true
-        if position < end && bytes[position] == ASCII.dot {
+        if position < end && bytes[position] == JSONASCII.dot {
             isInteger = false
             position += 1
             guard position < end, isDigit(bytes[position]) else {
@@ -567,19 +576,19 @@ private struct Parser {
         }
 
         var exponent = 0
-        if position < end && (bytes[position] == ASCII.lowerE || bytes[position] == ASCII.upperE) {
+        if position < end && (bytes[position] == JSONASCII.lowerE || bytes[position] == JSONASCII.upperE) {
             isInteger = false
             position += 1
             var exponentNegative = false
-            if position < end && (bytes[position] == ASCII.plus || bytes[position] == ASCII.minus) {
-                exponentNegative = bytes[position] == ASCII.minus
+            if position < end && (bytes[position] == JSONASCII.plus || bytes[position] == JSONASCII.minus) {
+                exponentNegative = bytes[position] == JSONASCII.minus
                 position += 1
             }
             guard position < end, isDigit(bytes[position]) else {
                 throw error("invalid number: expected a digit in the exponent", at: position)
             }
             while position < end, isDigit(bytes[position]) {
-                if exponent < 100_000 { exponent = exponent * 10 + Int(bytes[position] - ASCII.zero) }
+                if exponent < 100_000 { exponent = exponent * 10 + Int(bytes[position] - JSONASCII.zero) }
                 position += 1
             }
             if exponentNegative { exponent = -exponent }
@@ -617,14 +626,14 @@ private struct Parser {
 
     @inline(__always)
     func isDigit(_ byte: UInt8) -> Bool {
-        byte &- ASCII.zero < 10
+        byte &- JSONASCII.zero < 10
     }
 
     @inline(__always)
     func accumulate(_ digit: UInt8, into mantissa: inout UInt64, overflowed: inout Bool) {
         guard !overflowed else { return }
         let (times10, overflow1) = mantissa.multipliedReportingOverflow(by: 10)
-        let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit - ASCII.zero))
+        let (sum, overflow2) = times10.addingReportingOverflow(UInt64(digit - JSONASCII.zero))
         if overflow1 || overflow2 {
             overflowed = true
         } else {

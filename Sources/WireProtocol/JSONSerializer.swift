@@ -4,7 +4,7 @@
 extension JSON {
     /// Appends the compact UTF-8 encoding of this value to `buffer`.
     public func serialize(into buffer: inout [UInt8]) {
-        var writer = ByteWriter()
+        var writer = JSONByteWriter()
         writer.write(self)
         writer.append(to: &buffer)
     }
@@ -30,7 +30,7 @@ extension JSON: CustomStringConvertible {
 extension JSONObject {
     /// Appends the compact UTF-8 encoding of this object to `buffer`.
     public func serialize(into buffer: inout [UInt8]) {
-        var writer = ByteWriter()
+        var writer = JSONByteWriter()
         writer.write(self)
         writer.append(to: &buffer)
     }
@@ -46,7 +46,7 @@ extension JSONObject {
 /// A growable byte buffer in manually managed memory: each write is a capacity check
 /// and a store, without the uniqueness checks of `Array`. The result is copied into
 /// the caller's array once at the end.
-struct ByteWriter: ~Copyable {
+struct JSONByteWriter: ~Copyable {
     private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     private(set) var count = 0
@@ -114,34 +114,34 @@ struct ByteWriter: ~Copyable {
         case .string(let string):
             write(string: string)
         case .array(let elements):
-            write(byte: ASCII.openBracket)
+            write(byte: JSONASCII.openBracket)
             var first = true
             for element in elements {
-                if !first { write(byte: ASCII.comma) }
+                if !first { write(byte: JSONASCII.comma) }
                 first = false
                 write(element)
             }
-            write(byte: ASCII.closeBracket)
+            write(byte: JSONASCII.closeBracket)
         case .object(let object):
             write(object)
         }
     }
 
     mutating func write(_ object: JSONObject) {
-        write(byte: ASCII.openBrace)
+        write(byte: JSONASCII.openBrace)
         var first = true
         for entry in object.entries {
-            if !first { write(byte: ASCII.comma) }
+            if !first { write(byte: JSONASCII.comma) }
             first = false
             write(string: entry.key)
-            write(byte: ASCII.colon)
+            write(byte: JSONASCII.colon)
             write(entry.value)
         }
-        write(byte: ASCII.closeBrace)
+        write(byte: JSONASCII.closeBrace)
     }
 
     mutating func write(integer value: Int64) {
-        if value < 0 { write(byte: ASCII.minus) }
+        if value < 0 { write(byte: JSONASCII.minus) }
         var remaining = value.magnitude
         // UInt64.max has 20 digits: count them, then fill backwards in place.
         var digits = 1
@@ -154,7 +154,7 @@ struct ByteWriter: ~Copyable {
         var position = count + digits
         repeat {
             position -= 1
-            base[position] = ASCII.zero + UInt8(truncatingIfNeeded: remaining % 10)
+            base[position] = JSONASCII.zero + UInt8(truncatingIfNeeded: remaining % 10)
             remaining /= 10
         } while remaining > 0
         count += digits
@@ -166,7 +166,8 @@ struct ByteWriter: ~Copyable {
             return
         }
         // Integral values below 2^53 print exactly as "<integer>.0" without a String.
-        if value.magnitude < 9_007_199_254_740_992, value == value.rounded(.towardZero), value != 0 {
+        // (Checked by converting, not `rounded()`, which would need libm.)
+        if value.magnitude < 9_007_199_254_740_992, value != 0, Double(Int64(value)) == value {
             write(integer: Int64(value))
             write(ascii: ".0")
             return
@@ -188,28 +189,39 @@ struct ByteWriter: ~Copyable {
     /// runs in bulk.
     private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {
         reserve(utf8.count + 2)
-        write(byte: ASCII.quote)
+        write(byte: JSONASCII.quote)
+        let raw = UnsafeRawBufferPointer(utf8)
         var runStart = 0
-        for position in 0..<utf8.count {
-            let byte = utf8[position]
-            guard byte < 0x20 || byte == ASCII.quote || byte == ASCII.backslash else { continue }
-            if runStart < position {
-                write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+        var position = 0
+        while position < utf8.count {
+            // Skip eight bytes at a time while none of them needs escaping.
+            if position + 8 <= utf8.count,
+                !JSONSWAR.hasQuoteBackslashOrControl(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+            {
+                position += 8
+                continue
             }
-            writeEscape(for: byte)
-            runStart = position + 1
+            let byte = utf8[position]
+            if byte < 0x20 || byte == JSONASCII.quote || byte == JSONASCII.backslash {
+                if runStart < position {
+                    write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+                }
+                writeEscape(for: byte)
+                runStart = position + 1
+            }
+            position += 1
         }
         if runStart < utf8.count {
             write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
-        write(byte: ASCII.quote)
+        write(byte: JSONASCII.quote)
     }
 
     private mutating func writeEscape(for byte: UInt8) {
-        write(byte: ASCII.backslash)
+        write(byte: JSONASCII.backslash)
         switch byte {
-        case ASCII.quote: write(byte: ASCII.quote)
-        case ASCII.backslash: write(byte: ASCII.backslash)
+        case JSONASCII.quote: write(byte: JSONASCII.quote)
+        case JSONASCII.backslash: write(byte: JSONASCII.backslash)
         case 0x0A: write(byte: UInt8(ascii: "n"))
         case 0x0D: write(byte: UInt8(ascii: "r"))
         case 0x09: write(byte: UInt8(ascii: "t"))
@@ -222,5 +234,35 @@ struct ByteWriter: ~Copyable {
                 write(byte: digits[Int(byte & 0x0F)])
             }
         }
+    }
+}
+
+/// Word-at-a-time byte tests (eight bytes of a string at once).
+enum JSONSWAR {
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether any byte of `word` is below `limit` (`limit` <= 0x80).
+    @inline(__always)
+    static func hasByte(lessThan limit: UInt8, in word: UInt64) -> Bool {
+        (word &- ones &* UInt64(limit)) & ~word & highBits != 0
+    }
+
+    /// Whether any byte of `word` equals `byte`.
+    @inline(__always)
+    static func hasByte(_ byte: UInt8, in word: UInt64) -> Bool {
+        hasByte(lessThan: 1, in: word ^ (ones &* UInt64(byte)))
+    }
+
+    /// Whether any byte is `"`, `\` or a control character below 0x20.
+    @inline(__always)
+    static func hasQuoteBackslashOrControl(_ word: UInt64) -> Bool {
+        hasByte(lessThan: 0x20, in: word) || hasByte(JSONASCII.quote, in: word) || hasByte(JSONASCII.backslash, in: word)
+    }
+
+    /// Whether any byte is non-ASCII (>= 0x80).
+    @inline(__always)
+    static func hasNonASCII(_ word: UInt64) -> Bool {
+        word & highBits != 0
     }
 }

@@ -39,7 +39,10 @@ public final class WireServer: @unchecked Sendable {
         let result = Mutex<Error?>(nil)
         let done = Atomic<Bool>(false)
         loop.execute { [self] in
-            let listener = Listener(fd: fd, loop: loop) { [weak self] client in self?.accepted(client) }
+            let listener = Listener(fd: fd, loop: loop) { [weak self] client in
+                guard let self else { close(client); return }
+                self.accepted(client)
+            }
             do {
                 try listener.start()
                 self.listener = listener

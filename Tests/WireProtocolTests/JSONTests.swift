@@ -355,6 +355,9 @@ final class JSONTests: XCTestCase {
         XCTAssertNil(JSON.double(1e19).intValue)
         XCTAssertNil(JSON.double(.nan).intValue)
         XCTAssertEqual(JSON.double(-9.223372036854775808e18).intValue, Int64.min)
+        XCTAssertNil(JSON.double(9.223372036854775808e18).intValue)  // 2^63, just past Int64.max
+        XCTAssertEqual(JSON.double(-0.0).intValue, 0)
+        XCTAssertNil(JSON.double(.infinity).intValue)
         XCTAssertEqual(value["b"]?.boolValue, true)
         XCTAssertEqual(value["n"]?.isNull, true)
         XCTAssertEqual(value["a"]?.arrayValue, [1])
@@ -375,6 +378,53 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(value.serialized(), Array(#""a\"b\\c\n\u0001""#.utf8))
         XCTAssertEqual(JSON.string("\r\t\u{8}\u{C}\u{1F}/\u{7F}").jsonString, #""\r\t\b\f\u001f/\#u{7F}""#)
         XCTAssertEqual(JSON.object(["k\"ey": "v"]).jsonString, #"{"k\"ey":"v"}"#)
+    }
+
+    /// Reference escaper: one byte at a time, no shortcuts.
+    private func naiveQuoted(_ string: String) -> [UInt8] {
+        var out: [UInt8] = [0x22]
+        for byte in string.utf8 {
+            switch byte {
+            case 0x22: out += Array(#"\""#.utf8)
+            case 0x5C: out += Array(#"\\"#.utf8)
+            case 0x0A: out += Array(#"\n"#.utf8)
+            case 0x0D: out += Array(#"\r"#.utf8)
+            case 0x09: out += Array(#"\t"#.utf8)
+            case 0x08: out += Array(#"\b"#.utf8)
+            case 0x0C: out += Array(#"\f"#.utf8)
+            case 0..<0x20:
+                let hex = String(byte, radix: 16)
+                out += Array(("\\u00" + (hex.count == 1 ? "0" + hex : hex)).utf8)
+            default: out.append(byte)
+            }
+        }
+        out.append(0x22)
+        return out
+    }
+
+    func testSpecialCharacterAtEveryPosition() throws {
+        // Exercises the eight-bytes-at-a-time scans in both directions.
+        let specials: [String] = ["\"", "\\", "\n", "\u{1}", "\u{1F}", "é", "中", "😀", "\u{7F}", "/"]
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 25] {
+            for position in 0...length {
+                for special in specials {
+                    let base = String(repeating: "a", count: length)
+                    let index = base.index(base.startIndex, offsetBy: position)
+                    let text = String(base[..<index]) + special + String(base[index...])
+                    let bytes = JSON.string(text).serialized()
+                    XCTAssertEqual(bytes, naiveQuoted(text), "serializing \(text.debugDescription)")
+                    XCTAssertEqual(try JSONParser.parse(bytes), .string(text), "parsing \(text.debugDescription)")
+                    // Raw (unescaped) non-ASCII and DEL directly in the input.
+                    if special.utf8.first.map({ $0 >= 0x7F || $0 == 0x2F }) == true {
+                        XCTAssertEqual(try JSONParser.parse("\"" + text + "\""), .string(text))
+                    }
+                }
+            }
+        }
+        // A raw control character or invalid byte after a long clean run is still caught.
+        assertRejects(Array("\"abcdefghijklmnop".utf8) + [0x01, 0x22], offset: 17, reason: "control character 0x01")
+        assertRejects(Array("\"abcdefghijklmnop".utf8) + [0xFF, 0x22], offset: 17, reason: "invalid UTF-8")
+        assertRejects(Array("\"abcdefgh".utf8), offset: 0, reason: "unterminated string")
     }
 
     func testSerializerCompactOutput() {
