@@ -52,6 +52,7 @@ add_scenario group-list  GET /api/user/group    # one hop to UserService
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/crm-bench.XXXXXX")
 LOG=$TMP/crm.log
 CRM_PID=
+WRK_PID=
 SEEN_PIDS=()   # every child pid observed under crm, for the final sweep
 FAILED_CHILDREN=0
 
@@ -87,6 +88,7 @@ is_gone() {   # exited, or a zombie waiting for us
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n $WRK_PID ]]; then kill "$WRK_PID" 2>/dev/null || true; fi
     if [[ -n $CRM_PID ]]; then
         remember_children
         kill -TERM "$CRM_PID" 2>/dev/null || true
@@ -206,9 +208,12 @@ run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
     local i=$1 seconds=$2 out=$3
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency -H "$AUTH")
     [[ -n ${SC_SCRIPT[i]} ]] && args+=(-s "${SC_SCRIPT[i]}")
+    # In the background, so that Ctrl-C or SIGTERM stops the benchmark at once (see cleanup).
     WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} \
-        wrk "${args[@]}" "$BASE${SC_PATH[i]}" >"$out" 2>&1 \
-        || { cat "$out" >&2; die "wrk failed for ${SC_NAME[i]}"; }
+        wrk "${args[@]}" "$BASE${SC_PATH[i]}" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || { cat "$out" >&2; die "wrk failed for ${SC_NAME[i]}"; }
+    WRK_PID=
 }
 
 # One line of figures from wrk's output.

@@ -81,7 +81,8 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             if !keepAlive {
                 closing = true
                 slots.removeAll()
-                stream.closeAfterFlush()
+                // Linger so a client still sending (e.g. an oversized header) reads the answer.
+                stream.closeAfterFlush(lingerMillis: 2000)
                 return
             }
         }

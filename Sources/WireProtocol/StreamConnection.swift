@@ -28,6 +28,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     private var readingPaused = false
     private var watchingWritable = false
     private var closeWhenFlushed = false
+    /// After the last byte is written: half-close and discard input for this long (ms) before
+    /// closing, so a client still sending gets our answer instead of a reset (RFC 9112 §9.6).
+    private var lingerMillis: Int64 = 0
+    private var discardingInput = false
     private var connecting = false
     private var onConnect: ((SyscallError?) -> Void)?
     private static let readChunk = 64 * 1024
@@ -83,10 +87,21 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         updateInterest()
     }
 
-    /// Closes once the queued output has been written.
-    public func closeAfterFlush() {
+    /// Closes once the queued output has been written. With `lingerMillis` > 0 the socket is
+    /// half-closed first and unread input is discarded for up to that long.
+    public func closeAfterFlush(lingerMillis: Int64 = 0) {
         guard !isClosed else { return }
-        if pendingOutputBytes == 0 { close() } else { closeWhenFlushed = true; pauseReading() }
+        self.lingerMillis = lingerMillis
+        if pendingOutputBytes == 0 { closeOrLinger() } else { closeWhenFlushed = true; pauseReading() }
+    }
+
+    private func closeOrLinger() {
+        guard lingerMillis > 0 else { close(); return }
+        shutdown(fd, Int32(SHUT_WR))
+        discardingInput = true
+        readingPaused = false
+        updateInterest()
+        loop.schedule(afterMillis: lingerMillis) { [weak self] in self?.close() }
     }
 
     public func pauseReading() {
@@ -168,6 +183,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         while true {
             let n = Glibc.recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
             if n > 0 {
+                if discardingInput { return }
                 delegate?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
                 return
             }
@@ -195,7 +211,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         if pendingOutputBytes == 0 {
             outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
             outboundStart = 0
-            if closeWhenFlushed { close(); return }
+            if closeWhenFlushed { closeOrLinger(); return }
             updateInterest()
             delegate?.connectionDidDrainOutput(self)
         } else if outboundStart > 1 << 20 {

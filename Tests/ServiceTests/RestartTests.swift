@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import WireProtocol
+
+/// Restarting a service under the gateway: clients see at most a slower answer.
+final class RestartTests: XCTestCase {
+    func testUserServiceRestartKeepsSessionsAndHoldsRequests() throws {
+        let system = try SystemHarness()
+        defer { system.stop() }
+        let token = try system.login()
+        let name = "restart-\(UInt32.random(in: 0...UInt32.max))"
+        XCTAssertEqual(try system.post("/api/user/group", json: ["name": .string(name)], token: token).status, 200)
+
+        // SIGTERM: the service drains; the launcher restarts it; requests in between are held.
+        let first = try XCTUnwrap(system.childPID("UserService"))
+        kill(first, SIGTERM)
+        let during = try system.get("/api/user/group", token: token)
+        XCTAssertEqual(during.status, 200, during.text)
+        let second = try XCTUnwrap(system.waitForRestart("UserService", old: first))
+
+        // SIGKILL: no drain at all; the gateway reconnects and resends.
+        kill(second, SIGKILL)
+        let write = try system.post("/api/user/group", json: ["name": .string(name + "-after-kill")], token: token)
+        XCTAssertEqual(write.status, 200, write.text)
+        _ = try XCTUnwrap(system.waitForRestart("UserService", old: second))
+
+        // The session survived both restarts (it lives in users.sqlite), and so did the writes.
+        usleep(1_200_000) // past the gateway's session cache
+        let list = try system.get("/api/user/group", token: token)
+        XCTAssertEqual(list.status, 200, list.text)
+        let names = (list.json["data"]?.arrayValue ?? []).compactMap { $0["groupName"]?.stringValue }
+        XCTAssertTrue(names.contains(name))
+        XCTAssertEqual(names.filter { $0 == name + "-after-kill" }.count, 1, "written exactly once")
+        XCTAssertEqual(try system.get("/healthz").status, 200)
+    }
+
+    func testStoppedServiceMakesHealthz503AndRequests503AfterHold() throws {
+        let system = try SystemHarness()
+        defer { system.stop() }
+        XCTAssertEqual(try system.get("/healthz").status, 200)
+        // Stop the launcher's restarts of one service by replacing it with a stopped process:
+        // SIGSTOP keeps the socket open but unanswered — health must notice within its ping timeout.
+        let pid = try XCTUnwrap(system.childPID("StatsService"))
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
+        let health = try system.get("/healthz")
+        XCTAssertEqual(health.status, 503, health.text)
+        XCTAssertEqual(health.json["services"]?["stats"]?.stringValue, "down")
+        XCTAssertEqual(health.json["services"]?["users"]?.stringValue, "up")
+        kill(pid, SIGCONT)
+        usleep(300_000)
+        XCTAssertEqual(try system.get("/healthz").status, 200)
+    }
+}

@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import WireProtocol
+
+/// The whole system started from the real executables (`crm up`) on a temporary data folder
+/// and a free port, driven over real HTTP.
+final class SystemHarness: @unchecked Sendable {
+    let dataDir: String
+    let port: UInt16
+    let adminPassword = "admin-password-1"
+    private let launcher: Process
+    private let output: Pipe
+    private let logLock = NSLock()
+    private var logText = ""
+
+    /// Where `swift build` put the executables: next to the test bundle.
+    static var binDir: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The runner may be inside CRMPackageTests.xctest/…; walk up to the folder holding `crm`.
+        for _ in 0..<4 where !FileManager.default.fileExists(atPath: dir.appendingPathComponent("crm").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.path
+    }
+
+    init(extraEnvironment: [String: String] = [:]) throws {
+        dataDir = "/tmp/crm-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        port = SystemHarness.freePort()
+        launcher = Process()
+        launcher.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/crm")
+        launcher.arguments = ["up"]
+        var env = ProcessInfo.processInfo.environment
+        env["CRM_DATA_DIR"] = dataDir
+        env["CRM_PORT"] = String(port)
+        env["CRM_HOST"] = "127.0.0.1"
+        env["CRM_ADMIN_PASSWORD"] = adminPassword
+        for (k, v) in extraEnvironment { env[k] = v }
+        launcher.environment = env
+        output = Pipe()
+        launcher.standardOutput = output
+        launcher.standardError = output
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.logLock.withLock { self.logText += String(decoding: data, as: UTF8.self) }
+        }
+        try launcher.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if (try? get("/healthz").status) == 200 && log.contains("CRM is up") { return }
+            usleep(100_000)
+        }
+        stop()
+        throw HarnessError("the system did not become healthy within 60 s; output:\n\(log)")
+    }
+
+    var log: String { logLock.withLock { logText } }
+
+    func stop() {
+        if launcher.isRunning {
+            launcher.terminate()
+            launcher.waitUntilExit()
+        }
+        output.fileHandleForReading.readabilityHandler = nil
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    /// The pid of a child process of the launcher by executable name (e.g. "UserService").
+    func childPID(_ name: String) -> pid_t? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for entry in entries {
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, Int32(fields[1]) == launcher.processIdentifier else { continue }
+            if let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmd.contains("/\(name)\u{0}") {
+                return pid
+            }
+        }
+        return nil
+    }
+
+    /// Waits until a new process replaced `old` (the launcher restarted it).
+    func waitForRestart(_ name: String, old: pid_t, timeoutSeconds: Double = 15) -> pid_t? {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if let pid = childPID(name), pid != old { return pid }
+            usleep(50_000)
+        }
+        return nil
+    }
+
+    static func freePort() -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return UInt16(bigEndian: addr.sin_port)
+    }
+
+    // MARK: HTTP helpers
+
+    func client() throws -> HTTPTestClient { try HTTPTestClient(port: port) }
+
+    func get(_ target: String, token: String? = nil) throws -> HTTPTestResponse {
+        try client().request("GET", target, token: token)
+    }
+
+    func post(_ target: String, json: JSON, token: String? = nil, headers: [(String, String)] = []) throws -> HTTPTestResponse {
+        try client().request("POST", target, body: json.serialized(), contentType: "application/json", token: token, headers: headers)
+    }
+
+    func postForm(_ target: String, _ form: String, token: String? = nil) throws -> HTTPTestResponse {
+        try client().request("POST", target, body: Array(form.utf8), contentType: "application/x-www-form-urlencoded", token: token)
+    }
+
+    /// Logs in and answers the token.
+    func login(_ phone: String = "admin", _ password: String? = nil) throws -> String {
+        let response = try post("/api/user/login", json: ["phoneNumber": .string(phone), "password": .string(password ?? adminPassword)])
+        guard response.status == 200, let token = response.json["data"]?["token"]?.stringValue else {
+            throw HarnessError("login failed: \(response.status) \(response.text)")
+        }
+        return token
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct HTTPTestResponse {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var json: JSON { (try? JSONParser.parse(body)) ?? .null }
+    func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name.lowercased() }?.1 }
+}
+
+/// A blocking HTTP/1.1 client on one keep-alive connection; also sends raw bytes.
+final class HTTPTestClient {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { Glibc.close(fd); throw HarnessError("connect failed: errno \(errno)") }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(fd) }
+
+    func sendRaw(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    func sendRaw(_ text: String) { sendRaw(Array(text.utf8)) }
+
+    func request(_ method: String, _ target: String, body: [UInt8] = [], contentType: String? = nil, token: String? = nil, headers: [(String, String)] = []) throws -> HTTPTestResponse {
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if let contentType { head += "Content-Type: \(contentType)\r\n" }
+        if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
+        if let token { head += "Authorization: Bearer \(token)\r\n" }
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        sendRaw(Array(head.utf8) + body)
+        return try readResponse()
+    }
+
+    private func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = recv(fd, &chunk, chunk.count, 0)
+        guard n > 0 else { throw HarnessError(n == 0 ? "connection closed" : "recv failed: errno \(errno)") }
+        buffer.append(contentsOf: chunk[0..<n])
+    }
+
+    /// True when the server closed the connection (reads until EOF or timeout).
+    func isClosedByServer() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return false }
+        }
+    }
+
+    func readResponse() throws -> HTTPTestResponse {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        var headEnd: Int?
+        while headEnd == nil {
+            if buffer.count >= 4 {
+                for i in 0...(buffer.count - 4) where Array(buffer[i..<i + 4]) == separator { headEnd = i; break }
+            }
+            if headEnd == nil { try fill() }
+        }
+        guard let end = headEnd else { throw HarnessError("no head") }
+        let headText = String(decoding: buffer[0..<end], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst()
+        let parts = statusLine.split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw HarnessError("bad status line \(statusLine)") }
+        var headers: [(String, String)] = []
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        }
+        let length = Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
+        let bodyStart = end + 4
+        while buffer.count < bodyStart + length { try fill() }
+        let body = Array(buffer[bodyStart..<bodyStart + length])
+        buffer.removeFirst(bodyStart + length)
+        return HTTPTestResponse(status: status, headers: headers, body: body)
+    }
+}
