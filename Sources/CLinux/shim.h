@@ -13,7 +13,13 @@
 #include <errno.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/prctl.h>
 
 /* accept4 is a GNU extension that the Glibc module does not declare without _GNU_SOURCE. */
+/* prctl is variadic, which Swift cannot call. */
+static inline int crm_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
+
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 #endif

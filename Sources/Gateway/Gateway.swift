@@ -30,8 +30,14 @@ final class Gateway: @unchecked Sendable {
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
         for (name, endpoint) in configuration.services {
             clients[name] = WireClient(loop: loop, endpoint: endpoint, serviceName: name,
-                                       hello: Hello(peer: "gateway", replica: String(getpid())), configuration: clientConfig)
+                                       hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
         }
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, 255)
+        return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "-\(getpid())"
     }
 
     /// Binds the HTTP port (SO_REUSEPORT, so a new gateway can take over from an old one) and

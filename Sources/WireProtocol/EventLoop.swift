@@ -3,7 +3,6 @@ import Glibc
 #endif
 import CLinux
 import Synchronization
-import Foundation
 
 /// Something registered with an event loop for readiness of one descriptor.
 /// Called on the loop's thread only.
@@ -54,9 +53,21 @@ public final class EventLoop: @unchecked Sendable {
     /// Starts a loop on a new thread of its own and returns it.
     public static func start(name: String) throws(SyscallError) -> EventLoop {
         let loop = try EventLoop(name: name)
-        let thread = Thread { loop.run() }
-        thread.name = name
-        thread.start()
+        // A plain pthread (not Foundation's Thread): keeps Foundation out of every service binary.
+        let context = Unmanaged.passRetained(loop).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            let loop = Unmanaged<EventLoop>.fromOpaque(raw).takeRetainedValue()
+            _ = crm_set_thread_name(String(loop.name.prefix(15)))
+            loop.run()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<EventLoop>.fromOpaque(context).release()
+            throw SyscallError(call: "pthread_create", errno: rc)
+        }
+        pthread_detach(thread)
         return loop
     }
 
