@@ -18,6 +18,7 @@ public final class Database: @unchecked Sendable {
         connection = try SQLiteConnection(path: path)
         try connection.migrate(migrations)
         try connection.execute(IdempotencyStore.schema)
+        try connection.execute(Outbox.schema)
     }
 
     /// Runs `body` on the database queue (no transaction).

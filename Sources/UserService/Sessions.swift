@@ -9,6 +9,7 @@ enum Sessions {
     static let routes: [Route] = [
         .post("/api/user/login", .public, login),
         .post("/api/user/logout", .public, logout),
+        .post("/api/user/password", .public, changePassword),
         .post("/internal/session", .public, check),
     ]
 
@@ -29,10 +30,9 @@ enum Sessions {
 
     static func unixNow() -> Int64 { Int64(time(nil)) }
 
-    /// `phoneNumber` + `password` → a new session: cookie `crm_session` and `data.token`.
-    static func login(_ ctx: RequestContext) async throws -> WireResponse {
-        let phone = try ctx.params.requireString("phoneNumber")
-        let password = try ctx.params.requireString("password", maxLength: 128)
+    /// Checks a phone number and password: 429 after too many recent failures, the same 401
+    /// for an unknown phone and a wrong password (both cost one hash), failures recorded.
+    static func verifyCredentials(_ ctx: RequestContext, phone: String, password: String) async throws -> (id: Int64, status: Int64) {
         let now = unixNow()
         let account = try await ctx.database.read { db -> (id: Int64, hash: String, status: Int64)? in
             let failures = try db.scalar("SELECT COUNT(*) FROM login_failures WHERE phone = ? AND at > ?", [.text(phone), .int(now - failureWindowSeconds)])
@@ -51,6 +51,15 @@ enum Sessions {
             }
             throw APIError.unauthorized(badCredentials)
         }
+        return (account.id, account.status)
+    }
+
+    /// `phoneNumber` + `password` → a new session: cookie `crm_session` and `data.token`.
+    static func login(_ ctx: RequestContext) async throws -> WireResponse {
+        let phone = try ctx.params.requireString("phoneNumber")
+        let password = try ctx.params.requireString("password", maxLength: 128)
+        let now = unixNow()
+        let account = try await verifyCredentials(ctx, phone: phone, password: password)
         guard account.status == 1 else { throw APIError.forbidden("this employee is disabled") }
         let token = SessionToken.generate()
         let digest = SessionToken.digest(token)
@@ -75,16 +84,10 @@ enum Sessions {
         let password = try ctx.params.string("password", maxLength: 128)
         var ended = false
         if let phone, let password, !phone.isEmpty, !password.isEmpty {
-            let account = try await ctx.database.read { db -> (Int64, String)? in
-                guard let row = try db.queryOne("SELECT id, password_hash FROM employees WHERE phoneNumber = ? AND status <> -1", [.text(phone)]),
-                      let id = row.int(0), let hash = row.string(1) else { return nil }
-                return (id, hash)
-            }
-            let matches = try await PasswordHasher.shared.verify(password, against: account?.1 ?? dummyHash)
-            guard let account, matches else { throw APIError.unauthorized(badCredentials) }
+            let account = try await verifyCredentials(ctx, phone: phone, password: password)
             try await ctx.database.write { db in
-                try db.run("DELETE FROM sessions WHERE employee_id = ?", [.int(account.0)])
-                try db.run("UPDATE employees SET isLogin = 0 WHERE id = ?", [.int(account.0)])
+                try db.run("DELETE FROM sessions WHERE employee_id = ?", [.int(account.id)])
+                try db.run("UPDATE employees SET isLogin = 0 WHERE id = ?", [.int(account.id)])
             }
             ended = true
         }
@@ -104,6 +107,24 @@ enum Sessions {
         var response = Reply.ok("登出成功")
         response.headers = [("set-cookie", "crm_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")]
         return response
+    }
+
+    /// `phoneNumber` + `old_password` + `new_password` (8…128 characters). Ends every other
+    /// session of the employee (the one presenting this request, if any, stays).
+    static func changePassword(_ ctx: RequestContext) async throws -> WireResponse {
+        let phone = try ctx.params.requireString("phoneNumber")
+        let old = try ctx.params.requireString("old_password", maxLength: 128)
+        let new = try ctx.params.requireString("new_password", maxLength: 128)
+        guard new.count >= 8 else { throw APIError.badRequest("new_password must be 8 to 128 characters") }
+        let account = try await verifyCredentials(ctx, phone: phone, password: old)
+        let hash = try await PasswordHasher.shared.hash(new)
+        let keep = ctx.session.map { SessionToken.digest($0) } ?? []
+        try await ctx.database.write { db in
+            try db.run("UPDATE employees SET password_hash = ?, updateTime = ? WHERE id = ?", [.text(hash), .text(Timestamp.now()), .int(account.id)])
+            try db.run("DELETE FROM sessions WHERE employee_id = ? AND token_hash <> ?", [.int(account.id), .blob(keep)])
+            try db.run("DELETE FROM login_failures WHERE phone = ?", [.text(phone)])
+        }
+        return Reply.ok("修改成功", data: .object(JSONObject([("id", .int(account.id))])))
     }
 
     /// For the gateway: `token` → `{id, role}` of an enabled employee, else 401.

@@ -3,5 +3,5 @@ import ServiceKit
 ServiceMain.run(ServiceDefinition(
     name: "users",
     migrations: UserSchema.migrations,
-    routes: Groups.routes + Sessions.routes,
+    routes: Groups.routes + Employees.routes + Menus.routes + Sessions.routes,
     onStart: { try Bootstrap.run($0) }))

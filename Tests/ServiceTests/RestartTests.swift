@@ -11,6 +11,11 @@ final class RestartTests: XCTestCase {
         let system = try SystemHarness()
         defer { system.stop() }
         let token = try system.login()
+        // Failed logins are counted in users.sqlite: a restart does not reset the lock.
+        let phone = "137\(UInt32.random(in: 10_000_000...99_999_999))"
+        for _ in 0..<5 {
+            XCTAssertEqual(try system.post("/api/user/login", json: ["phoneNumber": .string(phone), "password": "wrong-password"]).status, 401)
+        }
         let name = "restart-\(UInt32.random(in: 0...UInt32.max))"
         XCTAssertEqual(try system.post("/api/user/group", json: ["name": .string(name)], token: token).status, 200)
 
@@ -35,6 +40,7 @@ final class RestartTests: XCTestCase {
         XCTAssertTrue(names.contains(name))
         XCTAssertEqual(names.filter { $0 == name + "-after-kill" }.count, 1, "written exactly once")
         XCTAssertEqual(try system.get("/healthz").status, 200)
+        XCTAssertEqual(try system.post("/api/user/login", json: ["phoneNumber": .string(phone), "password": "wrong-password"]).status, 429)
     }
 
     func testStoppedServiceMakesHealthz503AndRequests503AfterHold() throws {

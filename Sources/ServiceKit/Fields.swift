@@ -1,0 +1,95 @@
+import WireProtocol
+
+/// A writable column and how its parameter is parsed: what every create/update endpoint repeats.
+public struct Field: Sendable {
+    public enum Kind: Sendable {
+        /// Trimmed text up to the given length.
+        case text(maxLength: Int)
+        /// An integer or a string, stored as given (the seed shows both for some fields).
+        case scalar
+        /// An integer, optionally restricted to a set of values.
+        case int(oneOf: [Int64]?)
+        /// A non-negative integer.
+        case count
+        /// `YYYY-MM-DD HH:MM:SS` (a date alone means 00:00:00).
+        case time
+        /// `YYYY-MM-DD`.
+        case date
+    }
+
+    public var param: String
+    public var column: String
+    public var kind: Kind
+
+    public init(_ param: String, column: String? = nil, _ kind: Kind = .text(maxLength: Params.maxTextLength)) {
+        self.param = param
+        self.column = column ?? param
+        self.kind = kind
+    }
+
+    public static func text(_ param: String, column: String? = nil) -> Field { Field(param, column: column) }
+    public static func longText(_ param: String, column: String? = nil) -> Field { Field(param, column: column, .text(maxLength: Params.maxLongTextLength)) }
+}
+
+extension Params {
+    /// True when the parameter was sent as JSON null or an empty string: "clear this field".
+    public func isCleared(_ name: String) -> Bool {
+        guard let value = values[name] else { return false }
+        switch value {
+        case .null: return true
+        case .string(let s): return s.trimmingWhitespace.isEmpty
+        default: return false
+        }
+    }
+
+    /// The sent fields as column values, in the order given; absent ones are left out,
+    /// cleared ones (null or "") become NULL.
+    public func values(for fields: [Field]) throws(APIError) -> [(column: String, value: SQLValue)] {
+        var result: [(column: String, value: SQLValue)] = []
+        for field in fields {
+            if isCleared(field.param) { result.append((field.column, .null)); continue }
+            guard has(field.param) else { continue }
+            result.append((field.column, try value(for: field)))
+        }
+        return result
+    }
+
+    func value(for field: Field) throws(APIError) -> SQLValue {
+        switch field.kind {
+        case .text(let maxLength):
+            return SQLValue(try string(field.param, maxLength: maxLength))
+        case .scalar:
+            if let raw = raw(field.param), case .int(let v) = raw { return .int(v) }
+            return SQLValue(try string(field.param))
+        case .int(let allowed):
+            if let allowed { return SQLValue(try int(field.param, oneOf: allowed)) }
+            return SQLValue(try int(field.param))
+        case .count:
+            let v = try int(field.param)
+            if let v, v < 0 { throw .badRequest("\(field.param) must not be negative") }
+            return SQLValue(v)
+        case .time:
+            return SQLValue(try time(field.param))
+        case .date:
+            return SQLValue(try date(field.param))
+        }
+    }
+}
+
+extension SQLiteConnection {
+    /// `INSERT INTO table(columns…) VALUES (?…)`; answers the new row id.
+    @discardableResult
+    public func insert(_ table: String, _ values: [(column: String, value: SQLValue)]) throws -> Int64 {
+        let columns = values.map { "\"\($0.column)\"" }.joined(separator: ", ")
+        let marks = Array(repeating: "?", count: values.count).joined(separator: ", ")
+        try run("INSERT INTO \(table)(\(columns)) VALUES (\(marks))", values.map(\.value))
+        return lastInsertRowID
+    }
+
+    /// `UPDATE table SET column = ?… WHERE id = ?`.
+    public func update(_ table: String, id: Int64, _ values: [(column: String, value: SQLValue)]) throws {
+        guard !values.isEmpty else { return }
+        let sets = values.map { "\"\($0.column)\" = ?" }.joined(separator: ", ")
+        try run("UPDATE \(table) SET \(sets) WHERE id = ?", values.map(\.value) + [.int(id)])
+    }
+}

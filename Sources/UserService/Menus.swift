@@ -1,0 +1,111 @@
+import ServiceKit
+import WireProtocol
+
+/// Menu items and employees' menus: `GET/POST /api/user/menu`, `GET/POST /api/user/usermenu`.
+enum Menus {
+    static let routes: [Route] = [
+        .get("/api/user/menu", .anyone, list),
+        .post("/api/user/menu", .adminOnly, save),
+        .get("/api/user/usermenu", .anyone, employeeMenus),
+        .post("/api/user/usermenu", .adminOnly, setEmployeeMenu),
+    ]
+
+    static func json(_ row: Row, offset: Int = 0) -> JSON {
+        .object(JSONObject([("id", row[offset].json), ("name", row[offset + 1].json), ("content", row[offset + 2].json), ("note", row[offset + 3].json)]))
+    }
+
+    /// Menu items not deleted, newest first, paged.
+    static func list(_ ctx: RequestContext) async throws -> WireResponse {
+        let paging = try ctx.params.paging()
+        let (rows, total) = try await ctx.database.read { db in
+            (try db.query("SELECT id, name, content, note FROM menus WHERE status <> -1 ORDER BY id DESC LIMIT ? OFFSET ?", [.int(paging.count), .int(paging.offset)]),
+             try db.scalar("SELECT COUNT(*) FROM menus WHERE status <> -1"))
+        }
+        return Reply.ok(data: .array(rows.map { json($0) }), page: paging.info(total: total))
+    }
+
+    /// The seed's rule: no `menu_id` creates (`name` required); `menu_id` with `name` updates;
+    /// `menu_id` without `name` deletes.
+    static func save(_ ctx: RequestContext) async throws -> WireResponse {
+        let menuID = try ctx.params.id("menu_id")
+        let name = try ctx.params.string("name")
+        let values = try ctx.params.values(for: [.text("content"), .longText("note")])
+        return try await ctx.mutate { db in
+            guard let menuID else {
+                guard let name, !name.isEmpty else { throw APIError.badRequest("name is required") }
+                let id = try db.insert("menus", [("name", .text(name))] + values)
+                return Reply.mutation(id: id)
+            }
+            guard try db.queryOne("SELECT 1 FROM menus WHERE id = ? AND status <> -1", [.int(menuID)]) != nil else {
+                throw APIError.notFound("menu_id \(menuID) does not exist")
+            }
+            if let name, !name.isEmpty {
+                try db.update("menus", id: menuID, [("name", .text(name))] + values)
+            } else {
+                try db.run("UPDATE menus SET status = -1 WHERE id = ?", [.int(menuID)])
+            }
+            return Reply.mutation(id: menuID)
+        }
+    }
+
+    static let employeeColumns = ["phoneNumber", "id", "realName", "number", "nickName", "headImageUrl", "sex", "birthday", "title",
+                                  "address", "school", "education", "entryTime", "officialTime", "resignTime", "lastLoginTime", "status"]
+
+    /// Employees (one with `user_id`, else all not deleted, newest first, paged), each with
+    /// their menu items in the order set.
+    static func employeeMenus(_ ctx: RequestContext) async throws -> WireResponse {
+        let userID = try ctx.params.id("user_id")
+        let paging = try ctx.params.paging()
+        let select = employeeColumns.map { "\"\($0)\"" }.joined(separator: ", ")
+        let (data, total) = try await ctx.database.read { db -> ([JSON], Int64) in
+            let rows: [Row]
+            let total: Int64
+            if let userID {
+                rows = try db.query("SELECT \(select) FROM employees WHERE id = ? AND status <> -1", [.int(userID)])
+                guard !rows.isEmpty else { throw APIError.notFound("user_id \(userID) does not exist") }
+                total = 1
+            } else {
+                total = try db.scalar("SELECT COUNT(*) FROM employees WHERE status <> -1")
+                rows = try db.query("SELECT \(select) FROM employees WHERE status <> -1 ORDER BY id DESC LIMIT ? OFFSET ?", [.int(paging.count), .int(paging.offset)])
+            }
+            var result: [JSON] = []
+            for row in rows {
+                var o = JSONObject()
+                for (i, column) in employeeColumns.enumerated() { o.append(column == "id" ? "user_id" : column, row[i].json) }
+                let menus = try db.query("""
+                    SELECT m.id, m.name, m.content, m.note FROM employee_menus em JOIN menus m ON m.id = em.menu_id
+                    WHERE em.employee_id = ? AND m.status <> -1 ORDER BY em.position
+                    """, [row[1]])
+                o.append("menu", .array(menus.map { json($0) }))
+                result.append(.object(o))
+            }
+            return (result, total)
+        }
+        return Reply.ok(data: .array(data), page: paging.info(total: total))
+    }
+
+    /// Sets an employee's menu: `menu` ids in the order given (an empty array clears it).
+    static func setEmployeeMenu(_ ctx: RequestContext) async throws -> WireResponse {
+        let userID = try ctx.params.requireID("user_id")
+        let menu: [Int64]
+        if case .array(let items)? = ctx.params.values["menu"], items.isEmpty {
+            menu = []
+        } else {
+            guard let given = try ctx.params.idArray("menu") else { throw APIError.badRequest("menu is required (an array of menu ids)") }
+            menu = given
+        }
+        return try await ctx.mutate { db in
+            guard try db.queryOne("SELECT 1 FROM employees WHERE id = ? AND status <> -1", [.int(userID)]) != nil else {
+                throw APIError.notFound("user_id \(userID) does not exist")
+            }
+            for id in menu where try db.queryOne("SELECT 1 FROM menus WHERE id = ? AND status <> -1", [.int(id)]) == nil {
+                throw APIError.badRequest("menu id \(id) does not exist")
+            }
+            try db.run("DELETE FROM employee_menus WHERE employee_id = ?", [.int(userID)])
+            for (position, id) in menu.enumerated() {
+                try db.run("INSERT INTO employee_menus(employee_id, menu_id, position) VALUES (?,?,?)", [.int(userID), .int(id), .int(Int64(position))])
+            }
+            return Reply.ok("修改成功", data: .object(JSONObject([("id", .int(userID))])))
+        }
+    }
+}
