@@ -74,9 +74,24 @@ final class Gateway: @unchecked Sendable {
         connections[ObjectIdentifier(connection)] = nil
     }
 
-    /// Stops accepting; connections finish what they have (used on SIGTERM).
-    func stopAccepting() {
-        loop.execute { [self] in listener?.close() }
+    /// True once shutting down: answers carry `Connection: close`.
+    private(set) var draining = false
+
+    /// Shutdown (SIGTERM): stop accepting (a new gateway may already hold the port through
+    /// SO_REUSEPORT), close idle connections, let the others finish their requests with
+    /// `Connection: close`, then call `completion` — after `timeoutMillis` at the latest.
+    func drain(timeoutMillis: Int64 = 15_000, completion: @escaping @Sendable () -> Void) {
+        loop.execute { [self] in
+            draining = true
+            listener?.close()
+            for connection in connections.values { connection.closeIfIdle() }
+            let deadline = monotonicMillis() + timeoutMillis
+            func check() {
+                if connections.isEmpty || monotonicMillis() > deadline { completion(); return }
+                loop.schedule(afterMillis: 20) { check() }
+            }
+            check()
+        }
     }
 
     var openConnections: Int { connections.count }

@@ -76,7 +76,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         guard !stream.isClosed else { return }
         while let first = slots.first, let response = first.response {
             slots.removeFirst()
-            let keepAlive = first.keepAlive && !response.close
+            let keepAlive = first.keepAlive && !response.close && !gateway.draining
             stream.write(response.serialized(keepAlive: keepAlive, headOnly: first.headOnly))
             if !keepAlive {
                 closing = true
@@ -88,6 +88,11 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         }
         lastActivity = monotonicMillis()
         if !failed && !closing { process() }
+    }
+
+    /// Closes the connection when nothing is in flight or partly read (gateway shutdown).
+    func closeIfIdle() {
+        if slots.isEmpty && !parser.hasStartedRequest { stream.close() }
     }
 
     /// Header/body read deadlines and the idle keep-alive timeout (called periodically).

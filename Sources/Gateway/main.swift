@@ -65,9 +65,7 @@ for sig in [SIGTERM, SIGINT] {
     signal(sig, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
-        // Stop accepting, give in-flight requests a moment, then leave.
-        gateway.stopAccepting()
-        DispatchQueue.main.asyncAfter(deadline: .now() + .milliseconds(300)) { exit(0) }
+        gateway.drain { exit(0) }
     }
     source.resume()
     signalSources.append(source)
