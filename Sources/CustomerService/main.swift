@@ -1,7 +1,6 @@
 import ServiceKit
 
-// Routes arrive in later issues; until then every path answers 404 JSON.
 ServiceMain.run(ServiceDefinition(
     name: "customers",
-    migrations: [],
-    routes: []))
+    migrations: CustomerSchema.migrations,
+    routes: Organizations.routes + Customers.routes))

@@ -414,7 +414,9 @@ struct HTTPRequestParser: Sendable {
         guard !methodBytes.isEmpty, methodBytes.allSatisfy(HTTPByte.isTokenChar) else {
             throw .badRequest("invalid method")
         }
-        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        // Visible ASCII, plus bytes >= 0x80: many clients send UTF-8 (e.g. Chinese search text)
+        // unescaped in the query, and refusing it helps no one. Controls, space and DEL are refused.
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
             throw .badRequest("invalid request target")
         }
         let minor = try Self.parseVersion(versionBytes)

@@ -49,6 +49,13 @@ final class HTTPRequestParserTests: XCTestCase {
         }
     }
 
+    func testUTF8InTargetIsAcceptedButControlsAndDELAreNot() {
+        let request = decode("GET /api/customers/customers?name=\u{5F20}\u{4E09} HTTP/1.1\r\n\r\n").requests.first
+        XCTAssertEqual(request?.query, "name=\u{5F20}\u{4E09}")
+        XCTAssertEqual(decode("GET /a\u{7F} HTTP/1.1\r\n\r\n").error?.status, 400)
+        XCTAssertEqual(decode("GET /a\tb HTTP/1.1\r\n\r\n").error?.status, 400)
+    }
+
     func testMethodIsCaseSensitiveToken() {
         XCTAssertEqual(decode("get / HTTP/1.1\r\n\r\n").requests.first?.method, "get")
         XCTAssertEqual(decode("M-SEARCH / HTTP/1.1\r\n\r\n").requests.first?.method, "M-SEARCH")
