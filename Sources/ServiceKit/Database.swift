@@ -1,32 +1,48 @@
 import Dispatch
+import Synchronization
 import WireProtocol
 
-/// A SQLite file owned by one service: one connection on its own serial queue (never Swift's
-/// cooperative pool). `read` and `write` suspend the caller until the queue has run the body.
+/// A SQLite file owned by one service, GRDB-pool style: one writer connection and a few
+/// read-only connections, each on its own serial queue (never Swift's cooperative pool).
+/// WAL lets the readers run beside the writer. `read` and `write` suspend the caller until a
+/// queue has run the body.
 public final class Database: @unchecked Sendable {
     private let queue: DispatchQueue
     /// Touched only on `queue`.
     private let connection: SQLiteConnection
+    /// Each reader is touched only on its own queue.
+    private let readers: [(queue: DispatchQueue, connection: SQLiteConnection)]
+    private let nextReader = Atomic<Int>(0)
     private var lastWrite: Int64 = 0
-    private var closed = false
+    private let closedFlag = Atomic<Bool>(false)
+    private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
 
     /// Opens (creating if needed) the file and applies `migrations` by `PRAGMA user_version`.
-    public init(path: String, migrations: [String]) throws {
+    public init(path: String, migrations: [String], readerCount: Int = 2) throws {
         self.path = path
-        queue = DispatchQueue(label: "crm.sqlite.\(path)")
+        queue = DispatchQueue(label: "crm.sqlite.writer")
         connection = try SQLiteConnection(path: path)
         try connection.migrate(migrations)
         try connection.execute(IdempotencyStore.schema)
         try connection.execute(Outbox.schema)
+        var readers: [(queue: DispatchQueue, connection: SQLiteConnection)] = []
+        for i in 0..<max(1, readerCount) {
+            let reader = try SQLiteConnection(path: path)
+            try reader.execute("PRAGMA query_only = 1")
+            readers.append((DispatchQueue(label: "crm.sqlite.reader\(i)"), reader))
+        }
+        self.readers = readers
     }
 
-    /// Runs `body` on the database queue (no transaction).
+    /// Runs `body` on a read-only connection (no explicit transaction: each statement sees the
+    /// latest committed state). Use `write` for anything that must read and write atomically.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async { [self] in
+        let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
+        return try await withCheckedThrowingContinuation { continuation in
+            readers[index].queue.async { [self] in
                 guard !closed else { continuation.resume(throwing: APIError.unavailable("database is closed")); return }
-                continuation.resume(with: Result { try body(connection) })
+                continuation.resume(with: Result { try body(readers[index].connection) })
             }
         }
     }
@@ -78,9 +94,9 @@ public final class Database: @unchecked Sendable {
     /// Checkpoints and closes; later calls answer 503.
     public func close() {
         queue.sync {
-            guard !closed else { return }
-            closed = true
+            guard !closedFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
             checkpointTimer?.cancel()
+            for reader in readers { reader.queue.sync { reader.connection.close() } }
             connection.checkpoint()
             connection.close()
         }

@@ -97,6 +97,13 @@ struct Launcher {
     }
 
     func run() throws -> Never {
+        // One launcher per data folder: a second one would replace the first one's sockets.
+        let lockPath = dataDir + "/crm.lock"
+        let lockFD = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            throw LaunchError("another crm is already running on \(dataDir) (\(lockPath) is locked)")
+        }
+        try checkPortFree()
         let runDir = dataDir + "/run"
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         // Services trust the caller identity in an envelope: only this user may reach the sockets.
@@ -150,6 +157,27 @@ struct Launcher {
             StdIO.error("crm: the system did not become healthy within 120 s; still trying\n")
         }
         withExtendedLifetime((sources, all)) { dispatchMain() }
+    }
+}
+
+extension Launcher {
+    /// Fails clearly when something already listens on the HTTP port (the gateway itself
+    /// binds with SO_REUSEPORT for restarts, which would otherwise share the port silently).
+    func checkPortFree() throws {
+        let probeHost = host == "localhost" ? "127.0.0.1" : host
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, probeHost, &addr.sin_addr) == 1 else { return }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 {
+            throw LaunchError("cannot use \(host):\(port): \(String(cString: strerror(errno))); set CRM_PORT to a free port")
+        }
     }
 }
 
