@@ -8,6 +8,8 @@
 #   CRM_BENCH_SKIP_BUILD=1 scripts/bench.sh   reuse .build-bench/release as it is
 #   CRM_BENCH_ONLY="livez" scripts/bench.sh   only the named scenarios
 #   CRM_BENCH_KEEP=1 scripts/bench.sh         keep the temporary folder (launcher log, raw wrk output)
+#   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000
+#   CRM_BENCH_ORGS=1000                       organizations to seed (default 1000)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +23,11 @@ ADMIN_PASSWORD=bench-password-1
 BIN=.build-bench/release
 GENERIC_LUA=scripts/bench/request.lua
 PROCESS_NAMES=(crm Gateway UserService CustomerService RecordService ContractService StatsService)
+SEED_ORGS=${CRM_BENCH_ORGS:-1000}           # organizations seeded before the customer scenarios
+SEED_CUSTOMERS=${CRM_BENCH_CUSTOMERS:-10000} # customers seeded before the customer scenarios
+SEED_CONNECTIONS=16
+[[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ ]] \
+    || { echo "bench: CRM_BENCH_ORGS and CRM_BENCH_CUSTOMERS must be positive integers" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 # Scenarios
@@ -43,8 +50,19 @@ add_scenario() {
 
 add_scenario livez       GET /livez             # answered by the gateway itself
 add_scenario group-list  GET /api/user/group    # one hop to UserService
-# Later, for example:
-# add_scenario customer-create POST /api/customers/… 'name=…&phone=…' application/x-www-form-urlencoded
+
+# Run after seeding CRM_BENCH_ORGS organizations and CRM_BENCH_CUSTOMERS customers with
+# scripts/bench/seed.py (only when at least one of them is selected). SEARCH_TERM is a 4-letter
+# piece of seeded nickNames that the seeder picked to match about 1 % of the customers;
+# ORG_ID is a seeded organization.
+CUSTOMER_SCENARIOS=(customer-page customer-search customer-create)
+add_customer_scenarios() {
+    add_scenario customer-page   GET "/api/customers/customers?page=1&count=20"
+    add_scenario customer-search GET "/api/customers/customers?name=$SEARCH_TERM"
+    add_scenario customer-create POST /api/customers/customers \
+        "{\"realName\":\"压测客户\",\"nickName\":\"wrk-0\",\"phoneNumber\":\"19800000000\",\"organization_id\":[$ORG_ID]}" \
+        application/json scripts/bench/customer-create.lua
+}
 
 # ---------------------------------------------------------------------------------------------
 # Helpers

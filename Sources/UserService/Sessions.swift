@@ -34,22 +34,24 @@ enum Sessions {
     /// for an unknown phone and a wrong password (both cost one hash), failures recorded.
     static func verifyCredentials(_ ctx: RequestContext, phone: String, password: String) async throws -> (id: Int64, status: Int64) {
         let now = unixNow()
-        let account = try await ctx.database.read { db -> (id: Int64, hash: String, status: Int64)? in
-            let failures = try db.scalar("SELECT COUNT(*) FROM login_failures WHERE phone = ? AND at > ?", [.text(phone), .int(now - failureWindowSeconds)])
+        // The attempt is recorded as a failure before the (slow) check and forgotten when it
+        // succeeds, so concurrent guesses cannot slip past the limit.
+        let (account, attempt) = try await ctx.database.write { db -> ((id: Int64, hash: String, status: Int64)?, Int64) in
+            try db.run("DELETE FROM login_failures WHERE at <= ?", [.int(now - failureWindowSeconds)])
+            let failures = try db.scalar("SELECT COUNT(*) FROM login_failures WHERE phone = ?", [.text(phone)])
             if failures >= maxFailures {
                 throw APIError.tooManyRequests("too many failed logins for this phone number; try again later")
             }
+            try db.run("INSERT INTO login_failures(phone, at) VALUES (?, ?)", [.text(phone), .int(now)])
+            let attempt = db.lastInsertRowID
             guard let row = try db.queryOne("SELECT id, password_hash, status FROM employees WHERE phoneNumber = ? AND status <> -1", [.text(phone)]),
-                  let id = row.int(0), let hash = row.string(1), let status = row.int(2) else { return nil }
-            return (id, hash, status)
+                  let id = row.int(0), let hash = row.string(1), let status = row.int(2) else { return (nil, attempt) }
+            return ((id, hash, status), attempt)
         }
         let matches = try await PasswordHasher.shared.verify(password, against: account?.hash ?? dummyHash)
-        guard let account, matches else {
-            try await ctx.database.write { db in
-                try db.run("INSERT INTO login_failures(phone, at) VALUES (?, ?)", [.text(phone), .int(now)])
-                try db.run("DELETE FROM login_failures WHERE at < ?", [.int(now - failureWindowSeconds)])
-            }
-            throw APIError.unauthorized(badCredentials)
+        guard let account, matches else { throw APIError.unauthorized(badCredentials) }
+        _ = try await ctx.database.write { db in
+            try db.run("DELETE FROM login_failures WHERE rowid = ?", [.int(attempt)])
         }
         return (account.id, account.status)
     }

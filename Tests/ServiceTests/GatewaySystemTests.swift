@@ -110,6 +110,19 @@ final class GatewaySystemTests: XCTestCase {
         XCTAssertEqual(locked.status, 429, locked.text)
     }
 
+    func testConcurrentGuessesCannotExceedTheLimit() throws {
+        let system = try self.system
+        let phone = "1350000\(Int.random(in: 1000...9999))"
+        let statuses = StatusLog()
+        DispatchQueue.concurrentPerform(iterations: 12) { _ in
+            let status = (try? system.post("/api/user/login", json: ["phoneNumber": .string(phone), "password": "bad-password"]).status) ?? 0
+            statuses.append(status)
+        }
+        XCTAssertEqual(statuses.values.count, 12)
+        XCTAssertEqual(statuses.values.filter { $0 == 401 }.count, 5, "\(statuses.values)")
+        XCTAssertEqual(statuses.values.filter { $0 == 429 }.count, 7, "\(statuses.values)")
+    }
+
     func testLogoutEndsTheSessionWithinTwoSeconds() throws {
         let token = try system.login()
         XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
@@ -293,4 +306,11 @@ final class GatewaySystemTests: XCTestCase {
         guard let text, text.count == 19, text.range(of: #"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"#, options: .regularExpression) != nil else { return nil }
         return text
     }
+}
+
+final class StatusLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Int] = []
+    func append(_ v: Int) { lock.withLock { items.append(v) } }
+    var values: [Int] { lock.withLock { items } }
 }
