@@ -71,6 +71,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/crm-bench.XXXXXX")
 LOG=$TMP/crm.log
 CRM_PID=
 WRK_PID=
+SEED_PID=
 SEEN_PIDS=()   # every child pid observed under crm, for the final sweep
 FAILED_CHILDREN=0
 
@@ -107,6 +108,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [[ -n $WRK_PID ]]; then kill "$WRK_PID" 2>/dev/null || true; fi
+    if [[ -n $SEED_PID ]]; then kill "$SEED_PID" 2>/dev/null || true; fi
     if [[ -n $CRM_PID ]]; then
         remember_children
         kill -TERM "$CRM_PID" 2>/dev/null || true
@@ -210,8 +212,20 @@ AUTH="Authorization: Bearer $TOKEN"
 # ---------------------------------------------------------------------------------------------
 selected() { [[ -z ${CRM_BENCH_ONLY:-} || " $CRM_BENCH_ONLY " == *" $1 "* ]]; }
 
+# Fields of a JSON answer saved in a file, printed as "total rows" (page_info.total, or - when
+# there is none; the number of elements in data, or - when it is not a list).
+page_figures() {
+    python3 - "$1" <<'PY' 2>/dev/null || echo "- -"
+import json, sys
+answer = json.load(open(sys.argv[1], encoding="utf-8"))
+total = (answer.get("page_info") or {}).get("total", "-")
+data = answer.get("data")
+print(total, len(data) if isinstance(data, list) else "-")
+PY
+}
+
 verify_scenario() {
-    local i=$1 code body
+    local i=$1 code body figures
     local args=(-s -o "$TMP/verify.body" -w '%{http_code}' --max-time 10 -X "${SC_METHOD[i]}" -H "$AUTH")
     [[ -n ${SC_TYPE[i]} ]] && args+=(-H "Content-Type: ${SC_TYPE[i]}")
     [[ -n ${SC_BODY[i]} ]] && args+=(--data-binary "${SC_BODY[i]}")
@@ -220,6 +234,60 @@ verify_scenario() {
     if [[ $code != 2?? ]] || ! grep -Eq '"status"[[:space:]]*:[[:space:]]*0[[:space:]]*[,}]' <<<"$body"; then
         die "scenario ${SC_NAME[i]} does not work: ${SC_METHOD[i]} ${SC_PATH[i]} answered HTTP $code: $body"
     fi
+    case ${SC_NAME[i]} in
+        customer-page|customer-search)
+            read -r VERIFY_TOTAL VERIFY_ROWS <<<"$(page_figures "$TMP/verify.body")"
+            [[ $VERIFY_ROWS =~ ^[1-9] ]] || die "scenario ${SC_NAME[i]}: GET ${SC_PATH[i]} answered no rows: $body"
+            ;;
+    esac
+    case ${SC_NAME[i]} in
+        customer-page)
+            say "check:   customer-page: page_info.total $VERIFY_TOTAL (seeded $SEED_CUSTOMERS), $VERIFY_ROWS rows on page 1" ;;
+        customer-search)
+            say "check:   customer-search: name=$SEARCH_TERM: page_info.total $VERIFY_TOTAL (seed.py counted $SEED_SEARCH_MATCHES), $VERIFY_ROWS rows on page 1"
+            [[ $VERIFY_TOTAL == "$SEED_SEARCH_MATCHES" ]] \
+                || say "WARNING: the service found $VERIFY_TOTAL customers for name=$SEARCH_TERM, seed.py expected $SEED_SEARCH_MATCHES"
+            ;;
+        customer-create)
+            say "check:   customer-create: answered $(head -c 200 "$TMP/verify.body")" ;;
+    esac
+}
+
+# CPU time of each system process and of wrk during a measured run, from /proc/<pid>/stat
+# (utime + stime) and, for wrk, which has been reaped by then, from the shell's `times`.
+TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
+declare -A CPU_BEFORE=()
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }   # busy idle
+children_ms() {   # CHILDREN_MS = CPU time of the shell's reaped children (call it without $(…))
+    times >"$TMP/times"
+    CHILDREN_MS=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60000 + a[2] * 1000 } printf "%d\n", t }' "$TMP/times")
+}
+cpu_begin() {
+    local pid
+    CPU_BEFORE=()
+    for pid in $(child_pids "$CRM_PID") "$CRM_PID"; do CPU_BEFORE[$pid]=$(proc_ticks "$pid"); done
+    read -r CPU_BUSY0 CPU_IDLE0 <<<"$(machine_ticks)"
+    children_ms
+    CPU_CHILDREN0=$CHILDREN_MS
+    CPU_T0=$(date +%s%N)
+}
+cpu_line() {   # one line: % of one core used by each process during the run
+    local elapsed_ms pid name pct line="" busy idle
+    elapsed_ms=$(( ($(date +%s%N) - CPU_T0) / 1000000 ))
+    (( elapsed_ms > 0 )) || return 0
+    for pid in "${!CPU_BEFORE[@]}"; do
+        name=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+        pct=$(( ($(proc_ticks "$pid") - CPU_BEFORE[$pid]) * 1000 * 100 / TICKS / elapsed_ms ))
+        (( pct >= 1 )) && line+="$name $pct, "
+    done
+    children_ms
+    pct=$(( (CHILDREN_MS - CPU_CHILDREN0) * 100 / elapsed_ms ))
+    line+="wrk $pct"
+    read -r busy idle <<<"$(machine_ticks)"
+    busy=$(( busy - CPU_BUSY0 )) idle=$(( idle - CPU_IDLE0 ))
+    (( busy + idle > 0 )) && line+="; machine busy $(( busy * 100 * $(nproc) / (busy + idle) )) of $(( 100 * $(nproc) ))"
+    printf '%-18s %s\n' "" "cpu %: $line"
 }
 
 run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
@@ -227,7 +295,7 @@ run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency -H "$AUTH")
     [[ -n ${SC_SCRIPT[i]} ]] && args+=(-s "${SC_SCRIPT[i]}")
     # In the background, so that Ctrl-C or SIGTERM stops the benchmark at once (see cleanup).
-    WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} \
+    WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} WRK_ORG_ID=${ORG_ID:-1} \
         wrk "${args[@]}" "$BASE${SC_PATH[i]}" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || { cat "$out" >&2; die "wrk failed for ${SC_NAME[i]}"; }
@@ -243,21 +311,63 @@ report_line() {   # report_line NAME OUTPUT_FILE
     non2xx=$(awk -F: '/Non-2xx or 3xx responses:/ { gsub(/ /, "", $2); print $2 }' "$out")
     sockets=$(sed -n 's/^ *Socket errors: *//p' "$out")
     printf '%-18s %12s %10s %10s %8s  %s\n' "$1" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${non2xx:-0}" "${sockets:-none}"
+    if [[ -n $non2xx && $non2xx != 0 ]]; then NON2XX_SCENARIOS+=("$1 ($non2xx)"); fi
+}
+NON2XX_SCENARIOS=()
+
+run_scenarios() {   # run_scenarios FIRST_INDEX: check, then measure, scenarios FIRST_INDEX…
+    local first=$1 i any=0
+    for (( i = first; i < ${#SC_NAME[@]}; i++ )); do
+        if selected "${SC_NAME[i]}"; then verify_scenario "$i"; any=1; fi
+    done
+    (( any )) || return 0
+    say ""
+    printf '%-18s %12s %10s %10s %8s  %s\n' scenario requests/s p50 p99 non-2xx "socket errors"
+    for (( i = first; i < ${#SC_NAME[@]}; i++ )); do
+        selected "${SC_NAME[i]}" || continue
+        run_wrk "$i" "$WARMUP" "$TMP/${SC_NAME[i]}.warmup.txt"
+        cpu_begin
+        run_wrk "$i" "$DURATION" "$TMP/${SC_NAME[i]}.txt"
+        remember_children
+        report_line "${SC_NAME[i]}" "$TMP/${SC_NAME[i]}.txt"
+        cpu_line
+    done
 }
 
-for i in "${!SC_NAME[@]}"; do
-    if selected "${SC_NAME[i]}"; then verify_scenario "$i"; fi
-done
+run_scenarios 0
 
-say ""
-printf '%-18s %12s %10s %10s %8s  %s\n' scenario requests/s p50 p99 non-2xx "socket errors"
-for i in "${!SC_NAME[@]}"; do
-    selected "${SC_NAME[i]}" || continue
-    run_wrk "$i" "$WARMUP" "$TMP/${SC_NAME[i]}.warmup.txt"
-    run_wrk "$i" "$DURATION" "$TMP/${SC_NAME[i]}.txt"
-    remember_children
-    report_line "${SC_NAME[i]}" "$TMP/${SC_NAME[i]}.txt"
-done
+# ---------------------------------------------------------------------------------------------
+# Customer scenarios: seed through the API, then measure
+# ---------------------------------------------------------------------------------------------
+customers_wanted=0
+for name in "${CUSTOMER_SCENARIOS[@]}"; do selected "$name" && customers_wanted=1; done
+if (( customers_wanted )); then
+    say ""
+    say "seed:    $SEED_ORGS organizations, $SEED_CUSTOMERS customers (scripts/bench/seed.py, $SEED_CONNECTIONS connections)"
+    python3 scripts/bench/seed.py --port "$PORT" --token "$TOKEN" --organizations "$SEED_ORGS" \
+        --customers "$SEED_CUSTOMERS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed.env" >"$TMP/seed.log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed.log" >&2; SEED_PID=; die "seeding failed"; }
+    SEED_PID=
+    sed 's/^/         /' "$TMP/seed.log"
+    # shellcheck disable=SC1091
+    source "$TMP/seed.env"
+    SEARCH_TERM=$SEED_SEARCH_TERM
+    ORG_ID=$SEED_ORGANIZATION_ID
+    [[ $SEARCH_TERM =~ ^[a-z]{4}$ ]] || die "seed.py gave no usable search term: '$SEARCH_TERM'"
+
+    first_customer_scenario=${#SC_NAME[@]}
+    add_customer_scenarios
+    run_scenarios "$first_customer_scenario"
+
+    say ""
+    curl -s -o "$TMP/after.body" --max-time 10 -H "$AUTH" "$BASE/api/customers/customers?page=1&count=1" || true
+    say "after:   page_info.total of GET /api/customers/customers: $(page_figures "$TMP/after.body" | cut -d' ' -f1)"
+    db=$TMP/data/customers.sqlite
+    size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
+    say "after:   customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal")"
+fi
+
 
 # ---------------------------------------------------------------------------------------------
 # Memory, and whether anything died
@@ -271,6 +381,10 @@ for pid in "$CRM_PID" $(child_pids "$CRM_PID"); do
 done
 
 say ""
+if (( ${#NON2XX_SCENARIOS[@]} )); then
+    say "WARNING: non-2xx responses in: ${NON2XX_SCENARIOS[*]}"
+    NON2XX_FAILED=1
+fi
 if grep -q 'exited' "$LOG"; then
     FAILED_CHILDREN=$(grep -c 'exited' "$LOG")
     say "WARNING: the launcher reported $FAILED_CHILDREN child exit(s) during the benchmark:"
@@ -278,3 +392,4 @@ if grep -q 'exited' "$LOG"; then
     exit 1
 fi
 say "launcher: no child process exited during the benchmark"
+if [[ ${NON2XX_FAILED:-0} == 1 ]]; then exit 1; fi

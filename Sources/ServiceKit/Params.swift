@@ -28,11 +28,6 @@ public struct Params: Sendable {
 
     public func has(_ name: String) -> Bool { raw(name) != nil }
 
-    /// The first of several accepted spellings that is present (e.g. `potent_id` / `protent_id`).
-    public func firstPresent(_ names: String...) -> String? {
-        names.first { has($0) }
-    }
-
     // MARK: Integers
 
     public func int(_ name: String) throws(APIError) -> Int64? {
