@@ -17,8 +17,8 @@ enum Customers {
 
     static let fields: [Field] = [
         Field("type", .scalar), .text("nickName"), .text("avatar"), .text("phoneNumber"), Field("job", .scalar),
-        Field("sex", .int(oneOf: [1, 2, 3])), .text("cid"), .text("openId"), Field("level", .scalar),
-        Field("isVip", .int(oneOf: [0, 1])), Field("isSenior", .int(oneOf: [0, 1])), Field("vipDueTime", .time),
+        Field("sex", .int(oneOf: [1, 2, 3]), cleared: 3), .text("cid"), .text("openId"), Field("level", .scalar, cleared: 0),
+        Field("isVip", .int(oneOf: [0, 1]), cleared: 0), Field("isSenior", .int(oneOf: [0, 1]), cleared: 0), Field("vipDueTime", .time),
         Field("navigationDueTime", .time), .longText("note"), .text("legal_person"), .text("register_capital"),
         Field("registerDate", .date), .text("website"),
     ]

@@ -20,11 +20,14 @@ public struct Field: Sendable {
     public var param: String
     public var column: String
     public var kind: Kind
+    /// What clearing the field (sending null or "") stores: NULL unless the column has a default.
+    public var clearedValue: SQLValue
 
-    public init(_ param: String, column: String? = nil, _ kind: Kind = .text(maxLength: Params.maxTextLength)) {
+    public init(_ param: String, column: String? = nil, _ kind: Kind = .text(maxLength: Params.maxTextLength), cleared: SQLValue = .null) {
         self.param = param
         self.column = column ?? param
         self.kind = kind
+        self.clearedValue = cleared
     }
 
     public static func text(_ param: String, column: String? = nil) -> Field { Field(param, column: column) }
@@ -43,11 +46,11 @@ extension Params {
     }
 
     /// The sent fields as column values, in the order given; absent ones are left out,
-    /// cleared ones (null or "") become NULL.
+    /// cleared ones (null or "") become NULL (or the column's default).
     public func values(for fields: [Field]) throws(APIError) -> [(column: String, value: SQLValue)] {
         var result: [(column: String, value: SQLValue)] = []
         for field in fields {
-            if isCleared(field.param) { result.append((field.column, .null)); continue }
+            if isCleared(field.param) { result.append((field.column, field.clearedValue)); continue }
             guard has(field.param) else { continue }
             result.append((field.column, try value(for: field)))
         }

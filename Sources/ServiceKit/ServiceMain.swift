@@ -96,6 +96,11 @@ public final class ServiceRuntime: Sendable {
             return try await route.handler(context)
         } catch let error as APIError {
             return error.response
+        } catch let error as SQLiteError where error.isConstraint {
+            // Handlers check what they can; a constraint that still fails (two writers racing
+            // for a unique value) is a conflict, not a crash.
+            Log.warning("\(request.method) \(request.path): \(error)")
+            return APIError.conflict("the change conflicts with existing data").response
         } catch let error as SQLiteError {
             Log.error("\(request.method) \(request.path): \(error)")
             return APIError.internal().response

@@ -19,9 +19,10 @@ enum Employees {
     /// Fields an employee record takes on create and update (besides phone, role, groups, password).
     static let fields: [Field] = [
         Field("number", .scalar), .text("nickName"), .text("realName"), .text("headImageUrl"),
-        Field("sex", .int(oneOf: [1, 2, 3])), Field("openId", .scalar), Field("birthday", .time), Field("title", .scalar),
+        Field("sex", .int(oneOf: [1, 2, 3]), cleared: 3), Field("openId", .scalar), Field("birthday", .time), Field("title", .scalar),
         .text("address"), .text("school"), .text("politicalAffiliation"), .text("education"),
-        Field("rankId", .count), Field("rankType", .count), Field("departmentId", .count), Field("jobId", .count),
+        Field("rankId", .count, cleared: 0), Field("rankType", .count, cleared: 0), Field("departmentId", .count, cleared: 0),
+        Field("jobId", .count, cleared: 0),
         .longText("info"), Field("entryTime", .time), Field("officialTime", .time), Field("resignTime", .time), .longText("note"),
     ]
 

@@ -170,6 +170,15 @@ final class CustomerTests: XCTestCase {
         XCTAssertEqual(try list("/api/customers/customers?organization_id=\(orgA)", admin).total, 0)
         XCTAssertEqual(try list("/api/customers/customers?organization_id=\(orgB)", admin).total, 1)
         XCTAssertEqual(try list("/api/customers/customers?organization_id=\(orgB)", admin).rows.first?["realName"]?.stringValue, "Jerry")
+        // Clearing fields: NULL, or the default for fields that always have a value.
+        let cleared = try system.post("/api/customers/customers", json: ["customer_id": .int(id), "note": nil, "sex": "", "isVip": nil, "level": ""], token: admin)
+        XCTAssertEqual(cleared.status, 200, cleared.text)
+        let after = try XCTUnwrap(list("/api/customers/customers?organization_id=\(orgB)", admin).rows.first)
+        XCTAssertEqual(after["note"], .null)
+        XCTAssertEqual(after["sex"]?.intValue, 3)
+        XCTAssertEqual(after["isVip"]?.intValue, 0)
+        XCTAssertEqual(after["level"]?.intValue, 0)
+        XCTAssertEqual(after["phoneNumber"]?.stringValue, phone, "fields not sent stay")
 
         for (body, field, status) in [
             (["nickName": "x"] as JSON, "realName", 400),
