@@ -162,6 +162,7 @@ say "CRM benchmark"
 say "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 say "cores:   $(nproc)"
 say "commit:  $COMMIT"
+say "loadavg: $(cut -d' ' -f1-3 /proc/loadavg) before the start (anything else running skews the figures)"
 say "load:    wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency per scenario, after a ${WARMUP} s warm-up run"
 
 if ! command -v swift >/dev/null && [[ -x /opt/swift/usr/bin/swift ]]; then PATH=/opt/swift/usr/bin:$PATH; fi
@@ -169,10 +170,14 @@ if [[ ${CRM_BENCH_SKIP_BUILD:-0} == 1 ]]; then
     say "build:   skipped (CRM_BENCH_SKIP_BUILD=1)"
 else
     started=$(date +%s)
-    if ! swift build -c release --scratch-path .build-bench >"$TMP/build.log" 2>&1; then
+    # Sources edited while swift builds make it fail with "was modified during the build";
+    # try again a few times before giving up.
+    for attempt in 1 2 3 4 5; do
+        swift build -c release --scratch-path .build-bench >"$TMP/build.log" 2>&1 && break
+        if (( attempt < 5 )) && grep -q 'was modified during the build' "$TMP/build.log"; then sleep 5; continue; fi
         cat "$TMP/build.log" >&2
         die "release build failed"
-    fi
+    done
     say "build:   swift build -c release --scratch-path .build-bench ($(( $(date +%s) - started )) s)"
 fi
 [[ -x $BIN/crm ]] || die "$BIN/crm is missing; build without CRM_BENCH_SKIP_BUILD=1"
@@ -273,20 +278,26 @@ cpu_begin() {
     CPU_T0=$(date +%s%N)
 }
 cpu_line() {   # one line: % of one core used by each process during the run
-    local elapsed_ms pid name pct line="" busy idle
+    local elapsed_ms pid name pct line="" busy idle sum=0
     elapsed_ms=$(( ($(date +%s%N) - CPU_T0) / 1000000 ))
     (( elapsed_ms > 0 )) || return 0
     for pid in "${!CPU_BEFORE[@]}"; do
         name=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
         pct=$(( ($(proc_ticks "$pid") - CPU_BEFORE[$pid]) * 1000 * 100 / TICKS / elapsed_ms ))
+        sum=$(( sum + pct ))
         (( pct >= 1 )) && line+="$name $pct, "
     done
     children_ms
     pct=$(( (CHILDREN_MS - CPU_CHILDREN0) * 100 / elapsed_ms ))
+    sum=$(( sum + pct ))
     line+="wrk $pct"
     read -r busy idle <<<"$(machine_ticks)"
     busy=$(( busy - CPU_BUSY0 )) idle=$(( idle - CPU_IDLE0 ))
-    (( busy + idle > 0 )) && line+="; machine busy $(( busy * 100 * $(nproc) / (busy + idle) )) of $(( 100 * $(nproc) ))"
+    if (( busy + idle > 0 )); then
+        busy=$(( busy * 100 * $(nproc) / (busy + idle) ))
+        # "other": everything else on the machine (another build, the test suite…), roughly.
+        line+="; machine busy $busy of $(( 100 * $(nproc) )), other $(( busy > sum ? busy - sum : 0 ))"
+    fi
     printf '%-18s %s\n' "" "cpu %: $line"
 }
 

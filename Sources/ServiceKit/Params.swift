@@ -11,6 +11,8 @@ public struct Params: Sendable {
     /// Largest page size; larger requests are clamped.
     public static let maxPageSize: Int64 = 100
     public static let defaultPageSize: Int64 = 20
+    /// Most ids one array parameter may hold.
+    public static let maxArrayCount = 1000
 
     public init(_ values: JSONObject) {
         self.values = values
@@ -166,6 +168,7 @@ public struct Params: Sendable {
     /// An array of positive ids, duplicates removed (first position kept).
     public func idArray(_ name: String) throws(APIError) -> [Int64]? {
         guard let values = try intArray(name) else { return nil }
+        guard values.count <= Params.maxArrayCount else { throw .badRequest("\(name) holds more than \(Params.maxArrayCount) ids") }
         var seen = Set<Int64>()
         var result: [Int64] = []
         for v in values {
@@ -249,6 +252,10 @@ public struct Params: Sendable {
 public struct Paging: Sendable, Equatable {
     public var page: Int64
     public var count: Int64
+    public init(page: Int64, count: Int64) {
+        self.page = page
+        self.count = count
+    }
     public var offset: Int64 { (page - 1) * count }
     public func info(total: Int64) -> PageInfo { PageInfo(total: total, page: page, count: count) }
 }

@@ -156,7 +156,7 @@ public final class SQLiteConnection {
             case .null: rc = sqlite3_bind_null(stmt, index)
             case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
             case .double(let v): rc = sqlite3_bind_double(stmt, index, v)
-            case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, SQLITE_TRANSIENT)
+            case .text(let v): rc = sqlite3_bind_text(stmt, index, v, Int32(v.utf8.count), SQLITE_TRANSIENT)  // all bytes, NUL included
             case .blob(let v): rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
             }
             if rc != SQLITE_OK { throw error(rc, statement.sql) }

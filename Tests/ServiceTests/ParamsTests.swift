@@ -1,0 +1,112 @@
+import XCTest
+import ServiceKit
+import WireProtocol
+
+/// Parameter parsing as API.md §1 sets it out: pure, no sockets.
+final class ParamsTests: XCTestCase {
+    func params(_ pairs: [(String, JSON)]) -> Params { Params(JSONObject(pairs)) }
+
+    func testIntegersAsNumbersOrDecimalStrings() throws {
+        let p = params([("a", 3), ("b", "42"), ("c", " -7 "), ("d", "3.5"), ("e", 2.0), ("f", "12x"), ("g", ""), ("h", .null), ("i", "99999999999999999999")])
+        XCTAssertEqual(try p.int("a"), 3)
+        XCTAssertEqual(try p.int("b"), 42)
+        XCTAssertEqual(try p.int("c"), -7)
+        XCTAssertEqual(try p.int("e"), 2)
+        XCTAssertNil(try p.int("g"), "empty is absent")
+        XCTAssertNil(try p.int("h"), "null is absent")
+        XCTAssertNil(try p.int("missing"))
+        for bad in ["d", "f", "i"] {
+            XCTAssertThrowsError(try p.int(bad)) { error in
+                XCTAssertEqual((error as? APIError)?.status, 400)
+                XCTAssertTrue((error as? APIError)?.message.contains(bad) ?? false, "names the parameter")
+            }
+        }
+        XCTAssertThrowsError(try p.requireInt("missing")) { XCTAssertEqual(($0 as? APIError)?.message, "missing is required") }
+        XCTAssertThrowsError(try params([("id", 0)]).id("id"))
+        XCTAssertThrowsError(try params([("s", 4)]).int("s", oneOf: [1, 2, 3]))
+    }
+
+    func testEveryArrayForm() throws {
+        let forms: [JSON] = [[1, 2, 3], "[1,2,3]", "1,2,3", ["1", "2", "3"], " 1 , 2,3 ", ["1,2", "3"]]
+        for form in forms {
+            XCTAssertEqual(try params([("ids", form)]).intArray("ids"), [1, 2, 3], form.jsonString)
+        }
+        XCTAssertEqual(try params([("ids", 5)]).intArray("ids"), [5], "a single integer")
+        XCTAssertEqual(try params([("ids", "5")]).intArray("ids"), [5])
+        XCTAssertEqual(try params([("ids", [])]).intArray("ids"), [])
+        XCTAssertNil(try params([("ids", "")]).intArray("ids"))
+        XCTAssertEqual(try params([("ids", [3, 1, 3])]).idArray("ids"), [3, 1], "duplicates removed, first place kept")
+        for bad: JSON in ["[1,", "a,b", [["x": 1]], [1.5], "[\"a\"]", ["x"], true] {
+            XCTAssertThrowsError(try params([("ids", bad)]).intArray("ids"), bad.jsonString)
+        }
+        XCTAssertThrowsError(try params([("ids", [0])]).idArray("ids"))
+        XCTAssertThrowsError(try params([("ids", .array((1...1001).map { .int(Int64($0)) }))]).idArray("ids"))
+    }
+
+    func testTimesAndDates() throws {
+        let p = params([("t", "2020-12-11 00:00:02"), ("d", "2020-12-12"), ("leap", "2020-02-29"), ("noleap", "2021-02-29"),
+                        ("hour", "2020-01-01 24:00:00"), ("iso", "2020-01-01T00:00:00"), ("short", "2020-1-1")])
+        XCTAssertEqual(try p.time("t"), "2020-12-11 00:00:02")
+        XCTAssertEqual(try p.time("d"), "2020-12-12 00:00:00")
+        XCTAssertEqual(try p.date("d"), "2020-12-12")
+        XCTAssertEqual(try p.date("t"), "2020-12-11")
+        XCTAssertEqual(try p.time("leap"), "2020-02-29 00:00:00")
+        for bad in ["noleap", "hour", "iso", "short"] {
+            XCTAssertThrowsError(try p.time(bad)) { XCTAssertTrue(($0 as? APIError)?.message.contains(bad) ?? false) }
+        }
+    }
+
+    func testTimeWindowDefaultsAndOrder() throws {
+        let window = try params([("end_time", "2021-01-08 12:00:00")]).timeWindow()
+        XCTAssertEqual(window.start, "2021-01-01 12:00:00", "a week before end_time")
+        XCTAssertEqual(window.end, "2021-01-08 12:00:00")
+        let year = try params([("end_time", "2021-06-01")]).timeWindow(defaultSpanSeconds: 365 * 86_400)
+        XCTAssertEqual(year.start, "2020-06-01 00:00:00")
+        XCTAssertThrowsError(try params([("start_time", "2021-02-01"), ("end_time", "2021-01-01")]).timeWindow()) {
+            XCTAssertEqual(($0 as? APIError)?.status, 400)
+        }
+        let now = try params([]).timeWindow()
+        XCTAssertLessThan(now.start, now.end)
+    }
+
+    func testPagingDefaultsAndClamp() throws {
+        XCTAssertEqual(try params([]).paging(), Paging(page: 1, count: 20))
+        XCTAssertEqual(try params([("page", "3"), ("count", 500)]).paging(), Paging(page: 3, count: 100))
+        XCTAssertEqual(try params([("page", "3"), ("count", 10)]).paging().offset, 20)
+        XCTAssertThrowsError(try params([("page", 0)]).paging())
+        XCTAssertThrowsError(try params([("count", 0)]).paging())
+        XCTAssertThrowsError(try params([("page", "x")]).paging())
+        XCTAssertThrowsError(try params([("page", 9_000_000_000_000)]).paging(), "offset overflow is refused")
+    }
+
+    func testStringsAreTrimmedAndBounded() throws {
+        let p = params([("a", "  hi  "), ("n", 12), ("long", .string(String(repeating: "字", count: 1001))), ("obj", ["x": 1])])
+        XCTAssertEqual(try p.string("a"), "hi")
+        XCTAssertEqual(try p.string("n"), "12")
+        XCTAssertThrowsError(try p.string("long"))
+        XCTAssertEqual(try p.string("long", maxLength: 4000)?.count, 1001)
+        XCTAssertThrowsError(try p.string("obj"))
+        XCTAssertThrowsError(try params([("a", "   ")]).requireString("a"))
+    }
+
+    func testStatusFilter() throws {
+        let allowed: [Int64] = [1, 0, -1]
+        XCTAssertEqual(try params([]).statusFilter(allowed: allowed, default: [1]), [1])
+        XCTAssertNil(try params([("status", "all")]).statusFilter(allowed: allowed, default: [1]))
+        XCTAssertNil(try params([("status", "ALL")]).statusFilter(allowed: allowed, default: [1]))
+        XCTAssertEqual(try params([("status", "-1")]).statusFilter(allowed: allowed, default: [1]), [-1])
+        XCTAssertEqual(try params([("status", "normal")]).statusFilter(allowed: allowed, aliases: ["normal": [1, 0]], default: [1]), [1, 0])
+        XCTAssertThrowsError(try params([("status", 5)]).statusFilter(allowed: allowed, default: [1])) {
+            XCTAssertTrue(($0 as? APIError)?.message.contains("status") ?? false)
+        }
+    }
+
+    func testFieldsClearAndDefaults() throws {
+        let fields = [Field.text("note"), Field("sex", .int(oneOf: [1, 2, 3]), cleared: 3), Field("at", .time)]
+        let values = try params([("note", ""), ("sex", .null), ("at", "2020-01-01")]).values(for: fields)
+        XCTAssertEqual(values.map(\.column), ["note", "sex", "at"])
+        XCTAssertEqual(values.map(\.value), [.null, .int(3), .text("2020-01-01 00:00:00")])
+        XCTAssertTrue(try params([]).values(for: fields).isEmpty, "absent fields are left out")
+        XCTAssertThrowsError(try params([("sex", 9)]).values(for: fields))
+    }
+}

@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import XCTest
+import ServiceKit
+import WireProtocol
+
+/// The SQLite layer on real files.
+final class SQLiteTests: XCTestCase {
+    var path: String!
+
+    override func setUp() {
+        path = "/tmp/crm-sqlite-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+    }
+
+    override func tearDown() {
+        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+    }
+
+    func testPragmasMigrationsAndUserVersion() throws {
+        let migrations = ["CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);", "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;"]
+        do {
+            let db = try SQLiteConnection(path: path)
+            try db.migrate(Array(migrations.prefix(1)))
+            XCTAssertEqual(db.userVersion, 1)
+            XCTAssertEqual(try db.queryOne("PRAGMA journal_mode")?.string(0), "wal")
+            XCTAssertEqual(try db.scalar("PRAGMA foreign_keys"), 1)
+            XCTAssertEqual(try db.scalar("PRAGMA synchronous"), 1, "NORMAL")
+        }
+        let db = try SQLiteConnection(path: path)
+        try db.migrate(migrations)
+        XCTAssertEqual(db.userVersion, 2, "only the new migration ran")
+        try db.run("INSERT INTO a(t) VALUES (?)", [.text("x")])
+        XCTAssertEqual(try db.scalar("SELECT n FROM a"), 0)
+    }
+
+    func testTransactionsRollBackOnErrorAndKeepNothingPartial() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT NOT NULL UNIQUE)")
+        XCTAssertThrowsError(try db.writeTransaction { db in
+            try db.run("INSERT INTO a(t) VALUES ('one')")
+            try db.run("INSERT INTO a(t) VALUES ('one')")
+        }) { error in
+            let sqlite = error as? SQLiteError
+            XCTAssertTrue(sqlite?.isConstraint ?? false)
+            XCTAssertEqual(sqlite?.sql, "INSERT INTO a(t) VALUES ('one')", "the error carries the SQL")
+        }
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM a"), 0, "the first insert was rolled back")
+    }
+
+    func testTextRoundTripsExactlyAndValuesAreBoundNotSpliced() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT)")
+        let texts = ["a\u{0}b", "' OR 1=1 --", "张三🙂", "%_\\"]
+        for t in texts { try db.run("INSERT INTO a(t) VALUES (?)", [.text(t)]) }
+        XCTAssertEqual(try db.query("SELECT t FROM a ORDER BY id").map { $0.string(0) }, texts)
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM a WHERE t = ?", [.text("' OR 1=1 --")]), 1)
+    }
+
+    func testErrorsCarryCodeAndSQLButNotValues() throws {
+        let db = try SQLiteConnection(path: path)
+        XCTAssertThrowsError(try db.query("SELECT * FROM missing WHERE x = ?", [.text("secret-value")])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("no such table"), text)
+            XCTAssertTrue(text.contains("SELECT * FROM missing"), text)
+            XCTAssertFalse(text.contains("secret-value"), text)
+        }
+    }
+
+    func testDatabaseReadersSeeCommittedWrites() async throws {
+        let db = try Database(path: path, migrations: ["CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"])
+        let id = try await db.write { conn -> Int64 in
+            try conn.run("INSERT INTO a(t) VALUES ('x')")
+            return conn.lastInsertRowID
+        }
+        for _ in 0..<4 {
+            let count = try await db.read { try $0.scalar("SELECT COUNT(*) FROM a WHERE id = ?", [.int(id)]) }
+            XCTAssertEqual(count, 1)
+        }
+        do {
+            _ = try await db.read { try $0.run("INSERT INTO a(t) VALUES ('y')") }
+            XCTFail("readers are read-only")
+        } catch {}
+        db.close()
+        do {
+            _ = try await db.read { try $0.scalar("SELECT 1") }
+            XCTFail("closed")
+        } catch let error as APIError {
+            XCTAssertEqual(error.status, 503)
+        }
+    }
+
+    func testPasswordHashing() async throws {
+        let hash = try await PasswordHasher.shared.hash("correct horse")
+        XCTAssertTrue(hash.hasPrefix("$y$"), hash)
+        let again = try await PasswordHasher.shared.hash("correct horse")
+        XCTAssertNotEqual(hash, again, "salted")
+        let ok = try await PasswordHasher.shared.verify("correct horse", against: hash)
+        let bad = try await PasswordHasher.shared.verify("wrong horse", against: hash)
+        XCTAssertTrue(ok)
+        XCTAssertFalse(bad)
+        let garbage = try await PasswordHasher.shared.verify("x", against: "not a hash")
+        XCTAssertFalse(garbage)
+    }
+
+    func testSessionTokensAndDigests() {
+        let a = SessionToken.generate(), b = SessionToken.generate()
+        XCTAssertNotEqual(a, b)
+        XCTAssertEqual(a.count, 43, "32 bytes in unpadded base64url")
+        XCTAssertTrue(a.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        XCTAssertEqual(SessionToken.hex(SessionToken.sha256(Array("abc".utf8))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SessionToken.digest(a).count, 32)
+    }
+
+    func testNgramSearchIndex() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, fold TEXT);" + NgramIndex.schema("g"))
+        let names = ["张三丰", "Li Si", "50%_off", "王五"]
+        for (i, name) in names.enumerated() {
+            try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(Int64(i + 1)), .text(NgramIndex.fold(name))])
+            try NgramIndex.update(db, table: "g", id: Int64(i + 1), texts: [name])
+        }
+        func search(_ q: String) throws -> [Int64] {
+            let folded = NgramIndex.fold(q)
+            let c = NgramIndex.candidates(table: "g", folded: folded)
+            return try db.query("SELECT id FROM names WHERE id IN (\(c.sql)) AND instr(fold, ?) > 0 ORDER BY id", c.binds + [.text(folded)]).compactMap { $0.int(0) }
+        }
+        XCTAssertEqual(try search("三"), [1])
+        XCTAssertEqual(try search("张三"), [1])
+        XCTAssertEqual(try search("三丰"), [1])
+        XCTAssertEqual(try search("张丰"), [], "not a substring")
+        XCTAssertEqual(try search("LI S"), [2])
+        XCTAssertEqual(try search("%_"), [3])
+        XCTAssertEqual(try search("5_"), [], "'_' is not a wildcard (it would match \"50\")")
+        XCTAssertEqual(try search("5%"), [], "'%' is not a wildcard")
+        XCTAssertEqual(try search("i"), [2])
+    }
+}
