@@ -36,27 +36,21 @@ enum Customers {
 
     // MARK: Reading
 
-    /// Each customer's organizations in the order given: id → [(organizationID, name)].
-    static func organizations(of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(Int64, JSON)]] {
-        guard !ids.isEmpty else { return [:] }
-        var result: [Int64: [(Int64, JSON)]] = [:]
-        for row in try db.query("""
+    /// Each customer's organizations in the order given.
+    static func organizations(of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
+        try db.links("""
             SELECT co.customer_id, co.organization_id, o.groupName FROM customer_organizations co
             JOIN organizations o ON o.id = co.organization_id
-            WHERE co.customer_id IN (\(SQLFilter.marks(ids.count))) ORDER BY co.customer_id, co.position
-            """, ids.map { .int($0) }) {
-            guard let customer = row.int(0), let org = row.int(1) else { continue }
-            result[customer, default: []].append((org, row[2].json))
-        }
-        return result
+            WHERE co.customer_id IN (%@) ORDER BY co.customer_id, co.position
+            """, owners: ids)
     }
 
-    static func json(_ row: Row, organizations: [(Int64, JSON)]) -> JSON {
+    static func json(_ row: Row, organizations: [(id: Int64, name: JSON)]) -> JSON {
         var o = JSONObject()
         o.reserveCapacity(columns.count + 2)
         for (i, column) in columns.enumerated() { o.append(column, row[i].json) }
-        o.append("organization_name", .array(organizations.map(\.1)))
-        o.append("organization_ids", .array(organizations.map { .int($0.0) }))
+        o.append("organization_name", .array(organizations.map(\.name)))
+        o.append("organization_ids", .array(organizations.map { .int($0.id) }))
         return .object(o)
     }
 

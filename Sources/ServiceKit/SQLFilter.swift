@@ -1,3 +1,5 @@
+import WireProtocol
+
 /// A WHERE clause built from optional filters, with its bound values (never user text in SQL).
 public struct SQLFilter: Sendable {
     public private(set) var conditions: [String] = []
@@ -24,5 +26,21 @@ public struct SQLFilter: Sendable {
     /// `?, ?, …` for `count` values.
     public static func marks(_ count: Int) -> String {
         Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+}
+
+extension SQLiteConnection {
+    /// Linked rows of many owners at once, for list answers: `sql` selects
+    /// `(owner id, linked id, linked name)` ordered as they should be shown and contains one
+    /// `IN (%@)` that receives a placeholder per owner id. Answers owner → [(id, name)].
+    public func links(_ sql: String, owners: [Int64]) throws -> [Int64: [(id: Int64, name: JSON)]] {
+        guard !owners.isEmpty else { return [:] }
+        var result: [Int64: [(id: Int64, name: JSON)]] = [:]
+        let expanded = sql.replacing("IN (%@)", with: "IN (\(SQLFilter.marks(owners.count)))")
+        for row in try query(expanded, owners.map { .int($0) }) {
+            guard let owner = row.int(0), let linked = row.int(1) else { continue }
+            result[owner, default: []].append((linked, row[2].json))
+        }
+        return result
     }
 }

@@ -30,31 +30,24 @@ enum Employees {
 
     // MARK: Reading
 
-    /// Groups of each employee, in the order they were given: id → [(groupID, name)].
-    static func groups(of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(Int64, JSON)]] {
-        guard !ids.isEmpty else { return [:] }
-        let marks = SQLFilter.marks(ids.count)
-        var result: [Int64: [(Int64, JSON)]] = [:]
-        for row in try db.query("""
+    /// Groups of each employee, in the order they were given.
+    static func groups(of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
+        try db.links("""
             SELECT eg.employee_id, eg.group_id, g.groupName FROM employee_groups eg JOIN groups g ON g.id = eg.group_id
-            WHERE eg.employee_id IN (\(marks)) ORDER BY eg.employee_id, eg.position
-            """, ids.map { .int($0) }) {
-            guard let employee = row.int(0), let group = row.int(1) else { continue }
-            result[employee, default: []].append((group, row[2].json))
-        }
-        return result
+            WHERE eg.employee_id IN (%@) ORDER BY eg.employee_id, eg.position
+            """, owners: ids)
     }
 
     /// One employee as the API shows it: the seed's fields, `group_name` and `group_ids`.
-    static func json(_ row: Row, groups: [(Int64, JSON)]) -> JSON {
+    static func json(_ row: Row, groups: [(id: Int64, name: JSON)]) -> JSON {
         var o = JSONObject()
         o.reserveCapacity(columns.count + 3)
         for (i, column) in columns.enumerated() {
             o.append(column, row[i].json)
-            if i == 1 { o.append("group", groups.first.map { .int($0.0) } ?? .null) }
+            if i == 1 { o.append("group", groups.first.map { .int($0.id) } ?? .null) }
         }
-        o.append("group_name", .array(groups.map(\.1)))
-        o.append("group_ids", .array(groups.map { .int($0.0) }))
+        o.append("group_name", .array(groups.map(\.name)))
+        o.append("group_ids", .array(groups.map { .int($0.id) }))
         return .object(o)
     }
 

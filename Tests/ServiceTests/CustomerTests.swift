@@ -7,26 +7,7 @@ import ServiceKit
 import WireProtocol
 
 /// CustomerService through the gateway: organizations, customers, search, paging, permissions.
-final class CustomerTests: XCTestCase {
-    nonisolated(unsafe) static var system: SystemHarness?
-
-    override class func setUp() {
-        super.setUp()
-        do { system = try SystemHarness() } catch { print("cannot start the system: \(error)") }
-    }
-
-    override class func tearDown() {
-        system?.stop()
-        system = nil
-        super.tearDown()
-    }
-
-    var system: SystemHarness {
-        get throws {
-            guard let system = Self.system else { throw HarnessError("the system did not start") }
-            return system
-        }
-    }
+final class CustomerTests: SystemTestCase {
 
     static func unique(_ prefix: String) -> String { "\(prefix)\(UInt32.random(in: 0...UInt32.max))" }
 

@@ -7,26 +7,7 @@ import ServiceKit
 import WireProtocol
 
 /// UserService through the gateway: employees, passwords, sessions, menus and the role rules.
-final class EmployeeTests: XCTestCase {
-    nonisolated(unsafe) static var system: SystemHarness?
-
-    override class func setUp() {
-        super.setUp()
-        do { system = try SystemHarness() } catch { print("cannot start the system: \(error)") }
-    }
-
-    override class func tearDown() {
-        system?.stop()
-        system = nil
-        super.tearDown()
-    }
-
-    var system: SystemHarness {
-        get throws {
-            guard let system = Self.system else { throw HarnessError("the system did not start") }
-            return system
-        }
-    }
+final class EmployeeTests: SystemTestCase {
 
     static func uniquePhone() -> String { "139\(UInt32.random(in: 10_000_000...99_999_999))" }
 

@@ -6,30 +6,7 @@ import XCTest
 import WireProtocol
 
 /// The whole system through the gateway: real executables, real sockets, real SQLite files.
-final class GatewaySystemTests: XCTestCase {
-    nonisolated(unsafe) static var system: SystemHarness?
-
-    override class func setUp() {
-        super.setUp()
-        do {
-            system = try SystemHarness()
-        } catch {
-            print("cannot start the system: \(error)")
-        }
-    }
-
-    override class func tearDown() {
-        system?.stop()
-        system = nil
-        super.tearDown()
-    }
-
-    var system: SystemHarness {
-        get throws {
-            guard let system = Self.system else { throw HarnessError("the system did not start") }
-            return system
-        }
-    }
+final class GatewaySystemTests: SystemTestCase {
 
     // MARK: Operational endpoints
 
