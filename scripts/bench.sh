@@ -2,14 +2,16 @@
 # The CRM benchmark. Builds release binaries, starts the whole system (`crm up`) on a fresh
 # temporary data folder and a free port, and measures each scenario with wrk. It only prints
 # figures: nothing here asserts anything about speed. See docs/BENCHMARKS.md.
+# Before the customer-* scenarios it seeds organizations and customers through the API with
+# scripts/bench/seed.py. It exits 1 if a scenario had non-2xx answers or a child process exited.
 #
 #   scripts/bench.sh                          build, then 10 s per scenario
 #   CRM_BENCH_SECONDS=30 scripts/bench.sh     longer runs
 #   CRM_BENCH_SKIP_BUILD=1 scripts/bench.sh   reuse .build-bench/release as it is
 #   CRM_BENCH_ONLY="livez" scripts/bench.sh   only the named scenarios
 #   CRM_BENCH_KEEP=1 scripts/bench.sh         keep the temporary folder (launcher log, raw wrk output)
-#   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000
-#   CRM_BENCH_ORGS=1000                       organizations to seed (default 1000)
+#   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000 (about 1 min)
+#   CRM_BENCH_ORGS=2000 scripts/bench.sh      organizations to seed (default 1000)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -301,6 +303,22 @@ cpu_line() {   # one line: % of one core used by each process during the run
     printf '%-18s %s\n' "" "cpu %: $line"
 }
 
+# wrk stops with requests still queued in the services (a slow scenario can leave seconds of
+# work behind). Wait until the system is idle, so that one scenario does not overlap the next:
+# until its processes together use at most about 4 % of one core over half a second, for at
+# most 30 s.
+settle() {
+    local started=$SECONDS before after pid
+    while (( SECONDS - started < 30 )); do
+        before=0 after=0
+        for pid in $(child_pids "$CRM_PID"); do before=$(( before + $(proc_ticks "$pid") )); done
+        sleep 0.5
+        for pid in $(child_pids "$CRM_PID"); do after=$(( after + $(proc_ticks "$pid") )); done
+        (( (after - before) * 200 <= 4 * TICKS )) && break
+    done
+    if (( SECONDS - started >= 2 )); then say "                   (waited $(( SECONDS - started )) s for the system to become idle)"; fi
+}
+
 run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
     local i=$1 seconds=$2 out=$3
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency -H "$AUTH")
@@ -336,6 +354,7 @@ run_scenarios() {   # run_scenarios FIRST_INDEX: check, then measure, scenarios 
     printf '%-18s %12s %10s %10s %8s  %s\n' scenario requests/s p50 p99 non-2xx "socket errors"
     for (( i = first; i < ${#SC_NAME[@]}; i++ )); do
         selected "${SC_NAME[i]}" || continue
+        settle
         run_wrk "$i" "$WARMUP" "$TMP/${SC_NAME[i]}.warmup.txt"
         cpu_begin
         run_wrk "$i" "$DURATION" "$TMP/${SC_NAME[i]}.txt"
@@ -361,6 +380,9 @@ if (( customers_wanted )); then
     wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed.log" >&2; SEED_PID=; die "seeding failed"; }
     SEED_PID=
     sed 's/^/         /' "$TMP/seed.log"
+    db=$TMP/data/customers.sqlite
+    size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
+    say "         customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal") after seeding"
     # shellcheck disable=SC1091
     source "$TMP/seed.env"
     SEARCH_TERM=$SEED_SEARCH_TERM
@@ -374,8 +396,6 @@ if (( customers_wanted )); then
     say ""
     curl -s -o "$TMP/after.body" --max-time 10 -H "$AUTH" "$BASE/api/customers/customers?page=1&count=1" || true
     say "after:   page_info.total of GET /api/customers/customers: $(page_figures "$TMP/after.body" | cut -d' ' -f1)"
-    db=$TMP/data/customers.sqlite
-    size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
     say "after:   customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal")"
 fi
 
