@@ -68,23 +68,11 @@ enum Customers {
         let paging = try params.paging()
 
         var filter = SQLFilter()
-        if let status { filter.in("c.status", status) }
         if let creator { filter.add("c.creator_id = ?", [.int(creator)]) }
         if let phone, !phone.isEmpty { filter.add("c.phoneNumber = ?", [.text(phone)]) }
         if let orgID { filter.add("c.id IN (SELECT customer_id FROM customer_organizations WHERE organization_id = ?)", [.int(orgID)]) }
-        if let name, !name.isEmpty {
-            let folded = NgramIndex.fold(name)
-            let candidates = NgramIndex.candidates(table: "customer_grams", folded: folded)
-            filter.add("c.id IN (\(candidates.sql)) AND instr(c.name_fold, ?) > 0", candidates.binds + [.text(folded)])
-        }
-        if let orgName, !orgName.isEmpty {
-            let folded = NgramIndex.fold(orgName)
-            let candidates = NgramIndex.candidates(table: "organization_grams", folded: folded)
-            filter.add("""
-                c.id IN (SELECT co.customer_id FROM customer_organizations co WHERE co.organization_id IN
-                    (SELECT o.id FROM organizations o WHERE o.id IN (\(candidates.sql)) AND instr(o.name_fold, ?) > 0))
-                """, candidates.binds + [.text(folded)])
-        }
+        let nameFolded = name.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
+        let orgNameFolded = orgName.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
         // The total comes from the counters when only status plus one of creator/organization filter.
         // Keys are `<prefix><status><suffix>`, as `counterKeys` writes them.
         let counterKey: (prefix: String, suffix: String)?
@@ -98,16 +86,34 @@ enum Customers {
         } else {
             counterKey = nil
         }
-        let finalFilter = filter
+        let baseFilter = filter
         let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
-            let total: Int64
-            if let counterKey {
-                total = try (status ?? statuses).reduce(0) { $0 + (try Counters.get(db, table: "customer_counts", key: counterKey.prefix + "\($1)" + counterKey.suffix)) }
-            } else {
-                total = try db.scalar("SELECT COUNT(*) FROM customers c \(finalFilter.clause)", finalFilter.binds)
+            var filter = baseFilter
+            if let orgNameFolded {
+                let match = try NgramIndex.condition(db, table: "organization_grams", idColumn: "o.id", foldColumn: "o.name_fold", folded: orgNameFolded)
+                filter.add("""
+                    c.id IN (SELECT co.customer_id FROM customer_organizations co WHERE co.organization_id IN
+                        (SELECT o.id FROM organizations o WHERE \(match.sql)))
+                    """, match.binds)
             }
-            let found = try db.query("SELECT \(selectList) FROM customers c \(finalFilter.clause) ORDER BY c.id DESC LIMIT ? OFFSET ?",
-                                     finalFilter.binds + [.int(paging.count), .int(paging.offset)])
+            let found: [Row]
+            let total: Int64
+            if let nameFolded {
+                let page = try NgramIndex.searchPage(db, table: "customer_grams", from: "customers c", idColumn: "c.id", foldColumn: "c.name_fold",
+                                                     folded: nameFolded, statuses: status, filter: filter, paging: paging)
+                total = page.total
+                found = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM customers c WHERE c.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY c.id DESC",
+                                                              page.ids.map { .int($0) })
+            } else {
+                if let status { filter.in("c.status", status) }
+                if let counterKey {
+                    total = try (status ?? statuses).reduce(0) { $0 + (try Counters.get(db, table: "customer_counts", key: counterKey.prefix + "\($1)" + counterKey.suffix)) }
+                } else {
+                    total = try db.scalar("SELECT COUNT(*) FROM customers c \(filter.clause)", filter.binds)
+                }
+                found = try db.query("SELECT \(selectList) FROM customers c \(filter.clause) ORDER BY c.id DESC LIMIT ? OFFSET ?",
+                                     filter.binds + [.int(paging.count), .int(paging.offset)])
+            }
             let links = try organizations(of: found.compactMap { $0.int(0) }, db)
             return (found.map { json($0, organizations: links[$0.int(0) ?? 0] ?? []) }, total)
         }
@@ -160,7 +166,7 @@ enum Customers {
                     ("realName", SQLValue(realName)), ("name_fold", .text(nameFold(realName: realName, nickName: nick))),
                     ("creator_id", .int(creatorValue)), ("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(1))])
                 try link(id, organizationIDs ?? [], db)
-                try NgramIndex.update(db, table: "customer_grams", id: id, texts: [realName ?? "", nick ?? ""])
+                try NgramIndex.update(db, table: "customer_grams", id: id, status: 1, texts: [realName ?? "", nick ?? ""])
                 try Counters.add(db, table: "customer_counts", keys: counterKeys(status: 1, creator: creatorValue, organizations: organizationIDs ?? []), delta: 1)
                 try recordChange(db, id)
                 return Reply.mutation(id: id)
@@ -179,7 +185,7 @@ enum Customers {
             if let row = try db.queryOne("SELECT realName, nickName FROM customers WHERE id = ?", [.int(customerID)]) {
                 try db.run("UPDATE customers SET name_fold = ? WHERE id = ?", [.text(nameFold(realName: row.string(0), nickName: row.string(1))), .int(customerID)])
                 if row.string(0) != current.string(2) || row.string(1) != current.string(3) {
-                    try NgramIndex.update(db, table: "customer_grams", id: customerID, texts: [row.string(0) ?? "", row.string(1) ?? ""])
+                    try NgramIndex.update(db, table: "customer_grams", id: customerID, status: status, texts: [row.string(0) ?? "", row.string(1) ?? ""])
                 }
             }
             let newOrganizations = organizationIDs ?? oldOrganizations
@@ -206,6 +212,7 @@ enum Customers {
             try caller.requireMayChangeRow(createdBy: current.int(1))
             let organizations = try linkedOrganizations(customerID, db)
             try db.run("UPDATE customers SET status = ?, updateTime = ? WHERE id = ?", [.int(status), .text(Timestamp.now()), .int(customerID)])
+            try NgramIndex.setStatus(db, table: "customer_grams", id: customerID, status: status)
             try Counters.move(db, table: "customer_counts",
                               from: counterKeys(status: old, creator: current.int(1), organizations: organizations),
                               to: counterKeys(status: status, creator: current.int(1), organizations: organizations))

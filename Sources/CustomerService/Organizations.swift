@@ -38,25 +38,23 @@ enum Organizations {
         let creator = try ctx.params.id("creator_id")
         let paging = try ctx.params.paging()
         var filter = SQLFilter()
-        if let status { filter.in("o.status", status) }
         if let creator { filter.add("o.creator_id = ?", [.int(creator)]) }
-        if let name, !name.isEmpty {
-            let folded = NgramIndex.fold(name)
-            let candidates = NgramIndex.candidates(table: "organization_grams", folded: folded)
-            filter.add("o.id IN (\(candidates.sql)) AND instr(o.name_fold, ?) > 0", candidates.binds + [.text(folded)])
-        }
-        let counted = name == nil || name?.isEmpty == true
-        let finalFilter = filter
+        let folded = name.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
+        let filter0 = filter
         let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
-            let total: Int64
-            if counted {
-                let keys = (status ?? statuses).map { s in creator.map { "sc:\(s):\($0)" } ?? "s:\(s)" }
-                total = try keys.reduce(0) { $0 + (try Counters.get(db, table: "organization_counts", key: $1)) }
-            } else {
-                total = try db.scalar("SELECT COUNT(*) FROM organizations o \(finalFilter.clause)", finalFilter.binds)
+            if let folded {
+                let page = try NgramIndex.searchPage(db, table: "organization_grams", from: "organizations o", idColumn: "o.id", foldColumn: "o.name_fold",
+                                                     folded: folded, statuses: status, filter: filter0, paging: paging)
+                let rows = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM organizations o WHERE o.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY o.id DESC",
+                                                                 page.ids.map { .int($0) })
+                return (rows.map(json), page.total)
             }
-            let rows = try db.query("SELECT \(selectList) FROM organizations o \(finalFilter.clause) ORDER BY o.id DESC LIMIT ? OFFSET ?",
-                                    finalFilter.binds + [.int(paging.count), .int(paging.offset)])
+            var filter = filter0
+            if let status { filter.in("o.status", status) }
+            let keys = (status ?? statuses).map { s in creator.map { "sc:\(s):\($0)" } ?? "s:\(s)" }
+            let total = try keys.reduce(0) { $0 + (try Counters.get(db, table: "organization_counts", key: $1)) }
+            let rows = try db.query("SELECT \(selectList) FROM organizations o \(filter.clause) ORDER BY o.id DESC LIMIT ? OFFSET ?",
+                                    filter.binds + [.int(paging.count), .int(paging.offset)])
             return (rows.map(json), total)
         }
         return Reply.ok(data: .array(rows), page: paging.info(total: total))
@@ -91,7 +89,7 @@ enum Organizations {
                 let id = try db.insert("organizations", values + [
                     ("groupName", SQLValue(name)), ("name_fold", .text(NgramIndex.fold(name ?? ""))), ("creator_id", .int(creatorValue)),
                     ("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(1))])
-                try NgramIndex.update(db, table: "organization_grams", id: id, texts: [name ?? ""])
+                try NgramIndex.update(db, table: "organization_grams", id: id, status: 1, texts: [name ?? ""])
                 try Counters.add(db, table: "organization_counts", keys: counterKeys(status: 1, creator: creatorValue), delta: 1)
                 try recordChange(db, id)
                 return Reply.mutation(id: id)
@@ -103,7 +101,7 @@ enum Organizations {
             var changes = values
             if let name {
                 changes += [("groupName", .text(name)), ("name_fold", .text(NgramIndex.fold(name)))]
-                try NgramIndex.update(db, table: "organization_grams", id: orgID, texts: [name])
+                try NgramIndex.update(db, table: "organization_grams", id: orgID, status: status, texts: [name])
             }
             if let creatorID, creatorID != current.int(1) {
                 changes.append(("creator_id", .int(creatorID)))
@@ -130,6 +128,7 @@ enum Organizations {
             }
             try caller.requireMayChangeRow(createdBy: current.int(1))
             try db.run("UPDATE organizations SET status = ?, updateTime = ? WHERE id = ?", [.int(status), .text(Timestamp.now()), .int(orgID)])
+            try NgramIndex.setStatus(db, table: "organization_grams", id: orgID, status: status)
             try Counters.move(db, table: "organization_counts", from: counterKeys(status: old, creator: current.int(1)),
                               to: counterKeys(status: status, creator: current.int(1)))
             try recordChange(db, orgID)

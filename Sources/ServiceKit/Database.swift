@@ -47,27 +47,82 @@ public final class Database: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the database queue. A transaction that
-    /// meets SQLITE_BUSY (another replica holding the lock past the busy timeout) is retried a
-    /// bounded number of times as a whole.
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer and answers once it is
+    /// committed.
+    ///
+    /// Group commit: writes that arrive while the writer is busy run together in the next
+    /// transaction, each under its own savepoint — a body that throws rolls back only its own
+    /// changes, and every caller is answered after the one COMMIT that makes its change durable.
+    /// Many concurrent writes then share the cost of writing the pages they touch to the WAL.
+    /// A batch that meets SQLITE_BUSY (another replica holding the lock past the busy timeout)
+    /// is retried a bounded number of times as a whole.
     public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async { [self] in
-                guard !closed else { continuation.resume(throwing: APIError.unavailable("database is closed")); return }
-                continuation.resume(with: Result { try writeNow(body) })
+            let slot = ResultSlot<T>()
+            let job = WriteJob(
+                run: { db in
+                    slot.result = Result { try body(db) }
+                    if case .success = slot.result { return true }
+                    return false
+                },
+                finish: { batchError in
+                    switch slot.result {
+                    case .failure(let error)?: continuation.resume(throwing: error)
+                    case .success(let value)? where batchError == nil: continuation.resume(returning: value)
+                    default: continuation.resume(throwing: batchError ?? APIError.internal())
+                    }
+                })
+            let first = pendingWrites.withLock { jobs -> Bool in
+                jobs.append(job)
+                return jobs.count == 1
             }
+            if first { queue.async { [self] in drainWrites() } }
         }
     }
 
-    private func writeNow<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    /// Most writes committed together.
+    static let maxBatch = 64
+    private let pendingWrites = Mutex<[WriteJob]>([])
+
+    /// Runs queued writes in batches until none is left (writer queue only).
+    private func drainWrites() {
+        while true {
+            let jobs = pendingWrites.withLock { pending -> [WriteJob] in
+                let taken = Array(pending.prefix(Database.maxBatch))
+                pending.removeFirst(taken.count)
+                return taken
+            }
+            if jobs.isEmpty { return }
+            let error = runBatch(jobs)
+            for job in jobs { job.finish(error) }
+        }
+    }
+
+    /// One transaction for `jobs`; answers the error that failed the whole batch, if any.
+    private func runBatch(_ jobs: [WriteJob]) -> Error? {
+        guard !closed else { return APIError.unavailable("database is closed") }
         var attempt = 0
         while true {
             do {
-                let result = try connection.writeTransaction(body)
+                try connection.execute("BEGIN IMMEDIATE")
+                do {
+                    for job in jobs {
+                        try connection.run("SAVEPOINT job")
+                        if !job.run(connection) { try connection.run("ROLLBACK TO job") }
+                        try connection.run("RELEASE job")
+                    }
+                    try connection.execute("COMMIT")
+                } catch {
+                    try? connection.execute("ROLLBACK")
+                    throw error
+                }
                 lastWrite = monotonicMillis()
-                return result
+                return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {
                 attempt += 1
+            } catch {
+                Log.error("write batch of \(jobs.count) failed: \(error)")
+                return error
             }
         }
     }
@@ -101,4 +156,21 @@ public final class Database: @unchecked Sendable {
             connection.close()
         }
     }
+}
+
+/// A write waiting for the writer (touched only on the writer queue once queued).
+final class WriteJob: @unchecked Sendable {
+    /// Runs the body; false when it threw (its savepoint is then rolled back).
+    let run: (SQLiteConnection) -> Bool
+    /// Answers the caller after the batch: nil when committed.
+    let finish: (Error?) -> Void
+    init(run: @escaping (SQLiteConnection) -> Bool, finish: @escaping (Error?) -> Void) {
+        self.run = run
+        self.finish = finish
+    }
+}
+
+/// Where a write body leaves its result until the batch commits.
+final class ResultSlot<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
 }

@@ -1,25 +1,38 @@
-/// Case-insensitive substring search that stays fast on large tables: every folded name is
-/// indexed by its distinct 1- and 2-character substrings (a posting table per entity kind,
-/// `(gram, entity_id)` as a WITHOUT ROWID primary key). A query narrows the candidates to the
-/// ids holding all of its bigrams (its one character, for a one-character query) and confirms
-/// them with `instr` on the folded text, so `%`, `_` and quotes are just characters.
+import WireProtocol
+
+/// Case-insensitive substring search that stays fast on large tables.
 ///
-/// Works for every length — two-character Chinese names included, where a trigram index
-/// cannot help — at the cost of about 2·L posting rows per name of L characters.
+/// Every folded name is indexed by its distinct 1- to 4-character substrings in a posting
+/// table per entity kind: `(gram, status, entity_id)`, a WITHOUT ROWID primary key, so the
+/// entity's status (the filter every list applies) lives in the index too. A query of up to
+/// four characters *is* a gram: its posting list is exactly the set of matching rows, counted
+/// and paged straight from the index. A longer query is driven by its rarest 4-gram and each
+/// candidate is confirmed with `instr` on the folded text. Either way `%`, `_` and quotes are
+/// just characters, and one- and two-character Chinese queries are indexed too.
 public enum NgramIndex {
+    /// The longest gram indexed.
+    static let maxGram = 4
+    /// Posting lists are counted up to this many entries when choosing the rarest gram…
+    static let countCap = 4000
+    /// …among at most this many of the query's grams, spread over it.
+    static let gramsCompared = 4
+    /// Bumped whenever what is indexed changes, so postings of an older version are rebuilt.
+    public static let version: Int64 = 3
+
     /// The form both names and queries are compared in.
     public static func fold(_ text: String) -> String {
         text.lowercased()
     }
 
-    /// Distinct unigrams and bigrams of each text (no gram spans two texts).
+    /// Distinct 1- to 4-grams of each text (no gram spans two texts).
     public static func grams(_ texts: [String]) -> Set<String> {
         var result = Set<String>()
         for text in texts {
             let chars = Array(fold(text))
-            for (i, c) in chars.enumerated() {
-                result.insert(String(c))
-                if i + 1 < chars.count { result.insert(String(c) + String(chars[i + 1])) }
+            for i in chars.indices {
+                for length in 1...maxGram where i + length <= chars.count {
+                    result.insert(String(chars[i..<(i + length)]))
+                }
             }
         }
         return result
@@ -28,36 +41,111 @@ public enum NgramIndex {
     /// The posting table's schema.
     public static func schema(_ table: String) -> String {
         """
-        CREATE TABLE \(table) (gram TEXT NOT NULL, entity_id INTEGER NOT NULL, PRIMARY KEY (gram, entity_id)) WITHOUT ROWID;
+        CREATE TABLE \(table) (gram TEXT NOT NULL, status INTEGER NOT NULL, entity_id INTEGER NOT NULL,
+            PRIMARY KEY (gram, status, entity_id)) WITHOUT ROWID;
         CREATE INDEX \(table)_entity ON \(table)(entity_id);
         """
     }
 
-    /// Replaces the grams of one entity.
-    public static func update(_ db: SQLiteConnection, table: String, id: Int64, texts: [String]) throws {
+    /// Replaces the grams of one entity (one statement for all grams, through `json_each`).
+    public static func update(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, texts: [String]) throws {
         try db.run("DELETE FROM \(table) WHERE entity_id = ?", [.int(id)])
-        for gram in grams(texts) {
-            try db.run("INSERT OR IGNORE INTO \(table)(gram, entity_id) VALUES (?, ?)", [.text(gram), .int(id)])
-        }
+        let all = grams(texts)
+        guard !all.isEmpty else { return }
+        let array = JSON.array(all.map { .string($0) }).jsonString
+        try db.run("INSERT OR IGNORE INTO \(table)(gram, status, entity_id) SELECT value, ?, ? FROM json_each(?)", [.int(status), .int(id), .text(array)])
     }
 
-    /// A subquery selecting candidate ids for `query` (already folded), with its values.
-    public static func candidates(table: String, folded query: String) -> (sql: String, binds: [SQLValue]) {
-        let chars = Array(query)
-        var keys: [String] = []
-        if chars.count == 1 {
-            keys = [String(chars[0])]
-        } else {
-            var seen = Set<String>()
-            for i in 0..<(chars.count - 1) {
-                let gram = String(chars[i]) + String(chars[i + 1])
-                if seen.insert(gram).inserted { keys.append(gram) }
-            }
+    /// Moves an entity's postings to its new status.
+    public static func setStatus(_ db: SQLiteConnection, table: String, id: Int64, status: Int64) throws {
+        try db.run("UPDATE \(table) SET status = ? WHERE entity_id = ?", [.int(status), .int(id)])
+    }
+
+    /// The query's longest grams (at most `maxGram` characters each), distinct, in order.
+    static func queryGrams(_ folded: String) -> [String] {
+        let chars = Array(folded)
+        let length = min(maxGram, chars.count)
+        guard length > 0 else { return [] }
+        var seen = Set<String>()
+        var result: [String] = []
+        for i in 0...(chars.count - length) {
+            let gram = String(chars[i..<(i + length)])
+            if seen.insert(gram).inserted { result.append(gram) }
         }
-        // A few bigrams narrow enough; instr confirms the rest.
-        let used = Array(keys.prefix(4))
-        let sql = used.map { _ in "SELECT entity_id FROM \(table) WHERE gram = ?" }.joined(separator: " INTERSECT ")
-        return (sql, used.map { .text($0) })
+        return result
+    }
+
+    /// The query's rarest gram (posting lists counted up to a cap): the one to drive a search
+    /// from. A query of at most `maxGram` characters is its own (exact) gram.
+    public static func rarestGram(_ db: SQLiteConnection, table: String, folded query: String) throws -> String {
+        let all = queryGrams(query)
+        guard all.count > 1 else { return all.first ?? query }
+        // First, last and evenly spaced ones between: a long query costs a few counts, not one per gram.
+        let step = max(1, (all.count - 1) / (gramsCompared - 1))
+        var grams = stride(from: 0, to: all.count, by: step).prefix(gramsCompared).map { all[$0] }
+        if let last = all.last, grams.last != last { grams.append(last) }
+        var best = grams[0]
+        var bestSize = Int64.max
+        for gram in grams {
+            let size = try db.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM \(table) WHERE gram = ? LIMIT \(countCap))", [.text(gram)])
+            if size < bestSize { best = gram; bestSize = size }
+        }
+        return best
+    }
+
+    /// A condition on `idColumn` (with its values) that holds for exactly the rows whose folded
+    /// text in `foldColumn` contains `query`, whatever their status.
+    public static func condition(_ db: SQLiteConnection, table: String, idColumn: String, foldColumn: String, folded query: String) throws -> (sql: String, binds: [SQLValue]) {
+        let gram = try rarestGram(db, table: table, folded: query)
+        return ("\(idColumn) IN (SELECT entity_id FROM \(table) WHERE gram = ?) AND instr(\(foldColumn), ?) > 0", [.text(gram), .text(query)])
+    }
+
+    /// One page of a search, newest first, and the total, in one pass over the posting list of
+    /// the query's rarest gram. With no other filter and a query of at most four characters the
+    /// index alone answers; otherwise candidates are joined to the entity and filtered.
+    /// - Parameters:
+    ///   - from: the entity table with its alias, e.g. `customers c`.
+    ///   - idColumn / foldColumn: e.g. `c.id`, `c.name_fold`.
+    ///   - statuses: the status filter (nil: every status).
+    ///   - filter: the other conditions on the entity.
+    public static func searchPage(_ db: SQLiteConnection, table: String, from: String, idColumn: String, foldColumn: String,
+                                  folded query: String, statuses: [Int64]?, filter: SQLFilter, paging: Paging) throws -> (ids: [Int64], total: Int64) {
+        let gram = try rarestGram(db, table: table, folded: query)
+        var search = SQLFilter()
+        search.add("g.gram = ?", [.text(gram)])
+        if let statuses { search.in("g.status", statuses) }
+        let exact = query.count <= maxGram
+        let ids: [Int64]
+        if exact && filter.conditions.isEmpty {
+            ids = try db.queryIDs("SELECT g.entity_id FROM \(table) g \(search.clause) ORDER BY g.entity_id DESC", search.binds)
+        } else {
+            if !exact { search.add("instr(\(foldColumn), ?) > 0", [.text(query)]) }
+            search.add(filter)
+            ids = try db.queryIDs("SELECT g.entity_id FROM \(table) g CROSS JOIN \(from) ON \(idColumn) = g.entity_id \(search.clause) ORDER BY g.entity_id DESC",
+                                  search.binds)
+        }
+        let page = ids.dropFirst(Int(paging.offset)).prefix(Int(paging.count))
+        return (Array(page), Int64(ids.count))
+    }
+
+    /// Rebuilds the posting table — schema and content — from `source` (a query answering `id`,
+    /// `status`, then the texts) when it was built by another version. Runs at start-up, in one
+    /// transaction.
+    public static func rebuildIfNeeded(_ db: SQLiteConnection, table: String, source: String) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS search_index_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID")
+        let current = try db.queryOne("SELECT version FROM search_index_versions WHERE name = ?", [.text(table)])?.int(0)
+        guard current != version else { return }
+        try db.writeTransaction { db in
+            try db.execute("DROP TABLE IF EXISTS \(table)")
+            try db.execute(schema(table))
+            for row in try db.query(source) {
+                guard let id = row.int(0), let status = row.int(1) else { continue }
+                let texts = (2..<row.values.count).map { row.string($0) ?? "" }
+                try update(db, table: table, id: id, status: status, texts: texts)
+            }
+            try db.run("INSERT INTO search_index_versions(name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version",
+                       [.text(table), .int(version)])
+        }
     }
 }
 

@@ -18,6 +18,12 @@ public struct SQLFilter: Sendable {
         add("\(column) IN (\(SQLFilter.marks(values.count)))", values.map { .int($0) })
     }
 
+    /// Adds every condition of `other`.
+    public mutating func add(_ other: SQLFilter) {
+        conditions += other.conditions
+        binds += other.binds
+    }
+
     /// `WHERE …` or "" when there is no condition.
     public var clause: String {
         conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")

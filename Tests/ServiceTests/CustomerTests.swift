@@ -217,11 +217,43 @@ final class CustomerTests: SystemTestCase {
         XCTAssertTrue(try search("name", "张三").contains(chinese), "still found by nickName")
     }
 
+    func testSearchFollowsStatusOnEveryPath() throws {
+        let admin = try system.login()
+        // Four random CJK characters: a query this short is answered from the index alone.
+        let word = String((0..<4).map { _ in Character(Unicode.Scalar(UInt32.random(in: 0x4E00...0x9FA5))!) })
+        let kept = try createCustomer(admin, ["realName": .string(word + "甲")])
+        let deleted = try createCustomer(admin, ["realName": .string("乙" + word)])
+        XCTAssertEqual(try system.post("/api/customers/delcustomer", json: ["customer_id": .int(deleted)], token: admin).status, 200)
+        func search(_ query: String, _ extra: String = "") throws -> [Int64] {
+            try list("/api/customers/customers?name=\(query.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")\(extra)&count=100", admin).ids
+        }
+        for query in [word, String(word.prefix(2)), word + "甲", "乙" + word] {
+            let expectedLive = query.hasPrefix("乙") ? [] : [kept]
+            let expectedDeleted = query.hasSuffix("甲") ? [] : [deleted]
+            XCTAssertEqual(try search(query), expectedLive, query)
+            XCTAssertEqual(try search(query, "&status=-1"), expectedDeleted, query)
+            XCTAssertEqual(try search(query, "&status=all"), (expectedDeleted + expectedLive).sorted(by: >), query)
+            // With another filter the rows are joined: same answers.
+            XCTAssertEqual(try search(query, "&creator_id=1"), expectedLive, query)
+            XCTAssertEqual(try search(query, "&creator_id=1&status=all"), (expectedDeleted + expectedLive).sorted(by: >), query)
+        }
+        XCTAssertEqual(try system.post("/api/customers/delcustomer", json: ["customer_id": .int(deleted), "status": 1], token: admin).status, 200)
+        XCTAssertEqual(try search(word), [deleted, kept], "restored rows are found again")
+    }
+
     func testPagingNewestFirstWithTotals() throws {
         let admin = try system.login()
         let org = try createOrganization(admin, ["groupName": .string(Self.unique("分页-"))])
         var created: [Int64] = []
-        for i in 0..<25 { created.append(try createCustomer(admin, ["realName": .string("page-\(i)"), "organization_id": .int(org)])) }
+        let tag = Self.unique("pg")
+        for i in 0..<25 { created.append(try createCustomer(admin, ["realName": .string("\(tag)-\(i)"), "organization_id": .int(org)])) }
+        // A search pages the same way, with its own total.
+        let searched = try list("/api/customers/customers?name=\(tag)&page=3&count=10", admin)
+        XCTAssertEqual(searched.ids, Array(created.reversed().suffix(5)))
+        XCTAssertEqual(searched.total, 25)
+        let searchedOrgs = try list("/api/customers/customers?name=\(tag)&organization_id=\(org)&page=1&count=10", admin)
+        XCTAssertEqual(searchedOrgs.ids, Array(created.reversed().prefix(10)))
+        XCTAssertEqual(searchedOrgs.total, 25)
         let first = try list("/api/customers/customers?organization_id=\(org)&page=1&count=10", admin)
         XCTAssertEqual(first.ids, Array(created.reversed().prefix(10)))
         XCTAssertEqual(first.total, 25)

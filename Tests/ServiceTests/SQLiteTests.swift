@@ -90,6 +90,36 @@ final class SQLiteTests: XCTestCase {
         }
     }
 
+    func testConcurrentWritesCommitTogetherButFailAlone() async throws {
+        let db = try Database(path: path, migrations: ["CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE);"])
+        let outcomes = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
+            for n in Int64(0)..<200 {
+                group.addTask {
+                    do {
+                        _ = try await db.write { conn -> Int64 in
+                            try conn.run("INSERT INTO a(n) VALUES (?)", [.int(n)])
+                            if n % 3 == 0 { throw APIError.badRequest("refused \(n)") }
+                            if n % 5 == 0 { try conn.run("INSERT INTO a(n) VALUES (?)", [.int(n)]) } // unique violation
+                            return conn.lastInsertRowID
+                        }
+                        return (n, true)
+                    } catch {
+                        return (n, false)
+                    }
+                }
+            }
+            var all: [(Int64, Bool)] = []
+            for try await outcome in group { all.append(outcome) }
+            return all
+        }
+        XCTAssertEqual(outcomes.count, 200)
+        for (n, ok) in outcomes {
+            XCTAssertEqual(ok, n % 3 != 0 && n % 5 != 0, "write \(n)")
+        }
+        let stored = try await db.read { try $0.queryIDs("SELECT n FROM a ORDER BY n") }
+        XCTAssertEqual(stored, (Int64(0)..<200).filter { $0 % 3 != 0 && $0 % 5 != 0 }, "a failed write leaves nothing behind")
+    }
+
     func testPasswordHashing() async throws {
         let hash = try await PasswordHasher.shared.hash("correct horse")
         XCTAssertTrue(hash.hasPrefix("$y$"), hash)
@@ -118,12 +148,17 @@ final class SQLiteTests: XCTestCase {
         let names = ["张三丰", "Li Si", "50%_off", "王五"]
         for (i, name) in names.enumerated() {
             try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(Int64(i + 1)), .text(NgramIndex.fold(name))])
-            try NgramIndex.update(db, table: "g", id: Int64(i + 1), texts: [name])
+            try NgramIndex.update(db, table: "g", id: Int64(i + 1), status: 1, texts: [name])
         }
         func search(_ q: String) throws -> [Int64] {
             let folded = NgramIndex.fold(q)
-            let c = NgramIndex.candidates(table: "g", folded: folded)
-            return try db.query("SELECT id FROM names WHERE id IN (\(c.sql)) AND instr(fold, ?) > 0 ORDER BY id", c.binds + [.text(folded)]).compactMap { $0.int(0) }
+            let c = try NgramIndex.condition(db, table: "g", idColumn: "id", foldColumn: "fold", folded: folded)
+            let viaCondition = try db.queryIDs("SELECT id FROM names WHERE \(c.sql) ORDER BY id DESC", c.binds)
+            let page = try NgramIndex.searchPage(db, table: "g", from: "names n", idColumn: "n.id", foldColumn: "n.fold", folded: folded,
+                                                 statuses: [1], filter: SQLFilter(), paging: Paging(page: 1, count: 100))
+            XCTAssertEqual(page.ids, viaCondition, "both ways agree")
+            XCTAssertEqual(page.total, Int64(viaCondition.count))
+            return viaCondition.reversed()
         }
         XCTAssertEqual(try search("三"), [1])
         XCTAssertEqual(try search("张三"), [1])
@@ -134,5 +169,21 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(try search("5_"), [], "'_' is not a wildcard (it would match \"50\")")
         XCTAssertEqual(try search("5%"), [], "'%' is not a wildcard")
         XCTAssertEqual(try search("i"), [2])
+    }
+
+    func testSearchIndexIsRebuiltWhenItsVersionChanges() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, a TEXT, b TEXT);" + NgramIndex.schema("g"))
+        try db.run("INSERT INTO names(id, a, b) VALUES (1, 'Zhong Hua', '中华'), (2, 'Li', NULL)")
+        try db.run("INSERT INTO g(gram, status, entity_id) VALUES ('stale', 1, 1)")
+        try NgramIndex.rebuildIfNeeded(db, table: "g", source: "SELECT id, 1, a, b FROM names")
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM g WHERE gram = 'stale'"), 0)
+        XCTAssertEqual(try db.queryIDs("SELECT entity_id FROM g WHERE gram = 'zhon'"), [1])
+        XCTAssertEqual(try db.queryIDs("SELECT entity_id FROM g WHERE gram = '中华'"), [1])
+        XCTAssertEqual(try db.queryIDs("SELECT entity_id FROM g WHERE gram = 'li'"), [2])
+        // Same version again: nothing is rebuilt.
+        try db.run("INSERT INTO g(gram, status, entity_id) VALUES ('marker', 1, 9)")
+        try NgramIndex.rebuildIfNeeded(db, table: "g", source: "SELECT id, 1, a, b FROM names")
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM g WHERE gram = 'marker'"), 1)
     }
 }
