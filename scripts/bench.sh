@@ -404,10 +404,14 @@ fi
 # Memory, and whether anything died
 # ---------------------------------------------------------------------------------------------
 say ""
-printf '%-16s %8s %12s %12s\n' process pid VmRSS VmHWM
+# RssAnon is the process's own memory; RssFile is mostly SQLite's memory-mapped database
+# pages, which are the kernel's page cache (shared, reclaimable) rather than heap.
+printf '%-16s %8s %12s %12s %12s %12s\n' process pid VmRSS RssAnon RssFile VmHWM
 for pid in "$CRM_PID" $(child_pids "$CRM_PID"); do
-    printf '%-16s %8s %12s %12s\n' "$(cat "/proc/$pid/comm" 2>/dev/null || echo '?')" "$pid" \
+    printf '%-16s %8s %12s %12s %12s %12s\n' "$(cat "/proc/$pid/comm" 2>/dev/null || echo '?')" "$pid" \
         "$(awk '/^VmRSS:/ { print $2 " " $3 }' "/proc/$pid/status" 2>/dev/null)" \
+        "$(awk '/^RssAnon:/ { print $2 " " $3 }' "/proc/$pid/status" 2>/dev/null)" \
+        "$(awk '/^RssFile:/ { print $2 " " $3 }' "/proc/$pid/status" 2>/dev/null)" \
         "$(awk '/^VmHWM:/ { print $2 " " $3 }' "/proc/$pid/status" 2>/dev/null)"
 done
 

@@ -116,7 +116,10 @@ final class Gateway: @unchecked Sendable {
         metrics.inFlight += 1
         let finish: (HTTPResponse, String) -> Void = { [metrics] response, route in
             metrics.inFlight -= 1
-            metrics.record(route: route, status: response.status, millis: monotonicMillis() - started)
+            // Only documented paths get a label of their own: clients choose paths, and each
+            // label is kept for ever.
+            let label = OpenAPI.paths.contains(route) ? route : "other"
+            metrics.record(route: label, status: response.status, millis: monotonicMillis() - started)
             respond(response)
         }
         switch path {
@@ -137,7 +140,7 @@ final class Gateway: @unchecked Sendable {
         }
         guard let service = GatewayConfiguration.prefixes.first(where: { path == $0.prefix || path.hasPrefix($0.prefix + "/") })?.service,
               let client = clients[service] else {
-            finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "unknown")
+            finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "other")
             return
         }
         let params: JSONObject

@@ -10,8 +10,7 @@ final class Metrics: @unchecked Sendable {
     private var latencySumMillis: Int64 = 0
 
     func record(route: String, status: Int, millis: Int64) {
-        let key = route.count > 64 ? "long" : route
-        requests[key, default: [:]][status, default: 0] += 1
+        requests[route, default: [:]][status, default: 0] += 1
         for (i, bound) in Metrics.bounds.enumerated() where millis <= bound { buckets[i] += 1 }
         latencyCount += 1
         latencySumMillis += millis

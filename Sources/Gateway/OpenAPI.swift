@@ -35,6 +35,9 @@ enum OpenAPI {
         ("/metrics", ["get"], "Prometheus metrics"),
     ]
 
+    /// Every documented path.
+    static let paths: Set<String> = Set(endpoints.map(\.path) + ["/openapi.json"])
+
     static let document: [UInt8] = {
         var paths = JSONObject()
         for endpoint in endpoints {

@@ -146,11 +146,26 @@ public final class Database: @unchecked Sendable {
     }
     private var checkpointTimer: DispatchSourceTimer?
 
+    /// Runs `task` in a write transaction on the writer every `intervalSeconds` (first run
+    /// after one interval): for forgetting what has expired.
+    public func every(seconds intervalSeconds: Int, _ task: @escaping (SQLiteConnection) throws -> Void) {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds))
+        timer.setEventHandler { [self] in
+            guard !closed else { return }
+            do { try connection.writeTransaction(task) } catch { Log.warning("maintenance failed: \(error)") }
+        }
+        timer.resume()
+        maintenanceTimers.append(timer)
+    }
+    private var maintenanceTimers: [DispatchSourceTimer] = []
+
     /// Checkpoints and closes; later calls answer 503.
     public func close() {
         queue.sync {
             guard !closedFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
             checkpointTimer?.cancel()
+            for timer in maintenanceTimers { timer.cancel() }
             for reader in readers { reader.queue.sync { reader.connection.close() } }
             connection.checkpoint()
             connection.close()

@@ -13,12 +13,17 @@ public struct ServiceDefinition: Sendable {
     public var routes: [Route]
     /// Runs once after migrations, before the socket opens (e.g. the bootstrap administrator).
     public var onStart: @Sendable (Database) throws -> Void
+    /// Runs hourly in a write transaction (and once at start): forgets what has expired.
+    public var hourly: @Sendable (SQLiteConnection) throws -> Void
 
-    public init(name: String, migrations: [String], routes: [Route], onStart: @escaping @Sendable (Database) throws -> Void = { _ in }) {
+    public init(name: String, migrations: [String], routes: [Route],
+                onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
+                hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in }) {
         self.name = name
         self.migrations = migrations
         self.routes = routes
         self.onStart = onStart
+        self.hourly = hourly
     }
 }
 
@@ -62,7 +67,13 @@ public final class ServiceRuntime: Sendable {
         self.definition = definition
         database = try Database(path: configuration.databasePath, migrations: definition.migrations)
         try definition.onStart(database)
-        try database.sync { try IdempotencyStore.purge($0) }
+        let hourly = definition.hourly
+        let maintenance: (SQLiteConnection) throws -> Void = { db in
+            try IdempotencyStore.purge(db)
+            try hourly(db)
+        }
+        try database.sync { db in try db.writeTransaction(maintenance) }
+        database.every(seconds: 3600, maintenance)
         router = ServiceRouter(definition.routes)
         loop = try EventLoop.start(name: "\(definition.name)-io")
         let router = self.router

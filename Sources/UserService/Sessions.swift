@@ -129,6 +129,13 @@ enum Sessions {
         return Reply.ok("修改成功", data: .object(JSONObject([("id", .int(account.id))])))
     }
 
+    /// Removes sessions idle past the limit and failed logins past the window.
+    static func forgetExpired(_ db: SQLiteConnection) throws {
+        let now = unixNow()
+        try db.run("DELETE FROM sessions WHERE last_seen < ?", [.int(now - idleSeconds)])
+        try db.run("DELETE FROM login_failures WHERE at <= ?", [.int(now - failureWindowSeconds)])
+    }
+
     /// For the gateway: `token` → `{id, role}` of an enabled employee, else 401.
     static func check(_ ctx: RequestContext) async throws -> WireResponse {
         guard let token = try ctx.params.string("token", maxLength: 256), !token.isEmpty else { throw APIError.unauthorized() }

@@ -4,4 +4,5 @@ ServiceMain.run(ServiceDefinition(
     name: "users",
     migrations: UserSchema.migrations,
     routes: Groups.routes + Employees.routes + Menus.routes + Sessions.routes,
-    onStart: { try Bootstrap.run($0) }))
+    onStart: { try Bootstrap.run($0) },
+    hourly: { try Sessions.forgetExpired($0) }))
