@@ -60,4 +60,36 @@ final class RestartTests: XCTestCase {
         usleep(300_000)
         XCTAssertEqual(try system.get("/healthz").status, 200)
     }
+
+    func testLauncherKeepsSocketsPrivateAndStopsEveryChild() throws {
+        let system = try SystemHarness()
+        let runDir = system.dataDir + "/run"
+        var info = stat()
+        XCTAssertEqual(stat(runDir, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o700, "only the owner may reach the service sockets")
+        for name in ["users", "customers", "records", "contracts", "stats"] {
+            XCTAssertEqual(stat("\(runDir)/\(name).sock", &info), 0, name)
+            XCTAssertEqual(info.st_mode & 0o777, 0o600, name)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(system.dataDir)/\(name).sqlite"), name)
+        }
+        let children = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"].compactMap { system.childPID($0) }
+        XCTAssertEqual(children.count, 6)
+        // A second launcher on the same data folder is refused.
+        let second = Process()
+        second.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/crm")
+        second.arguments = ["up"]
+        second.environment = ["CRM_DATA_DIR": system.dataDir, "CRM_PORT": String(SystemHarness.freePort())]
+        let pipe = Pipe()
+        second.standardError = pipe
+        second.standardOutput = pipe
+        try second.run()
+        second.waitUntilExit()
+        XCTAssertEqual(second.terminationStatus, 1)
+        XCTAssertTrue(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("already running"))
+        // SIGTERM to the launcher stops every child before it exits.
+        system.stop()
+        for pid in children {
+            XCTAssertNotEqual(kill(pid, 0), 0, "child \(pid) is gone")
+        }
+    }
 }

@@ -65,6 +65,8 @@ final class SystemHarness: @unchecked Sendable {
             launcher.terminate()
             launcher.waitUntilExit()
         }
+        // Children have exited; reap-by-init may take a moment after the launcher's exit.
+        usleep(50_000)
         output.fileHandleForReading.readabilityHandler = nil
         try? FileManager.default.removeItem(atPath: dataDir)
     }
