@@ -141,6 +141,8 @@ public enum ServiceMain {
     public static func run(_ definition: ServiceDefinition) -> Never {
         Log.name = definition.name
         signal(SIGPIPE, SIG_IGN)
+        // The database holds what only this service may read (hashes, digests): owner-only files.
+        umask(0o077)
         let runtime: ServiceRuntime
         do {
             let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)

@@ -52,6 +52,11 @@ final class Child: @unchecked Sendable {
         }
     }
 
+    /// From now on an exit is not restarted (shutdown has begun).
+    func markStopping() {
+        lock.withLock { stopping = true }
+    }
+
     /// SIGTERM now; SIGKILL if still running after `graceSeconds`.
     func stop(graceSeconds: Double = 15) {
         let process: Process? = lock.withLock {
@@ -97,6 +102,8 @@ struct Launcher {
     }
 
     func run() throws -> Never {
+        // Databases hold password hashes and session digests: files are the owner's alone.
+        umask(0o077)
         // One launcher per data folder: a second one would replace the first one's sockets.
         let lockPath = dataDir + "/crm.lock"
         let lockFD = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
@@ -135,7 +142,9 @@ struct Launcher {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
-                StdIO.error("crm: stopping\n")
+                StdIO.error("crm: stopping")
+                // No restarts from here on, even for a child that a terminal's Ctrl-C reached first.
+                for child in all { child.markStopping() }
                 // The gateway first (no new requests), then the services drain in parallel.
                 gateway.stop()
                 DispatchQueue.concurrentPerform(iterations: children.count) { children[$0].stop() }

@@ -70,7 +70,8 @@ final class RestartTests: XCTestCase {
         for name in ["users", "customers", "records", "contracts", "stats"] {
             XCTAssertEqual(stat("\(runDir)/\(name).sock", &info), 0, name)
             XCTAssertEqual(info.st_mode & 0o777, 0o600, name)
-            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(system.dataDir)/\(name).sqlite"), name)
+            XCTAssertEqual(stat("\(system.dataDir)/\(name).sqlite", &info), 0, name)
+            XCTAssertEqual(info.st_mode & 0o777, 0o600, "\(name).sqlite holds hashes and digests: owner only")
         }
         let children = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"].compactMap { system.childPID($0) }
         XCTAssertEqual(children.count, 6)
