@@ -20,6 +20,18 @@ func loadConfiguration() throws -> GatewayConfiguration {
         guard let p = UInt16(port) else { throw EndpointError(reason: "CRM_PORT '\(port)' is not a port number") }
         config.port = p
     }
+    // Limits (documented in GatewayConfiguration), mostly for tests and tuning.
+    func number(_ key: String) throws -> Int64? {
+        guard let text = env(key) else { return nil }
+        guard let value = Int64(text), value > 0 else { throw EndpointError(reason: "\(key) '\(text)' is not a positive integer") }
+        return value
+    }
+    if let v = try number("CRM_HEADER_TIMEOUT_MS") { config.headerReadTimeoutMillis = v }
+    if let v = try number("CRM_BODY_TIMEOUT_MS") { config.bodyReadTimeoutMillis = v }
+    if let v = try number("CRM_IDLE_TIMEOUT_MS") { config.idleTimeoutMillis = v }
+    if let v = try number("CRM_HOLD_MS") { config.holdMillis = v }
+    if let v = try number("CRM_REQUEST_TIMEOUT_MS") { config.requestTimeoutMillis = v }
+    if let v = try number("CRM_MAX_CONNECTIONS") { config.maxConnections = Int(v) }
     for name in GatewayConfiguration.serviceNames {
         if let endpoint = env("CRM_SERVICE_\(name.uppercased())") { config.services[name] = try Endpoint(parsing: endpoint) }
     }
