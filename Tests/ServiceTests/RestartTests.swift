@@ -93,4 +93,46 @@ final class RestartTests: XCTestCase {
             XCTAssertNotEqual(kill(pid, 0), 0, "child \(pid) is gone")
         }
     }
+
+    func testWritesDuringKillsAreNeitherLostNorDoubled() throws {
+        let system = try SystemHarness()
+        defer { system.stop() }
+        let token = try system.login()
+        let tag = "kill-\(UInt32.random(in: 0...UInt32.max))"
+        let results = IDLog()
+        let writers = DispatchGroup()
+        for worker in 0..<8 {
+            DispatchQueue.global().async(group: writers) {
+                guard let client = try? system.client() else { return }
+                for i in 0..<150 {
+                    let body: JSON = ["realName": .string("\(tag)-\(worker)-\(i)")]
+                    let response = try? client.request("POST", "/api/customers/customers", body: body.serialized(), contentType: "application/json", token: token)
+                    results.append(status: response?.status ?? 0, id: response?.json["data"]?["id"]?.intValue)
+                }
+            }
+        }
+        // Kill the service twice while the writers run (no drain: the gateway resends).
+        for threshold in [100, 500] {
+            while results.values.count < threshold { usleep(1_000) }
+            guard let pid = system.childPID("CustomerService") else { return XCTFail("no CustomerService") }
+            kill(pid, SIGKILL)
+            XCTAssertLessThan(results.values.count, 1200, "killed while writes were still being sent")
+            XCTAssertNotNil(system.waitForRestart("CustomerService", old: pid))
+        }
+        XCTAssertEqual(writers.wait(timeout: .now() + 60), .success)
+        let answers = results.values
+        XCTAssertEqual(answers.count, 1200)
+        XCTAssertEqual(answers.filter { $0.status == 200 }.count, 1200, "every write acknowledged: \(Set(answers.map(\.status)))")
+        let ids = answers.compactMap(\.id)
+        XCTAssertEqual(Set(ids).count, 1200, "each write got its own row")
+        let stored = try system.get("/api/customers/customers?name=\(tag)&count=100&page=1", token: token)
+        XCTAssertEqual(stored.json["page_info"]?["total"]?.intValue, 1200, "no write lost, none applied twice")
+    }
+}
+
+final class IDLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(status: Int, id: Int64?)] = []
+    func append(status: Int, id: Int64?) { lock.withLock { items.append((status, id)) } }
+    var values: [(status: Int, id: Int64?)] { lock.withLock { items } }
 }
