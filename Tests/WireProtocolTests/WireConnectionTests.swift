@@ -199,58 +199,48 @@ final class WireConnectionTests: XCTestCase {
         _ = server
     }
 
-    func testOversizeFrameIsAnsweredWithErrorAndClosed() throws {
+    /// Sends `frames` to a fresh server on a raw socket and checks that it answers an error
+    /// frame mentioning `expected`, then closes. Answers every message received.
+    @discardableResult
+    func expectProtocolError(_ frames: [[UInt8]], mentioning expected: String, file: StaticString = #filePath, line: UInt = #line) throws -> [Message] {
         let server = try makeServer()
         defer { withExtendedLifetime(server) {} }
         let raw = try RawSocket(path: path)
-        raw.send(Message.hello(Hello(peer: "raw", replica: "1")).frame())
-        raw.send([0x7f, 0xff, 0xff, 0xff])
+        for frame in frames { raw.send(frame) }
         let messages = raw.readMessagesUntilClosed()
+        guard case .error(let reason)? = messages.last else {
+            XCTFail("expected an error frame, got \(messages)", file: file, line: line)
+            return messages
+        }
+        XCTAssertTrue(reason.contains(expected), reason, file: file, line: line)
+        return messages
+    }
+
+    var rawHello: [UInt8] { Message.hello(Hello(peer: "raw", replica: "1")).frame() }
+
+    func testOversizeFrameIsAnsweredWithErrorAndClosed() throws {
+        let messages = try expectProtocolError([rawHello, [0x7f, 0xff, 0xff, 0xff]], mentioning: "exceeds")
         XCTAssertEqual(messages.count, 2, "hello, then an error")
-        guard case .error(let reason)? = messages.last else { return XCTFail("expected an error frame, got \(messages)") }
-        XCTAssertTrue(reason.contains("exceeds"), reason)
     }
 
     func testNonObjectFrameIsAProtocolError() throws {
-        let server = try makeServer()
-        defer { withExtendedLifetime(server) {} }
-        let raw = try RawSocket(path: path)
-        raw.send(Message.hello(Hello(peer: "raw", replica: "1")).frame())
-        raw.send(FrameEncoder.encode(Array("[1,2,3]".utf8)))
-        let messages = raw.readMessagesUntilClosed()
-        guard case .error(let reason)? = messages.last else { return XCTFail("expected an error frame, got \(messages)") }
-        XCTAssertTrue(reason.contains("not a JSON object"), reason)
+        try expectProtocolError([rawHello, FrameEncoder.encode(Array("[1,2,3]".utf8))], mentioning: "not a JSON object")
     }
 
     func testInvalidJSONFrameIsAProtocolError() throws {
-        let server = try makeServer()
-        defer { withExtendedLifetime(server) {} }
-        let raw = try RawSocket(path: path)
-        raw.send(Message.hello(Hello(peer: "raw", replica: "1")).frame())
-        raw.send(FrameEncoder.encode(Array("{\"kind\":".utf8)))
-        let messages = raw.readMessagesUntilClosed()
-        guard case .error(let reason)? = messages.last else { return XCTFail("expected an error frame, got \(messages)") }
-        XCTAssertTrue(reason.contains("not valid JSON"), reason)
+        try expectProtocolError([rawHello, FrameEncoder.encode(Array("{\"kind\":".utf8))], mentioning: "not valid JSON")
+    }
+
+    func testUnknownFrameKindIsAProtocolError() throws {
+        try expectProtocolError([rawHello, FrameEncoder.encode(Array("{\"kind\":\"gossip\"}".utf8))], mentioning: "unknown frame kind")
     }
 
     func testVersionMismatchIsRefusedClearly() throws {
-        let server = try makeServer()
-        defer { withExtendedLifetime(server) {} }
-        let raw = try RawSocket(path: path)
-        raw.send(Message.hello(Hello(version: 99, peer: "raw", replica: "1")).frame())
-        let messages = raw.readMessagesUntilClosed()
-        guard case .error(let reason)? = messages.last else { return XCTFail("expected an error frame, got \(messages)") }
-        XCTAssertTrue(reason.contains("version 99"), reason)
+        try expectProtocolError([Message.hello(Hello(version: 99, peer: "raw", replica: "1")).frame()], mentioning: "version 99")
     }
 
     func testFirstFrameMustBeHello() throws {
-        let server = try makeServer()
-        defer { withExtendedLifetime(server) {} }
-        let raw = try RawSocket(path: path)
-        raw.send(Message.ping(id: 1).frame())
-        let messages = raw.readMessagesUntilClosed()
-        guard case .error(let reason)? = messages.last else { return XCTFail("expected an error frame, got \(messages)") }
-        XCTAssertTrue(reason.contains("hello"), reason)
+        try expectProtocolError([Message.ping(id: 1).frame()], mentioning: "hello")
     }
 
     func testPingPong() throws {
