@@ -77,14 +77,16 @@ final class Gateway: @unchecked Sendable {
     /// True once shutting down: answers carry `Connection: close`.
     private(set) var draining = false
 
-    /// Shutdown (SIGTERM): stop accepting (a new gateway may already hold the port through
-    /// SO_REUSEPORT), close idle connections, let the others finish their requests with
-    /// `Connection: close`, then call `completion` — after `timeoutMillis` at the latest.
+    /// Shutdown (SIGTERM): take what is already queued on the listener, stop accepting (a new
+    /// gateway may already share the port through SO_REUSEPORT), answer every request with
+    /// `Connection: close`, and close connections that stay idle for `drainIdleMillis` — long
+    /// enough for a client that just connected to send its request. Calls `completion` when no
+    /// connection is left, after `timeoutMillis` at the latest.
     func drain(timeoutMillis: Int64 = 15_000, completion: @escaping @Sendable () -> Void) {
         loop.execute { [self] in
             draining = true
+            listener?.acceptQueued()
             listener?.close()
-            for connection in connections.values { connection.closeIfIdle() }
             let deadline = monotonicMillis() + timeoutMillis
             func check() {
                 if connections.isEmpty || monotonicMillis() > deadline { completion(); return }
@@ -93,6 +95,9 @@ final class Gateway: @unchecked Sendable {
             check()
         }
     }
+
+    /// How long a connection may stay idle once the gateway is draining.
+    static let drainIdleMillis: Int64 = 1_000
 
     var openConnections: Int { connections.count }
 

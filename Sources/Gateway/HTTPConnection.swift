@@ -90,11 +90,6 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         if !failed && !closing { process() }
     }
 
-    /// Closes the connection when nothing is in flight or partly read (gateway shutdown).
-    func closeIfIdle() {
-        if slots.isEmpty && !parser.hasStartedRequest { stream.close() }
-    }
-
     /// Header/body read deadlines and the idle keep-alive timeout (called periodically).
     func checkTimers(now: Int64) {
         guard !stream.isClosed, !failed, !closing else { return }
@@ -106,7 +101,8 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             }
             return
         }
-        if slots.isEmpty && now - lastActivity > config.idleTimeoutMillis {
+        let idleLimit = gateway.draining ? min(config.idleTimeoutMillis, Gateway.drainIdleMillis) : config.idleTimeoutMillis
+        if slots.isEmpty && now - lastActivity > idleLimit {
             stream.close()
         }
     }

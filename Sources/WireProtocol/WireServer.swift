@@ -23,6 +23,8 @@ public final class WireServer: @unchecked Sendable {
     private var listener: Listener?
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
     private var draining = false
+    /// The inode of the socket file this server bound (Unix endpoints).
+    private var socketInode: ino_t?
     private var drainCompletion: (@Sendable () -> Void)?
 
     public init(loop: EventLoop, endpoint: Endpoint, hello: Hello, maxFrameLength: Int = FrameDecoder.defaultMaxFrameLength, handler: @escaping RequestHandler) {
@@ -36,6 +38,10 @@ public final class WireServer: @unchecked Sendable {
     /// Binds and starts accepting (call from any thread; blocks until bound or failed).
     public func start() throws {
         let fd = try Socket.listen(on: endpoint)
+        if case .unix(let path) = endpoint {
+            var info = stat()
+            if stat(path, &info) == 0 { socketInode = info.st_ino }
+        }
         let result = Mutex<Error?>(nil)
         let done = Atomic<Bool>(false)
         loop.execute { [self] in
@@ -102,7 +108,12 @@ public final class WireServer: @unchecked Sendable {
             drainCompletion = completion
             listener?.acceptQueued()
             listener?.close()
-            if case .unix(let path) = endpoint { unlink(path) }
+            // Remove the socket file only if it is still ours: a replacement started beside this
+            // process has already bound the path anew, and its socket must stay.
+            if case .unix(let path) = endpoint, let socketInode {
+                var info = stat()
+                if stat(path, &info) == 0 && info.st_ino == socketInode { unlink(path) }
+            }
             for connection in connections.values { connection.beginDrain() }
             checkDrained()
         }

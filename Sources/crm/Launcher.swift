@@ -37,6 +37,8 @@ final class Child: @unchecked Sendable {
     }
 
     private func exited(_ finished: Process) {
+        // A process replaced by `replace()` was asked to stop: nothing to restart.
+        guard lock.withLock({ self.process === finished }) else { return }
         let (stopping, delay): (Bool, Int) = lock.withLock {
             // A child that ran a while is restarted quickly again; one that keeps dying waits longer.
             if Date().timeIntervalSince(startedAt) > 30 { backoffMillis = 100 }
@@ -50,6 +52,23 @@ final class Child: @unchecked Sendable {
             guard !lock.withLock({ self.stopping }) else { return }
             do { try start() } catch { StdIO.error("crm: cannot restart \(name): \(error)") }
         }
+    }
+
+    /// Restarts without a gap: starts a new process beside the running one (a service binds
+    /// its socket path anew, the gateway shares the port through SO_REUSEPORT), lets it settle,
+    /// then stops the old one, which drains what it has.
+    func replace(settleMillis: UInt32 = 500) throws {
+        let old: Process? = lock.withLock { stopping ? nil : process }
+        guard let old else { return }
+        try start()
+        usleep(settleMillis * 1000)
+        let replacement: Process? = lock.withLock { process }
+        guard let replacement, replacement.isRunning else {
+            StdIO.error("crm: the new \(name) did not start; the old one keeps running")
+            return
+        }
+        old.terminate()
+        old.waitUntilExit()
     }
 
     /// From now on an exit is not restarted (shutdown has begun).
@@ -153,6 +172,20 @@ struct Launcher {
             source.resume()
             sources.append(source)
         }
+
+        // SIGHUP: restart every process in turn without refusing a request (services first,
+        // then the gateway) — e.g. after installing new binaries.
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "crm.reload"))
+        reload.setEventHandler {
+            StdIO.error("crm: restarting every process in turn")
+            for child in children + [gateway] {
+                do { try child.replace() } catch { StdIO.error("crm: cannot restart \(child.name): \(error)") }
+            }
+            StdIO.error("crm: restart done")
+        }
+        reload.resume()
+        sources.append(reload)
 
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {

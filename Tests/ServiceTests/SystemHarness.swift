@@ -71,6 +71,11 @@ final class SystemHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dataDir)
     }
 
+    /// Sends a signal to the launcher itself.
+    func signalLauncher(_ signal: Int32) {
+        kill(launcher.processIdentifier, signal)
+    }
+
     /// The pid of a child process of the launcher by executable name (e.g. "UserService").
     func childPID(_ name: String) -> pid_t? {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
