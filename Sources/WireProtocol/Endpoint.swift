@@ -124,6 +124,19 @@ public enum Socket {
         return error
     }
 
+    /// The local port of a bound TCP socket (0 when unknown).
+    public static func localPort(_ fd: Int32) -> UInt16 {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        guard rc == 0 else { return 0 }
+        switch Int32(storage.ss_family) {
+        case AF_INET: return withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+        case AF_INET6: return withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+        default: return 0
+        }
+    }
+
     /// Accepts one connection: `nil` when none is queued.
     public static func accept(_ listener: Int32) throws(SyscallError) -> Int32? {
         switch try syscall("accept4", { accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)) }) {

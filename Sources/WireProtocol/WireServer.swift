@@ -23,6 +23,8 @@ public final class WireServer: @unchecked Sendable {
     private var listener: Listener?
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
     private var draining = false
+    /// Where the server listens once started (for `tcp:host:0`, with the port the system chose).
+    public private(set) var boundEndpoint: Endpoint?
     /// The inode of the socket file this server bound (Unix endpoints).
     private var socketInode: ino_t?
     private var drainCompletion: (@Sendable () -> Void)?
@@ -38,9 +40,13 @@ public final class WireServer: @unchecked Sendable {
     /// Binds and starts accepting (call from any thread; blocks until bound or failed).
     public func start() throws {
         let fd = try Socket.listen(on: endpoint)
-        if case .unix(let path) = endpoint {
+        switch endpoint {
+        case .unix(let path):
             var info = stat()
             if stat(path, &info) == 0 { socketInode = info.st_ino }
+            boundEndpoint = endpoint
+        case .tcp(let host, _):
+            boundEndpoint = .tcp(host: host, port: Socket.localPort(fd))
         }
         let result = Mutex<Error?>(nil)
         let done = Atomic<Bool>(false)

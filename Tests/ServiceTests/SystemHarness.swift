@@ -52,6 +52,7 @@ final class SystemHarness: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if (try? get("/healthz").status) == 200 && log.contains("CRM is up") { return }
+            if !launcher.isRunning { break }
             usleep(100_000)
         }
         stop()
@@ -102,17 +103,21 @@ final class SystemHarness: @unchecked Sendable {
         return nil
     }
 
+    /// A port that is free now, below Linux's ephemeral range (32768 and up), so that no
+    /// outgoing connection can take it between this check and the gateway's bind.
     static func freePort() -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return UInt16(bigEndian: addr.sin_port)
+        for _ in 0..<200 {
+            let port = UInt16.random(in: 20000..<32768)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = port.bigEndian
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            Glibc.close(fd)
+            if rc == 0 { return port }
+        }
+        return 29_015
     }
 
     // MARK: HTTP helpers

@@ -263,12 +263,14 @@ final class WireConnectionTests: XCTestCase {
     }
 
     func testSameFramingOverTCP() async throws {
-        let port = UInt16.random(in: 20000...60000)
-        let server = WireServer(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: port), hello: Hello(peer: "tcp", replica: "1")) { request, responder in
+        // Port 0: the system picks a free one.
+        let server = WireServer(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: 0), hello: Hello(peer: "tcp", replica: "1")) { request, responder in
             responder.respond(WireResponse(status: 200, body: .object(request.params)))
         }
         try server.start()
-        let client = WireClient(loop: loop, endpoint: .tcp(host: "127.0.0.1", port: port), serviceName: "tcp", hello: Hello(peer: "c", replica: "1"))
+        let bound = try XCTUnwrap(server.boundEndpoint)
+        guard case .tcp(_, let port) = bound, port != 0 else { return XCTFail("no port: \(bound)") }
+        let client = WireClient(loop: loop, endpoint: bound, serviceName: "tcp", hello: Hello(peer: "c", replica: "1"))
         client.start()
         let response = try await client.send(makeRequest(3)).get()
         XCTAssertEqual(response.body["n"]?.intValue, 3)
