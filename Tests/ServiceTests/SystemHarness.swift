@@ -93,6 +93,19 @@ final class SystemHarness: @unchecked Sendable {
         return nil
     }
 
+    /// Waits until the kernel reports `state` (e.g. "T" for stopped) for `pid`.
+    static func waitForState(_ pid: pid_t, _ state: String, timeoutSeconds: Double = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+               stat[stat.index(after: close)...].split(separator: " ").first.map(String.init) == state {
+                return true
+            }
+            usleep(10_000)
+        }
+        return false
+    }
+
     /// Waits until a new process replaced `old` (the launcher restarted it).
     func waitForRestart(_ name: String, old: pid_t, timeoutSeconds: Double = 15) -> pid_t? {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
