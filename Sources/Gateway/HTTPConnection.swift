@@ -87,6 +87,8 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             }
         }
         lastActivity = monotonicMillis()
+        // The client's clock for a partly received request starts once we owe it nothing.
+        if slots.isEmpty { requestStartedAt = parser.hasStartedRequest ? lastActivity : nil }
         if !failed && !closing { process() }
     }
 
@@ -94,13 +96,15 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     func checkTimers(now: Int64) {
         guard !stream.isClosed, !failed, !closing else { return }
         let config = gateway.configuration
-        if let started = requestStartedAt, parser.hasStartedRequest {
+        // Read deadlines apply only while the client is the one being waited for.
+        if slots.isEmpty, let started = requestStartedAt, parser.hasStartedRequest {
             let limit = parser.isReadingHead ? config.headerReadTimeoutMillis : config.headerReadTimeoutMillis + config.bodyReadTimeoutMillis
             if now - started > limit {
                 fail(HTTPResponse.error(408, parser.isReadingHead ? "request header not received in time" : "request body not received in time", close: true))
             }
             return
         }
+        if parser.hasStartedRequest { return }
         let idleLimit = gateway.draining ? min(config.idleTimeoutMillis, Gateway.drainIdleMillis) : config.idleTimeoutMillis
         if slots.isEmpty && now - lastActivity > idleLimit {
             stream.close()
