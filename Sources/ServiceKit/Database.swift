@@ -15,6 +15,9 @@ public final class Database: @unchecked Sendable {
     private let nextReader = Atomic<Int>(0)
     private var lastWrite: Int64 = 0
     private let closedFlag = Atomic<Bool>(false)
+    private let commits = Atomic<Int>(0)
+    /// Write batches committed by this process so far (event feeds wait for it to change).
+    public var commitCount: Int { commits.load(ordering: .acquiring) }
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
 
@@ -117,6 +120,7 @@ public final class Database: @unchecked Sendable {
                     throw error
                 }
                 lastWrite = monotonicMillis()
+                commits.add(1, ordering: .releasing)
                 return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {
                 attempt += 1

@@ -12,6 +12,10 @@ public enum Outbox {
         state TEXT NOT NULL,
         time TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS event_cursors (
+        source TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """
 
     /// Records the entity's full new state.

@@ -15,15 +15,19 @@ public struct ServiceDefinition: Sendable {
     public var onStart: @Sendable (Database) throws -> Void
     /// Runs hourly in a write transaction (and once at start): forgets what has expired.
     public var hourly: @Sendable (SQLiteConnection) throws -> Void
+    /// Other services' events this one copies into its own tables.
+    public var subscriptions: [EventSubscription]
 
     public init(name: String, migrations: [String], routes: [Route],
                 onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
-                hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in }) {
+                hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
+                subscriptions: [EventSubscription] = []) {
         self.name = name
         self.migrations = migrations
         self.routes = routes
         self.onStart = onStart
         self.hourly = hourly
+        self.subscriptions = subscriptions
     }
 }
 
@@ -32,10 +36,20 @@ public struct ServiceConfiguration: Sendable {
     public var endpoint: Endpoint
     public var databasePath: String
     public var replica: String
+    /// Where other services listen, by name, for the event subscriptions.
+    public var sources: [String: Endpoint]
+
+    public init(endpoint: Endpoint, databasePath: String, replica: String, sources: [String: Endpoint] = [:]) {
+        self.endpoint = endpoint
+        self.databasePath = databasePath
+        self.replica = replica
+        self.sources = sources
+    }
 
     /// `--socket ENDPOINT` / `CRM_SOCKET` (default `unix:./data/run/<name>.sock`),
     /// `--db PATH` / `CRM_DB` (default `./data/<name>.sqlite`), `--replica ID` / `CRM_REPLICA`
-    /// (default the host name).
+    /// (default the host name), and one `--source NAME=ENDPOINT` / `CRM_SOURCE_<NAME>` per
+    /// service whose events this one copies.
     public static func fromCommandLine(name: String, arguments: [String] = CommandLine.arguments) throws -> ServiceConfiguration {
         func flag(_ key: String) -> String? {
             guard let i = arguments.firstIndex(of: key), i + 1 < arguments.count else { return nil }
@@ -51,7 +65,16 @@ public struct ServiceConfiguration: Sendable {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
         let replica = flag("--replica") ?? env("CRM_REPLICA") ?? String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica)
+        var sources: [String: Endpoint] = [:]
+        for (i, argument) in arguments.enumerated() where argument == "--source" && i + 1 < arguments.count {
+            let parts = arguments[i + 1].split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw EndpointError(reason: "--source takes NAME=ENDPOINT") }
+            sources[String(parts[0])] = try Endpoint(parsing: String(parts[1]))
+        }
+        for name in ["users", "customers", "records", "contracts", "stats"] where sources[name] == nil {
+            if let value = env("CRM_SOURCE_\(name.uppercased())") { sources[name] = try Endpoint(parsing: value) }
+        }
+        return ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica, sources: sources)
     }
 }
 
@@ -62,6 +85,7 @@ public final class ServiceRuntime: Sendable {
     public let router: ServiceRouter
     public let server: WireServer
     public let loop: EventLoop
+    let consumers: [EventConsumer]
 
     public init(definition: ServiceDefinition, configuration: ServiceConfiguration) throws {
         self.definition = definition
@@ -74,8 +98,18 @@ public final class ServiceRuntime: Sendable {
         }
         try database.sync { db in try db.writeTransaction(maintenance) }
         database.every(seconds: 3600, maintenance)
-        router = ServiceRouter(definition.routes)
+        router = ServiceRouter(definition.routes + [EventFeed.route])
         loop = try EventLoop.start(name: "\(definition.name)-io")
+        var consumers: [EventConsumer] = []
+        for subscription in definition.subscriptions {
+            guard let source = configuration.sources[subscription.source] else {
+                throw EndpointError(reason: "\(definition.name) copies events of \(subscription.source): give --source \(subscription.source)=ENDPOINT")
+            }
+            let client = WireClient(loop: loop, endpoint: source, serviceName: subscription.source,
+                                    hello: Hello(peer: definition.name, replica: configuration.replica))
+            consumers.append(EventConsumer(subscription: subscription, client: client, database: database))
+        }
+        self.consumers = consumers
         let router = self.router
         let database = self.database
         server = WireServer(loop: loop, endpoint: configuration.endpoint,
@@ -89,6 +123,7 @@ public final class ServiceRuntime: Sendable {
     public func start() throws {
         try server.start()
         database.startCheckpointing()
+        for consumer in consumers { consumer.start() }
     }
 
     /// Answers one request: deadline, route, access, handler, errors → envelope.
@@ -126,6 +161,7 @@ public final class ServiceRuntime: Sendable {
     public func shutdown(timeoutSeconds: Int = 10, completion: @escaping @Sendable () -> Void) {
         let finished = ManagedFlag()
         let database = self.database
+        for consumer in consumers { consumer.stop() }
         let finish: @Sendable () -> Void = {
             guard finished.setOnce() else { return }
             database.close()

@@ -144,8 +144,10 @@ struct Launcher {
             guard socket.utf8.count <= Endpoint.maxUnixPathLength else {
                 throw LaunchError("socket path \(socket) is longer than 107 bytes; choose a shorter CRM_DATA_DIR")
             }
+            // Every service is told where the others listen, for the events it copies.
+            let sources = Launcher.services.filter { $0.name != service.name }.flatMap { ["--source", "\($0.name)=unix:\(runDir)/\($0.name).sock"] }
             let child = Child(name: service.name, executable: "\(binDir)/\(service.executable)",
-                              arguments: ["--socket", "unix:\(socket)", "--db", "\(dataDir)/\(service.name).sqlite"],
+                              arguments: ["--socket", "unix:\(socket)", "--db", "\(dataDir)/\(service.name).sqlite"] + sources,
                               environment: environment)
             childList.append(child)
             gatewayArgs += ["--service", "\(service.name)=unix:\(socket)"]
