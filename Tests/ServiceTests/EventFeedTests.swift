@@ -57,6 +57,16 @@ final class EventFeedTests: XCTestCase {
         done.wait()
     }
 
+    /// The producer running, and a client connected to it.
+    func startProducer() throws -> (runtime: ServiceRuntime, client: WireClient, loop: EventLoop) {
+        let runtime = try ServiceRuntime(definition: producer(), configuration: configuration("producer"))
+        try runtime.start()
+        let loop = try EventLoop.start(name: "test")
+        let client = WireClient(loop: loop, endpoint: .unix(path: "\(dir!)/producer.sock"), serviceName: "producer", hello: Hello(peer: "test", replica: "1"))
+        client.start()
+        return (runtime, client, loop)
+    }
+
     func copies() throws -> [(Int64, String, Int64)] {
         let db = try SQLiteConnection(path: "\(dir!)/consumer.sqlite")
         return try db.query("SELECT id, name, applied FROM copies ORDER BY id").map { ($0.int(0) ?? 0, $0.string(1) ?? "", $0.int(2) ?? 0) }
@@ -73,11 +83,7 @@ final class EventFeedTests: XCTestCase {
     }
 
     func testEventsAreCopiedOnceAndCaughtUpAfterDowntime() async throws {
-        let source = try ServiceRuntime(definition: producer(), configuration: configuration("producer"))
-        try source.start()
-        let loop = try EventLoop.start(name: "test")
-        let client = WireClient(loop: loop, endpoint: .unix(path: "\(dir!)/producer.sock"), serviceName: "producer", hello: Hello(peer: "test", replica: "1"))
-        client.start()
+        let (source, client, loop) = try startProducer()
         func create(_ name: String) async throws {
             let answer = try await client.send(WireRequest(method: "POST", path: "/items", params: JSONObject([("name", .string(name))]),
                                                            caller: nil, requestID: UUID().uuidString, deadline: 0)).get()
@@ -109,11 +115,7 @@ final class EventFeedTests: XCTestCase {
     }
 
     func testFeedAnswersEventsAfterACursorAndWaitsWhenThereAreNone() async throws {
-        let source = try ServiceRuntime(definition: producer(), configuration: configuration("producer"))
-        try source.start()
-        let loop = try EventLoop.start(name: "test")
-        let client = WireClient(loop: loop, endpoint: .unix(path: "\(dir!)/producer.sock"), serviceName: "producer", hello: Hello(peer: "test", replica: "1"))
-        client.start()
+        let (source, client, loop) = try startProducer()
         for name in ["a", "b", "c"] {
             _ = try await client.send(WireRequest(method: "POST", path: "/items", params: JSONObject([("name", .string(name))]), caller: nil, requestID: name, deadline: 0)).get()
         }

@@ -90,7 +90,7 @@ final class GatewaySystemTests: SystemTestCase {
     func testConcurrentGuessesCannotExceedTheLimit() throws {
         let system = try self.system
         let phone = "1350000\(Int.random(in: 1000...9999))"
-        let statuses = StatusLog()
+        let statuses = LockedList<Int>()
         DispatchQueue.concurrentPerform(iterations: 12) { _ in
             let status = (try? system.post("/api/user/login", json: ["phoneNumber": .string(phone), "password": "bad-password"]).status) ?? 0
             statuses.append(status)
@@ -285,9 +285,3 @@ final class GatewaySystemTests: SystemTestCase {
     }
 }
 
-final class StatusLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [Int] = []
-    func append(_ v: Int) { lock.withLock { items.append(v) } }
-    var values: [Int] { lock.withLock { items } }
-}

@@ -100,7 +100,7 @@ final class RestartTests: XCTestCase {
         defer { system.stop() }
         let token = try system.login()
         let tag = "kill-\(UInt32.random(in: 0...UInt32.max))"
-        let results = IDLog()
+        let results = LockedList<(status: Int, id: Int64?)>()
         let writers = DispatchGroup()
         for worker in 0..<8 {
             DispatchQueue.global().async(group: writers) {
@@ -108,7 +108,7 @@ final class RestartTests: XCTestCase {
                 for i in 0..<150 {
                     let body: JSON = ["realName": .string("\(tag)-\(worker)-\(i)")]
                     let response = try? client.request("POST", "/api/customers/customers", body: body.serialized(), contentType: "application/json", token: token)
-                    results.append(status: response?.status ?? 0, id: response?.json["data"]?["id"]?.intValue)
+                    results.append((status: response?.status ?? 0, id: response?.json["data"]?["id"]?.intValue))
                 }
             }
         }
@@ -131,9 +131,3 @@ final class RestartTests: XCTestCase {
     }
 }
 
-final class IDLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [(status: Int, id: Int64?)] = []
-    func append(status: Int, id: Int64?) { lock.withLock { items.append((status, id)) } }
-    var values: [(status: Int, id: Int64?)] { lock.withLock { items } }
-}

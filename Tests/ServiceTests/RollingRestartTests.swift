@@ -16,7 +16,7 @@ final class RollingRestartTests: XCTestCase {
         XCTAssertEqual(before.count, 6)
 
         let stop = StopFlag()
-        let outcomes = OutcomeLog()
+        let outcomes = LockedList<String>()
         let workers = DispatchGroup()
         for worker in 0..<4 {
             DispatchQueue.global().async(group: workers) {
@@ -68,9 +68,3 @@ final class StopFlag: @unchecked Sendable {
     var isSet: Bool { lock.withLock { value } }
 }
 
-final class OutcomeLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [String] = []
-    func append(_ v: String) { lock.withLock { items.append(v) } }
-    var values: [String] { lock.withLock { items } }
-}

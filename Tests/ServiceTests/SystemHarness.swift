@@ -259,3 +259,11 @@ final class HTTPTestClient {
         return HTTPTestResponse(status: status, headers: headers, body: body)
     }
 }
+
+/// A list several threads append to (test bookkeeping).
+final class LockedList<Element>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Element] = []
+    func append(_ item: Element) { lock.withLock { items.append(item) } }
+    var values: [Element] { lock.withLock { items } }
+}
