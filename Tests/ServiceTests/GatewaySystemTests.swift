@@ -32,6 +32,10 @@ final class GatewaySystemTests: SystemTestCase {
         XCTAssertEqual(doc.status, 200)
         XCTAssertEqual(doc.json["openapi"]?.stringValue, "3.0.3")
         XCTAssertNotNil(doc.json["paths"]?["/api/user/group"]?["get"])
+        let userParameters = doc.json["paths"]?["/api/user/user"]?["get"]?["parameters"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        XCTAssertEqual(Set(userParameters), ["page", "count", "status", "type", "group_ids"])
+        let loginBody = doc.json["paths"]?["/api/user/login"]?["post"]?["requestBody"]?["content"]?["application/json"]?["schema"]
+        XCTAssertEqual(loginBody?["required"], ["phoneNumber", "password"])
         let metrics = try system.get("/metrics")
         XCTAssertEqual(metrics.status, 200)
         XCTAssertTrue(metrics.text.contains("crm_http_requests_total"), metrics.text)
