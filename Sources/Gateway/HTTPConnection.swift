@@ -51,6 +51,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
                 return
             }
             requestStartedAt = parser.hasStartedRequest ? monotonicMillis() : nil
+            continueSent = false
             let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD")
             slots.append(slot)
             gateway.handle(request) { [weak self] response in
@@ -59,7 +60,21 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             }
         }
         if failed || closing { return }
+        answerExpectContinue()
         if slots.count >= limit { stream.pauseReading() } else { stream.resumeReading() }
+    }
+
+    /// Whether `100 Continue` went out for the request whose body is arriving.
+    private var continueSent = false
+
+    /// A client that sent `Expect: 100-continue` waits for this before its body (curl does for
+    /// bodies over 1 KiB); sent only when no earlier answer is pending, to keep answers in order.
+    private func answerExpectContinue() {
+        guard let head = parser.headAwaitingBody else { continueSent = false; return }
+        guard !continueSent, slots.isEmpty, head.versionMinor >= 1,
+              head.header("expect")?.lowercased() == "100-continue" else { return }
+        continueSent = true
+        stream.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
     }
 
     /// Answers a framing error after what is already in flight, then closes.

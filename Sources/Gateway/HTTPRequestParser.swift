@@ -147,6 +147,14 @@ struct HTTPRequestParser: Sendable {
     /// True once at least one byte of the next request has arrived (or the parser has failed).
     var hasStartedRequest: Bool { !isIdle }
 
+    /// The head of the request whose body is still arriving (to answer `Expect: 100-continue`).
+    var headAwaitingBody: HTTPRequestHead? {
+        switch state {
+        case .fixedBody, .chunkSizeLine, .chunkData, .chunkDataEnd: return head
+        default: return nil
+        }
+    }
+
     /// True while a started request's head (request line and fields) is still incomplete.
     var isReadingHead: Bool {
         switch state {

@@ -256,6 +256,17 @@ final class GatewaySystemTests: SystemTestCase {
         XCTAssertEqual(response.status, 200, response.text)
     }
 
+    func testExpectContinueIsAnswered() throws {
+        let client = try system.client()
+        let body = #"{"phoneNumber":"admin","password":"\#(try system.adminPassword)"}"#
+        client.sendRaw("POST /api/user/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n")
+        let interim = try client.readResponse()
+        XCTAssertEqual(interim.status, 100, "the client is told to send its body")
+        client.sendRaw(body)
+        let final = try client.readResponse()
+        XCTAssertEqual(final.status, 200, final.text)
+    }
+
     func testSmugglingAndLimitsAnswer4xxAndClose() throws {
         let cases: [(String, Int)] = [
             ("POST /api/user/login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
