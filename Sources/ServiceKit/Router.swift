@@ -21,12 +21,18 @@ public struct RequestContext: Sendable {
     /// a repeated request id gets the stored answer and changes nothing; the same id with other
     /// parameters is a 422.
     public func mutate(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse) async throws -> WireResponse {
+        try await mutateReportingReplay(body).response
+    }
+
+    /// `mutate`, also telling whether the answer is a stored one (the body did not run) — for a
+    /// handler that adds to the live answer what must not be stored, such as a generated password.
+    public func mutateReportingReplay(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse) async throws -> (response: WireResponse, replayed: Bool) {
         let key = IdempotencyStore.Key(requestID: requestID, callerID: caller?.id ?? 0, fingerprint: IdempotencyStore.fingerprint(method: method, path: path, params: params.values))
         return try await database.write { db in
-            if let stored = try IdempotencyStore.lookup(db, key) { return stored }
+            if let stored = try IdempotencyStore.lookup(db, key) { return (stored, true) }
             let response = try body(db)
             try IdempotencyStore.record(db, key, response)
-            return response
+            return (response, false)
         }
     }
 }

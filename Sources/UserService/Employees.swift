@@ -122,7 +122,7 @@ enum Employees {
             guard let groupIDs, !groupIDs.isEmpty else { throw APIError.badRequest("group_id is required (an array of group ids)") }
             let initial = password == nil ? SessionToken.randomPassword(length: 12) : nil
             let hash = try await PasswordHasher.shared.hash(password ?? initial ?? "")
-            return try await ctx.mutate { db in
+            let (response, replayed) = try await ctx.mutateReportingReplay { db in
                 try checkGroups(groupIDs, db)
                 if try phoneTaken(phone, except: 0, db) { throw APIError.conflict("phoneNumber \(phone) is already used by another employee") }
                 let now = Timestamp.now()
@@ -132,10 +132,14 @@ enum Employees {
                     try db.run("INSERT INTO employee_groups(employee_id, group_id, position) VALUES (?,?,?)", [.int(id), .int(group), .int(Int64(position))])
                 }
                 try recordChange(db, id)
-                var data = JSONObject([("id", .int(id))])
-                if let initial { data.append("initial_password", .string(initial)) }
-                return Reply.ok(Reply.mutationMessage, data: .object(data))
+                return Reply.mutation(id: id)
             }
+            // The generated password is added to the live answer only: the stored answer of
+            // this request (replayed to a retry) never holds it, so it is not kept at rest.
+            guard let initial, !replayed, case .object(var body) = response.body, case .object(var data)? = body["data"] else { return response }
+            data.append("initial_password", .string(initial))
+            body["data"] = .object(data)
+            return WireResponse(status: response.status, body: .object(body))
         }
 
         if !caller.isAdmin {

@@ -90,6 +90,23 @@ final class EmployeeTests: SystemTestCase {
         XCTAssertFalse(text.contains("$y$"), "no yescrypt hash")
     }
 
+    func testGeneratedPasswordIsShownOnceAndNeverStored() throws {
+        let admin = try system.login()
+        let phone = Self.uniquePhone()
+        let key = "create-\(phone)"
+        let body: JSON = ["phoneNumber": .string(phone), "group_id": [1]]
+        let first = try system.post("/api/user/user", json: body, token: admin, headers: [("Idempotency-Key", key)])
+        XCTAssertEqual(first.status, 200, first.text)
+        let initial = try XCTUnwrap(first.json["data"]?["initial_password"]?.stringValue)
+        let retry = try system.post("/api/user/user", json: body, token: admin, headers: [("Idempotency-Key", key)])
+        XCTAssertEqual(retry.status, 200)
+        XCTAssertEqual(retry.json["data"]?["id"], first.json["data"]?["id"], "the retry gets the first answer")
+        XCTAssertNil(retry.json["data"]?["initial_password"], "shown once")
+        let db = try SQLiteConnection(path: try system.dataDir + "/users.sqlite")
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM applied_requests WHERE instr(body, ?) > 0", [.text(initial)]), 0, "not kept at rest")
+        XCTAssertNoThrow(try system.login(phone, initial))
+    }
+
     func testFiltersStatusTypeGroupsAndPaging() throws {
         let admin = try system.login()
         let group = try makeGroup(admin)
