@@ -21,7 +21,7 @@ final class Gateway: @unchecked Sendable {
     init(configuration: GatewayConfiguration, loop: EventLoop) {
         self.configuration = configuration
         self.loop = loop
-        sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis)
+        sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
         var random = [UInt8](repeating: 0, count: 8)
         _ = getrandom(&random, 8, 0)
         ridPrefix = "gw-" + random.map { String($0, radix: 16) }.joined() + "-"
@@ -216,9 +216,10 @@ final class Gateway: @unchecked Sendable {
             return
         }
         let request = WireRequest(method: "POST", path: "/internal/session", params: JSONObject([("token", .string(token))]),
-                                  caller: nil, requestID: "", deadline: wallClockMillis() + configuration.requestTimeoutMillis)
+                                  caller: nil, requestID: "", deadline: wallClockMillis() + configuration.sessionCheckTimeoutMillis)
         users.sendOnLoop(request) { [self] result in
             let outcome: Result<Caller, AuthFailure>
+            var validated = true
             switch result {
             case .success(let answer) where answer.status == 200:
                 if let data = answer.body["data"], let id = data["id"]?.intValue, let role = data["role"]?.intValue {
@@ -226,12 +227,21 @@ final class Gateway: @unchecked Sendable {
                 } else {
                     outcome = .failure(AuthFailure(response: HTTPResponse.error(500, "session check answered without a caller")))
                 }
-            case .success(let answer):
+            case .success(let answer) where answer.status < 500:
+                sessions.forget(token)
                 outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
-            case .failure:
-                outcome = .failure(AuthFailure(response: response(for: result, service: "users")))
+            default:
+                // UserService is unreachable, slow or failing: a recently validated session stays good.
+                if let caller = sessions.lookupStale(token, now: monotonicMillis()) {
+                    outcome = .success(caller)
+                    validated = false
+                } else if case .success(let answer) = result {
+                    outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
+                } else {
+                    outcome = .failure(AuthFailure(response: response(for: result, service: "users")))
+                }
             }
-            sessions.resolve(token, outcome, now: monotonicMillis())
+            sessions.resolve(token, outcome, now: monotonicMillis(), validated: validated)
         }
     }
 

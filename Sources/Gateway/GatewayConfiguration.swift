@@ -24,6 +24,11 @@ struct GatewayConfiguration: Sendable {
     /// How long a validated session is trusted without asking UserService again (ms);
     /// kept under 2 s so a revoked session is refused within 2 s.
     var sessionCacheMillis: Int64 = 1_000
+    /// While UserService cannot be reached, a session validated this recently (ms) is still
+    /// accepted; revocations cannot happen meanwhile, since they go through UserService.
+    var sessionStaleMillis: Int64 = 5 * 60_000
+    /// How long a session check may take (ms) before the stale entry (or a 503) is used.
+    var sessionCheckTimeoutMillis: Int64 = 3_000
     /// Longest `Idempotency-Key` accepted.
     var maxIdempotencyKeyLength = 255
     /// Service endpoints by service name.

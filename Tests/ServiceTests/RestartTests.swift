@@ -129,5 +129,24 @@ final class RestartTests: XCTestCase {
         let stored = try system.get("/api/customers/customers?name=\(tag)&count=100&page=1", token: token)
         XCTAssertEqual(stored.json["page_info"]?["total"]?.intValue, 1200, "no write lost, none applied twice")
     }
-}
 
+    func testRecentSessionsStayGoodWhileUserServiceIsUnreachable() throws {
+        let system = try SystemHarness()
+        defer { system.stop() }
+        let token = try system.login()
+        XCTAssertEqual(try system.get("/api/customers/customers", token: token).status, 200)
+        let pid = try XCTUnwrap(system.childPID("UserService"))
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
+        XCTAssertTrue(SystemHarness.waitForState(pid, "T"))
+        usleep(1_200_000) // past the 1 s trust time: the gateway must ask again, and cannot
+        let started = Date()
+        let during = try system.get("/api/customers/customers", token: token)
+        XCTAssertEqual(during.status, 200, "a session validated a moment ago still works: \(during.text)")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 6)
+        let unknown = try system.get("/api/customers/customers", token: "never-validated-token")
+        XCTAssertTrue([503, 504].contains(unknown.status), "an unknown token is not let in: \(unknown.status)")
+        kill(pid, SIGCONT)
+        XCTAssertEqual(try system.get("/api/customers/customers", token: "never-validated-token").status, 401)
+    }
+}
