@@ -144,7 +144,8 @@ trap 'exit 143' TERM
 free_port() {
     local port
     for _ in $(seq 100); do
-        port=$((20000 + RANDOM % 40000))
+        # Below the ephemeral range (32768 and up), so no outgoing connection holds it.
+        port=$((20000 + RANDOM % 12000))
         # Nothing listening there if a connection is refused.
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
     done
