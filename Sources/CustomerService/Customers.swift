@@ -129,6 +129,13 @@ enum Customers {
             ("creator_id", row[4].json), ("updateTime", row[5].json)]))
     }
 
+    /// The nickName this request sets: nil when not sent, `.some(nil)` when cleared.
+    static func sentNickName(_ values: [(column: String, value: SQLValue)]) -> String?? {
+        guard let sent = values.first(where: { $0.column == "nickName" }) else { return nil }
+        if case .text(let text) = sent.value { return .some(text) }
+        return .some(nil)
+    }
+
     static func checkOrganizations(_ ids: [Int64], _ db: SQLiteConnection) throws {
         for id in ids where try db.queryOne("SELECT 1 FROM organizations WHERE id = ? AND status <> -1", [.int(id)]) == nil {
             throw APIError.badRequest("organization_id \(id) does not exist")
@@ -161,7 +168,7 @@ enum Customers {
             let now = Timestamp.now()
             guard let customerID else {
                 let creatorValue = creatorID ?? caller.id
-                let nick = values.first { $0.column == "nickName" }.flatMap { if case .text(let t) = $0.value { t } else { nil } }
+                let nick = sentNickName(values) ?? nil
                 let id = try db.insert("customers", values + [
                     ("realName", SQLValue(realName)), ("name_fold", .text(nameFold(realName: realName, nickName: nick))),
                     ("creator_id", .int(creatorValue)), ("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(1))])
@@ -179,15 +186,15 @@ enum Customers {
             var changes = values
             if let realName { changes.append(("realName", .text(realName))) }
             if let creatorID { changes.append(("creator_id", .int(creatorID))) }
+            // The names after this update decide the search form; the index changes only with them.
+            let newReal = realName ?? current.string(2)
+            let newNick = sentNickName(values) ?? current.string(3)
+            if newReal != current.string(2) || newNick != current.string(3) {
+                changes.append(("name_fold", .text(nameFold(realName: newReal, nickName: newNick))))
+                try NgramIndex.update(db, table: "customer_grams", id: customerID, status: status, texts: [newReal ?? "", newNick ?? ""])
+            }
             changes.append(("updateTime", .text(now)))
             try db.update("customers", id: customerID, changes)
-            // Names may have changed: refresh the search form from what is stored now.
-            if let row = try db.queryOne("SELECT realName, nickName FROM customers WHERE id = ?", [.int(customerID)]) {
-                try db.run("UPDATE customers SET name_fold = ? WHERE id = ?", [.text(nameFold(realName: row.string(0), nickName: row.string(1))), .int(customerID)])
-                if row.string(0) != current.string(2) || row.string(1) != current.string(3) {
-                    try NgramIndex.update(db, table: "customer_grams", id: customerID, status: status, texts: [row.string(0) ?? "", row.string(1) ?? ""])
-                }
-            }
             let newOrganizations = organizationIDs ?? oldOrganizations
             if organizationIDs != nil { try link(customerID, newOrganizations, db) }
             try Counters.move(db, table: "customer_counts",

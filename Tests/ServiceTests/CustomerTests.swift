@@ -215,6 +215,9 @@ final class CustomerTests: SystemTestCase {
         XCTAssertEqual(try search("name", "\(tag)-张三"), [])
         XCTAssertEqual(try search("name", "\(tag)-李四"), [chinese])
         XCTAssertTrue(try search("name", "张三").contains(chinese), "still found by nickName")
+        XCTAssertEqual(try system.post("/api/customers/customers", json: ["customer_id": .int(chinese), "nickName": ""], token: admin).status, 200)
+        XCTAssertFalse(try search("name", "张三").contains(chinese), "a cleared nickName is no longer searched")
+        XCTAssertEqual(try search("name", "\(tag)-李四"), [chinese])
     }
 
     func testSearchFollowsStatusOnEveryPath() throws {
