@@ -38,14 +38,20 @@ public final class Database: @unchecked Sendable {
         self.readers = readers
     }
 
-    /// Runs `body` on a read-only connection (no explicit transaction: each statement sees the
-    /// latest committed state). Use `write` for anything that must read and write atomically.
+    /// Runs `body` on a read-only connection inside one read transaction, so every statement
+    /// of the body sees the same snapshot (a page and its `page_info.total` agree even while
+    /// writes commit). Use `write` for anything that must read and write atomically.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
         return try await withCheckedThrowingContinuation { continuation in
             readers[index].queue.async { [self] in
                 guard !closed else { continuation.resume(throwing: APIError.unavailable("database is closed")); return }
-                continuation.resume(with: Result { try body(readers[index].connection) })
+                let connection = readers[index].connection
+                continuation.resume(with: Result {
+                    try connection.run("BEGIN")
+                    defer { _ = try? connection.run("COMMIT") }
+                    return try body(connection)
+                })
             }
         }
     }
