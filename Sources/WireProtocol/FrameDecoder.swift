@@ -112,6 +112,9 @@ public struct FrameDecoder: Sendable {
 
 /// Builds frames: a 4-byte big-endian length followed by the payload.
 public enum FrameEncoder {
+    /// Bytes of the length prefix.
+    public static let headerLength = 4
+
     /// The length prefix followed by `payload`. The payload must be shorter than 4 GiB.
     public static func encode(_ payload: [UInt8]) -> [UInt8] {
         var frame: [UInt8] = []

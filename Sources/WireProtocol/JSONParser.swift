@@ -21,20 +21,23 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 /// wins and the key keeps its first position; keys are duplicates when their UTF-8
 /// bytes are identical.
 public enum JSONParser {
+    /// The nesting limit every frame is parsed with.
+    public static let defaultMaxDepth = 64
+
     /// Parses one JSON document from raw UTF-8 bytes.
-    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONParseError) -> JSON {
+    public static func parse(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = JSONParser.defaultMaxDepth) throws(JSONParseError) -> JSON {
         var parser = Parser(bytes: bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
         return try parser.parseDocument()
     }
 
     /// Parses one JSON document from UTF-8 bytes.
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws(JSONParseError) -> JSON {
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = JSONParser.defaultMaxDepth) throws(JSONParseError) -> JSON {
         let result = bytes.withUnsafeBytes { raw in parseCatching(raw, maxDepth: maxDepth) }
         return try result.get()
     }
 
     /// Parses one JSON document from a string (its UTF-8 form).
-    public static func parse(_ string: String, maxDepth: Int = 64) throws(JSONParseError) -> JSON {
+    public static func parse(_ string: String, maxDepth: Int = JSONParser.defaultMaxDepth) throws(JSONParseError) -> JSON {
         var string = string
         let result = string.withUTF8 { utf8 in parseCatching(UnsafeRawBufferPointer(utf8), maxDepth: maxDepth) }
         return try result.get()

@@ -39,6 +39,13 @@ public struct WireRequest: Sendable {
     }
 }
 
+extension WireRequest {
+    /// The deepest `params` a request frame can carry: the frame's object holds them one level
+    /// down, and the receiver parses frames with `JSONParser.defaultMaxDepth`. The gateway
+    /// parses request bodies with this limit, so whatever it accepts, the service accepts.
+    public static let maxParamsDepth = JSONParser.defaultMaxDepth - 1
+}
+
 /// The answer to one request: an HTTP-like status, a JSON body and optional HTTP headers
 /// (e.g. `set-cookie`) for the gateway to pass on.
 public struct WireResponse: Sendable {

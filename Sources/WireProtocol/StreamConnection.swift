@@ -32,6 +32,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     /// closing, so a client still sending gets our answer instead of a reset (RFC 9112 §9.6).
     private var lingerMillis: Int64 = 0
     private var discardingInput = false
+    private var closeDeadlineSet = false
+    /// When bytes last left through the socket (or the output queue was last empty): a peer
+    /// that stops reading is noticed by how long ago this was.
+    public private(set) var lastWriteProgress: Int64 = monotonicMillis()
     private var connecting = false
     private var onConnect: ((SyscallError?) -> Void)?
     private static let readChunk = 64 * 1024
@@ -79,6 +83,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
                 return offset
             }
             if written < 0 { fail(SyscallError(call: "send", errno: errno)); return }
+            lastWriteProgress = monotonicMillis()
             if written == bytes.count { return }
             outbound.append(contentsOf: bytes[written...])
         } else {
@@ -89,9 +94,14 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
 
     /// Closes once the queued output has been written. With `lingerMillis` > 0 the socket is
     /// half-closed first and unread input is discarded for up to that long.
-    public func closeAfterFlush(lingerMillis: Int64 = 0) {
+    /// `deadlineMillis` bounds the whole wait: a peer that never reads is closed then anyway.
+    public func closeAfterFlush(lingerMillis: Int64 = 0, deadlineMillis: Int64 = 10_000) {
         guard !isClosed else { return }
         self.lingerMillis = lingerMillis
+        if !closeDeadlineSet {
+            closeDeadlineSet = true
+            loop.schedule(afterMillis: max(deadlineMillis, lingerMillis)) { [weak self] in self?.close() }
+        }
         if pendingOutputBytes == 0 { closeOrLinger() } else { closeWhenFlushed = true; pauseReading() }
     }
 
@@ -142,8 +152,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     }
 
     private func currentEvents() -> UInt32 {
-        var events = EPOLLRDHUP.rawValue
-        if !readingPaused { events |= EPOLLIN.rawValue }
+        // EPOLLRDHUP only while reading: it is level-triggered, and a half-closed peer would
+        // otherwise wake a paused connection on every epoll_wait (a busy loop).
+        var events: UInt32 = 0
+        if !readingPaused { events |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
         if pendingOutputBytes > 0 || connecting { events |= EPOLLOUT.rawValue }
         return events
     }
@@ -201,7 +213,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
             let n = outbound.withUnsafeBytes { raw in
                 Glibc.send(fd, raw.baseAddress.map { $0 + outboundStart }, raw.count - outboundStart, Int32(MSG_NOSIGNAL))
             }
-            if n > 0 { outboundStart += n; continue }
+            if n > 0 { outboundStart += n; lastWriteProgress = monotonicMillis(); continue }
             let e = errno
             if n < 0 && e == EINTR { continue }
             if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
@@ -249,9 +261,31 @@ public final class Listener: EventHandler, @unchecked Sendable {
                 guard let client = try Socket.accept(fd) else { return }
                 onAccept(client)
             } catch {
-                // EMFILE and friends: stop for this round; the listener stays readable and retries.
-                return
+                switch error.errno {
+                case ECONNABORTED, EPROTO, EPERM:
+                    continue  // that one client is gone; the next may be fine
+                default:
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener stays readable, so keep it
+                    // out of epoll for a moment instead of spinning on it.
+                    pauseAccepting()
+                    return
+                }
             }
+        }
+    }
+
+    /// How long accepting pauses after running out of descriptors or memory (ms).
+    public static let acceptPauseMillis: Int64 = 100
+    private var acceptPaused = false
+
+    private func pauseAccepting() {
+        guard !acceptPaused, !isClosed else { return }
+        acceptPaused = true
+        loop.modify(fd: fd, events: 0)
+        loop.schedule(afterMillis: Listener.acceptPauseMillis) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            self.acceptPaused = false
+            self.loop.modify(fd: self.fd, events: EPOLLIN.rawValue)
         }
     }
 

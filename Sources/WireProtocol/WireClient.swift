@@ -4,10 +4,19 @@ import Glibc
 
 /// Why a request got no answer from the service.
 public enum WireClientError: Error, Sendable, Equatable {
-    /// The service was unreachable for the whole hold time.
+    /// The service was unreachable for the whole hold time (HTTP 503).
     case unavailable
-    /// The request's deadline passed while waiting for the answer.
+    /// The request's deadline passed while waiting for the answer (HTTP 504).
     case timedOut
+    /// The connection failed on a protocol error while the request was in flight; it is not
+    /// resent, since the same bytes would fail again (HTTP 502).
+    case protocolFailure(String)
+    /// The connection was lost after the request was written, more often than a request may
+    /// be resent (HTTP 502).
+    case connectionLost
+    /// The request's frame (this many payload bytes) would exceed the frame limit the service
+    /// accepts: it is refused here, never sent (HTTP 413).
+    case tooLarge(Int)
 }
 
 /// Limits and timings of a `WireClient`, in one place.
@@ -20,6 +29,14 @@ public struct WireClientConfiguration: Sendable {
     /// How long an answer may take once sent, when the request carries no deadline (ms).
     public var defaultTimeoutMillis: Int64 = 30_000
     public var maxFrameLength: Int = FrameDecoder.defaultMaxFrameLength
+    /// How long a new connection may take to complete its hello before it is dropped and
+    /// tried again (ms): a service that accepts but never answers is not waited for for ever.
+    public var helloTimeoutMillis: Int64 = 3_000
+    /// How many times one request may be written to a connection. A request is resent only
+    /// when its connection was lost without a protocol error (the service restarted); the
+    /// service's request-id record makes the resend of a mutation safe, and this bound keeps a
+    /// request that kills its service from killing it again and again.
+    public var maxTransmissions = 3
     public init() {}
 }
 
@@ -37,9 +54,15 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     private struct Pending {
         var request: WireRequest
         var completion: LoopCompletion
-        var holdUntil: Int64
-        var answerBy: Int64
+        /// Fixed when the request first arrives: resends never push it forward.
+        let holdUntil: Int64
+        let answerBy: Int64
+        /// Times the request was written to a connection.
+        var transmissions = 0
+        /// Position in arrival order (resent requests keep their place).
+        let sequence: UInt64
     }
+    private var nextSequence: UInt64 = 0
 
     public let loop: EventLoop
     public let endpoint: Endpoint
@@ -138,7 +161,8 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         } else {
             answerBy = now + config.defaultTimeoutMillis
         }
-        let pending = Pending(request: request, completion: completion, holdUntil: now + config.holdMillis, answerBy: answerBy)
+        nextSequence += 1
+        let pending = Pending(request: request, completion: completion, holdUntil: now + config.holdMillis, answerBy: answerBy, sequence: nextSequence)
         if ready, let connection {
             transmit(pending, on: connection)
         } else {
@@ -153,8 +177,17 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         let id = nextID
         nextID += 1
         entry.request.id = id
+        let frame = Message.request(entry.request).frame()
+        // The frame limit is checked here, where the frame is made: a request the service's
+        // decoder would refuse is answered alone instead of breaking the shared connection.
+        let payload = frame.count - FrameEncoder.headerLength
+        guard payload <= config.maxFrameLength else {
+            entry.completion(.failure(.tooLarge(payload)))
+            return
+        }
+        entry.transmissions += 1
         inFlight[id] = entry
-        connection.send(.request(entry.request))
+        connection.sendFrames(frame)
         scheduleSweep()
     }
 
@@ -174,6 +207,11 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         let wire = WireConnection(stream: stream, localHello: hello, maxFrameLength: config.maxFrameLength)
         wire.delegate = self
         connection = wire
+        // A peer that accepts but never says hello (stopped, wedged) is dropped and tried again.
+        loop.schedule(afterMillis: config.helloTimeoutMillis) { [weak self, weak wire] in
+            guard let self, let wire, self.connection === wire, !self.ready else { return }
+            wire.close()
+        }
         do {
             if inProgress {
                 try stream.startConnecting { [weak self, weak wire] error in
@@ -201,36 +239,46 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         loop.schedule(afterMillis: delay) { [weak self] in self?.connect() }
     }
 
-    /// A connection closed or failed before or after its hello.
+    /// A connection closed or failed before or after its hello. What it carried is resent only
+    /// when that cannot hurt: never after a protocol error (the same frame would fail again),
+    /// and at most `maxTransmissions` times (writes are idempotent by request id).
     private func lost(_ wire: WireConnection) {
+        var unanswered: [Pending]
         if let entry = drainingConnections.removeValue(forKey: ObjectIdentifier(wire)) {
-            requeue(Array(entry.1.values))
-            return
+            unanswered = Array(entry.1.values)
+        } else {
+            guard connection === wire else { return }
+            connection = nil
+            connecting = false
+            ready = false
+            unanswered = Array(inFlight.values)
+            inFlight.removeAll()
+            let waiters = Array(pings.values)
+            pings.removeAll()
+            for waiter in waiters { waiter(false) }
+            scheduleReconnect()
         }
-        guard connection === wire else { return }
-        connection = nil
-        connecting = false
-        ready = false
-        let unanswered = Array(inFlight.values)
-        inFlight.removeAll()
-        requeue(unanswered)
-        for waiter in pings.values { waiter(false) }
-        pings.removeAll()
-        scheduleReconnect()
+        unanswered.sort { $0.sequence < $1.sequence }
+        if let failure = wire.protocolFailure {
+            for entry in unanswered { entry.completion(.failure(.protocolFailure(failure))) }
+        } else {
+            requeue(unanswered)
+        }
     }
 
-    /// Puts unanswered requests back in front of the queue, in their original order.
+    /// Puts unanswered requests back in front of the queue, in their arrival order; one that
+    /// was already written `maxTransmissions` times fails instead.
     private func requeue(_ entries: [Pending]) {
         guard !entries.isEmpty else { return }
-        let now = monotonicMillis()
-        let ordered = entries.sorted { $0.request.id < $1.request.id }.map { entry -> Pending in
-            var e = entry
-            e.holdUntil = max(e.holdUntil, now + config.holdMillis)
-            return e
+        var resend: [Pending] = []
+        var exhausted: [Pending] = []
+        for entry in entries {
+            if entry.transmissions >= config.maxTransmissions { exhausted.append(entry) } else { resend.append(entry) }
         }
-        retries += ordered.count
-        waiting.insert(contentsOf: ordered, at: 0)
+        retries += resend.count
+        waiting.insert(contentsOf: resend, at: 0)
         scheduleSweep()
+        for entry in exhausted { entry.completion(.failure(.connectionLost)) }
         if ready, let connection { flushWaiting(on: connection) }
     }
 
@@ -273,9 +321,12 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
             connection = nil
             ready = false
             connecting = false
-            for waiter in pings.values { waiter(false) }
+            let waiters = Array(pings.values)
             pings.removeAll()
-            requeue(resend)
+            for waiter in waiters { waiter(false) }
+            // Never processed (after lastID), so resending them is always safe.
+            for i in resend.indices { resend[i].transmissions -= 1 }
+            requeue(resend.sorted { $0.sequence < $1.sequence })
             connect()
         default:
             break
@@ -292,28 +343,31 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         loop.schedule(afterMillis: 100) { [weak self] in self?.sweep() }
     }
 
-    /// Fails held requests past their hold time and sent ones past their deadline.
+    /// Fails held requests past their hold time and sent ones past their deadline. State is
+    /// settled before any completion runs: a completion may queue new requests.
     private func sweep() {
         sweepScheduled = false
         let now = monotonicMillis()
+        var expired: [(Pending, WireClientError)] = []
         var keep: [Pending] = []
         for entry in waiting {
-            if entry.holdUntil <= now { entry.completion(.failure(.unavailable)) }
-            else if entry.answerBy <= now { entry.completion(.failure(.timedOut)) }
+            if entry.holdUntil <= now { expired.append((entry, .unavailable)) }
+            else if entry.answerBy <= now { expired.append((entry, .timedOut)) }
             else { keep.append(entry) }
         }
         waiting = keep
         for (id, entry) in inFlight where entry.answerBy <= now {
             inFlight[id] = nil
-            entry.completion(.failure(.timedOut))
+            expired.append((entry, .timedOut))
         }
         for (key, var value) in drainingConnections {
             for (id, entry) in value.1 where entry.answerBy <= now {
                 value.1[id] = nil
-                entry.completion(.failure(.timedOut))
+                expired.append((entry, .timedOut))
             }
             drainingConnections[key] = value
         }
+        for (entry, error) in expired { entry.completion(.failure(error)) }
         if !waiting.isEmpty || !inFlight.isEmpty || drainingConnections.values.contains(where: { !$0.1.isEmpty }) {
             scheduleSweep()
         }

@@ -17,6 +17,9 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
     private let localHello: Hello
     private var decoder: FrameDecoder
     private var closeReason: String?
+    /// Set when the connection ended on a protocol error (ours or one the peer reported): the
+    /// requests in flight on it must not be resent, since their frames may be what failed.
+    public private(set) var protocolFailure: String?
 
     public init(stream: StreamConnection, localHello: Hello, maxFrameLength: Int = FrameDecoder.defaultMaxFrameLength) {
         self.stream = stream
@@ -49,6 +52,7 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
     /// Answers a protocol error with an error frame, then closes.
     private func protocolError(_ reason: String) {
         closeReason = reason
+        protocolFailure = reason
         stream.write(Message.error(reason: reason).frame())
         stream.closeAfterFlush()
     }
@@ -86,6 +90,7 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
             }
             if case .error(let reason) = message {
                 closeReason = "peer reported: \(reason)"
+                protocolFailure = closeReason
                 stream.close()
                 return
             }

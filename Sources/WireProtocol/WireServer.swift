@@ -69,7 +69,7 @@ public final class WireServer: @unchecked Sendable {
 
     private func accepted(_ fd: Int32) {
         let stream = StreamConnection(fd: fd, loop: loop)
-        let connection = ServerConnection(server: self, wire: WireConnection(stream: stream, localHello: hello, maxFrameLength: maxFrameLength))
+        let connection = ServerConnection(server: self, wire: WireConnection(stream: stream, localHello: hello, maxFrameLength: maxFrameLength), maxFrameLength: maxFrameLength)
         do {
             try stream.start()
         } catch {
@@ -79,7 +79,15 @@ public final class WireServer: @unchecked Sendable {
         connections[ObjectIdentifier(connection)] = connection
         connection.wire.sendHello()
         if draining { connection.beginDrain() }
+        // A peer that connects but never says hello does not keep a connection for ever.
+        loop.schedule(afterMillis: helloTimeoutMillis) { [weak connection] in
+            guard let connection, connection.wire.peer == nil, !connection.wire.isClosed else { return }
+            connection.wire.close()
+        }
     }
+
+    /// How long an accepted peer has to send its hello (ms).
+    public var helloTimeoutMillis: Int64 = 5_000
 
     fileprivate func handle(_ request: WireRequest, on connection: ServerConnection) {
         let loop = self.loop
@@ -131,15 +139,18 @@ public final class WireServer: @unchecked Sendable {
 
 /// One accepted peer: counts what is in flight so a drain knows when it may close.
 final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
-    unowned let server: WireServer
+    /// Weak: a server released while a connection still closes must not be touched.
+    weak var server: WireServer?
     let wire: WireConnection
     private var inFlight = 0
     private var lastReceived: UInt64 = 0
     private var draining = false
+    private let maxFrameLength: Int
 
-    init(server: WireServer, wire: WireConnection) {
+    init(server: WireServer, wire: WireConnection, maxFrameLength: Int) {
         self.server = server
         self.wire = wire
+        self.maxFrameLength = maxFrameLength
         wire.delegate = self
     }
 
@@ -152,7 +163,7 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
             guard !draining else { return }
             lastReceived = max(lastReceived, request.id)
             inFlight += 1
-            server.handle(request, on: self)
+            server?.handle(request, on: self)
         case .ping(let id):
             wire.send(.pong(id: id))
         default:
@@ -162,8 +173,20 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
 
     func finish(_ response: WireResponse) {
         inFlight -= 1
-        if !wire.isClosed { wire.send(.response(response)) }
+        if !wire.isClosed { wire.sendFrames(ServerConnection.frame(for: response, maxFrameLength: maxFrameLength)) }
         if draining && inFlight == 0 { wire.stream.closeAfterFlush() }
+    }
+
+    /// The response's frame; an answer too large for a frame becomes an error answer for that
+    /// one request (the peer's decoder would otherwise fail the whole connection).
+    static func frame(for response: WireResponse, maxFrameLength: Int) -> [UInt8] {
+        let frame = Message.response(response).frame()
+        let payload = frame.count - FrameEncoder.headerLength
+        guard payload > maxFrameLength else { return frame }
+        let message = "the answer is \(payload) bytes, more than one frame carries (\(maxFrameLength)); ask for fewer rows"
+        let error = WireResponse(id: response.id, status: 500,
+                                 body: .object(JSONObject([("status", .int(1)), ("msg", .string(message))])))
+        return Message.response(error).frame()
     }
 
     func beginDrain() {
@@ -174,7 +197,7 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
     }
 
     func wireConnectionDidClose(_ connection: WireConnection, reason: String?) {
-        server.removed(self)
+        server?.removed(self)
     }
 }
 
