@@ -18,13 +18,13 @@ final class Gateway: @unchecked Sendable {
     private let ridPrefix: String
     private var ridCounter: UInt64 = 0
 
-    init(configuration: GatewayConfiguration, loop: EventLoop) {
+    init(configuration: GatewayConfiguration, loop: EventLoop) throws {
         self.configuration = configuration
         self.loop = loop
         sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
-        var random = [UInt8](repeating: 0, count: 8)
-        _ = getrandom(&random, 8, 0)
-        ridPrefix = "gw-" + random.map { String($0, radix: 16) }.joined() + "-"
+        // Request ids must not repeat across gateways and restarts: without real randomness
+        // the gateway does not start (fails closed).
+        ridPrefix = "gw-" + (try Gateway.randomHex(8)) + "-"
         var clientConfig = WireClientConfiguration()
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
@@ -32,6 +32,19 @@ final class Gateway: @unchecked Sendable {
             clients[name] = WireClient(loop: loop, endpoint: endpoint, serviceName: name,
                                        hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
         }
+    }
+
+    /// `count` bytes from getrandom as hex; throws when the system cannot give them all.
+    static func randomHex(_ count: Int) throws(SyscallError) -> String {
+        var random = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let n = random.withUnsafeMutableBytes { getrandom($0.baseAddress.map { $0 + filled }, count - filled, 0) }
+            if n > 0 { filled += n } else if n < 0 && errno == EINTR { continue } else {
+                throw SyscallError(call: "getrandom", errno: n < 0 ? errno : EIO)
+            }
+        }
+        return random.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
     static func hostName() -> String {
@@ -53,6 +66,7 @@ final class Gateway: @unchecked Sendable {
             self.listener = listener
             for client in clients.values { client.start() }
             scheduleSweep()
+            followRevocations()
         }
     }
 
@@ -100,6 +114,9 @@ final class Gateway: @unchecked Sendable {
     static let drainIdleMillis: Int64 = 1_000
 
     var openConnections: Int { connections.count }
+
+    /// Answer bytes queued for clients that have not read them yet.
+    var bufferedOutputBytes: Int { connections.values.reduce(0) { $0 + $1.stream.pendingOutputBytes } }
 
     private func scheduleSweep() {
         loop.schedule(afterMillis: 500) { [weak self] in
@@ -182,7 +199,9 @@ final class Gateway: @unchecked Sendable {
         }
         authenticate(token) { outcome in
             switch outcome {
-            case .success(let caller): forward(caller)
+            case .success(let authenticated) where authenticated.fromFallback && method != "GET":
+                finish(HTTPResponse.error(503, "the users service is unavailable, so sessions cannot be checked: changes are refused until it is back; try again shortly"), path)
+            case .success(let authenticated): forward(authenticated.caller)
             case .failure(let error): finish(error.response, path)
             }
         }
@@ -197,17 +216,25 @@ final class Gateway: @unchecked Sendable {
             return HTTPResponse.error(503, "the \(service) service is unavailable; try again shortly")
         case .failure(.timedOut):
             return HTTPResponse.error(504, "the \(service) service did not answer in time")
+        case .failure(.tooLarge(let bytes)):
+            return HTTPResponse.error(413, "the request is \(bytes) bytes once encoded for the \(service) service, more than \(FrameDecoder.defaultMaxFrameLength); send less")
+        case .failure(.protocolFailure):
+            return HTTPResponse.error(502, "the connection to the \(service) service failed while this request was in flight; it was not resent (it may or may not have been applied)")
+        case .failure(.connectionLost):
+            return HTTPResponse.error(502, "the \(service) service was lost repeatedly while answering this request")
         }
     }
 
     // MARK: Sessions
 
     /// Resolves a token to its caller: from the short cache, else by asking UserService
-    /// (concurrent lookups of one token share one question).
+    /// (concurrent lookups of one token share one question). While UserService cannot answer,
+    /// a recently validated session is accepted from the fallback (for reads only, see
+    /// `handle`), provided the revocation feed was followed until shortly before.
     private func authenticate(_ token: String, completion: @escaping SessionCache.Waiter) {
         let now = monotonicMillis()
         if let caller = sessions.lookup(token, now: now) {
-            completion(.success(caller))
+            completion(.success(Authenticated(caller: caller, fromFallback: false)))
             return
         }
         guard sessions.addWaiter(token, completion) else { return }
@@ -218,30 +245,81 @@ final class Gateway: @unchecked Sendable {
         let request = WireRequest(method: "POST", path: "/internal/session", params: JSONObject([("token", .string(token))]),
                                   caller: nil, requestID: "", deadline: wallClockMillis() + configuration.sessionCheckTimeoutMillis)
         users.sendOnLoop(request) { [self] result in
-            let outcome: Result<Caller, AuthFailure>
-            var validated = true
+            let outcome: Result<Authenticated, AuthFailure>
             switch result {
             case .success(let answer) where answer.status == 200:
+                usersAnsweredAt = monotonicMillis()
                 if let data = answer.body["data"], let id = data["id"]?.intValue, let role = data["role"]?.intValue {
-                    outcome = .success(Caller(id: id, role: role))
+                    outcome = .success(Authenticated(caller: Caller(id: id, role: role), fromFallback: false))
                 } else {
                     outcome = .failure(AuthFailure(response: HTTPResponse.error(500, "session check answered without a caller")))
                 }
             case .success(let answer) where answer.status < 500:
+                usersAnsweredAt = monotonicMillis()
                 sessions.forget(token)
                 outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
             default:
-                // UserService is unreachable, slow or failing: a recently validated session stays good.
-                if let caller = sessions.lookupStale(token, now: monotonicMillis()) {
-                    outcome = .success(caller)
-                    validated = false
+                // UserService is unreachable, slow or failing: a recently validated session stays
+                // good for reads, if no revocation can have been missed.
+                let now = monotonicMillis()
+                if revocationFeedIsCurrent(now: now), let caller = sessions.lookupStale(token, now: now) {
+                    outcome = .success(Authenticated(caller: caller, fromFallback: true))
                 } else if case .success(let answer) = result {
                     outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
                 } else {
                     outcome = .failure(AuthFailure(response: response(for: result, service: "users")))
                 }
             }
-            sessions.resolve(token, outcome, now: monotonicMillis(), validated: validated)
+            sessions.resolve(token, outcome, now: monotonicMillis())
+        }
+    }
+
+    // MARK: Revocations
+
+    /// Where the gateway is in UserService's event feed (nil until it learned the tail), when
+    /// the feed last answered, and when UserService last answered anything.
+    private var feedCursor: Int64?
+    private var feedAnsweredAt: Int64 = 0
+    private var usersAnsweredAt: Int64 = 0
+    static let feedWaitMillis: Int64 = 20_000
+    static let feedRetryMillis: Int64 = 500
+
+    /// The fallback may vouch for a session only if every revocation committed before
+    /// UserService became unreachable has arrived: when UserService last answered anything,
+    /// the feed had answered within one long-poll period (an idle feed answers every
+    /// `feedWaitMillis`; a revocation wakes the pending poll at once, so only one committed in
+    /// the instant before a crash can be missed — docs/ARCHITECTURE.md). How long the outage
+    /// has lasted does not matter: nothing can be revoked while UserService is down.
+    private func revocationFeedIsCurrent(now: Int64) -> Bool {
+        feedCursor != nil && usersAnsweredAt - feedAnsweredAt <= Gateway.feedWaitMillis + 2_000
+    }
+
+    /// Follows UserService's events: a `session` event (sessions of an employee ended) or an
+    /// `employee` event (disabled, deleted, role changed) drops that employee's cached sessions.
+    /// Starts at the feed's tail: the cache is empty when the gateway starts.
+    private func followRevocations() {
+        guard let users = clients["users"] else { return }
+        let after = feedCursor ?? -1
+        let request = WireRequest(method: "GET", path: "/internal/events",
+                                  params: JSONObject([("after", .int(after)), ("limit", .int(1000)), ("wait_ms", .int(feedCursor == nil ? 0 : Gateway.feedWaitMillis))]),
+                                  caller: nil, requestID: "", deadline: wallClockMillis() + Gateway.feedWaitMillis + 5_000)
+        users.sendOnLoop(request) { [self] result in
+            guard case .success(let answer) = result, answer.status == 200,
+                  let data = answer.body["data"], let last = data["last"]?.intValue else {
+                loop.schedule(afterMillis: Gateway.feedRetryMillis) { [weak self] in self?.followRevocations() }
+                return
+            }
+            var employees = Set<Int64>()
+            for event in data["events"]?.arrayValue ?? [] {
+                guard let type = event["type"]?.stringValue, type == "session" || type == "employee",
+                      let id = event["entity_id"]?.intValue else { continue }
+                employees.insert(id)
+            }
+            sessions.dropEmployees(employees)
+            feedCursor = last
+            feedAnsweredAt = monotonicMillis()
+            usersAnsweredAt = feedAnsweredAt
+            followRevocations()
         }
     }
 

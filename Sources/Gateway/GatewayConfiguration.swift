@@ -17,6 +17,11 @@ struct GatewayConfiguration: Sendable {
     var maxConnections = 4096
     /// Requests read ahead on one connection before reading pauses (pipelining depth).
     var maxPipelinedRequests = 16
+    /// Unsent answer bytes on one connection past which no further request is read until the
+    /// client has read them.
+    var maxBufferedOutputBytes = 1 << 20
+    /// A connection whose queued answers make no progress for this long (ms) is closed.
+    var writeTimeoutMillis: Int64 = 30_000
     /// How long a request waits for an unreachable or restarting service (ms) before 503.
     var holdMillis: Int64 = 10_000
     /// How long a service may take to answer (ms) before 504.

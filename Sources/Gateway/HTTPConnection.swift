@@ -41,7 +41,10 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     /// Takes complete requests from the parser while the pipelining depth allows.
     private func process() {
         let limit = gateway.configuration.maxPipelinedRequests
-        while !failed && !closing && slots.count < limit {
+        let outputLimit = gateway.configuration.maxBufferedOutputBytes
+        // No new request is taken while the client leaves more than `outputLimit` of answers
+        // unread: memory per connection stays bounded by that plus the answers in flight.
+        while !failed && !closing && slots.count < limit && stream.pendingOutputBytes < outputLimit {
             let request: HTTPRequest
             do {
                 guard let next = try parser.next() else { break }
@@ -61,7 +64,11 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         }
         if failed || closing { return }
         answerExpectContinue()
-        if slots.count >= limit { stream.pauseReading() } else { stream.resumeReading() }
+        if slots.count >= limit || stream.pendingOutputBytes >= outputLimit { stream.pauseReading() } else { stream.resumeReading() }
+    }
+
+    func connectionDidDrainOutput(_ connection: StreamConnection) {
+        if !failed && !closing { process() }
     }
 
     /// Whether `100 Continue` went out for the request whose body is arriving.
@@ -97,7 +104,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
                 closing = true
                 slots.removeAll()
                 // Linger so a client still sending (e.g. an oversized header) reads the answer.
-                stream.closeAfterFlush(lingerMillis: 2000)
+                stream.closeAfterFlush(lingerMillis: 2000, deadlineMillis: gateway.configuration.writeTimeoutMillis)
                 return
             }
         }
@@ -109,8 +116,15 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
 
     /// Header/body read deadlines and the idle keep-alive timeout (called periodically).
     func checkTimers(now: Int64) {
-        guard !stream.isClosed, !failed, !closing else { return }
+        guard !stream.isClosed else { return }
         let config = gateway.configuration
+        // A client that stops reading its answers is closed (closing connections have their
+        // own deadline in `closeAfterFlush`).
+        if stream.pendingOutputBytes > 0 && now - stream.lastWriteProgress > config.writeTimeoutMillis {
+            stream.close()
+            return
+        }
+        guard !failed, !closing else { return }
         // Read deadlines apply only while the client is the one being waited for.
         if slots.isEmpty, let started = requestStartedAt, parser.hasStartedRequest {
             let limit = parser.isReadingHead ? config.headerReadTimeoutMillis : config.headerReadTimeoutMillis + config.bodyReadTimeoutMillis

@@ -32,6 +32,7 @@ final class Metrics: @unchecked Sendable {
         out += "crm_http_request_duration_seconds_count \(latencyCount)\n"
         out += "# TYPE crm_http_in_flight gauge\ncrm_http_in_flight \(inFlight)\n"
         out += "# TYPE crm_http_connections gauge\ncrm_http_connections \(gateway.openConnections)\n"
+        out += "# TYPE crm_http_buffered_output_bytes gauge\ncrm_http_buffered_output_bytes \(gateway.bufferedOutputBytes)\n"
         out += "# TYPE crm_service_connected gauge\n"
         for (name, client) in gateway.clients.sorted(by: { $0.key < $1.key }) {
             out += "crm_service_connected{service=\"\(name)\"} \(client.isReady ? 1 : 0)\n"

@@ -21,7 +21,7 @@ enum RequestParams {
         if isJSON {
             let json: JSON
             do {
-                json = try JSONParser.parse(request.body)
+                json = try JSONParser.parse(request.body, maxDepth: WireRequest.maxParamsDepth)
             } catch {
                 throw ParamError(reason: "request body is not valid JSON: \(error)")
             }

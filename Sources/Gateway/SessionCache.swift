@@ -5,21 +5,40 @@ struct AuthFailure: Error {
     var response: HTTPResponse
 }
 
+/// A session the gateway accepts, and whether UserService vouched for it just now or it is
+/// served from the outage fallback.
+struct Authenticated {
+    var caller: Caller
+    /// True when UserService could not be asked and a recently validated entry was used: such
+    /// a session may read, never change anything.
+    var fromFallback: Bool
+}
+
 /// Validated sessions, trusted for a short time, and the lookups in progress.
 /// Loop-thread confined. Only successes are cached, so a refused token is asked again.
 ///
 /// While UserService cannot be reached, a session validated within `staleMillis` is still
-/// accepted (nobody can revoke a session meanwhile: revocations go through UserService), so
-/// an outage or a slow restart of UserService does not log everyone out of every service.
+/// accepted for reads, so an outage or a slow restart of UserService does not log everyone
+/// out. Revocations cannot happen during the outage (they go through UserService), and those
+/// before it reach the gateway as UserService events (`session`, `employee`), which drop
+/// every entry of that employee (`dropEmployees`). The fallback is used only while that event
+/// feed was followed up to shortly before the outage (see `Gateway`).
 final class SessionCache: @unchecked Sendable {
-    typealias Waiter = (Result<Caller, AuthFailure>) -> Void
+    typealias Waiter = (Result<Authenticated, AuthFailure>) -> Void
 
     private let ttlMillis: Int64
     let staleMillis: Int64
     private var entries: [String: (caller: Caller, validated: Int64)] = [:]
-    private var waiters: [String: [Waiter]] = [:]
+    /// Waiters per token, and the drop generation when the question was asked.
+    private var waiters: [String: (generation: UInt64, list: [Waiter])] = [:]
     /// Bound on cached sessions; past it the cache is cleared (it refills on demand).
     private let maxEntries = 100_000
+    /// Bumped by every `dropEmployees`; an answer to a question asked before the employee's
+    /// last drop is passed on but not cached (it may predate the revocation).
+    private var generation: UInt64 = 0
+    private var droppedAt: [Int64: UInt64] = [:]
+    /// Questions asked before this generation are never cached (`droppedAt` was cleared).
+    private var floor: UInt64 = 0
 
     init(ttlMillis: Int64, staleMillis: Int64) {
         self.ttlMillis = ttlMillis
@@ -41,22 +60,25 @@ final class SessionCache: @unchecked Sendable {
     /// Queues `waiter`; true when it is the first, i.e. the caller must ask UserService.
     func addWaiter(_ token: String, _ waiter: @escaping Waiter) -> Bool {
         if waiters[token] != nil {
-            waiters[token]?.append(waiter)
+            waiters[token]?.list.append(waiter)
             return false
         }
-        waiters[token] = [waiter]
+        waiters[token] = (generation, [waiter])
         return true
     }
 
-    /// Answers everyone waiting for `token`; `validated` says the outcome is UserService's own
-    /// answer (a stale entry used during an outage is not made fresh again).
-    func resolve(_ token: String, _ outcome: Result<Caller, AuthFailure>, now: Int64, validated: Bool = true) {
-        if validated, case .success(let caller) = outcome {
-            if entries.count >= maxEntries { entries.removeAll() }
-            entries[token] = (caller, now)
+    /// Answers everyone waiting for `token`. A success from UserService itself is cached unless
+    /// the employee's sessions were dropped since the question was asked.
+    func resolve(_ token: String, _ outcome: Result<Authenticated, AuthFailure>, now: Int64) {
+        let pending = waiters.removeValue(forKey: token)
+        if case .success(let authenticated) = outcome, !authenticated.fromFallback {
+            let asked = pending?.generation ?? generation
+            if asked >= floor && (droppedAt[authenticated.caller.id] ?? 0) <= asked {
+                if entries.count >= maxEntries { entries.removeAll() }
+                entries[token] = (authenticated.caller, now)
+            }
         }
-        let pending = waiters.removeValue(forKey: token) ?? []
-        for waiter in pending { waiter(outcome) }
+        for waiter in pending?.list ?? [] { waiter(outcome) }
     }
 
     /// Forgets a token UserService refused.
@@ -64,7 +86,21 @@ final class SessionCache: @unchecked Sendable {
         entries[token] = nil
     }
 
+    /// Forgets every session of these employees (a session ended, or the employee changed).
+    func dropEmployees(_ ids: Set<Int64>) {
+        guard !ids.isEmpty else { return }
+        generation += 1
+        if droppedAt.count >= maxEntries {
+            droppedAt.removeAll()
+            floor = generation
+        }
+        for id in ids { droppedAt[id] = generation }
+        entries = entries.filter { !ids.contains($0.value.caller.id) }
+    }
+
     func evictExpired(now: Int64) {
         entries = entries.filter { now - $0.value.validated < staleMillis }
     }
+
+    var count: Int { entries.count }
 }

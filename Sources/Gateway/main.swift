@@ -29,6 +29,7 @@ func loadConfiguration() throws -> GatewayConfiguration {
     if let v = try number("CRM_HEADER_TIMEOUT_MS") { config.headerReadTimeoutMillis = v }
     if let v = try number("CRM_BODY_TIMEOUT_MS") { config.bodyReadTimeoutMillis = v }
     if let v = try number("CRM_IDLE_TIMEOUT_MS") { config.idleTimeoutMillis = v }
+    if let v = try number("CRM_WRITE_TIMEOUT_MS") { config.writeTimeoutMillis = v }
     if let v = try number("CRM_HOLD_MS") { config.holdMillis = v }
     if let v = try number("CRM_REQUEST_TIMEOUT_MS") { config.requestTimeoutMillis = v }
     if let v = try number("CRM_MAX_CONNECTIONS") { config.maxConnections = Int(v) }
@@ -64,7 +65,7 @@ let gateway: Gateway
 do {
     let config = try loadConfiguration()
     let loop = try EventLoop.start(name: "gateway-io")
-    gateway = Gateway(configuration: config, loop: loop)
+    gateway = try Gateway(configuration: config, loop: loop)
     try gateway.start()
     StdIO.error("gateway listening on http://\(config.host):\(config.port)\n")
 } catch {

@@ -34,6 +34,8 @@ public struct EventSubscription: Sendable {
 
 /// Serving the outbox: `GET /internal/events?after=N&limit=M&wait_ms=T` answers the events after
 /// sequence number N (at most M), waiting up to T ms for one when there is none (long poll).
+/// `after=-1` answers no events and the newest sequence number as `last`: where a follower
+/// that needs no history (the gateway's revocation feed) starts.
 /// Every service has it; the gateway never routes `/internal/…`.
 enum EventFeed {
     static let path = "/internal/events"
@@ -45,7 +47,11 @@ enum EventFeed {
 
     static let route = Route.get(path, .public) { ctx in
         let after = try ctx.params.int("after") ?? 0
-        guard after >= 0 else { throw APIError.badRequest("after must not be negative") }
+        if after == -1 {
+            let last = try await ctx.database.read { try $0.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") }
+            return Reply.ok(data: .object(JSONObject([("events", .array([])), ("last", .int(last))])))
+        }
+        guard after >= 0 else { throw APIError.badRequest("after must be -1 (the tail) or a sequence number") }
         let limit = min(max(try ctx.params.int("limit") ?? 200, 1), maxLimit)
         let wait = min(max(try ctx.params.int("wait_ms") ?? 0, 0), maxWaitMillis)
         let deadline = monotonicMillis() + wait
