@@ -120,7 +120,7 @@ enum Employees {
             guard caller.isAdmin else { throw APIError.forbidden("only administrators may create employees") }
             guard let phone, !phone.isEmpty else { throw APIError.badRequest("phoneNumber is required") }
             guard let groupIDs, !groupIDs.isEmpty else { throw APIError.badRequest("group_id is required (an array of group ids)") }
-            let initial = password == nil ? SessionToken.randomPassword(length: 12) : nil
+            let initial = password == nil ? try SessionToken.randomPassword(length: 12) : nil
             let hash = try await PasswordHasher.shared.hash(password ?? initial ?? "")
             let (response, replayed) = try await ctx.mutateReportingReplay { db in
                 try checkGroups(groupIDs, db)

@@ -63,7 +63,7 @@ enum Sessions {
         let now = unixNow()
         let account = try await verifyCredentials(ctx, phone: phone, password: password)
         guard account.status == 1 else { throw APIError.forbidden("this employee is disabled") }
-        let token = SessionToken.generate()
+        let token = try SessionToken.generate()
         let digest = SessionToken.digest(token)
         let user = try await ctx.database.write { db -> JSON in
             try db.run("INSERT INTO sessions(token_hash, employee_id, created_at, last_seen) VALUES (?,?,?,?)", [.blob(digest), .int(account.id), .int(now), .int(now)])
