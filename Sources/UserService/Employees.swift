@@ -173,7 +173,7 @@ enum Employees {
             }
             if newHash != nil {
                 // A password set by an administrator ends the employee's sessions.
-                try db.run("DELETE FROM sessions WHERE employee_id = ?", [.int(userID)])
+                try Sessions.endSessions(db, where: "employee_id = ?", [.int(userID)], reason: "password")
                 try db.run("UPDATE employees SET isLogin = 0 WHERE id = ?", [.int(userID)])
             }
             try recordChange(db, userID)
@@ -197,7 +197,7 @@ enum Employees {
             }
             try db.run("UPDATE employees SET status = ?, updateTime = ? WHERE id = ?", [.int(status), .text(Timestamp.now()), .int(userID)])
             if status != 1 {
-                try db.run("DELETE FROM sessions WHERE employee_id = ?", [.int(userID)])
+                try Sessions.endSessions(db, where: "employee_id = ?", [.int(userID)], reason: "disabled")
                 try db.run("UPDATE employees SET isLogin = 0 WHERE id = ?", [.int(userID)])
             }
             try recordChange(db, userID)
