@@ -27,7 +27,7 @@ public final class Database: @unchecked Sendable {
         queue = DispatchQueue(label: "crm.sqlite.writer")
         connection = try SQLiteConnection(path: path)
         try connection.migrate(migrations)
-        try connection.execute(IdempotencyStore.schema)
+        try IdempotencyStore.createSchema(connection)
         try connection.execute(Outbox.schema)
         var readers: [(queue: DispatchQueue, connection: SQLiteConnection)] = []
         for i in 0..<max(1, readerCount) {

@@ -6,6 +6,8 @@ import WireProtocol
 /// The record of applied mutations by request id, kept in the service's own database and
 /// written in the same transaction as the mutation (architecture: "Restarts without downtime").
 public enum IdempotencyStore {
+    /// `expires_at` (Unix seconds) is set only for an answer that holds a secret (a login's
+    /// session token): past it the answer is no longer served and is blanked by the sweep.
     static let schema = """
     CREATE TABLE IF NOT EXISTS applied_requests (
         request_id TEXT PRIMARY KEY,
@@ -13,10 +15,21 @@ public enum IdempotencyStore {
         fingerprint TEXT NOT NULL,
         status INTEGER NOT NULL,
         body TEXT NOT NULL,
-        created_at INTEGER NOT NULL
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS applied_requests_created ON applied_requests(created_at);
     """
+
+    /// Creates the table, adding `expires_at` to a table made before it existed.
+    static func createSchema(_ db: SQLiteConnection) throws {
+        try db.execute(schema)
+        let columns = try db.query("PRAGMA table_info(applied_requests)").compactMap { $0.string(1) }
+        if !columns.contains("expires_at") {
+            try db.execute("ALTER TABLE applied_requests ADD COLUMN expires_at INTEGER")
+        }
+        try db.execute("CREATE INDEX IF NOT EXISTS applied_requests_expiry ON applied_requests(expires_at) WHERE expires_at > 0")
+    }
 
     /// How long answers are kept (at least 24 h, as API.md promises).
     public static let retentionSeconds: Int64 = 48 * 3600
@@ -37,28 +50,43 @@ public enum IdempotencyStore {
         return SessionToken.hex(SessionToken.sha256(bytes))
     }
 
+    /// The stored answer of `key`'s request id, if any; 422 when the id came with other
+    /// parameters, 409 when the answer held a secret and its resend window has passed.
     static func lookup(_ db: SQLiteConnection, _ key: Key) throws -> WireResponse? {
         guard !key.requestID.isEmpty else { return nil }
-        guard let row = try db.queryOne("SELECT caller_id, fingerprint, status, body FROM applied_requests WHERE request_id = ?", [.text(key.requestID)]) else {
+        guard let row = try db.queryOne("SELECT caller_id, fingerprint, status, body, expires_at FROM applied_requests WHERE request_id = ?",
+                                        [.text(key.requestID)]) else {
             return nil
         }
         guard row.int(0) == key.callerID, row.string(1) == key.fingerprint else {
             throw APIError.unprocessable("Idempotency-Key was already used with different parameters")
         }
+        if let expiry = row.int(4), expiry <= Int64(time(nil)) {
+            throw APIError.conflict("this request was already answered and its answer is no longer kept; send a new request (log in again)")
+        }
         let body = (try? JSONParser.parse(row.string(3) ?? "null")) ?? .null
         return WireResponse(status: Int(row.int(2) ?? 200), body: body)
     }
 
-    static func record(_ db: SQLiteConnection, _ key: Key, _ response: WireResponse) throws {
+    /// Stores the answer; `keepSeconds` limits how long it is served (for an answer holding a secret).
+    static func record(_ db: SQLiteConnection, _ key: Key, _ response: WireResponse, keepSeconds: Int64? = nil) throws {
         guard !key.requestID.isEmpty else { return }
-        let now = time(nil)
-        try db.run("INSERT INTO applied_requests(request_id, caller_id, fingerprint, status, body, created_at) VALUES (?,?,?,?,?,?)",
-                   [.text(key.requestID), .int(key.callerID), .text(key.fingerprint), .int(Int64(response.status)), .text(response.body.jsonString), .int(Int64(now))])
+        let now = Int64(time(nil))
+        try db.run("INSERT INTO applied_requests(request_id, caller_id, fingerprint, status, body, created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+                   [.text(key.requestID), .int(key.callerID), .text(key.fingerprint), .int(Int64(response.status)), .text(response.body.jsonString),
+                    .int(now), keepSeconds.map { .int(now + max(1, $0)) } ?? .null])
+    }
+
+    /// Blanks every stored answer past its `expires_at`, so the secret it held is gone from the
+    /// file (`expires_at` becomes 0: still refused with 409, no longer scanned).
+    public static func forgetExpiredSecrets(_ db: SQLiteConnection) throws {
+        try db.run("UPDATE applied_requests SET body = 'null', expires_at = 0 WHERE expires_at > 0 AND expires_at <= ?", [.int(Int64(time(nil)))])
     }
 
     /// Forgets answers older than the retention time.
     public static func purge(_ db: SQLiteConnection) throws {
         let cutoff = Int64(time(nil)) - retentionSeconds
         try db.run("DELETE FROM applied_requests WHERE created_at < ?", [.int(cutoff)])
+        try forgetExpiredSecrets(db)
     }
 }

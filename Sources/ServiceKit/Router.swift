@@ -27,13 +27,31 @@ public struct RequestContext: Sendable {
     /// `mutate`, also telling whether the answer is a stored one (the body did not run) — for a
     /// handler that adds to the live answer what must not be stored, such as a generated password.
     public func mutateReportingReplay(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse) async throws -> (response: WireResponse, replayed: Bool) {
-        let key = IdempotencyStore.Key(requestID: requestID, callerID: caller?.id ?? 0, fingerprint: IdempotencyStore.fingerprint(method: method, path: path, params: params.values))
-        return try await database.write { db in
-            if let stored = try IdempotencyStore.lookup(db, key) { return (stored, true) }
+        try await database.write { db in
+            if let stored = try storedAnswer(db) { return (stored, true) }
             let response = try body(db)
-            try IdempotencyStore.record(db, key, response)
+            try recordAnswer(db, response)
             return (response, false)
         }
+    }
+
+    /// The key this request's answer is stored under (no request id: nothing is stored).
+    var answerKey: IdempotencyStore.Key {
+        IdempotencyStore.Key(requestID: requestID, callerID: caller?.id ?? 0, fingerprint: IdempotencyStore.fingerprint(method: method, path: path, params: params.values))
+    }
+
+    /// Inside a write transaction: the answer already stored for this request id, if any — for
+    /// a handler split around slow work outside a transaction (login: check, hash, write), which
+    /// looks its request id up in each of its transactions.
+    public func storedAnswer(_ db: SQLiteConnection) throws -> WireResponse? {
+        try IdempotencyStore.lookup(db, answerKey)
+    }
+
+    /// Inside the write transaction that makes the request's change: stores its answer.
+    /// `keepSeconds` is for an answer that holds a secret: it is served for that long only,
+    /// then blanked, and a repeat gets 409.
+    public func recordAnswer(_ db: SQLiteConnection, _ response: WireResponse, keepSeconds: Int64? = nil) throws {
+        try IdempotencyStore.record(db, answerKey, response, keepSeconds: keepSeconds)
     }
 }
 

@@ -9,8 +9,9 @@ import Synchronization
 
 /// Session tokens: 32 bytes from the system's secure generator, sent base64url, stored as SHA-256.
 public enum SessionToken {
-    public static func generate() -> String {
-        base64url(randomBytes(32))
+    /// A new token; 503 when the system cannot supply secure randomness.
+    public static func generate() throws(APIError) -> String {
+        base64url(try randomBytes(32))
     }
 
     /// The digest stored instead of the token.
@@ -36,15 +37,33 @@ public enum SessionToken {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func randomBytes(_ count: Int) -> [UInt8] {
+    /// `count` bytes from getrandom(2). Fails closed: an error or a source that stops giving
+    /// bytes is a 503, never a partly zero-filled (predictable) result.
+    public static func randomBytes(_ count: Int) throws(APIError) -> [UInt8] {
+        try randomBytes(count) { buffer, length in getrandom(buffer, length, 0) }
+    }
+
+    /// `randomBytes` from `fill`, which acts like getrandom(2): writes up to `length` bytes and
+    /// answers how many, or -1 with `errno` set (EINTR is retried). Injectable for tests.
+    static func randomBytes(_ count: Int, fill: (UnsafeMutableRawPointer, Int) -> Int) throws(APIError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
-            let n = bytes.withUnsafeMutableBytes { getrandom($0.baseAddress.map { $0 + filled }, count - filled, 0) }
-            if n > 0 { filled += n } else if errno != EINTR { break }
+            let remaining = count - filled
+            let n = bytes.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return -1 }
+                return fill(base + filled, remaining)
+            }
+            if n > 0 && n <= remaining {
+                filled += n
+            } else if !(n < 0 && errno == EINTR) {
+                throw randomnessFailed
+            }
         }
         return bytes
     }
+
+    static let randomnessFailed = APIError.unavailable("the system's secure random number generator is not available; try again later")
 
     public static func base64url(_ bytes: [UInt8]) -> String {
         let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
@@ -66,15 +85,21 @@ public enum SessionToken {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A random password of letters and digits (for bootstrap and new employees).
-    public static func randomPassword(length: Int = 16) -> String {
+    /// A random password of letters and digits (for bootstrap and new employees); 503 when
+    /// the system cannot supply secure randomness.
+    public static func randomPassword(length: Int = 16) throws(APIError) -> String {
+        try randomPassword(length: length) { buffer, count in getrandom(buffer, count, 0) }
+    }
+
+    /// `randomPassword` drawing from `fill` (as in `randomBytes(_:fill:)`).
+    static func randomPassword(length: Int, fill: (UnsafeMutableRawPointer, Int) -> Int) throws(APIError) -> String {
         let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789".utf8)
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - 256 % alphabet.count
         var out: [UInt8] = []
         while out.count < length {
-            for b in randomBytes(length * 2) where out.count < length {
-                // Rejection sampling keeps every character equally likely.
-                let limit = 256 - 256 % alphabet.count
-                if Int(b) < limit { out.append(alphabet[Int(b) % alphabet.count]) }
+            for b in try randomBytes(length * 2, fill: fill) where out.count < length && Int(b) < limit {
+                out.append(alphabet[Int(b) % alphabet.count])
             }
         }
         return String(decoding: out, as: UTF8.self)

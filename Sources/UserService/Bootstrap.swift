@@ -11,7 +11,8 @@ enum Bootstrap {
             guard try db.scalar("SELECT COUNT(*) FROM employees") == 0 else { return }
             let phone = env("CRM_ADMIN_PHONE") ?? "admin"
             let given = env("CRM_ADMIN_PASSWORD")
-            let password = given ?? SessionToken.randomPassword()
+            // Start-up only: without secure randomness the service refuses to start (onStart throws).
+            let password = try given ?? SessionToken.randomPassword()
             guard let hash = PasswordHasher.hashNow(password) else { throw APIError.internal("cannot hash the bootstrap password") }
             let now = Timestamp.now()
             try db.writeTransaction { db in

@@ -120,7 +120,7 @@ enum Employees {
             guard caller.isAdmin else { throw APIError.forbidden("only administrators may create employees") }
             guard let phone, !phone.isEmpty else { throw APIError.badRequest("phoneNumber is required") }
             guard let groupIDs, !groupIDs.isEmpty else { throw APIError.badRequest("group_id is required (an array of group ids)") }
-            let initial = password == nil ? SessionToken.randomPassword(length: 12) : nil
+            let initial = password == nil ? try SessionToken.randomPassword(length: 12) : nil
             let hash = try await PasswordHasher.shared.hash(password ?? initial ?? "")
             let (response, replayed) = try await ctx.mutateReportingReplay { db in
                 try checkGroups(groupIDs, db)
@@ -173,7 +173,7 @@ enum Employees {
             }
             if newHash != nil {
                 // A password set by an administrator ends the employee's sessions.
-                try db.run("DELETE FROM sessions WHERE employee_id = ?", [.int(userID)])
+                try Sessions.endSessions(db, where: "employee_id = ?", [.int(userID)], reason: "password")
                 try db.run("UPDATE employees SET isLogin = 0 WHERE id = ?", [.int(userID)])
             }
             try recordChange(db, userID)
@@ -197,7 +197,7 @@ enum Employees {
             }
             try db.run("UPDATE employees SET status = ?, updateTime = ? WHERE id = ?", [.int(status), .text(Timestamp.now()), .int(userID)])
             if status != 1 {
-                try db.run("DELETE FROM sessions WHERE employee_id = ?", [.int(userID)])
+                try Sessions.endSessions(db, where: "employee_id = ?", [.int(userID)], reason: "disabled")
                 try db.run("UPDATE employees SET isLogin = 0 WHERE id = ?", [.int(userID)])
             }
             try recordChange(db, userID)

@@ -78,5 +78,10 @@ enum UserSchema {
             PRIMARY KEY (employee_id, menu_id)
         ) WITHOUT ROWID;
         """,
+        // A failed-login attempt is recorded once per request id, so a resend is not counted twice.
+        """
+        ALTER TABLE login_failures ADD COLUMN request_id TEXT;
+        CREATE UNIQUE INDEX login_failures_request ON login_failures(request_id) WHERE request_id IS NOT NULL;
+        """,
     ]
 }

@@ -133,8 +133,8 @@ final class SQLiteTests: XCTestCase {
         XCTAssertFalse(garbage)
     }
 
-    func testSessionTokensAndDigests() {
-        let a = SessionToken.generate(), b = SessionToken.generate()
+    func testSessionTokensAndDigests() throws {
+        let a = try SessionToken.generate(), b = try SessionToken.generate()
         XCTAssertNotEqual(a, b)
         XCTAssertEqual(a.count, 43, "32 bytes in unpadded base64url")
         XCTAssertTrue(a.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
