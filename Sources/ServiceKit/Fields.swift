@@ -3,7 +3,7 @@ import WireProtocol
 /// A writable column and how its parameter is parsed: what every create/update endpoint repeats.
 public struct Field: Sendable {
     public enum Kind: Sendable {
-        /// Trimmed text up to the given length.
+        /// Trimmed text up to the given length in Unicode scalars (see `Params.string`).
         case text(maxLength: Int)
         /// An integer or a string, stored as given (the seed shows both for some fields).
         case scalar

@@ -98,6 +98,8 @@ public struct Params: Sendable {
     // MARK: Text
 
     /// Text trimmed of surrounding whitespace; numbers are accepted as their decimal text.
+    /// `maxLength` counts Unicode scalars (code points), not grapheme clusters: one letter
+    /// followed by a million combining marks is one `Character` but megabytes of storage.
     public func string(_ name: String, maxLength: Int = Params.maxTextLength) throws(APIError) -> String? {
         guard let value = raw(name) else { return nil }
         let text: String
@@ -110,7 +112,7 @@ public struct Params: Sendable {
             return try Params(JSONObject([(name, items[0])])).string(name, maxLength: maxLength)
         default: throw .badRequest("\(name) must be a string")
         }
-        guard text.count <= maxLength else {
+        guard text.unicodeScalars.count <= maxLength else {
             throw .badRequest("\(name) is longer than \(maxLength) characters")
         }
         return text

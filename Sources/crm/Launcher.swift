@@ -5,6 +5,11 @@ import Foundation
 import WireProtocol
 
 /// One supervised child process: restarted with backoff when it dies unexpectedly.
+///
+/// During `replace()` a `candidate` runs beside `process`, the current one (restarted when it
+/// dies), and becomes current only once it has settled; the old one is then `retiring` until
+/// it has drained. A candidate that dies before is reported and dropped, never restarted, and
+/// the current one keeps serving. `stop()` ends all three.
 final class Child: @unchecked Sendable {
     let name: String
     let executable: String
@@ -12,6 +17,8 @@ final class Child: @unchecked Sendable {
     let environment: [String: String]
     private let lock = NSLock()
     private var process: Process?
+    private var candidate: Process?
+    private var retiring: Process?
     private var stopping = false
     private var backoffMillis = 100
     private var startedAt = Date()
@@ -23,52 +30,103 @@ final class Child: @unchecked Sendable {
         self.environment = environment
     }
 
-    func start() throws {
+    private func makeProcess() -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = environment
         process.terminationHandler = { [weak self] finished in self?.exited(finished) }
-        lock.withLock {
+        return process
+    }
+
+    func start() throws {
+        try launch(replacing: nil)
+    }
+
+    /// Runs a new current process unless shutdown has begun or `expected` is no longer the
+    /// current one (a replacement took over meanwhile). Runs under the lock, so that `stop()`
+    /// either sees the new process or prevents it: none is left behind at exit.
+    private func launch(replacing expected: Process?) throws {
+        let process = makeProcess()
+        try lock.withLock {
+            guard !stopping, self.process === expected else { return }
+            try process.run()
             self.process = process
             startedAt = Date()
         }
-        try process.run()
     }
 
     private func exited(_ finished: Process) {
-        // A process replaced by `replace()` was asked to stop: nothing to restart.
-        guard lock.withLock({ self.process === finished }) else { return }
-        let (stopping, delay): (Bool, Int) = lock.withLock {
+        // Only the current process is restarted: a replaced one was asked to stop, and a
+        // candidate's early death is reported by `replace()`.
+        let delay: Int? = lock.withLock {
+            guard self.process === finished, !stopping else { return nil }
             // A child that ran a while is restarted quickly again; one that keeps dying waits longer.
             if Date().timeIntervalSince(startedAt) > 30 { backoffMillis = 100 }
             let delay = backoffMillis
             backoffMillis = min(backoffMillis * 2, 5000)
-            return (self.stopping, delay)
+            return delay
         }
-        if stopping { return }
-        StdIO.error("crm: \(name) exited (status \(finished.terminationStatus)); restarting in \(delay) ms\n")
+        guard let delay else { return }
+        StdIO.error("crm: \(name) exited (\(Child.describeExit(finished))); restarting in \(delay) ms\n")
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) { [self] in
-            guard !lock.withLock({ self.stopping }) else { return }
-            do { try start() } catch { StdIO.error("crm: cannot restart \(name): \(error)") }
+            do { try launch(replacing: finished) } catch { StdIO.error("crm: cannot restart \(name): \(error)") }
         }
     }
 
-    /// Restarts without a gap: starts a new process beside the running one (a service binds
-    /// its socket path anew, the gateway shares the port through SO_REUSEPORT), lets it settle,
-    /// then stops the old one, which drains what it has.
-    func replace(settleMillis: UInt32 = 500) throws {
-        let old: Process? = lock.withLock { stopping ? nil : process }
-        guard let old else { return }
-        try start()
-        usleep(settleMillis * 1000)
-        let replacement: Process? = lock.withLock { process }
-        guard let replacement, replacement.isRunning else {
-            StdIO.error("crm: the new \(name) did not start; the old one keeps running")
-            return
+    /// Restarts without a gap: starts a candidate beside the running process (a service binds
+    /// its socket path anew, the gateway shares the port through SO_REUSEPORT); once it is
+    /// still running after `settleMillis` it becomes the current process and the old one is
+    /// stopped, draining what it has. Answers false when the old process stays current.
+    @discardableResult
+    func replace(settleMillis: Int = 500) throws -> Bool {
+        let fresh = makeProcess()
+        let old: Process? = try lock.withLock {
+            guard !stopping, candidate == nil, let current = process else { return nil }
+            try fresh.run()
+            candidate = fresh
+            return current
         }
-        old.terminate()
-        old.waitUntilExit()
+        guard let old else { return false }
+        let deadline = Date().addingTimeInterval(Double(settleMillis) / 1000)
+        while fresh.isRunning && Date() < deadline { usleep(10_000) }
+
+        enum Outcome { case promoted, failed, superseded, stopping }
+        let outcome: Outcome = lock.withLock {
+            // Shutdown has begun: `stop()` ends the candidate with the current process.
+            if stopping { return .stopping }
+            candidate = nil
+            guard fresh.isRunning else { return .failed }
+            // The old process died meanwhile and its restart is already current (and owns the
+            // socket path, bound after the candidate's): keep it.
+            guard process === old else { return .superseded }
+            process = fresh
+            retiring = old
+            startedAt = Date()
+            return .promoted
+        }
+        switch outcome {
+        case .promoted:
+            old.terminate()
+            old.waitUntilExit()
+            lock.withLock { retiring = nil }
+            return true
+        case .failed:
+            StdIO.error("crm: the new \(name) exited (\(Child.describeExit(fresh))) before it settled; the old one keeps running")
+            return false
+        case .superseded:
+            StdIO.error("crm: \(name) was restarted meanwhile; stopping the new one")
+            fresh.terminate()
+            fresh.waitUntilExit()
+            return false
+        case .stopping:
+            return false
+        }
+    }
+
+    /// "status N" or "signal N" of a process that has exited.
+    private static func describeExit(_ process: Process) -> String {
+        process.terminationReason == .uncaughtSignal ? "signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
     }
 
     /// From now on an exit is not restarted (shutdown has begun).
@@ -76,18 +134,20 @@ final class Child: @unchecked Sendable {
         lock.withLock { stopping = true }
     }
 
-    /// SIGTERM now; SIGKILL if still running after `graceSeconds`.
+    /// SIGTERM now, to the current process and any replacement in progress (new or old);
+    /// SIGKILL to those still running after `graceSeconds`.
     func stop(graceSeconds: Double = 15) {
-        let process: Process? = lock.withLock {
+        let processes: [Process] = lock.withLock {
             stopping = true
-            return self.process
+            return [process, candidate, retiring].compactMap { $0 }
         }
-        guard let process, process.isRunning else { return }
-        process.terminate()
+        let running = processes.filter(\.isRunning)
+        for process in running { process.terminate() }
         let deadline = Date().addingTimeInterval(graceSeconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        while running.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+        for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        // Polled rather than waitUntilExit(): `replace()` may be waiting on the old one already.
+        while running.contains(where: \.isRunning) { usleep(10_000) }
     }
 }
 
@@ -181,10 +241,16 @@ struct Launcher {
         let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "crm.reload"))
         reload.setEventHandler {
             StdIO.error("crm: restarting every process in turn")
+            var kept: [String] = []
             for child in children + [gateway] {
-                do { try child.replace() } catch { StdIO.error("crm: cannot restart \(child.name): \(error)") }
+                do {
+                    if try !child.replace() { kept.append(child.name) }
+                } catch {
+                    StdIO.error("crm: cannot restart \(child.name): \(error)")
+                    kept.append(child.name)
+                }
             }
-            StdIO.error("crm: restart done")
+            StdIO.error("crm: restart done" + (kept.isEmpty ? "" : "; still the old \(kept.joined(separator: ", "))"))
         }
         reload.resume()
         sources.append(reload)

@@ -78,6 +78,21 @@ final class CustomerTests: SystemTestCase {
         }
     }
 
+    /// Length limits count Unicode scalars over HTTP too: combining marks count, emoji count once.
+    func testTextLimitsCountUnicodeScalars() throws {
+        let token = try system.login()
+        let stacked = "a" + String(repeating: "\u{0301}", count: 1000)
+        let refused = try system.post("/api/customers/customers", json: ["realName": .string(CustomerTests.unique("marks")), "nickName": .string(stacked)], token: token)
+        XCTAssertEqual(refused.status, 400, refused.text)
+        XCTAssertEqual(refused.json["msg"]?.stringValue, "nickName is longer than 1000 characters")
+
+        let name = CustomerTests.unique("emoji")
+        let emoji = String(repeating: "\u{1F600}", count: 1000)
+        _ = try createCustomer(token, ["realName": .string(name), "nickName": .string(emoji)])
+        let rows = try list("/api/customers/customers?name=\(name)", token).rows
+        XCTAssertEqual(rows.first?["nickName"]?.stringValue, emoji, "1000 four-byte scalars are stored whole")
+    }
+
     func testOrganizationStatusFilterAndCreatorFilter() throws {
         let admin = try system.login()
         let employee = try login(role: 2)

@@ -89,6 +89,29 @@ final class ParamsTests: XCTestCase {
         XCTAssertThrowsError(try params([("a", "   ")]).requireString("a"))
     }
 
+    /// Limits count Unicode scalars: combining marks cannot hide megabytes inside one `Character`.
+    func testLengthLimitsCountUnicodeScalars() throws {
+        let stacked = "a" + String(repeating: "\u{0301}", count: 1_000_000)
+        XCTAssertEqual(stacked.count, 1, "one grapheme cluster")
+        XCTAssertThrowsError(try params([("name", .string(stacked))]).string("name")) { error in
+            XCTAssertEqual((error as? APIError)?.status, 400)
+            XCTAssertEqual((error as? APIError)?.message, "name is longer than 1000 characters")
+        }
+        // A few marks on a letter are fine: each counts once.
+        XCTAssertEqual(try params([("name", "e\u{0301}\u{0301}")]).string("name"), "e\u{0301}\u{0301}")
+
+        // Four UTF-8 bytes each: the limit is in scalars, not bytes.
+        let emoji = String(repeating: "\u{1F600}", count: Params.maxTextLength)
+        XCTAssertEqual(try params([("name", .string(emoji))]).string("name"), emoji)
+        XCTAssertThrowsError(try params([("name", .string(emoji + "\u{1F600}"))]).string("name")) { error in
+            XCTAssertEqual((error as? APIError)?.message, "name is longer than 1000 characters")
+        }
+        // Every field limit goes the same way (Fields), long texts included.
+        let note = String(repeating: "\u{1F600}", count: Params.maxLongTextLength)
+        XCTAssertEqual(try params([("note", .string(note))]).values(for: [.longText("note")]).first?.value, .text(note))
+        XCTAssertThrowsError(try params([("note", .string("x" + String(repeating: "\u{0301}", count: Params.maxLongTextLength)))]).values(for: [.longText("note")]))
+    }
+
     func testStatusFilter() throws {
         let allowed: [Int64] = [1, 0, -1]
         XCTAssertEqual(try params([]).statusFilter(allowed: allowed, default: [1]), [1])

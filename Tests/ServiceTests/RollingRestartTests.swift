@@ -61,6 +61,112 @@ final class RollingRestartTests: XCTestCase {
     }
 }
 
+extension RollingRestartTests {
+    /// A replacement that fails leaves the old process current, serving and supervised: it is
+    /// reported, not restarted in a loop, and stopped with the launcher.
+    func testFailedReplacementKeepsTheOldProcess() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        let names = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]
+        let system = try SystemHarness(binDir: bin)
+        defer { system.stop() }
+        let before = Dictionary(uniqueKeysWithValues: names.compactMap { name in system.childPID(name).map { (name, $0) } })
+        XCTAssertEqual(before.count, 6)
+        let oldUsers = try XCTUnwrap(before["UserService"])
+        // Should the launcher lose it, it must not outlive the test.
+        defer { if !RollingRestartTests.isGone(oldUsers) { kill(oldUsers, SIGKILL) } }
+
+        // A broken new UserService: it counts its runs and fails at once.
+        let runs = bin + "/runs"
+        try fm.removeItem(atPath: bin + "/UserService")
+        try "#!/bin/sh\necho run >> '\(runs)'\nexit 1\n".write(toFile: bin + "/UserService", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(bin + "/UserService", 0o755), 0)
+
+        system.signalLauncher(SIGHUP)
+        let deadline = Date().addingTimeInterval(60)
+        while !system.log.contains("crm: restart done") && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(system.log.contains("crm: the new users exited (status 1) before it settled; the old one keeps running"), system.log)
+        XCTAssertTrue(system.log.contains("crm: restart done; still the old users"), system.log)
+
+        // Not retried: the restart backoff (100 ms, doubling) would have run it several times by now.
+        usleep(3_000_000)
+        let lines = ((try? String(contentsOfFile: runs, encoding: .utf8)) ?? "").split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "the broken replacement ran once:\n\(system.log)")
+
+        // The old UserService is still the one serving.
+        XCTAssertEqual(system.childPID("UserService"), oldUsers)
+        XCTAssertEqual(try system.get("/healthz").status, 200)
+        let token = try system.login()
+        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
+        // The rest of the rolling restart went on.
+        for name in names where name != "UserService" {
+            let now = system.childPID(name)
+            XCTAssertNotNil(now, name)
+            XCTAssertNotEqual(now, before[name], "\(name) was replaced")
+        }
+
+        // SIGTERM to the launcher stops it too.
+        system.stop()
+        let gone = Date().addingTimeInterval(20)
+        while !RollingRestartTests.isGone(oldUsers) && Date() < gone { usleep(50_000) }
+        XCTAssertTrue(RollingRestartTests.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
+    }
+
+    /// SIGTERM while a replacement is still settling stops it as well as the old process.
+    func testStopEndsAReplacementInProgress() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        let system = try SystemHarness(binDir: bin)
+        defer { system.stop() }
+        let oldUsers = try XCTUnwrap(system.childPID("UserService"))
+        defer { if !RollingRestartTests.isGone(oldUsers) { kill(oldUsers, SIGKILL) } }
+
+        // A new UserService that would run (and settle) but never serves: its pid tells when it started.
+        let pidFile = bin + "/candidate.pid"
+        try fm.removeItem(atPath: bin + "/UserService")
+        try "#!/bin/sh\necho $$ > '\(pidFile).tmp'\nmv '\(pidFile).tmp' '\(pidFile)'\nexec sleep 60\n".write(toFile: bin + "/UserService", atomically: true, encoding: .utf8)
+        XCTAssertEqual(chmod(bin + "/UserService", 0o755), 0)
+
+        system.signalLauncher(SIGHUP)
+        let deadline = Date().addingTimeInterval(20)
+        var candidate: pid_t?
+        while candidate == nil && Date() < deadline {
+            candidate = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if candidate == nil { usleep(5_000) }
+        }
+        let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
+        defer { if !RollingRestartTests.isGone(started) { kill(started, SIGKILL) } }
+        // Within its 500 ms settle time: both run.
+        system.stop()
+        let gone = Date().addingTimeInterval(20)
+        while !(RollingRestartTests.isGone(oldUsers) && RollingRestartTests.isGone(started)) && Date() < gone { usleep(50_000) }
+        XCTAssertTrue(RollingRestartTests.isGone(started), "the replacement \(started) outlived the launcher")
+        XCTAssertTrue(RollingRestartTests.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
+    }
+
+    /// A temporary folder to run `crm` from: a copy of it (it starts the executables beside
+    /// its real path, /proc/self/exe) and links to the other executables.
+    static func binFolder() throws -> String {
+        let fm = FileManager.default
+        let bin = "/tmp/crm-bin-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try fm.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try fm.copyItem(atPath: SystemHarness.binDir + "/crm", toPath: bin + "/crm")
+        for name in ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"] {
+            try fm.createSymbolicLink(atPath: "\(bin)/\(name)", withDestinationPath: "\(SystemHarness.binDir)/\(name)")
+        }
+        return bin
+    }
+
+    /// True when `pid` no longer runs (no such process, or a zombie not yet reaped).
+    static func isGone(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+}
+
 final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

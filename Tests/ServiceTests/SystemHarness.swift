@@ -27,11 +27,13 @@ final class SystemHarness: @unchecked Sendable {
         return dir.path
     }
 
-    init(extraEnvironment: [String: String] = [:]) throws {
+    /// `binDir`: where to run `crm` from (it starts the executables beside its own file);
+    /// by default the build folder.
+    init(extraEnvironment: [String: String] = [:], binDir: String = SystemHarness.binDir) throws {
         dataDir = "/tmp/crm-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         port = SystemHarness.freePort()
         launcher = Process()
-        launcher.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/crm")
+        launcher.executableURL = URL(fileURLWithPath: binDir + "/crm")
         launcher.arguments = ["up"]
         var env = ProcessInfo.processInfo.environment
         env["CRM_DATA_DIR"] = dataDir
