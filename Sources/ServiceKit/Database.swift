@@ -15,6 +15,11 @@ public final class Database: @unchecked Sendable {
     private let nextReader = Atomic<Int>(0)
     private var lastWrite: Int64 = 0
     private let closedFlag = Atomic<Bool>(false)
+    private let closingFlag = Atomic<Bool>(false)
+    /// True once the service began shutting down: long polls answer at once, so a drain is
+    /// not held up by a follower's wait.
+    public var isClosing: Bool { closingFlag.load(ordering: .acquiring) }
+    public func beginClosing() { closingFlag.store(true, ordering: .releasing) }
     private let commits = Atomic<Int>(0)
     /// Write batches committed by this process so far (event feeds wait for it to change).
     public var commitCount: Int { commits.load(ordering: .acquiring) }

@@ -60,11 +60,12 @@ enum EventFeed {
         while true {
             let commits = ctx.database.commitCount
             let now = monotonicMillis()
-            if commits != lastCommits || now - lastCheck >= recheckMillis || now >= deadline {
+            let closing = ctx.database.isClosing
+            if commits != lastCommits || now - lastCheck >= recheckMillis || now >= deadline || closing {
                 lastCommits = commits
                 lastCheck = now
                 let events = try await ctx.database.read { try Outbox.read($0, after: after, limit: limit) }
-                if !events.isEmpty || now >= deadline {
+                if !events.isEmpty || now >= deadline || closing {
                     let last = events.last?["seq"]?.intValue ?? after
                     return Reply.ok(data: .object(JSONObject([("events", .array(events)), ("last", .int(last))])))
                 }

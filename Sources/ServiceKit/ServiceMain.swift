@@ -161,6 +161,7 @@ public final class ServiceRuntime: Sendable {
     public func shutdown(timeoutSeconds: Int = 10, completion: @escaping @Sendable () -> Void) {
         let finished = ManagedFlag()
         let database = self.database
+        database.beginClosing()
         for consumer in consumers { consumer.stop() }
         let finish: @Sendable () -> Void = {
             guard finished.setOnce() else { return }

@@ -113,7 +113,7 @@ enum Employees {
         let role = try params.int("role_id", oneOf: [1, 2, 3])
         let groupIDs = try params.idArray("group_id")
         let password = try params.string("password", maxLength: 128)
-        if let password, password.count < 8 { throw APIError.badRequest("password must be 8 to 128 characters") }
+        if let password, password.unicodeScalars.count < 8 { throw APIError.badRequest("password must be 8 to 128 characters") }
         let values = try params.values(for: fields)
 
         guard let userID else {

@@ -208,7 +208,7 @@ enum Sessions {
         let phone = try ctx.params.requireString("phoneNumber")
         let old = try ctx.params.requireString("old_password", maxLength: 128)
         let new = try ctx.params.requireString("new_password", maxLength: 128)
-        guard new.count >= 8 else { throw APIError.badRequest("new_password must be 8 to 128 characters") }
+        guard new.unicodeScalars.count >= 8 else { throw APIError.badRequest("new_password must be 8 to 128 characters") }
         let keep = ctx.session.map { SessionToken.digest($0) } ?? []
         switch try await beginAttempt(ctx, phone: phone) {
         case .answered(let answer):
