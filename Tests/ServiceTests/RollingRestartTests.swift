@@ -79,9 +79,7 @@ extension RollingRestartTests {
 
         // A broken new UserService: it counts its runs and fails at once.
         let runs = bin + "/runs"
-        try fm.removeItem(atPath: bin + "/UserService")
-        try "#!/bin/sh\necho run >> '\(runs)'\nexit 1\n".write(toFile: bin + "/UserService", atomically: true, encoding: .utf8)
-        XCTAssertEqual(chmod(bin + "/UserService", 0o755), 0)
+        try RollingRestartTests.install("echo run >> '\(runs)'\nexit 1", as: "UserService", in: bin)
 
         system.signalLauncher(SIGHUP)
         let deadline = Date().addingTimeInterval(60)
@@ -125,9 +123,7 @@ extension RollingRestartTests {
 
         // A new UserService that would run (and settle) but never serves: its pid tells when it started.
         let pidFile = bin + "/candidate.pid"
-        try fm.removeItem(atPath: bin + "/UserService")
-        try "#!/bin/sh\necho $$ > '\(pidFile).tmp'\nmv '\(pidFile).tmp' '\(pidFile)'\nexec sleep 60\n".write(toFile: bin + "/UserService", atomically: true, encoding: .utf8)
-        XCTAssertEqual(chmod(bin + "/UserService", 0o755), 0)
+        try RollingRestartTests.install("echo $$ > '\(pidFile).tmp'\nmv '\(pidFile).tmp' '\(pidFile)'\nexec sleep 60", as: "UserService", in: bin)
 
         system.signalLauncher(SIGHUP)
         let deadline = Date().addingTimeInterval(20)
@@ -148,6 +144,14 @@ extension RollingRestartTests {
 
     /// A temporary folder to run `crm` from: a copy of it (it starts the executables beside
     /// its real path, /proc/self/exe) and links to the other executables.
+    /// Puts a shell script in place of executable `name` in `bin`.
+    static func install(_ script: String, as name: String, in bin: String) throws {
+        let path = bin + "/" + name
+        try FileManager.default.removeItem(atPath: path)
+        try "#!/bin/sh\n\(script)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        guard chmod(path, 0o755) == 0 else { throw HarnessError("cannot make \(path) executable") }
+    }
+
     static func binFolder() throws -> String {
         let fm = FileManager.default
         let bin = "/tmp/crm-bin-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -132,9 +132,10 @@ final class GatewayOutputTests: XCTestCase {
         let gateway = try XCTUnwrap(system.childPID("Gateway"))
         let before = try XCTUnwrap(ProcessStat(gateway)).rssKiB
         // Four clients each pipeline 10,000 requests (390 KB) for a 35 KB answer and never read.
-        let clients = try (0..<4).map { _ in try ReluctantClient(port: system.port) }
+        let clients = try (0..<4).map { _ in try HTTPTestClient.reluctant(port: system.port) }
         let payload = Array(String(repeating: Self.openAPIRequest, count: 10_000).utf8)
-        DispatchQueue.concurrentPerform(iterations: clients.count) { clients[$0].sendAll(payload) }
+        let fds = clients.map(\.fd)
+        DispatchQueue.concurrentPerform(iterations: fds.count) { HTTPTestClient.sendAll(fds[$0], payload) }
         // Each connection stops taking requests once 1 MiB of answers waits for it.
         XCTAssertTrue(try eventually(5) { try metric("crm_http_buffered_output_bytes") >= clients.count * (1 << 20) })
         usleep(500_000)
@@ -152,8 +153,8 @@ final class GatewayOutputTests: XCTestCase {
     func testHalfClosedClientOfAPausedConnectionDoesNotSpinTheLoop() throws {
         let system = try system
         let gateway = try XCTUnwrap(system.childPID("Gateway"))
-        let client = try ReluctantClient(port: system.port)
-        client.sendAll(Array(String(repeating: Self.openAPIRequest, count: 2_000).utf8))
+        let client = try HTTPTestClient.reluctant(port: system.port)
+        client.sendRaw(Array(String(repeating: Self.openAPIRequest, count: 2_000).utf8))
         XCTAssertTrue(try eventually(5) { try metric("crm_http_buffered_output_bytes") >= 1 << 20 }, "reading is paused")
         shutdown(client.fd, Int32(SHUT_WR))
         usleep(100_000)
@@ -166,9 +167,9 @@ final class GatewayOutputTests: XCTestCase {
     func testConnectionClosingAfterItsAnswerIsClosedEvenIfTheClientNeverReads() throws {
         let system = try system
         XCTAssertTrue(try eventually(5) { try metric("crm_http_connections") == 1 }, "only the metrics request's own connection")
-        let client = try ReluctantClient(port: system.port)
+        let client = try HTTPTestClient.reluctant(port: system.port)
         // 24 answers (840 KB, under the output bound) and then `Connection: close`.
-        client.sendAll(Array((String(repeating: Self.openAPIRequest, count: 24) + "GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
+        client.sendRaw(Array((String(repeating: Self.openAPIRequest, count: 24) + "GET /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
         XCTAssertTrue(try eventually(2) { try metric("crm_http_connections") == 2 })
         let started = Date()
         XCTAssertTrue(try eventually(8) { try metric("crm_http_connections") == 1 }, "closed by its deadline")
@@ -177,34 +178,16 @@ final class GatewayOutputTests: XCTestCase {
     }
 }
 
-/// A client that sends and never reads: a small receive buffer, so answers pile up at the
-/// gateway rather than in the kernel.
-final class ReluctantClient: @unchecked Sendable {
-    let fd: Int32
-
-    init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var size: Int32 = 4096
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { Glibc.close(fd); throw HarnessError("connect failed: errno \(errno)") }
-    }
-
-    deinit { Glibc.close(fd) }
-
-    /// Sends what the gateway takes within the send timeout (it stops reading when paused).
-    func sendAll(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
-            offset += n
+extension HTTPTestClient {
+    /// A client that sends and never reads: a small receive buffer, so answers pile up at the
+    /// gateway rather than in the kernel, and a send timeout, so sending stops when the gateway
+    /// stops reading.
+    static func reluctant(port: UInt16) throws -> HTTPTestClient {
+        try HTTPTestClient(port: port) { fd in
+            var size: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
     }
 }
