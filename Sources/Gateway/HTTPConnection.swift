@@ -38,8 +38,16 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         process()
     }
 
+    /// True while `process` runs: an answer given at once (e.g. `/livez`) flushes from inside
+    /// `gateway.handle`, and its `process` call must not recurse — thousands of pipelined
+    /// requests would otherwise nest thousands of frames deep.
+    private var processing = false
+
     /// Takes complete requests from the parser while the pipelining depth allows.
     private func process() {
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
         let limit = gateway.configuration.maxPipelinedRequests
         let outputLimit = gateway.configuration.maxBufferedOutputBytes
         // No new request is taken while the client leaves more than `outputLimit` of answers

@@ -226,3 +226,37 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     var isSet: Bool { lock.withLock { value } }
     func set() { lock.withLock { value = true } }
 }
+
+/// Stream-level deadlines, on a socket pair whose small buffers fill deterministically.
+final class StreamDeadlineTests: XCTestCase {
+    func testCloseAfterFlushHasADeadlineWhenThePeerNeverReads() throws {
+        let loop = try EventLoop.start(name: "stream-loop")
+        defer { loop.stop() }
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { Glibc.close(fds[1]) }
+        let fd = fds[0]
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let closed = expectation(description: "closed by the deadline")
+        let watcher = CloseWatcher { closed.fulfill() }
+        let started = monotonicMillis()
+        loop.execute {
+            let stream = StreamConnection(fd: fd, loop: loop)
+            stream.delegate = watcher
+            try? stream.start()
+            stream.write([UInt8](repeating: 0x61, count: 8 << 20))  // far more than the pair buffers
+            XCTAssertGreaterThan(stream.pendingOutputBytes, 0)
+            stream.closeAfterFlush(lingerMillis: 0, deadlineMillis: 300)
+        }
+        wait(for: [closed], timeout: 3)
+        XCTAssertGreaterThanOrEqual(monotonicMillis() - started, 290)
+        withExtendedLifetime(watcher) {}
+    }
+}
+
+final class CloseWatcher: StreamConnectionDelegate, @unchecked Sendable {
+    let onClose: () -> Void
+    init(onClose: @escaping () -> Void) { self.onClose = onClose }
+    func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {}
+    func connectionDidClose(_ connection: StreamConnection, error: SyscallError?) { onClose() }
+}
