@@ -22,19 +22,21 @@ let package = Package(
 
         // Frames, envelopes, JSON, event loop, multiplexed connections.
         .target(name: "WireProtocol", dependencies: ["CLinux"]),
+        // Every route of the API declared once: gateway routing, OpenAPI, service routers.
+        .target(name: "APICatalog"),
         // What every service repeats: SQLite, parameters, errors, roles, the main loop.
-        .target(name: "ServiceKit", dependencies: ["WireProtocol", "CSQLite", "CCrypt", "CLibCrypto", "CLinux"]),
+        .target(name: "ServiceKit", dependencies: ["WireProtocol", "APICatalog", "CSQLite", "CCrypt", "CLibCrypto", "CLinux"]),
 
-        .executableTarget(name: "Gateway", dependencies: ["WireProtocol", "CLinux"]),
+        .executableTarget(name: "Gateway", dependencies: ["WireProtocol", "APICatalog", "CLinux"]),
         .executableTarget(name: "UserService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "CustomerService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "RecordService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "ContractService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "StatsService", dependencies: ["ServiceKit"]),
-        .executableTarget(name: "crm", dependencies: ["WireProtocol"]),
+        .executableTarget(name: "crm", dependencies: ["WireProtocol", "APICatalog"]),
 
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "UserService"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,12 +1,3 @@
 import ServiceKit
 
-ServiceMain.run(ServiceDefinition(
-    name: "customers",
-    migrations: CustomerSchema.migrations,
-    routes: Organizations.routes + Customers.routes,
-    onStart: { database in
-        try database.sync { db in
-            try NgramIndex.rebuildIfNeeded(db, table: "organization_grams", source: "SELECT id, status, groupName FROM organizations")
-            try NgramIndex.rebuildIfNeeded(db, table: "customer_grams", source: "SELECT id, status, realName, nickName FROM customers")
-        }
-    }))
+ServiceMain.run(.customers)

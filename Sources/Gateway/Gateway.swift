@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import APICatalog
 import CLinux
 import WireProtocol
 
@@ -10,7 +11,7 @@ import WireProtocol
 final class Gateway: @unchecked Sendable {
     let configuration: GatewayConfiguration
     let loop: EventLoop
-    private(set) var clients: [String: WireClient] = [:]
+    private(set) var clients: [ServiceName: WireClient] = [:]
     private var listener: Listener?
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
@@ -29,7 +30,7 @@ final class Gateway: @unchecked Sendable {
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
         for (name, endpoint) in configuration.services {
-            clients[name] = WireClient(loop: loop, endpoint: endpoint, serviceName: name,
+            clients[name] = WireClient(loop: loop, endpoint: endpoint, serviceName: name.rawValue,
                                        hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
         }
     }
@@ -160,8 +161,7 @@ final class Gateway: @unchecked Sendable {
         default:
             break
         }
-        guard let service = GatewayConfiguration.prefixes.first(where: { path == $0.prefix || path.hasPrefix($0.prefix + "/") })?.service,
-              let client = clients[service] else {
+        guard let service = Catalog.service(forPath: path), let client = clients[service] else {
             finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "other")
             return
         }
@@ -183,13 +183,13 @@ final class Gateway: @unchecked Sendable {
             let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? ridPrefix + String(ridCounter)
             let wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
-                                   session: service == "users" ? token : nil)
+                                   session: service == .users ? token : nil)
             client.sendOnLoop(wire) { [self] result in
                 // Completions of WireClient run on the same loop.
                 finish(response(for: result, service: service), path)
             }
         }
-        if GatewayConfiguration.publicPaths.contains(path) {
+        if Catalog.publicPaths.contains(path) {
             forward(nil)
             return
         }
@@ -207,7 +207,7 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
-    private func response(for result: Result<WireResponse, WireClientError>, service: String) -> HTTPResponse {
+    private func response(for result: Result<WireResponse, WireClientError>, service: ServiceName) -> HTTPResponse {
         switch result {
         case .success(let answer):
             let headers = answer.headers.filter { $0.name.lowercased() == "set-cookie" }.map { (name: "Set-Cookie", value: $0.value) }
@@ -238,7 +238,7 @@ final class Gateway: @unchecked Sendable {
             return
         }
         guard sessions.addWaiter(token, completion) else { return }
-        guard let users = clients["users"] else {
+        guard let users = clients[.users] else {
             sessions.resolve(token, .failure(AuthFailure(response: HTTPResponse.error(503, "the users service is not configured"))), now: now)
             return
         }
@@ -267,7 +267,7 @@ final class Gateway: @unchecked Sendable {
                 } else if case .success(let answer) = result {
                     outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
                 } else {
-                    outcome = .failure(AuthFailure(response: response(for: result, service: "users")))
+                    outcome = .failure(AuthFailure(response: response(for: result, service: .users)))
                 }
             }
             sessions.resolve(token, outcome, now: monotonicMillis())
@@ -298,7 +298,7 @@ final class Gateway: @unchecked Sendable {
     /// `employee` event (disabled, deleted, role changed) drops that employee's cached sessions.
     /// Starts at the feed's tail: the cache is empty when the gateway starts.
     private func followRevocations() {
-        guard let users = clients["users"] else { return }
+        guard let users = clients[.users] else { return }
         let after = feedCursor ?? -1
         let request = WireRequest(method: "GET", path: "/internal/events",
                                   params: JSONObject([("after", .int(after)), ("limit", .int(1000)), ("wait_ms", .int(feedCursor == nil ? 0 : Gateway.feedWaitMillis))]),
@@ -327,12 +327,12 @@ final class Gateway: @unchecked Sendable {
 
     /// Pings every service; 200 when all answer, else 503 naming the ones that did not.
     private func health(_ respond: @escaping (HTTPResponse) -> Void) {
-        let names = GatewayConfiguration.serviceNames.filter { clients[$0] != nil }
-        let tally = HealthTally(names: names, respond: respond)
+        let names = ServiceName.allCases.filter { clients[$0] != nil }
+        let tally = HealthTally(names: names.map(\.rawValue), respond: respond)
         if names.isEmpty { tally.finish(); return }
         for name in names {
             clients[name]?.ping(timeoutMillis: 1000) { [loop] up in
-                loop.execute { tally.report(name, up: up) }
+                loop.execute { tally.report(name.rawValue, up: up) }
             }
         }
     }

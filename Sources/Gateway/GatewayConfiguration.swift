@@ -1,3 +1,4 @@
+import APICatalog
 import WireProtocol
 
 /// Every limit and timing of the gateway, in one place. Defaults are the documented ones.
@@ -36,19 +37,7 @@ struct GatewayConfiguration: Sendable {
     var sessionCheckTimeoutMillis: Int64 = 3_000
     /// Longest `Idempotency-Key` accepted.
     var maxIdempotencyKeyLength = 255
-    /// Service endpoints by service name.
-    var services: [String: Endpoint] = [:]
-
-    /// The services and the path prefixes they own.
-    static let serviceNames = ["users", "customers", "records", "contracts", "stats"]
-    static let prefixes: [(prefix: String, service: String)] = [
-        ("/api/user", "users"),
-        ("/api/customers", "customers"),
-        ("/api/record", "records"),
-        ("/api/feedback", "contracts"),
-        ("/api/contract", "contracts"),
-        ("/api/stats", "stats"),
-    ]
-    /// Paths that need no session.
-    static let publicPaths: Set<String> = ["/api/user/login", "/api/user/password", "/api/user/logout", "/livez", "/healthz", "/metrics", "/openapi.json"]
+    /// Service endpoints by service name. Which service owns a path, and which paths need no
+    /// session, come from the catalog (`Catalog.service(forPath:)`, `Catalog.publicPaths`).
+    var services: [ServiceName: Endpoint] = [:]
 }

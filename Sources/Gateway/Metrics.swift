@@ -34,16 +34,16 @@ final class Metrics: @unchecked Sendable {
         out += "# TYPE crm_http_connections gauge\ncrm_http_connections \(gateway.openConnections)\n"
         out += "# TYPE crm_http_buffered_output_bytes gauge\ncrm_http_buffered_output_bytes \(gateway.bufferedOutputBytes)\n"
         out += "# TYPE crm_service_connected gauge\n"
-        for (name, client) in gateway.clients.sorted(by: { $0.key < $1.key }) {
-            out += "crm_service_connected{service=\"\(name)\"} \(client.isReady ? 1 : 0)\n"
+        for (name, client) in gateway.clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            out += "crm_service_connected{service=\"\(name.rawValue)\"} \(client.isReady ? 1 : 0)\n"
         }
         out += "# TYPE crm_service_retries_total counter\n"
-        for (name, client) in gateway.clients.sorted(by: { $0.key < $1.key }) {
-            out += "crm_service_retries_total{service=\"\(name)\"} \(client.retries)\n"
+        for (name, client) in gateway.clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            out += "crm_service_retries_total{service=\"\(name.rawValue)\"} \(client.retries)\n"
         }
         out += "# TYPE crm_service_held_requests gauge\n"
-        for (name, client) in gateway.clients.sorted(by: { $0.key < $1.key }) {
-            out += "crm_service_held_requests{service=\"\(name)\"} \(client.waitingCount)\n"
+        for (name, client) in gateway.clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            out += "crm_service_held_requests{service=\"\(name.rawValue)\"} \(client.waitingCount)\n"
         }
         return out
     }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import APICatalog
 import WireProtocol
 
 /// Gateway flags: `--host`, `--port` (or `CRM_HOST`, `CRM_PORT`), and one
@@ -33,8 +34,8 @@ func loadConfiguration() throws -> GatewayConfiguration {
     if let v = try number("CRM_HOLD_MS") { config.holdMillis = v }
     if let v = try number("CRM_REQUEST_TIMEOUT_MS") { config.requestTimeoutMillis = v }
     if let v = try number("CRM_MAX_CONNECTIONS") { config.maxConnections = Int(v) }
-    for name in GatewayConfiguration.serviceNames {
-        if let endpoint = env("CRM_SERVICE_\(name.uppercased())") { config.services[name] = try Endpoint(parsing: endpoint) }
+    for name in ServiceName.allCases {
+        if let endpoint = env("CRM_SERVICE_\(name.rawValue.uppercased())") { config.services[name] = try Endpoint(parsing: endpoint) }
     }
     var i = 1
     while i < args.count {
@@ -48,10 +49,10 @@ func loadConfiguration() throws -> GatewayConfiguration {
             i += 2
         case "--service":
             let parts = value.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, GatewayConfiguration.serviceNames.contains(String(parts[0])) else {
-                throw EndpointError(reason: "--service takes NAME=ENDPOINT with NAME one of \(GatewayConfiguration.serviceNames.joined(separator: ", "))")
+            guard parts.count == 2, let name = ServiceName(rawValue: String(parts[0])) else {
+                throw EndpointError(reason: "--service takes NAME=ENDPOINT with NAME one of \(ServiceName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            config.services[String(parts[0])] = try Endpoint(parsing: String(parts[1]))
+            config.services[name] = try Endpoint(parsing: String(parts[1]))
             i += 2
         default:
             throw EndpointError(reason: "unknown flag \(flag)")

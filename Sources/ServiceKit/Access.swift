@@ -1,24 +1,9 @@
+@_exported import APICatalog
 import WireProtocol
 
-/// Roles (`role_id`): 1 administrator, 2 employee, 3 courier (通讯员).
-public enum Role: Int64, Sendable, CaseIterable {
-    case admin = 1
-    case employee = 2
-    case courier = 3
-}
+// `Role` and `Access` are declared with the routes in APICatalog (re-exported here, so a
+// service importing ServiceKit sees them).
 
-/// Who may call a route — the role table of API.md §1, declared once per route.
-public enum Access: Sendable {
-    /// No session needed (login, password change, internal calls from the gateway).
-    case `public`
-    /// A session whose role is in the set.
-    case roles(Set<Role>)
-
-    public static let anyone = Access.roles([.admin, .employee, .courier])
-    public static let adminOnly = Access.roles([.admin])
-    /// Administrators and employees (not couriers).
-    public static let staff = Access.roles([.admin, .employee])
-}
 
 extension Caller {
     public var roleValue: Role? { Role(rawValue: role) }

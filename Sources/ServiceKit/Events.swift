@@ -45,7 +45,12 @@ enum EventFeed {
     /// replica of the service are seen this way).
     static let recheckMillis: Int64 = 200
 
-    static let route = Route.get(path, .public) { ctx in
+    /// The feed as the catalog declares it (every service has it).
+    static var declaration: APIRoute {
+        Catalog.routes(of: .users).first { $0.path == path } ?? APIRoute("GET", path, nil, .public, "Outbox events", answer: .object)
+    }
+
+    static let route = Route.get(path) { ctx in
         let after = try ctx.params.int("after") ?? 0
         if after == -1 {
             let last = try await ctx.database.read { try $0.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") }

@@ -57,46 +57,89 @@ public struct RequestContext: Sendable {
 
 public typealias RouteHandler = @Sendable (RequestContext) async throws -> WireResponse
 
-/// One method on one path.
+/// A handler bound to a method and path. Who may call it, and what it takes, is declared in the
+/// catalog (`APICatalog`), not here.
 public struct Route: Sendable {
     public var method: String
     public var path: String
-    public var access: Access
     public var handler: RouteHandler
 
-    public init(_ method: String, _ path: String, _ access: Access, _ handler: @escaping RouteHandler) {
+    public init(_ method: String, _ path: String, _ handler: @escaping RouteHandler) {
         self.method = method
         self.path = path
-        self.access = access
         self.handler = handler
     }
 
-    public static func get(_ path: String, _ access: Access, _ handler: @escaping RouteHandler) -> Route {
-        Route("GET", path, access, handler)
+    public static func get(_ path: String, _ handler: @escaping RouteHandler) -> Route {
+        Route("GET", path, handler)
     }
 
-    public static func post(_ path: String, _ access: Access, _ handler: @escaping RouteHandler) -> Route {
-        Route("POST", path, access, handler)
+    public static func post(_ path: String, _ handler: @escaping RouteHandler) -> Route {
+        Route("POST", path, handler)
+    }
+
+    /// Every catalog route of `service` answering 501, for a service whose issue is still open.
+    public static func notYetBuilt(_ service: ServiceName) -> [Route] {
+        Catalog.routes(of: service).filter { !$0.isInternal }.map { declared in
+            Route(declared.method, declared.path) { _ in
+                throw APIError(status: 501, "\(declared.method) \(declared.path) is not built yet")
+            }
+        }
     }
 }
 
-/// The routing table, built once and frozen: path → method → route.
-public struct ServiceRouter: Sendable {
-    private let table: [String: [String: Route]]
+/// Why a service's routes do not match the catalog: the service refuses to start.
+public struct RouteCatalogError: Error, CustomStringConvertible {
+    public var problems: [String]
+    public var description: String { "routes disagree with the catalog: " + problems.joined(separator: "; ") }
+}
 
-    public init(_ routes: [Route]) {
-        var table: [String: [String: Route]] = [:]
-        for route in routes { table[route.path, default: [:]][route.method] = route }
+/// The routing table, built once and frozen: path → method → (handler, declared access).
+public struct ServiceRouter: Sendable {
+    struct Entry: Sendable {
+        var handler: RouteHandler
+        var access: Access
+    }
+    private let table: [String: [String: Entry]]
+
+    /// Binds `routes` to the `declared` ones (a service's catalog routes); every declared route
+    /// needs exactly one handler and every handler a declared route.
+    public init(name: String, declared declarations: [APIRoute], routes: [Route]) throws(RouteCatalogError) {
+        let problems = ServiceRouter.problems(name: name, declared: declarations, routes: routes)
+        guard problems.isEmpty else { throw RouteCatalogError(problems: problems) }
+        var declared: [String: APIRoute] = [:]
+        for route in declarations { declared[route.key] = route }
+        var table: [String: [String: Entry]] = [:]
+        for route in routes {
+            guard let access = declared[route.method + " " + route.path]?.access else { continue }
+            table[route.path, default: [:]][route.method] = Entry(handler: route.handler, access: access)
+        }
         self.table = table
     }
 
-    public func route(method: String, path: String) throws(APIError) -> Route {
+    /// Disagreements between `routes` and the declared routes (empty when they agree).
+    public static func problems(name: String, declared declarations: [APIRoute], routes: [Route]) -> [String] {
+        var problems: [String] = []
+        var declared = Set<String>()
+        for route in declarations where !declared.insert(route.key).inserted { problems.append("\(route.key) is declared twice for \(name)") }
+        var bound = Set<String>()
+        for route in routes {
+            let key = route.method + " " + route.path
+            if !bound.insert(key).inserted { problems.append("\(key) is bound twice") }
+            if !declared.contains(key) { problems.append("\(key) is not declared for \(name) in the catalog") }
+        }
+        for key in declared.subtracting(bound).sorted() { problems.append("\(key) is declared for \(name) but has no handler") }
+        return problems
+    }
+
+    /// The handler and access for a request; 404 for an unknown path, 405 naming the methods.
+    func route(method: String, path: String) throws(APIError) -> Entry {
         let normalized = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         guard let methods = table[normalized] else { throw .notFound("no such endpoint: \(path)") }
         // HEAD is answered like GET by the gateway; the service sees GET.
-        guard let route = methods[method] else {
+        guard let entry = methods[method] else {
             throw .methodNotAllowed("\(path) does not accept \(method); use \(methods.keys.sorted().joined(separator: " or "))")
         }
-        return route
+        return entry
     }
 }

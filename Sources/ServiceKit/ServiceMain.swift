@@ -9,6 +9,8 @@ import WireProtocol
 public struct ServiceDefinition: Sendable {
     /// Short name: socket `<name>.sock`, database `<name>.sqlite`, peer name in hellos.
     public var name: String
+    /// The routes `routes` must bind, no more and no less: the service's routes in the catalog.
+    public var declared: [APIRoute]
     public var migrations: [String]
     public var routes: [Route]
     /// Runs once after migrations, before the socket opens (e.g. the bootstrap administrator).
@@ -18,11 +20,32 @@ public struct ServiceDefinition: Sendable {
     /// Other services' events this one copies into its own tables.
     public var subscriptions: [EventSubscription]
 
-    public init(name: String, migrations: [String], routes: [Route],
+    /// Every route the service binds: its own and the event feed.
+    public var allRoutes: [Route] { routes + [EventFeed.route] }
+
+    /// Where the bound routes disagree with the declared ones (empty when they agree; the
+    /// service does not start otherwise).
+    public var routeProblems: [String] { ServiceRouter.problems(name: name, declared: declared, routes: allRoutes) }
+
+    /// A service of the system: its routes are declared in the catalog.
+    public init(service: ServiceName, migrations: [String], routes: [Route],
+                onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
+                hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
+                subscriptions: [EventSubscription] = []) {
+        self.init(name: service.rawValue, declaring: Catalog.routes(of: service), migrations: migrations, routes: routes,
+                  onStart: onStart, hourly: hourly, subscriptions: subscriptions)
+    }
+
+    /// A service outside the catalog (tests, tools): `declaring` lists its routes; the event
+    /// feed every service serves is declared for it.
+    public init(name: String, declaring: [APIRoute], migrations: [String], routes: [Route],
                 onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
                 hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
                 subscriptions: [EventSubscription] = []) {
         self.name = name
+        var declared = declaring
+        if !declared.contains(where: { $0.key == EventFeed.declaration.key }) { declared.append(EventFeed.declaration) }
+        self.declared = declared
         self.migrations = migrations
         self.routes = routes
         self.onStart = onStart
@@ -71,8 +94,8 @@ public struct ServiceConfiguration: Sendable {
             guard parts.count == 2 else { throw EndpointError(reason: "--source takes NAME=ENDPOINT") }
             sources[String(parts[0])] = try Endpoint(parsing: String(parts[1]))
         }
-        for name in ["users", "customers", "records", "contracts", "stats"] where sources[name] == nil {
-            if let value = env("CRM_SOURCE_\(name.uppercased())") { sources[name] = try Endpoint(parsing: value) }
+        for service in ServiceName.allCases where sources[service.rawValue] == nil {
+            if let value = env("CRM_SOURCE_\(service.rawValue.uppercased())") { sources[service.rawValue] = try Endpoint(parsing: value) }
         }
         return ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica, sources: sources)
     }
@@ -98,7 +121,7 @@ public final class ServiceRuntime: Sendable {
         }
         try database.sync { db in try db.writeTransaction(maintenance) }
         database.every(seconds: 3600, maintenance)
-        router = ServiceRouter(definition.routes + [EventFeed.route])
+        router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)
         loop = try EventLoop.start(name: "\(definition.name)-io")
         var consumers: [EventConsumer] = []
         for subscription in definition.subscriptions {

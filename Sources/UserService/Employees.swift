@@ -4,9 +4,9 @@ import WireProtocol
 /// Employees: `GET/POST /api/user/user`, `POST /api/user/deluser`.
 enum Employees {
     static let routes: [Route] = [
-        .get("/api/user/user", .anyone, list),
-        .post("/api/user/user", .anyone, save),
-        .post("/api/user/deluser", .adminOnly, setStatus),
+        .get("/api/user/user", list),
+        .post("/api/user/user", save),
+        .post("/api/user/deluser", setStatus),
     ]
 
     /// Columns in the seed's field order (`group` is computed after `number`).

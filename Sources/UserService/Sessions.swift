@@ -12,10 +12,10 @@ import WireProtocol
 /// writes are repeat-safe by construction (see `check`).
 enum Sessions {
     static let routes: [Route] = [
-        .post("/api/user/login", .public, login),
-        .post("/api/user/logout", .public, logout),
-        .post("/api/user/password", .public, changePassword),
-        .post("/internal/session", .public, check),
+        .post("/api/user/login", login),
+        .post("/api/user/logout", logout),
+        .post("/api/user/password", changePassword),
+        .post("/internal/session", check),
     ]
 
     /// Sessions end after this long without use (`CRM_SESSION_IDLE_DAYS`, default 30).

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import APICatalog
 import WireProtocol
 
 /// One supervised child process: restarted with backoff when it dies unexpectedly.
@@ -153,13 +154,8 @@ final class Child: @unchecked Sendable {
 
 /// `crm up`: the whole system on one machine.
 struct Launcher {
-    static let services: [(name: String, executable: String)] = [
-        ("users", "UserService"),
-        ("customers", "CustomerService"),
-        ("records", "RecordService"),
-        ("contracts", "ContractService"),
-        ("stats", "StatsService"),
-    ]
+    /// Every service, from the catalog: name (socket, database) and executable.
+    static let services: [(name: String, executable: String)] = ServiceName.allCases.map { ($0.rawValue, $0.executable) }
 
     let host: String
     let port: UInt16

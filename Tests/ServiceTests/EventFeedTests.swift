@@ -21,8 +21,9 @@ final class EventFeedTests: XCTestCase {
 
     /// A producer with `POST /items` (name) writing an `item` event in the same transaction.
     func producer() -> ServiceDefinition {
-        ServiceDefinition(name: "producer", migrations: ["CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"], routes: [
-            .post("/items", .public) { ctx in
+        ServiceDefinition(name: "producer", declaring: [APIRoute("POST", "/items", nil, .public, "Create an item", answer: .mutation)],
+                          migrations: ["CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"], routes: [
+            .post("/items") { ctx in
                 let name = try ctx.params.requireString("name")
                 return try await ctx.mutate { db in
                     try db.run("INSERT INTO items(name) VALUES (?)", [.text(name)])
@@ -36,7 +37,7 @@ final class EventFeedTests: XCTestCase {
 
     /// A consumer copying items into `copies` (an idempotent upsert), counting applications.
     func consumer() -> ServiceDefinition {
-        ServiceDefinition(name: "consumer", migrations: ["CREATE TABLE copies(id INTEGER PRIMARY KEY, name TEXT, applied INTEGER NOT NULL DEFAULT 1);"],
+        ServiceDefinition(name: "consumer", declaring: [], migrations: ["CREATE TABLE copies(id INTEGER PRIMARY KEY, name TEXT, applied INTEGER NOT NULL DEFAULT 1);"],
                           routes: [], subscriptions: [
             EventSubscription(source: "producer") { db, event in
                 guard event.type == "item" else { return }
