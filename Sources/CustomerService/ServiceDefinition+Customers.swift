@@ -8,8 +8,8 @@ extension ServiceDefinition {
         routes: Organizations.routes + Customers.routes,
         onStart: { database in
             try database.sync { db in
-                try NgramIndex.rebuildIfNeeded(db, table: "organization_grams", source: "SELECT id, status, groupName FROM organizations")
-                try NgramIndex.rebuildIfNeeded(db, table: "customer_grams", source: "SELECT id, status, realName, nickName FROM customers")
+                try Organizations.resource.rebuildSearch(db)
+                try Customers.resource.rebuildSearch(db)
             }
         })
 }

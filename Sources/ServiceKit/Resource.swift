@@ -1,0 +1,565 @@
+import WireProtocol
+
+/// A table the API lists, creates, updates and soft-deletes, declared once: its columns (which
+/// also fix the answer's field order), statuses, creator rule, fuzzy search, counters, ordered
+/// link lists and published event. From the declaration come the schema pieces (links, search
+/// postings, counters), the list (filters, paging, totals from counters), create/update (only
+/// the fields given, grams, counters, links, outbox — in the caller's transaction) and status
+/// changes; a resource's own rules plug in as hooks.
+public struct Resource: Sendable {
+    /// Singular, for messages ("organization").
+    public var name: String
+    public var table: String
+    /// The id parameter of updates and status changes (`organization_id`).
+    public var idParam: String
+    /// In the answer's order; `id` first.
+    public var columns: [Column]
+    public var status: StatusRule
+    /// The column (and parameter) naming the employee who created a row: employees change only
+    /// their own rows, and only administrators may set it to someone else.
+    public var creator: String?
+    public var search: Search?
+    /// Table of the counters that answer `page_info.total` without counting rows.
+    public var counters: String?
+    public var links: [Link]
+    public var filters: [Filter]
+    /// Parameters required on create (and never cleared on update); `alwaysRequired` on update too.
+    public var required: [String]
+    public var alwaysRequired: [String]
+    /// The outbox event type carrying the `published` columns; nil publishes nothing.
+    public var event: String?
+    /// False for lists answered whole (no `page_info`).
+    public var paged: Bool
+
+    public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
+                search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
+                required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true) {
+        self.name = name
+        self.table = table
+        self.idParam = idParam
+        self.columns = columns
+        self.status = status
+        self.creator = creator
+        self.search = search
+        self.counters = counters
+        self.links = links
+        self.filters = filters
+        self.required = required
+        self.alwaysRequired = alwaysRequired
+        self.event = event
+        self.paged = paged
+        selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
+        fields = columns.compactMap(\.field)
+        positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
+    }
+
+    let selectList: String
+    /// The writable columns.
+    public let fields: [Field]
+    let positions: [String: Int]
+}
+
+/// A column of a resource's table.
+public struct Column: Sendable {
+    public var name: String
+    /// How a request parameter writes it; nil for columns only the service sets.
+    public var field: Field?
+    /// Part of the state published in the resource's event.
+    public var published: Bool
+
+    /// A column the service sets (id, times, status, creator).
+    public static func fixed(_ name: String, published: Bool = false) -> Column { Column(name: name, field: nil, published: published) }
+    /// A column written from the parameter of `field`.
+    public static func field(_ field: Field, published: Bool = false) -> Column { Column(name: field.column, field: field, published: published) }
+}
+
+/// The statuses a resource's rows take and how lists and status changes treat them.
+public struct StatusRule: Sendable {
+    public var values: [Int64]
+    /// What a list shows when `status` is absent (nil: every status).
+    public var defaultFilter: [Int64]?
+    public var aliases: [String: [Int64]]
+    /// The status of a new row.
+    public var initial: Int64
+    /// The status a status change sets when `status` is absent; nil makes `status` required.
+    public var changeDefault: Int64?
+
+    public init(values: [Int64], defaultFilter: [Int64]? = [1], aliases: [String: [Int64]] = [:], initial: Int64 = 1, changeDefault: Int64? = -1) {
+        self.values = values
+        self.defaultFilter = defaultFilter
+        self.aliases = aliases
+        self.initial = initial
+        self.changeDefault = changeDefault
+    }
+}
+
+/// Case-insensitive substring search on some text columns, through an n-gram posting table
+/// (`NgramIndex`); the folded texts live in the table's `name_fold` column.
+public struct Search: Sendable {
+    public var param: String
+    public var grams: String
+    public var texts: [String]
+    public init(param: String, grams: String, texts: [String]) {
+        self.param = param
+        self.grams = grams
+        self.texts = texts
+    }
+
+    /// Separates the folded texts in `name_fold`, so a match never spans two of them.
+    static let separator = "\u{1F}"
+
+    func fold(_ values: [String?]) -> String {
+        values.map { NgramIndex.fold($0 ?? "") }.joined(separator: Search.separator)
+    }
+}
+
+/// An ordered list of ids of another table kept with each row (`organization_id` of a
+/// customer, `group_id` of an employee): stored in the order given, answered as names and ids
+/// in that order.
+public struct Link: Sendable {
+    /// The parameter holding the ids on create/update.
+    public var param: String
+    /// The list filter on it: one id (`organization_id`) or any of several (`group_ids`).
+    public var filter: LinkFilter?
+    public var table: String
+    public var ownerColumn: String
+    public var targetColumn: String
+    /// The linked table (ids must name a row there that is not deleted) and its name column.
+    public var target: String
+    public var targetName: String
+    /// Answer keys: the names and the ids.
+    public var namesKey: String
+    public var idsKey: String
+    /// Prefix of the per-linked-id counters (`so` → `so:<status>:<id>`); nil counts none.
+    public var counterPrefix: String?
+    /// The first linked id as its own answer field, placed after a column (employee `group`).
+    public var firstIDKey: (key: String, after: String)?
+    /// Must hold at least one id (when given, and on create).
+    public var nonEmpty: Bool
+
+    public enum LinkFilter: Sendable {
+        case one(String)
+        case any(String)
+    }
+
+    public init(param: String, filter: LinkFilter? = nil, table: String, ownerColumn: String, targetColumn: String, target: String,
+                targetName: String, namesKey: String, idsKey: String, counterPrefix: String? = nil,
+                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false) {
+        self.param = param
+        self.filter = filter
+        self.table = table
+        self.ownerColumn = ownerColumn
+        self.targetColumn = targetColumn
+        self.target = target
+        self.targetName = targetName
+        self.namesKey = namesKey
+        self.idsKey = idsKey
+        self.counterPrefix = counterPrefix
+        self.firstIDKey = firstIDKey
+        self.nonEmpty = nonEmpty
+    }
+
+    /// The link table's schema.
+    public var schema: String {
+        """
+        CREATE TABLE \(table) (
+            \(ownerColumn) INTEGER NOT NULL,
+            \(targetColumn) INTEGER NOT NULL REFERENCES \(target)(id),
+            position INTEGER NOT NULL,
+            PRIMARY KEY (\(ownerColumn), \(targetColumn))
+        ) WITHOUT ROWID;
+        CREATE INDEX \(table)_target ON \(table)(\(targetColumn), \(ownerColumn));
+        """
+    }
+}
+
+/// A list filter besides status, search and links.
+public enum Filter: Sendable {
+    /// `param` = `column` (an id).
+    case id(String, column: String)
+    /// `param` = `column` (exact text; empty means no filter).
+    case text(String, column: String)
+    /// A condition of the resource's own: nil when its parameter is absent. The condition may
+    /// consult the database (it runs in the read transaction).
+    case custom(@Sendable (Params) throws -> (@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue]))?)
+}
+
+/// One row read by column name.
+public struct Record: Sendable {
+    let row: Row
+    let positions: [String: Int]
+    public subscript(_ column: String) -> SQLValue {
+        guard let i = positions[column], i < row.values.count else { return .null }
+        return row[i]
+    }
+    public func int(_ column: String) -> Int64? {
+        guard let i = positions[column], i < row.values.count else { return nil }
+        return row.int(i)
+    }
+    public func string(_ column: String) -> String? {
+        guard let i = positions[column], i < row.values.count else { return nil }
+        return row.string(i)
+    }
+    public var id: Int64 { int("id") ?? 0 }
+}
+
+// MARK: Schema
+
+extension Resource {
+    /// The schema pieces the declaration implies: link tables, search postings, counters.
+    public var schemaPieces: String {
+        links.map(\.schema).joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+    }
+
+    /// Rebuilds the search postings when their version changed (call at start).
+    public func rebuildSearch(_ db: SQLiteConnection) throws {
+        guard let search else { return }
+        let texts = search.texts.map { "\"\($0)\"" }.joined(separator: ", ")
+        try NgramIndex.rebuildIfNeeded(db, table: search.grams, source: "SELECT id, status, \(texts) FROM \(table)")
+    }
+}
+
+// MARK: Reading
+
+extension Resource {
+    /// The row `id`, else 404 naming the id parameter.
+    public func current(_ db: SQLiteConnection, _ id: Int64) throws -> Record {
+        guard let row = try db.queryOne("SELECT \(selectList) FROM \(table) t WHERE t.id = ?", [.int(id)]) else {
+            throw APIError.notFound("\(idParam) \(id) does not exist")
+        }
+        return Record(row: row, positions: positions)
+    }
+
+    /// Linked ids and names of many rows at once (one query per link, never one per row).
+    func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
+        try db.links("""
+            SELECT l.\(link.ownerColumn), l.\(link.targetColumn), x.\(link.targetName) FROM \(link.table) l
+            JOIN \(link.target) x ON x.id = l.\(link.targetColumn)
+            WHERE l.\(link.ownerColumn) IN (%@) ORDER BY l.\(link.ownerColumn), l.position
+            """, owners: ids)
+    }
+
+    /// The answer rows, in order, with their links.
+    func json(_ rows: [Row], _ db: SQLiteConnection) throws -> [JSON] {
+        let ids = rows.compactMap { $0.int(0) }
+        let linkedByLink = try links.map { try linked($0, of: ids, db) }
+        return rows.map { row in
+            let id = row.int(0) ?? 0
+            var o = JSONObject()
+            o.reserveCapacity(columns.count + 2 * links.count)
+            for (i, column) in columns.enumerated() {
+                o.append(column.name, row[i].json)
+                for (link, found) in zip(links, linkedByLink) where link.firstIDKey?.after == column.name {
+                    o.append(link.firstIDKey?.key ?? "", found[id]?.first.map { .int($0.id) } ?? .null)
+                }
+            }
+            for (link, found) in zip(links, linkedByLink) {
+                let items = found[id] ?? []
+                o.append(link.namesKey, .array(items.map(\.name)))
+                o.append(link.idsKey, .array(items.map { .int($0.id) }))
+            }
+            return .object(o)
+        }
+    }
+
+    /// `GET`: status (default, aliases, `all`), the declared filters, search, links; newest
+    /// first; paged with `page_info.total` from the counters when the filters allow.
+    public func list(_ ctx: RequestContext) async throws -> WireResponse {
+        let params = ctx.params
+        let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
+        let paging = paged ? try params.paging() : nil
+        let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
+        var filter = SQLFilter()
+        var deferred: [@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue])] = []
+        /// The one counter dimension the filters use (`sc:`/`so:` style key suffix), if countable.
+        var counterSuffix: [(prefix: String, suffix: String)] = [("s:", "")]
+        var countable = counters != nil && folded == nil
+        func narrow(_ prefix: String, _ id: Int64) {
+            if counterSuffix.count == 1 && counterSuffix[0].prefix == "s:" { counterSuffix = [(prefix + ":", ":\(id)")] } else { countable = false }
+        }
+        if let creator, let id = try params.id(creator) {
+            filter.add("t.\"\(creator)\" = ?", [.int(id)])
+            narrow("sc", id)
+        }
+        for item in filters {
+            switch item {
+            case .id(let param, let column):
+                if let id = try params.id(param) { filter.add("t.\"\(column)\" = ?", [.int(id)]); countable = false }
+            case .text(let param, let column):
+                if let text = try params.string(param), !text.isEmpty { filter.add("t.\"\(column)\" = ?", [.text(text)]); countable = false }
+            case .custom(let make):
+                if let condition = try make(params) { deferred.append(condition); countable = false }
+            }
+        }
+        for link in links {
+            switch link.filter {
+            case .one(let param)?:
+                if let id = try params.id(param) {
+                    filter.add("t.id IN (SELECT \(link.ownerColumn) FROM \(link.table) WHERE \(link.targetColumn) = ?)", [.int(id)])
+                    if let prefix = link.counterPrefix { narrow(prefix, id) } else { countable = false }
+                }
+            case .any(let param)?:
+                if let ids = try params.idArray(param), !ids.isEmpty {
+                    filter.add("EXISTS (SELECT 1 FROM \(link.table) l WHERE l.\(link.ownerColumn) = t.id AND l.\(link.targetColumn) IN (\(SQLFilter.marks(ids.count))))",
+                               ids.map { .int($0) })
+                    countable = false
+                }
+            case nil:
+                break
+            }
+        }
+        let base = filter
+        let conditions = deferred
+        let keys = countable ? counterSuffix : []
+        let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
+            var filter = base
+            for condition in conditions {
+                let made = try condition(db)
+                filter.add(made.sql, made.binds)
+            }
+            let found: [Row]
+            let total: Int64
+            if let folded, let search, let paging {
+                let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
+                                                     folded: folded, statuses: statuses, filter: filter, paging: paging)
+                total = page.total
+                found = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY t.id DESC",
+                                                              page.ids.map { .int($0) })
+            } else {
+                if let statuses { filter.in("t.status", statuses) }
+                if let counters, !keys.isEmpty {
+                    total = try (statuses ?? status.values).reduce(0) { sum, s in
+                        try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
+                    }
+                } else if paging != nil {
+                    total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
+                } else {
+                    total = 0
+                }
+                let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
+                found = try db.query("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY t.id DESC" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+                                     filter.binds + limit)
+            }
+            return (try json(found, db), total)
+        }
+        return Reply.ok(data: .array(rows), page: paging?.info(total: total))
+    }
+}
+
+// MARK: Writing
+
+/// What a create or update writes: column values and link lists (absent: unchanged).
+public struct Write: Sendable {
+    public var values: [(column: String, value: SQLValue)]
+    public var links: [String: [Int64]]
+    public init(values: [(column: String, value: SQLValue)] = [], links: [String: [Int64]] = [:]) {
+        self.values = values
+        self.links = links
+    }
+    public func value(_ column: String) -> SQLValue? { values.last { $0.column == column }?.value }
+}
+
+extension Resource {
+    /// The fields, required parameters and links a request sends (checked before the
+    /// transaction). `create` decides which parameters are required.
+    public func write(from params: Params, create: Bool) throws(APIError) -> Write {
+        for name in (create ? required : []) + alwaysRequired where params.isCleared(name) || !params.has(name) {
+            throw .badRequest("\(name) is required")
+        }
+        for name in required where params.isCleared(name) { throw .badRequest("\(name) is required") }
+        var write = Write(values: try params.values(for: fields))
+        for link in links {
+            guard let ids = try params.idArray(link.param) else {
+                if create && link.nonEmpty { throw .badRequest("\(link.param) is required (an array of ids)") }
+                continue
+            }
+            if link.nonEmpty && ids.isEmpty { throw .badRequest("\(link.param) must name at least one id") }
+            write.links[link.param] = ids
+        }
+        return write
+    }
+
+    /// The creator a write may set: the caller, or anyone when the caller is an administrator.
+    public func requestedCreator(_ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
+        guard let creator, let given = try params.id(creator) else { return nil }
+        if given != caller.id && !caller.isAdmin { throw .forbidden("only administrators may set \(creator) to another employee") }
+        return given
+    }
+
+    /// Every linked id must name a row that is not deleted (400 naming the first that does not).
+    public func checkLinks(_ db: SQLiteConnection, _ write: Write) throws {
+        for link in links {
+            for id in write.links[link.param] ?? [] where try db.queryOne("SELECT 1 FROM \(link.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
+                throw APIError.badRequest("\(link.param) \(id) does not exist")
+            }
+        }
+    }
+
+    func counterKeys(status: Int64, creator: Int64?, links linked: [String: [Int64]]) -> [String] {
+        var keys = ["s:\(status)"]
+        if let creator { keys.append("sc:\(status):\(creator)") }
+        for link in links {
+            guard let prefix = link.counterPrefix else { continue }
+            keys += (linked[link.param] ?? []).map { "\(prefix):\(status):\($0)" }
+        }
+        return keys
+    }
+
+    func linkedIDs(_ db: SQLiteConnection, _ id: Int64) throws -> [String: [Int64]] {
+        var result: [String: [Int64]] = [:]
+        for link in links {
+            result[link.param] = try db.query("SELECT \(link.targetColumn) FROM \(link.table) WHERE \(link.ownerColumn) = ? ORDER BY position", [.int(id)])
+                .compactMap { $0.int(0) }
+        }
+        return result
+    }
+
+    func replaceLinks(_ db: SQLiteConnection, _ id: Int64, _ write: Write) throws {
+        for link in links {
+            guard let ids = write.links[link.param] else { continue }
+            try db.run("DELETE FROM \(link.table) WHERE \(link.ownerColumn) = ?", [.int(id)])
+            for (position, target) in ids.enumerated() {
+                try db.run("INSERT INTO \(link.table)(\(link.ownerColumn), \(link.targetColumn), position) VALUES (?,?,?)",
+                           [.int(id), .int(target), .int(Int64(position))])
+            }
+        }
+    }
+
+    /// Inserts a row with `write`, the initial status, the creator and both times; keeps the
+    /// links, search postings and counters; publishes the event. Answers the new id.
+    @discardableResult
+    public func insert(_ db: SQLiteConnection, _ write: Write, creator creatorID: Int64?) throws -> Int64 {
+        let now = Timestamp.now()
+        var values = write.values
+        if let creator, let creatorID { values.append((creator, .int(creatorID))) }
+        values += [("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(status.initial))]
+        var fold: String?
+        if let search {
+            let texts = search.texts.map { column in write.value(column).flatMap { if case .text(let t) = $0 { t } else { nil } } }
+            fold = search.fold(texts)
+            values.append(("name_fold", .text(fold ?? "")))
+        }
+        let id = try db.insert(table, values)
+        try replaceLinks(db, id, write)
+        if let search {
+            let texts = search.texts.map { column in write.value(column).flatMap { if case .text(let t) = $0 { t } else { nil } } ?? "" }
+            try NgramIndex.update(db, table: search.grams, id: id, status: status.initial, texts: texts)
+        }
+        if let counters {
+            try Counters.add(db, table: counters, keys: counterKeys(status: status.initial, creator: creatorID, links: write.links), delta: 1)
+        }
+        try publish(db, id)
+        return id
+    }
+
+    /// Updates the fields `write` sends (and `updateTime`), its links, postings, counters; publishes.
+    public func update(_ db: SQLiteConnection, _ current: Record, _ write: Write, creator creatorID: Int64? = nil) throws {
+        let id = current.id
+        var changes = write.values
+        if let creator, let creatorID { changes.append((creator, .int(creatorID))) }
+        if let search {
+            let before = search.texts.map { current.string($0) }
+            let after = search.texts.map { column -> String? in
+                guard let sent = write.value(column) else { return current.string(column) }
+                if case .text(let text) = sent { return text }
+                return nil
+            }
+            if before != after {
+                changes.append(("name_fold", .text(search.fold(after))))
+                try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial, texts: after.map { $0 ?? "" })
+            }
+        }
+        changes.append(("updateTime", .text(Timestamp.now())))
+        let oldLinks = counters != nil ? try linkedIDs(db, id) : [:]
+        try db.update(table, id: id, changes)
+        try replaceLinks(db, id, write)
+        if let counters {
+            let rowStatus = current.int("status") ?? status.initial
+            let oldCreator = creator.flatMap { current.int($0) }
+            var newLinks = oldLinks
+            for (param, ids) in write.links { newLinks[param] = ids }
+            try Counters.move(db, table: counters, from: counterKeys(status: rowStatus, creator: oldCreator, links: oldLinks),
+                              to: counterKeys(status: rowStatus, creator: creatorID ?? oldCreator, links: newLinks))
+        }
+        try publish(db, id)
+    }
+
+    /// Sets the row's status (and `updateTime`); moves postings and counters; publishes.
+    public func changeStatus(_ db: SQLiteConnection, _ current: Record, to newStatus: Int64) throws {
+        let id = current.id
+        try db.run("UPDATE \(table) SET status = ?, updateTime = ? WHERE id = ?", [.int(newStatus), .text(Timestamp.now()), .int(id)])
+        if let search { try NgramIndex.setStatus(db, table: search.grams, id: id, status: newStatus) }
+        if let counters {
+            let linked = try linkedIDs(db, id)
+            let rowCreator = creator.flatMap { current.int($0) }
+            try Counters.move(db, table: counters, from: counterKeys(status: current.int("status") ?? status.initial, creator: rowCreator, links: linked),
+                              to: counterKeys(status: newStatus, creator: rowCreator, links: linked))
+        }
+        try publish(db, id)
+    }
+
+    /// Appends the row's published columns to the outbox (nothing without an event type).
+    public func publish(_ db: SQLiteConnection, _ id: Int64) throws {
+        guard let event else { return }
+        let published = columns.filter(\.published).map(\.name)
+        guard let row = try db.queryOne("SELECT \(published.map { "\"\($0)\"" }.joined(separator: ", ")) FROM \(table) WHERE id = ?", [.int(id)]) else { return }
+        var state = JSONObject()
+        for (i, column) in published.enumerated() { state.append(column, row[i].json) }
+        try Outbox.append(db, type: event, entityID: id, state: state)
+    }
+}
+
+// MARK: Standard handlers
+
+/// A resource's own rules around the standard handlers.
+public struct ResourceHooks: Sendable {
+    /// In the write transaction, before a create (`current` nil) or an update is written: e.g.
+    /// a unique name (409) or a reference that must exist.
+    public var beforeWrite: @Sendable (SQLiteConnection, _ current: Record?, _ write: Write) throws -> Void
+    /// In the transaction, before a status change.
+    public var beforeStatus: @Sendable (SQLiteConnection, _ current: Record, _ status: Int64) throws -> Void
+
+    public init(beforeWrite: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> Void = { _, _, _ in },
+                beforeStatus: @escaping @Sendable (SQLiteConnection, Record, Int64) throws -> Void = { _, _, _ in }) {
+        self.beforeWrite = beforeWrite
+        self.beforeStatus = beforeStatus
+    }
+}
+
+extension Resource {
+    /// `POST`: creates a row, or updates the fields sent when the id parameter is given.
+    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
+        let caller = try ctx.requireCaller()
+        let id = try ctx.params.id(idParam)
+        let write = try write(from: ctx.params, create: id == nil)
+        let creatorID = try requestedCreator(ctx.params, caller)
+        return try await ctx.mutate { db in
+            try checkLinks(db, write)
+            guard let id else {
+                try hooks.beforeWrite(db, nil, write)
+                return Reply.mutation(id: try insert(db, write, creator: creatorID ?? (creator == nil ? nil : caller.id)))
+            }
+            let current = try current(db, id)
+            try hooks.beforeWrite(db, current, write)
+            try update(db, current, write, creator: creatorID)
+            return Reply.mutation(id: id)
+        }
+    }
+
+    /// The status-change endpoint: the id parameter, `status` (required unless the rule has a
+    /// default); with a creator rule, employees change only rows they created.
+    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
+        let caller = try ctx.requireCaller()
+        let id = try ctx.params.requireID(idParam)
+        guard let newStatus = try ctx.params.int("status", oneOf: status.values) ?? status.changeDefault else {
+            throw APIError.badRequest("status is required")
+        }
+        return try await ctx.mutate { db in
+            let current = try current(db, id)
+            if let creator { try caller.requireMayChangeRow(createdBy: current.int(creator)) }
+            try hooks.beforeStatus(db, current, newStatus)
+            try changeStatus(db, current, to: newStatus)
+            return Reply.mutation(id: id)
+        }
+    }
+}
