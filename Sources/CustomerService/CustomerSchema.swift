@@ -56,17 +56,8 @@ enum CustomerSchema {
         CREATE INDEX customers_status ON customers(status, id);
         CREATE INDEX customers_creator ON customers(creator_id, status, id);
         CREATE INDEX customers_phone ON customers(phoneNumber, status, id);
-        CREATE TABLE customer_organizations (
-            customer_id INTEGER NOT NULL REFERENCES customers(id),
-            organization_id INTEGER NOT NULL REFERENCES organizations(id),
-            position INTEGER NOT NULL,
-            PRIMARY KEY (customer_id, organization_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX customer_organizations_org ON customer_organizations(organization_id, customer_id);
         """
-        + NgramIndex.schema("organization_grams")
-        + NgramIndex.schema("customer_grams")
-        + Counters.schema("organization_counts")
-        + Counters.schema("customer_counts"),
+        + Organizations.resource.schemaPieces
+        + Customers.resource.schemaPieces,
     ]
 }

@@ -3,11 +3,7 @@ import WireProtocol
 
 /// Customers (contacts): `GET/POST /api/customers/customers`, `POST /api/customers/delcustomer`.
 enum Customers {
-    static let routes: [Route] = [
-        .get("/api/customers/customers") { try await resource.list($0) },
-        .post("/api/customers/customers") { try await resource.save($0) },
-        .post("/api/customers/delcustomer") { try await resource.setStatus($0) },
-    ]
+    static let routes = resource.routes(list: "/api/customers/customers", save: "/api/customers/customers", setStatus: "/api/customers/delcustomer")
 
     /// `name` searches realName and nickName; `organization_name` searches the customer's
     /// organizations; `organization_id`, `phoneNumber` (exact) and `creator_id` filter.

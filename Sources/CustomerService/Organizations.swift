@@ -3,11 +3,7 @@ import WireProtocol
 
 /// Customer organizations: `GET/POST /api/customers/organization`, `POST /api/customers/delorganization`.
 enum Organizations {
-    static let routes: [Route] = [
-        .get("/api/customers/organization") { try await resource.list($0) },
-        .post("/api/customers/organization") { try await resource.save($0) },
-        .post("/api/customers/delorganization") { try await resource.setStatus($0) },
-    ]
+    static let routes = resource.routes(list: "/api/customers/organization", save: "/api/customers/organization", setStatus: "/api/customers/delorganization")
 
     /// `organization_name` searches `groupName`; `status` -1 deletes, 0…3 are follow-up states
     /// (list default 1; a status change must name one); employees change only their own rows.

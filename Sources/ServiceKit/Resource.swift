@@ -159,11 +159,11 @@ public struct Link: Sendable {
         self.nonEmpty = nonEmpty
     }
 
-    /// The link table's schema.
-    public var schema: String {
+    /// The link table's schema, for links of rows of `owner`.
+    public func schema(owner: String) -> String {
         """
         CREATE TABLE \(table) (
-            \(ownerColumn) INTEGER NOT NULL,
+            \(ownerColumn) INTEGER NOT NULL REFERENCES \(owner)(id),
             \(targetColumn) INTEGER NOT NULL REFERENCES \(target)(id),
             position INTEGER NOT NULL,
             PRIMARY KEY (\(ownerColumn), \(targetColumn))
@@ -208,7 +208,7 @@ public struct Record: Sendable {
 extension Resource {
     /// The schema pieces the declaration implies: link tables, search postings, counters.
     public var schemaPieces: String {
-        links.map(\.schema).joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+        links.map { $0.schema(owner: table) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
     }
 
     /// Rebuilds the search postings when their version changed (call at start).
@@ -527,6 +527,15 @@ public struct ResourceHooks: Sendable {
 }
 
 extension Resource {
+    /// The three routes of a resource: list, save (create or update), status change.
+    public func routes(list: String, save: String, setStatus: String, hooks: ResourceHooks = ResourceHooks()) -> [Route] {
+        [
+            .get(list) { try await self.list($0) },
+            .post(save) { try await self.save($0, hooks: hooks) },
+            .post(setStatus) { try await self.setStatus($0, hooks: hooks) },
+        ]
+    }
+
     /// `POST`: creates a row, or updates the fields sent when the id parameter is given.
     public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
         let caller = try ctx.requireCaller()

@@ -45,13 +45,6 @@ enum UserSchema {
         );
         CREATE UNIQUE INDEX employees_phone_live ON employees(phoneNumber) WHERE status <> -1;
         CREATE INDEX employees_status ON employees(status, id);
-        CREATE TABLE employee_groups (
-            employee_id INTEGER NOT NULL REFERENCES employees(id),
-            group_id INTEGER NOT NULL REFERENCES groups(id),
-            position INTEGER NOT NULL,
-            PRIMARY KEY (employee_id, group_id)
-        ) WITHOUT ROWID;
-        CREATE INDEX employee_groups_group ON employee_groups(group_id, employee_id);
         CREATE TABLE sessions (
             token_hash BLOB PRIMARY KEY,
             employee_id INTEGER NOT NULL REFERENCES employees(id),
@@ -77,7 +70,8 @@ enum UserSchema {
             position INTEGER NOT NULL,
             PRIMARY KEY (employee_id, menu_id)
         ) WITHOUT ROWID;
-        """,
+        """
+        + Employees.resource.schemaPieces,
         // A failed-login attempt is recorded once per request id, so a resend is not counted twice.
         """
         ALTER TABLE login_failures ADD COLUMN request_id TEXT;
