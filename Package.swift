@@ -33,8 +33,13 @@ let package = Package(
         .executableTarget(name: "StatsService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "crm", dependencies: ["WireProtocol"]),
 
+        // One component in process: no sockets beyond what the component itself opens.
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "UserService"]),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "WireProtocol"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WireProtocol"]),
+        .testTarget(name: "UserServiceTests", dependencies: ["UserService", "ServiceKit", "WireProtocol"]),
+        // The system through the real executables (`crm up`), over HTTP and Unix sockets.
+        .testTarget(name: "ServiceTests", dependencies: ["ServiceKit", "WireProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )
