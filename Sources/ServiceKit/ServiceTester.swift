@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WireProtocol
+
+/// A service opened in process for tests: its definition on a temporary SQLite file (a real
+/// file, deleted by `close()`), answering `call` with the dispatch a running service uses
+/// (route, access, handler, errors → envelope) — no sockets, no processes.
+public final class ServiceTester: Sendable {
+    public let definition: ServiceDefinition
+    public let database: Database
+    public let router: ServiceRouter
+    /// The temporary folder holding the database.
+    public let directory: String
+    private let closed = ManagedFlag()
+
+    /// Opens `definition` as `ServiceRuntime` does: migrations, `onStart`, one maintenance run,
+    /// and the routes plus the event feed.
+    public init(_ definition: ServiceDefinition) throws {
+        let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/crm-tester-\(definition.name)-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw APIError.internal("cannot create a temporary folder in \(base): errno \(errno)")
+        }
+        directory = String(cString: made)
+        self.definition = definition
+        do {
+            database = try Database(path: "\(directory)/\(definition.name).sqlite", migrations: definition.migrations)
+        } catch {
+            rmdir(directory)
+            throw error
+        }
+        router = ServiceRouter(definition.routes + [EventFeed.route])
+        do {
+            try definition.onStart(database)
+            try runMaintenance()
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Answers one request the way the service would; `deadline` 0 means none.
+    public func call(method: String = "GET", path: String, params: JSONObject = JSONObject(), caller: Caller? = nil,
+                     requestID: String = "", session: String? = nil, deadline: Int64 = 0) async -> WireResponse {
+        let request = WireRequest(method: method, path: path, params: params, caller: caller,
+                                  requestID: requestID, deadline: deadline, session: session)
+        return await ServiceRuntime.dispatch(request, router: router, database: database)
+    }
+
+    /// Runs the hourly maintenance now (stored answers past retention, then the service's own).
+    public func runMaintenance() throws {
+        let hourly = definition.hourly
+        try database.sync { db in
+            try db.writeTransaction { db in
+                try IdempotencyStore.purge(db)
+                try hourly(db)
+            }
+        }
+    }
+
+    /// Closes the database and deletes its files and folder; later calls do nothing.
+    public func close() {
+        guard closed.setOnce() else { return }
+        database.close()
+        let path = "\(directory)/\(definition.name).sqlite"
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+        rmdir(directory)
+    }
+}
