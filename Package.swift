@@ -35,7 +35,13 @@ let package = Package(
         .executableTarget(name: "StatsService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "crm", dependencies: ["WireProtocol", "APICatalog"]),
 
+        // One component in process: no sockets beyond what the component itself opens.
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
+        .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "WireProtocol"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WireProtocol", "APICatalog"]),
+        .testTarget(name: "UserServiceTests", dependencies: ["UserService", "ServiceKit", "WireProtocol"]),
+        // The system through the real executables (`crm up`), over HTTP and Unix sockets, and the
+        // catalog checked against the gateway and every service's definition.
         .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService"]),
     ],
     swiftLanguageModes: [.v6]

@@ -96,9 +96,12 @@ public struct RouteCatalogError: Error, CustomStringConvertible {
 
 /// The routing table, built once and frozen: path → method → (handler, declared access).
 public struct ServiceRouter: Sendable {
-    struct Entry: Sendable {
-        var handler: RouteHandler
-        var access: Access
+    /// A bound route: its handler and the access the catalog declares for it.
+    public struct Entry: Sendable {
+        public var method: String
+        public var path: String
+        public var handler: RouteHandler
+        public var access: Access
     }
     private let table: [String: [String: Entry]]
 
@@ -112,7 +115,7 @@ public struct ServiceRouter: Sendable {
         var table: [String: [String: Entry]] = [:]
         for route in routes {
             guard let access = declared[route.method + " " + route.path]?.access else { continue }
-            table[route.path, default: [:]][route.method] = Entry(handler: route.handler, access: access)
+            table[route.path, default: [:]][route.method] = Entry(method: route.method, path: route.path, handler: route.handler, access: access)
         }
         self.table = table
     }
@@ -133,7 +136,7 @@ public struct ServiceRouter: Sendable {
     }
 
     /// The handler and access for a request; 404 for an unknown path, 405 naming the methods.
-    func route(method: String, path: String) throws(APIError) -> Entry {
+    public func route(method: String, path: String) throws(APIError) -> Entry {
         let normalized = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         guard let methods = table[normalized] else { throw .notFound("no such endpoint: \(path)") }
         // HEAD is answered like GET by the gateway; the service sees GET.

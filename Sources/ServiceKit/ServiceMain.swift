@@ -20,6 +20,15 @@ public struct ServiceDefinition: Sendable {
     /// Other services' events this one copies into its own tables.
     public var subscriptions: [EventSubscription]
 
+    /// The hourly clean-up (also run once at start): expired request ids, then the service's own.
+    public var maintenance: @Sendable (SQLiteConnection) throws -> Void {
+        let hourly = self.hourly
+        return { db in
+            try IdempotencyStore.purge(db)
+            try hourly(db)
+        }
+    }
+
     /// Every route the service binds: its own and the event feed.
     public var allRoutes: [Route] { routes + [EventFeed.route] }
 
@@ -114,11 +123,7 @@ public final class ServiceRuntime: Sendable {
         self.definition = definition
         database = try Database(path: configuration.databasePath, migrations: definition.migrations)
         try definition.onStart(database)
-        let hourly = definition.hourly
-        let maintenance: (SQLiteConnection) throws -> Void = { db in
-            try IdempotencyStore.purge(db)
-            try hourly(db)
-        }
+        let maintenance = definition.maintenance
         try database.sync { db in try db.writeTransaction(maintenance) }
         database.every(seconds: 3600, maintenance)
         router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)

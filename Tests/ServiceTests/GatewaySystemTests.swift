@@ -110,8 +110,7 @@ final class GatewaySystemTests: SystemTestCase {
         let out = try system.post("/api/user/logout", json: [:], token: token)
         XCTAssertEqual(out.status, 200, out.text)
         XCTAssertEqual(out.json["msg"]?.stringValue, "登出成功")
-        usleep(2_000_000)
-        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 401)
+        XCTAssertTrue(eventually(timeout: 2) { (try? system.get("/api/user/group", token: token).status) == 401 })
         XCTAssertEqual(try system.post("/api/user/logout", json: [:]).status, 401, "no session, no credentials")
     }
 

@@ -40,11 +40,11 @@ final class RollingRestartTests: XCTestCase {
                 }
             }
         }
-        usleep(300_000)
+        XCTAssertTrue(eventually(timeout: 10) { outcomes.values.count >= 8 }, "the workers are sending")
         system.signalLauncher(SIGHUP)
-        let deadline = Date().addingTimeInterval(60)
-        while !system.log.contains("crm: restart done") && Date() < deadline { usleep(50_000) }
-        usleep(300_000)
+        XCTAssertTrue(eventually(timeout: 60, interval: 0.05) { system.log.contains("crm: restart done") }, system.log)
+        let atDone = outcomes.values.count
+        XCTAssertTrue(eventually(timeout: 10) { outcomes.values.count >= atDone + 8 }, "requests go on after the restart")
         stop.set()
         XCTAssertEqual(workers.wait(timeout: .now() + 30), .success)
 
@@ -82,12 +82,12 @@ extension RollingRestartTests {
         try RollingRestartTests.install("echo run >> '\(runs)'\nexit 1", as: "UserService", in: bin)
 
         system.signalLauncher(SIGHUP)
-        let deadline = Date().addingTimeInterval(60)
-        while !system.log.contains("crm: restart done") && Date() < deadline { usleep(50_000) }
+        XCTAssertTrue(eventually(timeout: 60, interval: 0.05) { system.log.contains("crm: restart done") }, system.log)
         XCTAssertTrue(system.log.contains("crm: the new users exited (status 1) before it settled; the old one keeps running"), system.log)
         XCTAssertTrue(system.log.contains("crm: restart done; still the old users"), system.log)
 
         // Not retried: the restart backoff (100 ms, doubling) would have run it several times by now.
+        // A run that does not happen cannot be polled for: the wait is the check.
         usleep(3_000_000)
         let lines = ((try? String(contentsOfFile: runs, encoding: .utf8)) ?? "").split(separator: "\n")
         XCTAssertEqual(lines.count, 1, "the broken replacement ran once:\n\(system.log)")
@@ -106,9 +106,7 @@ extension RollingRestartTests {
 
         // SIGTERM to the launcher stops it too.
         system.stop()
-        let gone = Date().addingTimeInterval(20)
-        while !RollingRestartTests.isGone(oldUsers) && Date() < gone { usleep(50_000) }
-        XCTAssertTrue(RollingRestartTests.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
+        XCTAssertTrue(eventually(timeout: 20, interval: 0.05) { RollingRestartTests.isGone(oldUsers) }, "the old UserService \(oldUsers) outlived the launcher")
     }
 
     /// SIGTERM while a replacement is still settling stops it as well as the old process.
@@ -126,18 +124,16 @@ extension RollingRestartTests {
         try RollingRestartTests.install("echo $$ > '\(pidFile).tmp'\nmv '\(pidFile).tmp' '\(pidFile)'\nexec sleep 60", as: "UserService", in: bin)
 
         system.signalLauncher(SIGHUP)
-        let deadline = Date().addingTimeInterval(20)
         var candidate: pid_t?
-        while candidate == nil && Date() < deadline {
+        _ = eventually(timeout: 20, interval: 0.005) {
             candidate = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            if candidate == nil { usleep(5_000) }
+            return candidate != nil
         }
         let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
         defer { if !RollingRestartTests.isGone(started) { kill(started, SIGKILL) } }
         // Within its 500 ms settle time: both run.
         system.stop()
-        let gone = Date().addingTimeInterval(20)
-        while !(RollingRestartTests.isGone(oldUsers) && RollingRestartTests.isGone(started)) && Date() < gone { usleep(50_000) }
+        _ = eventually(timeout: 20, interval: 0.05) { RollingRestartTests.isGone(oldUsers) && RollingRestartTests.isGone(started) }
         XCTAssertTrue(RollingRestartTests.isGone(started), "the replacement \(started) outlived the launcher")
         XCTAssertTrue(RollingRestartTests.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
     }

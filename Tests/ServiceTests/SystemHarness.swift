@@ -63,13 +63,16 @@ final class SystemHarness: @unchecked Sendable {
 
     var log: String { logLock.withLock { logText } }
 
+    static let executables = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]
+
     func stop() {
+        let children = launcher.isRunning ? SystemHarness.executables.compactMap { childPID($0) } : []
         if launcher.isRunning {
             launcher.terminate()
             launcher.waitUntilExit()
         }
-        // Children have exited; reap-by-init may take a moment after the launcher's exit.
-        usleep(50_000)
+        // The launcher waited for its children; once it is gone init reaps them.
+        _ = eventually(timeout: 5) { children.allSatisfy { kill($0, 0) != 0 } }
         output.fileHandleForReading.readabilityHandler = nil
         try? FileManager.default.removeItem(atPath: dataDir)
     }
@@ -135,6 +138,15 @@ final class SystemHarness: @unchecked Sendable {
         return 29_015
     }
 
+    /// The value of a gauge or counter without labels on `/metrics`.
+    func metric(_ name: String) throws -> Int {
+        let text = try get("/metrics").text
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Int(line.split(separator: " ").last ?? "") ?? -1
+        }
+        throw HarnessError("no metric \(name)")
+    }
+
     // MARK: HTTP helpers
 
     func client() throws -> HTTPTestClient { try HTTPTestClient(port: port) }
@@ -159,6 +171,17 @@ final class SystemHarness: @unchecked Sendable {
         }
         return token
     }
+}
+
+/// Polls `condition` every `interval` seconds until it holds or `timeout` seconds pass;
+/// answers whether it held.
+func eventually(timeout: Double, interval: Double = 0.02, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(useconds_t(interval * 1_000_000))
+    }
+    return try condition()
 }
 
 struct HarnessError: Error, CustomStringConvertible {

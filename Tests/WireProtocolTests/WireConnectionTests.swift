@@ -103,7 +103,8 @@ final class WireConnectionTests: XCTestCase {
     func testRequestSentBeforeServerStartsIsHeldThenAnswered() async throws {
         let client = makeClient(holdMillis: 5000)
         async let answer = client.send(makeRequest(42))
-        try await Task.sleep(nanoseconds: 300_000_000)
+        let held = await eventually { onLoop { client.waitingCount } == 1 }
+        XCTAssertTrue(held, "held while no server listens")
         let server = try makeServer()
         let response = try await answer.get()
         XCTAssertEqual(response.body["n"]?.intValue, 42)
@@ -129,7 +130,8 @@ final class WireConnectionTests: XCTestCase {
         server = nil
         // Sent while no server is listening: held, then answered by the new one.
         async let second = client.send(makeRequest(2))
-        try await Task.sleep(nanoseconds: 200_000_000)
+        let held = await eventually { onLoop { client.waitingCount } == 1 }
+        XCTAssertTrue(held, "held while no server listens")
         server = try makeServer()
         let response = try await second.get()
         XCTAssertEqual(response.body["n"]?.intValue, 2)
@@ -137,10 +139,12 @@ final class WireConnectionTests: XCTestCase {
     }
 
     func testDrainAnswersInFlightRequestsBeforeClosing() async throws {
-        let server = try makeServer { _ in 300 }
+        let arrived = Flag()
+        let server = try makeServer { _ in arrived.set(); return 300 }
         let client = makeClient()
         async let slow = client.send(makeRequest(7))
-        try await Task.sleep(nanoseconds: 100_000_000)
+        let inFlight = await eventually { arrived.isSet }
+        XCTAssertTrue(inFlight, "the server is working on the request")
         let drained = DispatchSemaphore(value: 0)
         server.drain { drained.signal() }
         let response = try await slow.get()
@@ -155,8 +159,8 @@ final class WireConnectionTests: XCTestCase {
         let frame = Message.request(makeRequest(5)).frame()
         raw.send(Array(frame.prefix(frame.count / 2)))
         raw.close()
-        try await Task.sleep(nanoseconds: 100_000_000)
-        XCTAssertEqual(onLoop { server.connectionCount }, 0)
+        let closed = await eventually { onLoop { server.connectionCount } == 0 }
+        XCTAssertTrue(closed, "the dead peer's connection is closed")
         let client = makeClient()
         let response = try await client.send(makeRequest(6)).get()
         XCTAssertEqual(response.body["n"]?.intValue, 6)
@@ -192,7 +196,8 @@ final class WireConnectionTests: XCTestCase {
         fake.start()
         let client = makeClient()
         async let answer = client.send(makeRequest(9))
-        try await Task.sleep(nanoseconds: 400_000_000)
+        let died = await eventually { fake.isFinished }
+        XCTAssertTrue(died, "the fake service took the request and died")
         let server = try makeServer()
         let response = try await answer.get()
         XCTAssertEqual(response.body["n"]?.intValue, 9, "answered by the real service after the fake one died")

@@ -7,41 +7,18 @@ import XCTest
 @testable import UserService
 import WireProtocol
 
-/// In-process checks of the stored-answer schema and the hourly session purge.
-final class SessionUnitTests: XCTestCase {
+/// The hourly session purge on a real users database.
+final class SessionPurgeTests: XCTestCase {
     var dir: String!
 
     override func setUp() {
-        dir = "/tmp/crm-session-unit-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        dir = "/tmp/crm-session-purge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
     override func tearDown() {
         try? FileManager.default.removeItem(atPath: dir)
     }
-
-    // MARK: Stored answers
-
-    func testOlderStoredAnswerTableGetsTheExpiryColumn() throws {
-        let path = dir + "/old.sqlite"
-        let old = try SQLiteConnection(path: path)
-        try old.execute("""
-            CREATE TABLE applied_requests (request_id TEXT PRIMARY KEY, caller_id INTEGER NOT NULL, fingerprint TEXT NOT NULL,
-                status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
-            INSERT INTO applied_requests VALUES ('r1', 0, 'f', 200, '{}', 1);
-            """)
-        old.close()
-        let database = try Database(path: path, migrations: [])
-        let columns = try database.sync { db in try db.query("PRAGMA table_info(applied_requests)").compactMap { $0.string(1) } }
-        XCTAssertTrue(columns.contains("expires_at"), "\(columns)")
-        XCTAssertEqual(try database.sync { db in try db.scalar("SELECT COUNT(*) FROM applied_requests WHERE expires_at IS NULL") }, 1)
-        database.close()
-        // Opening again changes nothing.
-        let again = try Database(path: path, migrations: [])
-        again.close()
-    }
-
-    // MARK: Hourly purge
 
     func testHourlyPurgePublishesOneSessionEventPerEmployee() throws {
         let database = try Database(path: dir + "/users.sqlite", migrations: UserSchema.migrations)

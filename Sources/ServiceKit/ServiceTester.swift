@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import WireProtocol
+
+/// A service opened in process for tests: its definition on a temporary SQLite file (a real
+/// file, deleted by `close()`), answering `call` with the dispatch a running service uses
+/// (route, access, handler, errors → envelope) — no sockets, no processes.
+public final class ServiceTester: Sendable {
+    public let definition: ServiceDefinition
+    public let database: Database
+    public let router: ServiceRouter
+    /// The temporary folder holding the database.
+    public let directory: String
+    private let closed = ManagedFlag()
+
+    /// Opens `definition` as `ServiceRuntime` does: migrations, `onStart`, one maintenance run,
+    /// and the routes plus the event feed.
+    public init(_ definition: ServiceDefinition) throws {
+        let base = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/crm-tester-\(definition.name)-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw APIError.internal("cannot create a temporary folder in \(base): errno \(errno)")
+        }
+        directory = String(cString: made)
+        self.definition = definition
+        do {
+            database = try Database(path: "\(directory)/\(definition.name).sqlite", migrations: definition.migrations)
+        } catch {
+            rmdir(directory)
+            throw error
+        }
+        do {
+            router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)
+        } catch {
+            database.close()
+            ServiceTester.remove(directory, name: definition.name)
+            throw error
+        }
+        do {
+            try definition.onStart(database)
+            try runMaintenance()
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    /// Answers one request the way the service would; `deadline` 0 means none.
+    public func call(method: String = "GET", path: String, params: JSONObject = JSONObject(), caller: Caller? = nil,
+                     requestID: String = "", session: String? = nil, deadline: Int64 = 0) async -> WireResponse {
+        let request = WireRequest(method: method, path: path, params: params, caller: caller,
+                                  requestID: requestID, deadline: deadline, session: session)
+        return await ServiceRuntime.dispatch(request, router: router, database: database)
+    }
+
+    /// Runs the hourly maintenance now (stored answers past retention, then the service's own).
+    public func runMaintenance() throws {
+        let maintenance = definition.maintenance
+        try database.sync { db in try db.writeTransaction(maintenance) }
+    }
+
+    /// Closes the database and deletes its files and folder; later calls do nothing.
+    public func close() {
+        guard closed.setOnce() else { return }
+        database.close()
+        ServiceTester.remove(directory, name: definition.name)
+    }
+
+    private static func remove(_ directory: String, name: String) {
+        let path = "\(directory)/\(name).sqlite"
+        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+        rmdir(directory)
+    }
+}

@@ -1,0 +1,44 @@
+@testable import Gateway
+import WireProtocol
+import XCTest
+
+/// Query strings and form bodies: decoding and how names become parameters.
+final class FormDecoderTests: XCTestCase {
+    func pairs(_ text: String) -> [String] {
+        FormDecoder.pairs(text).map { "\($0.0)=\($0.1)" }
+    }
+
+    func merged(_ text: String) -> String {
+        var params = JSONObject()
+        FormDecoder.merge(FormDecoder.pairs(text), into: &params)
+        return JSON.object(params).jsonString
+    }
+
+    func testDecoding() {
+        XCTAssertEqual(pairs("a=1&b=two+words&c=%E5%BC%A0%e4%b8%89"), ["a=1", "b=two words", "c=张三"])
+        XCTAssertEqual(pairs("a=%2B%26%3D&b=1%2b1"), ["a=+&=", "b=1+1"], "escaped + & = are data")
+        XCTAssertEqual(pairs("flag&=v&&x="), ["flag=", "=v", "x="], "empty parts are skipped, missing values are empty")
+        XCTAssertEqual(pairs("a=b=c"), ["a=b=c"], "only the first = splits")
+        XCTAssertEqual(pairs(""), [])
+    }
+
+    func testBadEscapesAreKeptAsTyped() {
+        XCTAssertEqual(pairs("a=100%&b=%zz&c=%4&d=%%41"), ["a=100%", "b=%zz", "c=%4", "d=%A"])
+        XCTAssertEqual(pairs("a=%FF"), ["a=\u{FFFD}"], "bytes that are not UTF-8 become U+FFFD")
+    }
+
+    func testRepeatedKeysAndBracketsBecomeArrays() {
+        XCTAssertEqual(merged("a=1&b=2"), #"{"a":"1","b":"2"}"#)
+        XCTAssertEqual(merged("ids=1&ids=2&x=3&ids=4"), #"{"ids":["1","2","4"],"x":"3"}"#, "in order, at the first key's place")
+        XCTAssertEqual(merged("ids[]=1"), #"{"ids":["1"]}"#, "key[] is an array even with one value")
+        XCTAssertEqual(merged("ids[]=1&ids=2"), #"{"ids":["1","2"]}"#, "key[] and key are one parameter")
+        XCTAssertEqual(merged("ids%5B%5D=1"), #"{"ids":["1"]}"#, "escaped brackets count too")
+        XCTAssertEqual(merged("[]=1&=2"), "{}", "no name, no parameter")
+    }
+
+    func testMergeReplacesWhatIsAlreadyThere() {
+        var params: JSONObject = ["a": 1, "keep": true]
+        FormDecoder.merge(FormDecoder.pairs("a=x"), into: &params)
+        XCTAssertEqual(JSON.object(params).jsonString, #"{"a":"x","keep":true}"#)
+    }
+}

@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import XCTest
+@testable import ServiceKit
+import WireProtocol
+
+/// Stored answers by request id: a resend gets the first answer and changes nothing; the same
+/// id with other parameters or from another caller is refused; secrets are served for a while only.
+final class IdempotencyStoreTests: XCTestCase {
+    var tester: ServiceTester!
+
+    override func setUpWithError() throws {
+        tester = try ServiceTester(NotesService.definition)
+    }
+
+    override func tearDown() {
+        tester?.close()
+        tester = nil
+    }
+
+    func notes() throws -> Int64? { try tester.database.sync { try $0.scalar("SELECT COUNT(*) FROM notes") } }
+    func stored() throws -> Int64? { try tester.database.sync { try $0.scalar("SELECT COUNT(*) FROM applied_requests") } }
+
+    func create(_ params: JSONObject, rid: String, caller: Caller = Callers.employee) async -> WireResponse {
+        await tester.call(method: "POST", path: "/notes", params: params, caller: caller, requestID: rid)
+    }
+
+    func testSameRequestIDReplaysTheStoredAnswer() async throws {
+        let first = await create(["text": "once"], rid: "r-1")
+        XCTAssertEqual(first.status, 200)
+        let again = await create(["text": "once"], rid: "r-1")
+        XCTAssertEqual(again.status, 200, "not the 409 a second insert would get: \(again.body)")
+        XCTAssertEqual(again.body.jsonString, first.body.jsonString)
+        XCTAssertEqual(try notes(), 1)
+        XCTAssertEqual(try stored(), 1)
+    }
+
+    func testAThrownErrorStoresNothing() async throws {
+        let first = await create(["text": "taken"], rid: "r-a")
+        XCTAssertEqual(first.status, 200)
+        // The body's constraint error aborts the mutation: nothing is stored, a resend tries again.
+        let duplicate = await create(["text": "taken"], rid: "r-b")
+        XCTAssertEqual(duplicate.status, 409)
+        XCTAssertEqual(try stored(), 1, "a thrown error is not an answer to keep")
+    }
+
+    func testSameRequestIDWithOtherParametersOrCallerIs422() async throws {
+        let first = await create(["text": "one"], rid: "r-2")
+        XCTAssertEqual(first.status, 200)
+        let otherParams = await create(["text": "two"], rid: "r-2")
+        XCTAssertEqual(otherParams.status, 422)
+        XCTAssertEqual(otherParams.body["msg"]?.stringValue, "Idempotency-Key was already used with different parameters")
+        let otherCaller = await create(["text": "one"], rid: "r-2", caller: Callers.otherEmployee)
+        XCTAssertEqual(otherCaller.status, 422, "ids are scoped to the caller")
+        let otherPath = await tester.call(method: "POST", path: "/notez", params: ["text": "one"], caller: Callers.employee, requestID: "r-2")
+        XCTAssertEqual(otherPath.status, 404, "routing comes first")
+        XCTAssertEqual(try notes(), 1)
+    }
+
+    func testPasswordFieldsAreLeftOutOfTheFingerprint() {
+        let a = IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["phone": "1", "password": "a", "new_Password": "b"])
+        let b = IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["phone": "1", "password": "c", "new_Password": "d"])
+        XCTAssertEqual(a, b)
+        XCTAssertNotEqual(a, IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["phone": "2", "password": "a"]))
+        XCTAssertNotEqual(a, IdempotencyStore.fingerprint(method: "PUT", path: "/p", params: ["phone": "1", "password": "a", "new_Password": "b"]))
+        XCTAssertNotEqual(IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["a": "1"]),
+                          IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["a": 1]), "types count")
+    }
+
+    func testWithoutRequestIDNothingIsStored() async throws {
+        let a = await create(["text": "a"], rid: "")
+        XCTAssertEqual(a.status, 200)
+        let b = await create(["text": "b"], rid: "")
+        XCTAssertEqual(b.status, 200)
+        XCTAssertEqual(try notes(), 2)
+        XCTAssertEqual(try stored(), 0)
+    }
+
+    func testReplayIsReported() async throws {
+        func context(_ rid: String) -> RequestContext {
+            RequestContext(method: "POST", path: "/x", params: Params(["k": "v"]), caller: Callers.admin, requestID: rid, session: nil,
+                           database: tester.database)
+        }
+        let runs = Counter()
+        let body: @Sendable (SQLiteConnection) throws -> WireResponse = { _ in runs.increment(); return Reply.ok() }
+        let first = try await context("r-3").mutateReportingReplay(body)
+        let second = try await context("r-3").mutateReportingReplay(body)
+        XCTAssertFalse(first.replayed)
+        XCTAssertTrue(second.replayed)
+        XCTAssertEqual(runs.value, 1, "the body ran once")
+    }
+
+    // MARK: Expiry
+
+    func key(_ rid: String) -> IdempotencyStore.Key {
+        IdempotencyStore.Key(requestID: rid, callerID: 7, fingerprint: "f")
+    }
+
+    /// Stores an answer holding a secret, then moves its expiry `secondsAgo` into the past.
+    func storeSecret(_ rid: String, expiredSecondsAgo secondsAgo: Int64?) throws {
+        _ = try tester.database.sync { db in
+            try db.writeTransaction { db in
+                try IdempotencyStore.record(db, key(rid), Reply.ok(data: "secret-token"), keepSeconds: 300)
+                if let secondsAgo {
+                    try db.run("UPDATE applied_requests SET expires_at = ? WHERE request_id = ?", [.int(Int64(time(nil)) - secondsAgo), .text(rid)])
+                }
+            }
+        }
+    }
+
+    func lookup(_ rid: String) throws -> WireResponse? {
+        try tester.database.sync { try IdempotencyStore.lookup($0, key(rid)) }
+    }
+
+    func testASecretIsServedUntilItsExpiryThen409() throws {
+        try storeSecret("fresh", expiredSecondsAgo: nil)
+        try storeSecret("old", expiredSecondsAgo: 1)
+        XCTAssertEqual(try lookup("fresh")?.body["data"]?.stringValue, "secret-token")
+        XCTAssertThrowsError(try lookup("old")) { error in
+            XCTAssertEqual((error as? APIError)?.status, 409)
+        }
+        let expiry = try tester.database.sync { try $0.scalar("SELECT expires_at - created_at FROM applied_requests WHERE request_id = 'fresh'") }
+        XCTAssertEqual(expiry, 300)
+    }
+
+    func testTheSweepBlanksExpiredSecretsAndKeepsRefusingThem() throws {
+        try storeSecret("fresh", expiredSecondsAgo: nil)
+        try storeSecret("old", expiredSecondsAgo: 1)
+        try tester.database.sync { try $0.writeTransaction(IdempotencyStore.forgetExpiredSecrets) }
+        let rows = try tester.database.sync { db in
+            try db.query("SELECT request_id, body, expires_at FROM applied_requests ORDER BY request_id").map { ($0.string(0), $0.string(1), $0.int(2)) }
+        }
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(rows[0].0, "fresh")
+        XCTAssertTrue(rows[0].1?.contains("secret-token") ?? false, "not expired: kept")
+        XCTAssertEqual(rows[1].0, "old")
+        XCTAssertEqual(rows[1].1, "null", "the secret is gone from the file")
+        XCTAssertEqual(rows[1].2, 0)
+        XCTAssertThrowsError(try lookup("old")) { XCTAssertEqual(($0 as? APIError)?.status, 409) }
+    }
+
+    func testAnswersArePurgedAfterTheRetentionTime() async throws {
+        let recent = await create(["text": "recent"], rid: "recent")
+        XCTAssertEqual(recent.status, 200)
+        let ancient = await create(["text": "ancient"], rid: "ancient")
+        XCTAssertEqual(ancient.status, 200)
+        _ = try tester.database.sync { db in
+            try db.run("UPDATE applied_requests SET created_at = created_at - ? WHERE request_id = 'ancient'", [.int(IdempotencyStore.retentionSeconds + 1)])
+        }
+        try tester.runMaintenance()
+        XCTAssertEqual(try tester.database.sync { try $0.query("SELECT request_id FROM applied_requests").compactMap { $0.string(0) } }, ["recent"])
+        // Forgotten: the same id is a new request now (and meets the row it made).
+        let resent = await create(["text": "ancient"], rid: "ancient")
+        XCTAssertEqual(resent.status, 409)
+    }
+
+    // MARK: Schema
+
+    func testOlderStoredAnswerTableGetsTheExpiryColumn() throws {
+        let path = "/tmp/crm-old-answers-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+        let old = try SQLiteConnection(path: path)
+        try old.execute("""
+            CREATE TABLE applied_requests (request_id TEXT PRIMARY KEY, caller_id INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+                status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT INTO applied_requests VALUES ('r1', 0, 'f', 200, '{}', 1);
+            """)
+        old.close()
+        let database = try Database(path: path, migrations: [])
+        let columns = try database.sync { db in try db.query("PRAGMA table_info(applied_requests)").compactMap { $0.string(1) } }
+        XCTAssertTrue(columns.contains("expires_at"), "\(columns)")
+        XCTAssertEqual(try database.sync { db in try db.scalar("SELECT COUNT(*) FROM applied_requests WHERE expires_at IS NULL") }, 1)
+        database.close()
+        // Opening again changes nothing.
+        let again = try Database(path: path, migrations: [])
+        again.close()
+    }
+}
+
+/// A count several tasks bump.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}

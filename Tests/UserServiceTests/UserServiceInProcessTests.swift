@@ -1,0 +1,79 @@
+import XCTest
+import ServiceKit
+@testable import UserService
+import WireProtocol
+
+/// UserService's routes run in process by `ServiceTester`: its schema, bootstrap and handlers,
+/// no sockets.
+final class UserServiceInProcessTests: XCTestCase {
+    /// The definition `main.swift` runs.
+    static let definition = ServiceDefinition.users
+
+    /// The bootstrap administrator (the first employee).
+    let admin = Caller(id: 1, role: Role.admin.rawValue)
+    var tester: ServiceTester!
+
+    override func setUpWithError() throws {
+        tester = try ServiceTester(Self.definition)
+    }
+
+    override func tearDown() {
+        tester?.close()
+        tester = nil
+    }
+
+    func testBootstrapMadeTheAdministrator() async throws {
+        let list = await tester.call(path: "/api/user/user", caller: admin)
+        XCTAssertEqual(list.status, 200, "\(list.body)")
+        let employees = try XCTUnwrap(list.body["data"]?.arrayValue)
+        XCTAssertEqual(employees.count, 1)
+        XCTAssertEqual(employees.first?["id"]?.intValue, admin.id)
+    }
+
+    func testGroupsAreAdminsToChange() async throws {
+        let created = await tester.call(method: "POST", path: "/api/user/group", params: ["name": "Sales"], caller: admin)
+        XCTAssertEqual(created.status, 200, "\(created.body)")
+        let byCourier = await tester.call(method: "POST", path: "/api/user/group", params: ["name": "Couriers"], caller: Caller(id: 2, role: 3))
+        XCTAssertEqual(byCourier.status, 403)
+        let list = await tester.call(path: "/api/user/group", caller: admin)
+        let names = (list.body["data"]?.arrayValue ?? []).compactMap { $0["groupName"]?.stringValue }
+        XCTAssertTrue(names.contains("Sales"), "\(names)")
+        XCTAssertFalse(names.contains("Couriers"))
+    }
+
+    func testLoginSessionCheckAndLogout() async throws {
+        let password = "password-of-e1"
+        let employee = await tester.call(method: "POST", path: "/api/user/user",
+                                         params: ["phoneNumber": "13900000001", "group_id": [1], "role_id": 2, "password": .string(password)], caller: admin)
+        XCTAssertEqual(employee.status, 200, "\(employee.body)")
+        let id = try XCTUnwrap(employee.body["data"]?["id"]?.intValue)
+
+        let wrong = await tester.call(method: "POST", path: "/api/user/login", params: ["phoneNumber": "13900000001", "password": "not-the-password"])
+        XCTAssertEqual(wrong.status, 401)
+
+        let login = await tester.call(method: "POST", path: "/api/user/login", params: ["phoneNumber": "13900000001", "password": .string(password)],
+                                      requestID: "login-1")
+        XCTAssertEqual(login.status, 200, "\(login.body)")
+        let token = try XCTUnwrap(login.body["data"]?["token"]?.stringValue)
+        let resent = await tester.call(method: "POST", path: "/api/user/login", params: ["phoneNumber": "13900000001", "password": .string(password)],
+                                       requestID: "login-1")
+        XCTAssertEqual(resent.body["data"]?["token"]?.stringValue, token, "a resend replays the same session")
+        let sessions = try tester.database.sync { try $0.scalar("SELECT COUNT(*) FROM sessions WHERE employee_id = ?", [.int(id)]) }
+        XCTAssertEqual(sessions, 1)
+
+        let check = await tester.call(method: "POST", path: "/internal/session", params: ["token": .string(token)])
+        XCTAssertEqual(check.status, 200, "\(check.body)")
+        XCTAssertEqual(check.body["data"]?["id"]?.intValue, id)
+        XCTAssertEqual(check.body["data"]?["role"]?.intValue, Role.employee.rawValue)
+
+        let logout = await tester.call(method: "POST", path: "/api/user/logout", caller: Caller(id: id, role: 2), session: token)
+        XCTAssertEqual(logout.status, 200, "\(logout.body)")
+        let after = await tester.call(method: "POST", path: "/internal/session", params: ["token": .string(token)])
+        XCTAssertEqual(after.status, 401)
+        let events = try tester.database.sync { db in
+            try db.query("SELECT state FROM events WHERE type = 'session' AND entity_id = ?", [.int(id)]).compactMap { $0.string(0) }
+        }
+        XCTAssertEqual(events.count, 1, "the logout is published for the gateway's cache")
+        XCTAssertTrue(events.first?.contains("\"logout\"") ?? false, "\(events)")
+    }
+}
