@@ -68,15 +68,22 @@ enum Menus {
                 total = try db.scalar("SELECT COUNT(*) FROM employees WHERE status <> -1")
                 rows = try db.query("SELECT \(select) FROM employees WHERE status <> -1 ORDER BY id DESC LIMIT ? OFFSET ?", [.int(paging.count), .int(paging.offset)])
             }
+            // Every listed employee's menu in one query, in the order set.
+            let ids = rows.map { $0[1] }
+            var menus: [Int64: [JSON]] = [:]
+            if !ids.isEmpty {
+                for item in try db.query("""
+                    SELECT em.employee_id, m.id, m.name, m.content, m.note FROM employee_menus em JOIN menus m ON m.id = em.menu_id
+                    WHERE em.employee_id IN (\(SQLFilter.marks(ids.count))) AND m.status <> -1 ORDER BY em.employee_id, em.position
+                    """, ids) {
+                    menus[item.int(0) ?? 0, default: []].append(json(item, offset: 1))
+                }
+            }
             var result: [JSON] = []
             for row in rows {
                 var o = JSONObject()
                 for (i, column) in employeeColumns.enumerated() { o.append(column == "id" ? "user_id" : column, row[i].json) }
-                let menus = try db.query("""
-                    SELECT m.id, m.name, m.content, m.note FROM employee_menus em JOIN menus m ON m.id = em.menu_id
-                    WHERE em.employee_id = ? AND m.status <> -1 ORDER BY em.position
-                    """, [row[1]])
-                o.append("menu", .array(menus.map { json($0) }))
+                o.append("menu", .array(menus[row.int(1) ?? 0] ?? []))
                 result.append(.object(o))
             }
             return (result, total)

@@ -76,4 +76,31 @@ final class UserServiceInProcessTests: XCTestCase {
         XCTAssertEqual(events.count, 1, "the logout is published for the gateway's cache")
         XCTAssertTrue(events.first?.contains("\"logout\"") ?? false, "\(events)")
     }
+
+    func testEmployeeMenusListEachEmployeesOwnMenuInOrder() async throws {
+        var menus: [Int64] = []
+        for name in ["a", "b", "c"] {
+            let made = await tester.call(method: "POST", path: "/api/user/menu", params: ["name": .string(name)], caller: admin, requestID: "menu-\(name)")
+            menus.append(try XCTUnwrap(made.body["data"]?["id"]?.intValue, "\(made.body)"))
+        }
+        var employees: [Int64] = []
+        for phone in ["13900000011", "13900000012"] {
+            let made = await tester.call(method: "POST", path: "/api/user/user", params: ["phoneNumber": .string(phone), "group_id": [1], "password": "password-1234"],
+                                         caller: admin, requestID: "user-\(phone)")
+            employees.append(try XCTUnwrap(made.body["data"]?["id"]?.intValue, "\(made.body)"))
+        }
+        let orders: [[Int64]] = [[menus[2], menus[0]], [menus[1], menus[2], menus[0]]]
+        for (employee, order) in zip(employees, orders) {
+            let set = await tester.call(method: "POST", path: "/api/user/usermenu", params: ["user_id": .int(employee), "menu": .array(order.map { .int($0) })],
+                                        caller: admin, requestID: "set-\(employee)")
+            XCTAssertEqual(set.status, 200, "\(set.body)")
+        }
+        let list = await tester.call(path: "/api/user/usermenu", caller: admin)
+        let rows = try XCTUnwrap(list.body["data"]?.arrayValue)
+        for (employee, order) in zip(employees, orders) {
+            let row = try XCTUnwrap(rows.first { $0["user_id"]?.intValue == employee })
+            XCTAssertEqual(row["menu"]?.arrayValue?.compactMap { $0["id"]?.intValue }, order, "employee \(employee)")
+        }
+        XCTAssertEqual(rows.first { $0["user_id"]?.intValue == admin.id }?["menu"]?.arrayValue?.count, 0)
+    }
 }
