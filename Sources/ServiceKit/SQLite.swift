@@ -138,6 +138,7 @@ struct StatementCache {
 public final class SQLiteConnection {
     let handle: OpaquePointer
     private(set) var cache: StatementCache
+    private var isClosed = false
     public let path: String
 
     /// Prepared statements kept per connection by default (see `StatementCache`).
@@ -168,13 +169,14 @@ public final class SQLiteConnection {
         try execute("PRAGMA cache_size=-16384")
     }
 
-    deinit {
-        cache.removeAll()
-        sqlite3_close_v2(handle)
-    }
+    deinit { close() }
 
-    /// Closes the connection (statements first); used on clean shutdown.
+    /// Closes the connection (statements first); used on clean shutdown. Later calls, and the
+    /// deinit, do nothing (closing a handle twice is undefined behaviour); later statements
+    /// fail with SQLITE_MISUSE.
     public func close() {
+        guard !isClosed else { return }
+        isClosed = true
         cache.removeAll()
         sqlite3_close_v2(handle)
     }
@@ -182,6 +184,7 @@ public final class SQLiteConnection {
     /// Prepared statements alive on this connection (SQLite's own list: cached, and any still
     /// being stepped).
     public var liveStatementCount: Int {
+        guard !isClosed else { return 0 }
         var count = 0
         var next = sqlite3_next_stmt(handle, nil)
         while let stmt = next {
@@ -200,6 +203,7 @@ public final class SQLiteConnection {
 
     /// Runs SQL that returns no rows (may hold several statements; no parameters).
     public func execute(_ sql: String) throws(SQLiteError) {
+        guard !isClosed else { throw SQLiteError(code: SQLITE_MISUSE, message: "connection is closed", sql: sql) }
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         if rc != SQLITE_OK {
@@ -210,6 +214,7 @@ public final class SQLiteConnection {
     }
 
     private func statement(_ sql: String) throws(SQLiteError) -> Statement {
+        guard !isClosed else { throw SQLiteError(code: SQLITE_MISUSE, message: "connection is closed", sql: sql) }
         if let cached = cache.get(sql) { return cached }
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
@@ -346,6 +351,7 @@ public final class SQLiteConnection {
 
     /// Moves the WAL's content into the database and truncates it.
     public func checkpoint() {
+        guard !isClosed else { return }
         sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
     }
 }
