@@ -26,8 +26,8 @@ public final class Database: @unchecked Sendable {
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
 
-    /// Opens (creating if needed) the file and applies `migrations` by `PRAGMA user_version`.
-    public init(path: String, migrations: [String], readerCount: Int = 2) throws {
+    /// Opens (creating if needed) the file and applies the `migrations` it has not recorded yet.
+    public init(path: String, migrations: [Migration], readerCount: Int = 2) throws {
         self.path = path
         queue = DispatchQueue(label: "crm.sqlite.writer")
         connection = try SQLiteConnection(path: path)

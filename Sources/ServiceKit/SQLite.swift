@@ -337,18 +337,6 @@ public final class SQLiteConnection {
         }
     }
 
-    /// Applies each migration whose index is at or past `PRAGMA user_version`, each in its own transaction.
-    public func migrate(_ migrations: [String]) throws {
-        let current = Int(userVersion)
-        guard current < migrations.count else { return }
-        for index in current..<migrations.count {
-            try writeTransaction { db in
-                try db.execute(migrations[index])
-                try db.execute("PRAGMA user_version = \(index + 1)")
-            }
-        }
-    }
-
     /// Moves the WAL's content into the database and truncates it.
     public func checkpoint() {
         guard !isClosed else { return }

@@ -51,3 +51,78 @@ final class SQLiteHabitsTests: XCTestCase {
         XCTAssertEqual(db.cachedStatementCount, 8)
     }
 }
+
+/// Named migrations.
+final class MigrationTests: XCTestCase {
+    var path: String!
+
+    override func setUp() {
+        path = "/tmp/crm-migrations-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+    }
+
+    override func tearDown() {
+        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+    }
+
+    let first = [
+        Migration(name: "001-a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"),
+        Migration(name: "002-a-n", sql: "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;"),
+    ]
+
+    func recorded(_ db: SQLiteConnection) throws -> [String] {
+        try db.query("SELECT name FROM schema_migrations ORDER BY name").compactMap { $0.string(0) }
+    }
+
+    func testAFreshFileRecordsEachMigrationByName() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.migrate(first)
+        XCTAssertEqual(try recorded(db), ["001-a", "002-a-n"])
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM schema_migrations WHERE adopted = 0 AND applied_at <> ''"), 2)
+        try db.run("INSERT INTO a(t, n) VALUES ('x', 1)")
+        // Again, and with one more inserted before the last: only the new one runs.
+        let more = [first[0], Migration(name: "001b-b", sql: "CREATE TABLE b(id INTEGER PRIMARY KEY);"), first[1]]
+        try db.migrate(more)
+        XCTAssertEqual(try recorded(db), ["001-a", "001b-b", "002-a-n"])
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM a"), 1, "nothing ran twice")
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM b"), 0)
+        XCTAssertEqual(db.userVersion, 3, "user_version follows, so an older binary skips them")
+    }
+
+    func testAFileOfTheOldSchemeIsAdoptedWithoutRerunning() throws {
+        do {
+            // As the positional scheme left it: the first migration applied, user_version = 1.
+            let old = try SQLiteConnection(path: path)
+            try old.execute("CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT); INSERT INTO a(t) VALUES ('kept'); PRAGMA user_version = 1;")
+            old.close()
+        }
+        let db = try SQLiteConnection(path: path)
+        try db.migrate(first)  // running "001-a" again would fail: table a exists
+        XCTAssertEqual(try recorded(db), ["001-a", "002-a-n"])
+        XCTAssertEqual(try db.scalar("SELECT adopted FROM schema_migrations WHERE name = '001-a'"), 1)
+        XCTAssertEqual(try db.scalar("SELECT adopted FROM schema_migrations WHERE name = '002-a-n'"), 0)
+        XCTAssertEqual(try db.query("SELECT t, n FROM a").map { $0.values }, [[.text("kept"), .int(0)]], "data kept, second migration ran")
+        XCTAssertEqual(db.userVersion, 2)
+        // Adoption happens once: a later user_version does not record more.
+        try db.execute("PRAGMA user_version = 9")
+        try db.migrate(first + [Migration(name: "003-c", sql: "CREATE TABLE c(id INTEGER PRIMARY KEY);")])
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM c"), 0, "003-c ran")
+        XCTAssertEqual(try db.scalar("SELECT adopted FROM schema_migrations WHERE name = '003-c'"), 0)
+    }
+
+    func testAFailingMigrationLeavesNeitherItsChangesNorItsRecord() throws {
+        let db = try SQLiteConnection(path: path)
+        XCTAssertThrowsError(try db.migrate([first[0], Migration(name: "bad", sql: "CREATE TABLE z(id INTEGER); SELECT * FROM missing;")]))
+        XCTAssertEqual(try recorded(db), ["001-a"])
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'z'"), 0)
+    }
+
+    func testDuplicateNamesAreRefusedBeforeAnythingRuns() throws {
+        let db = try SQLiteConnection(path: path)
+        let twice = [first[0], Migration(name: "001-a", sql: "CREATE TABLE other(id INTEGER PRIMARY KEY);")]
+        XCTAssertThrowsError(try db.migrate(twice)) { error in
+            XCTAssertTrue("\(error)".contains("\"001-a\" is given to two migrations"), "\(error)")
+        }
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('a', 'other', 'schema_migrations')"), 0)
+        XCTAssertThrowsError(try Database(path: path, migrations: twice), "the service refuses to start")
+    }
+}
