@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Synchronization
 import XCTest
 @testable import ServiceKit
 import WireProtocol
@@ -124,5 +125,81 @@ final class MigrationTests: XCTestCase {
         }
         XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('a', 'other', 'schema_migrations')"), 0)
         XCTAssertThrowsError(try Database(path: path, migrations: twice), "the service refuses to start")
+    }
+}
+
+/// A `Database` call from inside one of its own bodies fails at once instead of deadlocking.
+final class NestedDatabaseCallTests: XCTestCase {
+    var path: String!
+    var database: Database!
+
+    override func setUp() {
+        path = "/tmp/crm-nested-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        database = try? Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY);")])
+    }
+
+    override func tearDown() {
+        database?.close()
+        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+    }
+
+    /// Runs `body` and answers its outcome, or nil when it has not finished within 5 s (a
+    /// deadlock then fails the test instead of hanging it; the stuck task is left behind).
+    func outcome(of body: @escaping @Sendable () async throws -> Void) async -> Result<Void, Error>? {
+        let box = Mutex<Result<Void, Error>?>(nil)
+        let finished = expectation(description: "the nested call returned")
+        Task {
+            let result: Result<Void, Error>
+            do { try await body(); result = .success(()) } catch { result = .failure(error) }
+            box.withLock { $0 = result }
+            finished.fulfill()
+        }
+        await fulfillment(of: [finished], timeout: 5)
+        return box.withLock { $0 }
+    }
+
+    func assertRefused(_ result: Result<Void, Error>?, _ words: [String], file: StaticString = #filePath, line: UInt = #line) {
+        guard let result else { return XCTFail("the nested call blocked", file: file, line: line) }
+        guard case .failure(let error) = result else { return XCTFail("the nested call was not refused", file: file, line: line) }
+        XCTAssertTrue(error is DatabaseMisuse, "\(error)", file: file, line: line)
+        for word in words { XCTAssertTrue("\(error)".contains(word), "\(error)", file: file, line: line) }
+    }
+
+    func testSyncInsideAWriteThrows() async throws {
+        let db = try XCTUnwrap(database)
+        let result = await outcome {
+            _ = try await db.write { conn -> Int64 in
+                try conn.run("INSERT INTO a(id) VALUES (1)")
+                return try db.sync { inner -> Int64 in try inner.scalar("SELECT COUNT(*) FROM a") }
+            }
+        }
+        assertRefused(result, ["Database.sync", "inside a write"])
+        // The writer is not stuck, and the failed body's insert was rolled back.
+        let count = try await db.write { try $0.scalar("SELECT COUNT(*) FROM a") }
+        XCTAssertEqual(count, 0)
+    }
+
+    func testSyncInsideSyncAndInsideAReadThrow() async throws {
+        let db = try XCTUnwrap(database)
+        assertRefused(await outcome { _ = try db.sync { _ in try db.sync { _ in 1 } } }, ["Database.sync", "inside a write"])
+        assertRefused(await outcome { _ = try await db.read { _ in try db.sync { _ in 1 } } }, ["Database.sync", "inside a read"])
+    }
+
+    func testCloseInsideAWriteDoesNotBlockAndClosesNothing() async throws {
+        let db = try XCTUnwrap(database)
+        let result = await outcome { _ = try await db.write { _ in db.close() } }
+        guard case .success? = result else { return XCTFail("close from inside a write blocked or failed: \(String(describing: result))") }
+        let one = try await db.read { try $0.scalar("SELECT 1") }
+        XCTAssertEqual(one, 1, "still open")
+    }
+
+    func testAnotherDatabaseMayBeUsedFromInsideAWrite() async throws {
+        let db = try XCTUnwrap(database)
+        let otherPath = path + "-other"
+        defer { for suffix in ["", "-wal", "-shm"] { unlink(otherPath + suffix) } }
+        let other = try Database(path: otherPath, migrations: [])
+        defer { other.close() }
+        let result = await outcome { _ = try await db.write { _ -> Int64 in try other.sync { conn -> Int64 in try conn.scalar("SELECT 1") } } }
+        guard case .success? = result else { return XCTFail("\(String(describing: result))") }
     }
 }
