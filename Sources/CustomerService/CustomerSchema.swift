@@ -3,7 +3,7 @@ import ServiceKit
 /// customers.sqlite: organizations, customers, their links, search grams and counters.
 enum CustomerSchema {
     static let migrations = [
-        """
+        Migration(name: "001-organizations-customers-grams-counters", sql: """
         CREATE TABLE organizations (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             groupName TEXT NOT NULL,
@@ -58,6 +58,6 @@ enum CustomerSchema {
         CREATE INDEX customers_phone ON customers(phoneNumber, status, id);
         """
         + Organizations.resource.schemaPieces
-        + Customers.resource.schemaPieces,
+        + Customers.resource.schemaPieces),
     ]
 }

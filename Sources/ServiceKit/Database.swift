@@ -25,11 +25,15 @@ public final class Database: @unchecked Sendable {
     public var commitCount: Int { commits.load(ordering: .acquiring) }
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
+    /// Marks this database's own queues (0: the writer, 1…: the readers), so a blocking call made
+    /// from inside one of its bodies is refused instead of waiting for itself.
+    private let queueKey = DispatchSpecificKey<Int>()
 
-    /// Opens (creating if needed) the file and applies `migrations` by `PRAGMA user_version`.
-    public init(path: String, migrations: [String], readerCount: Int = 2) throws {
+    /// Opens (creating if needed) the file and applies the `migrations` it has not recorded yet.
+    public init(path: String, migrations: [Migration], readerCount: Int = 2) throws {
         self.path = path
         queue = DispatchQueue(label: "crm.sqlite.writer")
+        queue.setSpecific(key: queueKey, value: 0)
         connection = try SQLiteConnection(path: path)
         try connection.migrate(migrations)
         try IdempotencyStore.createSchema(connection)
@@ -38,7 +42,9 @@ public final class Database: @unchecked Sendable {
         for i in 0..<max(1, readerCount) {
             let reader = try SQLiteConnection(path: path)
             try reader.execute("PRAGMA query_only = 1")
-            readers.append((DispatchQueue(label: "crm.sqlite.reader\(i)"), reader))
+            let readerQueue = DispatchQueue(label: "crm.sqlite.reader\(i)")
+            readerQueue.setSpecific(key: queueKey, value: i + 1)
+            readers.append((readerQueue, reader))
         }
         self.readers = readers
     }
@@ -47,6 +53,7 @@ public final class Database: @unchecked Sendable {
     /// of the body sees the same snapshot (a page and its `page_info.total` agree even while
     /// writes commit). Use `write` for anything that must read and write atomically.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try refuseNested("read")
         let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
         return try await withCheckedThrowingContinuation { continuation in
             readers[index].queue.async { [self] in
@@ -71,7 +78,8 @@ public final class Database: @unchecked Sendable {
     /// A batch that meets SQLITE_BUSY (another replica holding the lock past the busy timeout)
     /// is retried a bounded number of times as a whole.
     public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        try refuseNested("write")
+        return try await withCheckedThrowingContinuation { continuation in
             let slot = ResultSlot<T>()
             let job = WriteJob(
                 run: { db in
@@ -143,8 +151,26 @@ public final class Database: @unchecked Sendable {
     }
 
     /// Runs `body` synchronously on the queue: for start-up and tests, never on a request path.
-    public func sync<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
-        try queue.sync { try body(connection) }
+    /// Throws `DatabaseMisuse` when called from inside a body of this database (it would wait
+    /// for itself).
+    public func sync<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try refuseNested("sync")
+        return try queue.sync { try body(connection) }
+    }
+
+    /// Throws (and logs) when the caller runs on one of this database's queues — inside a
+    /// `write`, `read`, `sync` or timer body — where waiting for a queue can deadlock: the
+    /// writer's own queue waits for itself, and a reader waiting for the writer deadlocks with
+    /// `close()`, which waits for the readers from the writer. `read` and `write` are async and
+    /// so cannot be reached from a body without a `Task`; they check anyway, for the price of a
+    /// lookup. A body that blocks on a `Task` running `write` is not detected.
+    private func refuseNested(_ call: String) throws(DatabaseMisuse) {
+        guard let which = DispatchQueue.getSpecific(key: queueKey) else { return }
+        let place = which == 0 ? "a write (the writer queue)" : "a read (reader queue \(which - 1))"
+        let misuse = DatabaseMisuse(message: "Database.\(call) called from inside \(place) of \(path) would block on this "
+                                    + "database's own queues (a deadlock); use the connection the body was given")
+        Log.error(misuse.message)
+        throw misuse
     }
 
     /// Checkpoints the WAL (TRUNCATE) every `intervalSeconds` when no write happened for a second,
@@ -175,8 +201,10 @@ public final class Database: @unchecked Sendable {
     }
     private var maintenanceTimers: [DispatchSourceTimer] = []
 
-    /// Checkpoints and closes; later calls answer 503.
+    /// Checkpoints and closes; later calls answer 503. Called from inside a body of this
+    /// database it logs the mistake and closes nothing (it would wait for itself).
     public func close() {
+        guard (try? refuseNested("close")) != nil else { return }
         queue.sync {
             guard !closedFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
             checkpointTimer?.cancel()
@@ -186,6 +214,13 @@ public final class Database: @unchecked Sendable {
             connection.close()
         }
     }
+}
+
+/// A `Database` call made where it would deadlock (from inside one of its own bodies). Not an
+/// `APIError`: the client is answered a plain 500 and the message, naming the mistake, is logged.
+public struct DatabaseMisuse: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
 
 /// A write waiting for the writer (touched only on the writer queue once queued).

@@ -73,10 +73,15 @@ public struct Row: Sendable {
     }
 }
 
-/// A prepared statement owned by one connection (cached and reused).
+/// A prepared statement owned by one connection (cached and reused). Finalized when the last
+/// reference goes: a statement evicted from the cache while a caller is still stepping it lives
+/// until that caller is done.
 final class Statement {
     let handle: OpaquePointer
     let sql: String
+    /// The cache's clock at the last use, and how often it was used (for eviction).
+    var lastUse: UInt64 = 0
+    var uses: Int = 0
     init(handle: OpaquePointer, sql: String) {
         self.handle = handle
         self.sql = sql
@@ -84,13 +89,64 @@ final class Statement {
     deinit { sqlite3_finalize(handle) }
 }
 
+/// Prepared statements of one connection by SQL text, at most `capacity` of them.
+///
+/// Scan-resistant LRU: a miss evicts the least recently used statement that was used only
+/// once, and only when every cached statement was reused the least recently used of all.
+/// Generated SQL (an `IN (?, …)` list of each length, a column subset) is then prepared, used
+/// and dropped without pushing the hot fixed queries out.
+struct StatementCache {
+    let capacity: Int
+    private var statements: [String: Statement] = [:]
+    private var clock: UInt64 = 0
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    var count: Int { statements.count }
+    func contains(_ sql: String) -> Bool { statements[sql] != nil }
+
+    mutating func get(_ sql: String) -> Statement? {
+        guard let statement = statements[sql] else { return nil }
+        clock &+= 1
+        statement.lastUse = clock
+        statement.uses += 1
+        return statement
+    }
+
+    mutating func insert(_ statement: Statement) {
+        if statements.count >= capacity { evict() }
+        clock &+= 1
+        statement.lastUse = clock
+        statement.uses = 1
+        statements[statement.sql] = statement
+    }
+
+    private mutating func evict() {
+        var victim: Statement?
+        var victimOnce: Statement?
+        for statement in statements.values {
+            if victim.map({ statement.lastUse < $0.lastUse }) ?? true { victim = statement }
+            if statement.uses == 1, victimOnce.map({ statement.lastUse < $0.lastUse }) ?? true { victimOnce = statement }
+        }
+        if let chosen = victimOnce ?? victim { statements[chosen.sql] = nil }
+    }
+
+    mutating func removeAll() { statements.removeAll() }
+}
+
 /// One SQLite connection. Not thread-safe: `Database` confines it to its own serial queue.
 public final class SQLiteConnection {
     let handle: OpaquePointer
-    private var cache: [String: Statement] = [:]
+    private(set) var cache: StatementCache
+    private var isClosed = false
     public let path: String
 
-    public init(path: String, busyTimeoutMillis: Int32 = 5000) throws(SQLiteError) {
+    /// Prepared statements kept per connection by default (see `StatementCache`).
+    public static let defaultStatementCacheCapacity = 64
+
+    public init(path: String, busyTimeoutMillis: Int32 = 5000,
+                statementCacheCapacity: Int = SQLiteConnection.defaultStatementCacheCapacity) throws(SQLiteError) {
+        cache = StatementCache(capacity: statementCacheCapacity)
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -113,16 +169,33 @@ public final class SQLiteConnection {
         try execute("PRAGMA cache_size=-16384")
     }
 
-    deinit {
+    deinit { close() }
+
+    /// Closes the connection (statements first); used on clean shutdown. Later calls, and the
+    /// deinit, do nothing (closing a handle twice is undefined behaviour); later statements
+    /// fail with SQLITE_MISUSE.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
         cache.removeAll()
         sqlite3_close_v2(handle)
     }
 
-    /// Closes the connection (statements first); used on clean shutdown.
-    public func close() {
-        cache.removeAll()
-        sqlite3_close_v2(handle)
+    /// Prepared statements alive on this connection (SQLite's own list: cached, and any still
+    /// being stepped).
+    public var liveStatementCount: Int {
+        guard !isClosed else { return 0 }
+        var count = 0
+        var next = sqlite3_next_stmt(handle, nil)
+        while let stmt = next {
+            count += 1
+            next = sqlite3_next_stmt(handle, stmt)
+        }
+        return count
     }
+
+    /// Statements held in the cache.
+    public var cachedStatementCount: Int { cache.count }
 
     private func error(_ rc: Int32, _ sql: String?) -> SQLiteError {
         SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
@@ -130,6 +203,7 @@ public final class SQLiteConnection {
 
     /// Runs SQL that returns no rows (may hold several statements; no parameters).
     public func execute(_ sql: String) throws(SQLiteError) {
+        guard !isClosed else { throw SQLiteError(code: SQLITE_MISUSE, message: "connection is closed", sql: sql) }
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         if rc != SQLITE_OK {
@@ -140,12 +214,13 @@ public final class SQLiteConnection {
     }
 
     private func statement(_ sql: String) throws(SQLiteError) -> Statement {
-        if let cached = cache[sql] { return cached }
+        guard !isClosed else { throw SQLiteError(code: SQLITE_MISUSE, message: "connection is closed", sql: sql) }
+        if let cached = cache.get(sql) { return cached }
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
         guard rc == SQLITE_OK, let stmt else { throw error(rc, sql) }
         let statement = Statement(handle: stmt, sql: sql)
-        cache[sql] = statement
+        cache.insert(statement)
         return statement
     }
 
@@ -262,20 +337,9 @@ public final class SQLiteConnection {
         }
     }
 
-    /// Applies each migration whose index is at or past `PRAGMA user_version`, each in its own transaction.
-    public func migrate(_ migrations: [String]) throws {
-        let current = Int(userVersion)
-        guard current < migrations.count else { return }
-        for index in current..<migrations.count {
-            try writeTransaction { db in
-                try db.execute(migrations[index])
-                try db.execute("PRAGMA user_version = \(index + 1)")
-            }
-        }
-    }
-
     /// Moves the WAL's content into the database and truncates it.
     public func checkpoint() {
+        guard !isClosed else { return }
         sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
     }
 }

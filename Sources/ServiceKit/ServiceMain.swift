@@ -11,7 +11,7 @@ public struct ServiceDefinition: Sendable {
     public var name: String
     /// The routes `routes` must bind, no more and no less: the service's routes in the catalog.
     public var declared: [APIRoute]
-    public var migrations: [String]
+    public var migrations: [Migration]
     public var routes: [Route]
     /// Runs once after migrations, before the socket opens (e.g. the bootstrap administrator).
     public var onStart: @Sendable (Database) throws -> Void
@@ -37,7 +37,7 @@ public struct ServiceDefinition: Sendable {
     public var routeProblems: [String] { ServiceRouter.problems(name: name, declared: declared, routes: allRoutes) }
 
     /// A service of the system: its routes are declared in the catalog.
-    public init(service: ServiceName, migrations: [String], routes: [Route],
+    public init(service: ServiceName, migrations: [Migration], routes: [Route],
                 onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
                 hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
                 subscriptions: [EventSubscription] = []) {
@@ -47,7 +47,7 @@ public struct ServiceDefinition: Sendable {
 
     /// A service outside the catalog (tests, tools): `declaring` lists its routes; the event
     /// feed every service serves is declared for it.
-    public init(name: String, declaring: [APIRoute], migrations: [String], routes: [Route],
+    public init(name: String, declaring: [APIRoute], migrations: [Migration], routes: [Route],
                 onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
                 hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
                 subscriptions: [EventSubscription] = []) {

@@ -1,7 +1,9 @@
+import ServiceKit
+
 /// users.sqlite: groups, employees, sessions, login failures, menus.
 enum UserSchema {
     static let migrations = [
-        """
+        Migration(name: "001-groups-employees-sessions-menus", sql: """
         CREATE TABLE groups (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             groupName TEXT NOT NULL,
@@ -71,11 +73,11 @@ enum UserSchema {
             PRIMARY KEY (employee_id, menu_id)
         ) WITHOUT ROWID;
         """
-        + Employees.resource.schemaPieces,
+        + Employees.resource.schemaPieces),
         // A failed-login attempt is recorded once per request id, so a resend is not counted twice.
-        """
+        Migration(name: "002-login-failures-request-id", sql: """
         ALTER TABLE login_failures ADD COLUMN request_id TEXT;
         CREATE UNIQUE INDEX login_failures_request ON login_failures(request_id) WHERE request_id IS NOT NULL;
-        """,
+        """),
     ]
 }

@@ -18,7 +18,8 @@ final class SQLiteTests: XCTestCase {
     }
 
     func testPragmasMigrationsAndUserVersion() throws {
-        let migrations = ["CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);", "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;"]
+        let migrations = [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"),
+                          Migration(name: "a.n", sql: "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;")]
         do {
             let db = try SQLiteConnection(path: path)
             try db.migrate(Array(migrations.prefix(1)))
@@ -68,7 +69,7 @@ final class SQLiteTests: XCTestCase {
     }
 
     func testDatabaseReadersSeeCommittedWrites() async throws {
-        let db = try Database(path: path, migrations: ["CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"])
+        let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);")])
         let id = try await db.write { conn -> Int64 in
             try conn.run("INSERT INTO a(t) VALUES ('x')")
             return conn.lastInsertRowID
@@ -91,7 +92,7 @@ final class SQLiteTests: XCTestCase {
     }
 
     func testConcurrentWritesCommitTogetherButFailAlone() async throws {
-        let db = try Database(path: path, migrations: ["CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE);"])
+        let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE);")])
         let outcomes = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
             for n in Int64(0)..<200 {
                 group.addTask {

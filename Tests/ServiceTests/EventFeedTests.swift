@@ -22,7 +22,7 @@ final class EventFeedTests: XCTestCase {
     /// A producer with `POST /items` (name) writing an `item` event in the same transaction.
     func producer() -> ServiceDefinition {
         ServiceDefinition(name: "producer", declaring: [APIRoute("POST", "/items", nil, .public, "Create an item", answer: .mutation)],
-                          migrations: ["CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);"], routes: [
+                          migrations: [Migration(name: "items", sql: "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);")], routes: [
             .post("/items") { ctx in
                 let name = try ctx.params.requireString("name")
                 return try await ctx.mutate { db in
@@ -37,7 +37,7 @@ final class EventFeedTests: XCTestCase {
 
     /// A consumer copying items into `copies` (an idempotent upsert), counting applications.
     func consumer() -> ServiceDefinition {
-        ServiceDefinition(name: "consumer", declaring: [], migrations: ["CREATE TABLE copies(id INTEGER PRIMARY KEY, name TEXT, applied INTEGER NOT NULL DEFAULT 1);"],
+        ServiceDefinition(name: "consumer", declaring: [], migrations: [Migration(name: "copies", sql: "CREATE TABLE copies(id INTEGER PRIMARY KEY, name TEXT, applied INTEGER NOT NULL DEFAULT 1);")],
                           routes: [], subscriptions: [
             EventSubscription(source: "producer") { db, event in
                 guard event.type == "item" else { return }
