@@ -9,7 +9,7 @@ enum NotesService {
             APIRoute("GET", "/notes", nil, .anyone, "Notes", answer: .list),
             APIRoute("POST", "/notes", nil, .staff, "Create a note", [APIParameter("text", required: true)], answer: .mutation),
         ],
-        migrations: ["CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, created_by INTEGER NOT NULL);"],
+        migrations: [Migration(name: "001-notes", sql: "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE, created_by INTEGER NOT NULL);")],
         routes: [
             .get("/notes") { ctx in
                 let notes = try await ctx.database.read { db in

@@ -1,0 +1,31 @@
+import XCTest
+import ServiceKit
+@testable import UserService
+@testable import CustomerService
+
+/// A migration that has shipped never changes: files that already applied it would never see
+/// the change. Parts of the first migrations are generated from resource declarations
+/// (`schemaPieces`), so a declaration change could alter them silently — this test pins every
+/// migration's SQL. When it fails, restore the old SQL and add a new named migration instead.
+final class MigrationPinTests: XCTestCase {
+    static let pinned: [String: String] = [
+        "users/001-groups-employees-sessions-menus": "0f0959f467ccf278778031ea2f7549f52d626b5b44eb463f7ee3eb83927272a8",
+        "users/002-login-failures-request-id": "24f8e1673a0e5cdbbd348c8001311f079a34105b95c9641e65b5be070dd1c7c3",
+        "customers/001-organizations-customers-grams-counters": "6386e817ab18b7ea1e7535b4e16e3b40a05b050cca05173b32bd430390ca7d4c",
+    ]
+
+    func testShippedMigrationsAreUnchanged() {
+        var seen: [String: String] = [:]
+        for definition in [ServiceDefinition.users, ServiceDefinition.customers] {
+            for migration in definition.migrations {
+                seen["\(definition.name)/\(migration.name)"] = SessionToken.hex(SessionToken.sha256(Array(migration.sql.utf8)))
+            }
+        }
+        for (key, digest) in Self.pinned {
+            XCTAssertEqual(seen[key], digest, "\(key) changed after it shipped: restore it and add a new migration")
+        }
+        for key in seen.keys where Self.pinned[key] == nil {
+            XCTFail("\(key) is new: pin it here (\(seen[key] ?? "")) once it ships")
+        }
+    }
+}
