@@ -15,6 +15,8 @@ public struct Field: Sendable {
         case time
         /// `YYYY-MM-DD`.
         case date
+        /// An exact amount of money, stored as integer cents (`Params.money`).
+        case money
     }
 
     public var param: String
@@ -75,6 +77,8 @@ extension Params {
             return SQLValue(try time(field.param))
         case .date:
             return SQLValue(try date(field.param))
+        case .money:
+            return SQLValue(try money(field.param))
         }
     }
 }

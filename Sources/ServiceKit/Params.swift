@@ -180,6 +180,62 @@ public struct Params: Sendable {
         return result
     }
 
+    // MARK: Money
+
+    /// The largest amount accepted, in cents (10^13 yuan).
+    public static let maxMoneyCents: Int64 = 1_000_000_000_000_000
+
+    /// An amount of money as integer cents: a JSON number or a decimal string with at most two
+    /// decimals (`112`, `112.5`, `"0.10"`), not negative, at most 10^13. Exponents, thousands
+    /// separators, signs, NaN and Infinity are refused, naming the parameter.
+    public func money(_ name: String) throws(APIError) -> Int64? {
+        guard let raw = raw(name) else { return nil }
+        let refused = APIError.badRequest("\(name) must be an amount like 112 or 112.50 (at most two decimals, not negative, at most 10^13)")
+        switch raw {
+        case .null:
+            return nil
+        case .int(let v):
+            guard v >= 0, v <= Params.maxMoneyCents / 100 else { throw refused }
+            return v * 100
+        case .double(let v):
+            guard v.isFinite, v >= 0 else { throw refused }
+            let cents = (v * 100).rounded()
+            // Two decimals at most: the value times 100 must be whole (within the double's precision).
+            guard abs(v * 100 - cents) < 1e-6 * max(1, cents), cents <= Double(Params.maxMoneyCents) else { throw refused }
+            return Int64(cents)
+        case .string(let text):
+            let trimmed = text.trimmingWhitespace
+            if trimmed.isEmpty { return nil }
+            guard let cents = Params.cents(trimmed) else { throw refused }
+            return cents
+        case .array(let items) where items.count == 1:
+            return try Params(JSONObject([(name, items[0])])).money(name)
+        default:
+            throw refused
+        }
+    }
+
+    /// `digits[.d[d]]` → cents, nil for anything else or above the maximum.
+    static func cents(_ text: String) -> Int64? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let whole = parts.first, !whole.isEmpty, whole.count <= 14,
+              whole.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let units = Int64(whole) else { return nil }
+        var fraction: Int64 = 0
+        if parts.count == 2 {
+            let decimals = parts[1]
+            guard (1...2).contains(decimals.count), decimals.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let d = Int64(decimals) else { return nil }
+            fraction = decimals.count == 1 ? d * 10 : d
+        }
+        let total = units * 100 + fraction
+        return total <= maxMoneyCents ? total : nil
+    }
+
+    /// Cents as the API answers money: exactly two decimals.
+    public static func moneyText(_ cents: Int64) -> String {
+        let fraction = cents % 100
+        return "\(cents / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+
     // MARK: Times
 
     /// `YYYY-MM-DD HH:MM:SS`, or a date alone meaning 00:00:00; answered normalized.

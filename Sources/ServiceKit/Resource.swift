@@ -30,10 +30,17 @@ public struct Resource: Sendable {
     public var event: String?
     /// False for lists answered whole (no `page_info`).
     public var paged: Bool
+    /// `ORDER BY` of lists, on the table alias `t` (default newest id first).
+    public var ordering: String
+    /// The time window lists filter on (`start_time`/`end_time`), if any.
+    public var window: Window?
+    /// Single-id columns answered with the name of the row they name (`organization_name`).
+    public var references: [Reference]
 
     public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
                 search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
-                required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true) {
+                required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true,
+                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = []) {
         self.name = name
         self.table = table
         self.idParam = idParam
@@ -48,6 +55,9 @@ public struct Resource: Sendable {
         self.alwaysRequired = alwaysRequired
         self.event = event
         self.paged = paged
+        self.ordering = ordering
+        self.window = window
+        self.references = references
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
@@ -66,11 +76,57 @@ public struct Column: Sendable {
     public var field: Field?
     /// Part of the state published in the resource's event.
     public var published: Bool
+    /// How the stored value is answered.
+    public var format: Format = .plain
+
+    public enum Format: Sendable {
+        case plain
+        /// Integer cents answered as a string with two decimals (`"112.50"`), null when unset.
+        case money
+    }
 
     /// A column the service sets (id, times, status, creator).
     public static func fixed(_ name: String, published: Bool = false) -> Column { Column(name: name, field: nil, published: published) }
-    /// A column written from the parameter of `field`.
-    public static func field(_ field: Field, published: Bool = false) -> Column { Column(name: field.column, field: field, published: published) }
+    /// A column written from the parameter of `field` (money fields are answered as money).
+    public static func field(_ field: Field, published: Bool = false) -> Column {
+        var column = Column(name: field.column, field: field, published: published)
+        if case .money = field.kind { column.format = .money }
+        return column
+    }
+
+    func answer(_ value: SQLValue) -> JSON {
+        switch (format, value) {
+        case (.money, .int(let cents)): return .string(Params.moneyText(cents))
+        default: return value.json
+        }
+    }
+}
+
+/// The time window a list filters on: `start_time`/`end_time` over `column`, inclusive; `end`
+/// defaults to now and `start` to `spanSeconds` before the end; a start after the end is a 400.
+public struct Window: Sendable {
+    public var column: String
+    public var spanSeconds: Int64
+    public init(column: String, spanSeconds: Int64 = 7 * 86_400) {
+        self.column = column
+        self.spanSeconds = spanSeconds
+    }
+}
+
+/// A column holding one id of another table's row, answered with that row's name right after
+/// it (`organization_id` → `organization_name`); ids written must name a row not deleted.
+public struct Reference: Sendable {
+    public var column: String
+    public var target: String
+    /// SQL for the name over the target's alias `x` (e.g. `x.groupName`).
+    public var nameSQL: String
+    public var nameKey: String
+    public init(column: String, target: String, nameSQL: String, nameKey: String) {
+        self.column = column
+        self.target = target
+        self.nameSQL = nameSQL
+        self.nameKey = nameKey
+    }
 }
 
 /// The statuses a resource's rows take and how lists and status changes treat them.
@@ -136,6 +192,8 @@ public struct Link: Sendable {
     public var firstIDKey: (key: String, after: String)?
     /// Must hold at least one id (when given, and on create).
     public var nonEmpty: Bool
+    /// SQL for a linked row's name over the target's alias `x`; default `x.<targetName>`.
+    public var nameSQL: String?
 
     public enum LinkFilter: Sendable {
         case one(String)
@@ -144,7 +202,7 @@ public struct Link: Sendable {
 
     public init(param: String, filter: LinkFilter? = nil, table: String, ownerColumn: String, targetColumn: String, target: String,
                 targetName: String, namesKey: String, idsKey: String, counterPrefix: String? = nil,
-                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false) {
+                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false, nameSQL: String? = nil) {
         self.param = param
         self.filter = filter
         self.table = table
@@ -157,6 +215,7 @@ public struct Link: Sendable {
         self.counterPrefix = counterPrefix
         self.firstIDKey = firstIDKey
         self.nonEmpty = nonEmpty
+        self.nameSQL = nameSQL
     }
 
     /// The link table's schema, for links of rows of `owner`.
@@ -233,22 +292,37 @@ extension Resource {
     /// Linked ids and names of many rows at once (one query per link, never one per row).
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
         try db.links("""
-            SELECT l.\(link.ownerColumn), l.\(link.targetColumn), x.\(link.targetName) FROM \(link.table) l
+            SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)") FROM \(link.table) l
             JOIN \(link.target) x ON x.id = l.\(link.targetColumn)
             WHERE l.\(link.ownerColumn) IN (%@) ORDER BY l.\(link.ownerColumn), l.position
             """, owners: ids)
     }
 
-    /// The answer rows, in order, with their links.
+    /// The answer rows, in order, with their links and referenced names.
     func json(_ rows: [Row], _ db: SQLiteConnection) throws -> [JSON] {
         let ids = rows.compactMap { $0.int(0) }
         let linkedByLink = try links.map { try linked($0, of: ids, db) }
+        var names: [String: [Int64: JSON]] = [:]
+        for reference in references {
+            guard let i = positions[reference.column] else { continue }
+            let targets = Array(Set(rows.compactMap { $0.int(i) }))
+            guard !targets.isEmpty else { continue }
+            var found: [Int64: JSON] = [:]
+            for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
+                                    targets.map { .int($0) }) {
+                found[row.int(0) ?? 0] = row[1].json
+            }
+            names[reference.column] = found
+        }
         return rows.map { row in
             let id = row.int(0) ?? 0
             var o = JSONObject()
-            o.reserveCapacity(columns.count + 2 * links.count)
+            o.reserveCapacity(columns.count + 2 * links.count + references.count)
             for (i, column) in columns.enumerated() {
-                o.append(column.name, row[i].json)
+                o.append(column.name, column.answer(row[i]))
+                for reference in references where reference.column == column.name {
+                    o.append(reference.nameKey, row.int(i).flatMap { names[column.name]?[$0] } ?? .null)
+                }
                 for (link, found) in zip(links, linkedByLink) where link.firstIDKey?.after == column.name {
                     o.append(link.firstIDKey?.key ?? "", found[id]?.first.map { .int($0.id) } ?? .null)
                 }
@@ -267,13 +341,17 @@ extension Resource {
     public func list(_ ctx: RequestContext) async throws -> WireResponse {
         let params = ctx.params
         let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
-        let paging = paged ? try params.paging() : nil
-        let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
         var filter = SQLFilter()
+        let paging = paged ? try params.paging() : nil
+        if let window {
+            let span = try params.timeWindow(defaultSpanSeconds: window.spanSeconds)
+            filter.add("t.\"\(window.column)\" BETWEEN ? AND ?", [.text(span.start), .text(span.end)])
+        }
+        let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
         var deferred: [@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue])] = []
         /// The one counter dimension the filters use (`sc:`/`so:` style key suffix), if countable.
         var counterSuffix: [(prefix: String, suffix: String)] = [("s:", "")]
-        var countable = counters != nil && folded == nil
+        var countable = counters != nil && folded == nil && window == nil
         func narrow(_ prefix: String, _ id: Int64) {
             if counterSuffix.count == 1 && counterSuffix[0].prefix == "s:" { counterSuffix = [(prefix + ":", ":\(id)")] } else { countable = false }
         }
@@ -323,7 +401,7 @@ extension Resource {
                 let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                      folded: folded, statuses: statuses, filter: filter, paging: paging)
                 total = page.total
-                found = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY t.id DESC",
+                found = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
                                                               page.ids.map { .int($0) })
             } else {
                 if let statuses { filter.in("t.status", statuses) }
@@ -337,7 +415,7 @@ extension Resource {
                     total = 0
                 }
                 let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-                found = try db.query("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY t.id DESC" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+                found = try db.query("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
                                      filter.binds + limit)
             }
             return (try json(found, db), total)
@@ -386,8 +464,34 @@ extension Resource {
         return given
     }
 
-    /// Every linked id must name a row that is not deleted (400 naming the first that does not).
+    /// The referenced and linked ids `write` names that are unknown or deleted here, as
+    /// (parameter, id): what a service may wait for its copies to catch up on before refusing.
+    public func missingReferences(_ db: SQLiteConnection, _ write: Write) throws -> [(param: String, id: Int64)] {
+        var missing: [(param: String, id: Int64)] = []
+        for reference in references {
+            guard case .int(let id)? = write.value(reference.column) else { continue }
+            if try db.queryOne("SELECT 1 FROM \(reference.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
+                missing.append((fields.first { $0.column == reference.column }?.param ?? reference.column, id))
+            }
+        }
+        for link in links {
+            for id in write.links[link.param] ?? [] where try db.queryOne("SELECT 1 FROM \(link.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
+                missing.append((link.param, id))
+            }
+        }
+        return missing
+    }
+
+    /// Every referenced and linked id must name a row that is not deleted (400 naming the
+    /// first that does not).
     public func checkLinks(_ db: SQLiteConnection, _ write: Write) throws {
+        if let first = try missingReferences(db, write).first {
+            throw APIError.badRequest("\(first.param) \(first.id) does not exist")
+        }
+    }
+
+    /// Every linked id must name a row that is not deleted (400 naming the first that does not).
+    func checkLinksOnly(_ db: SQLiteConnection, _ write: Write) throws {
         for link in links {
             for id in write.links[link.param] ?? [] where try db.queryOne("SELECT 1 FROM \(link.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
                 throw APIError.badRequest("\(link.param) \(id) does not exist")
