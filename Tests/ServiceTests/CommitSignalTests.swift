@@ -36,7 +36,7 @@ final class CommitSignalTests: XCTestCase {
     func testTheDatabaseSignalsEachCommitAndTheStartOfClosing() async throws {
         let path = "/tmp/crm-signal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let database = try Database(path: path, migrations: ["CREATE TABLE t(x);"])
+        let database = try Database(path: path, migrations: [Migration(name: "t", sql: "CREATE TABLE t(x);")])
         let signal = database.commitSignal
         let generation = signal.generation
         let waiter = Task { await signal.wait(after: generation, timeoutMillis: 30_000) }
