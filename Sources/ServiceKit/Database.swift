@@ -19,7 +19,9 @@ public final class Database: @unchecked Sendable {
     /// True once the service began shutting down: long polls answer at once, so a drain is
     /// not held up by a follower's wait.
     public var isClosing: Bool { closingFlag.load(ordering: .acquiring) }
-    public func beginClosing() { closingFlag.store(true, ordering: .releasing) }
+    public func beginClosing() { closingFlag.store(true, ordering: .releasing); commitSignal.signal() }
+    /// Signalled after every commit of the writer and when closing begins (wakes event feeds).
+    public let commitSignal = CommitSignal()
     private let commits = Atomic<Int>(0)
     /// Write batches committed by this process so far (event feeds wait for it to change).
     public var commitCount: Int { commits.load(ordering: .acquiring) }
@@ -140,6 +142,7 @@ public final class Database: @unchecked Sendable {
                 }
                 lastWrite = monotonicMillis()
                 commits.add(1, ordering: .releasing)
+                commitSignal.signal()
                 return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {
                 attempt += 1
@@ -194,7 +197,7 @@ public final class Database: @unchecked Sendable {
         timer.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds))
         timer.setEventHandler { [self] in
             guard !closed else { return }
-            do { try connection.writeTransaction(task) } catch { Log.warning("maintenance failed: \(error)") }
+            do { try connection.writeTransaction(task); commitSignal.signal() } catch { Log.warning("maintenance failed: \(error)") }
         }
         timer.resume()
         maintenanceTimers.append(timer)

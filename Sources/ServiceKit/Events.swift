@@ -20,20 +20,100 @@ public struct Event: Sendable {
     }
 }
 
-/// What a service copies from another one: events of `source` (a service name) applied to
-/// its own tables. `apply` must be an idempotent upsert by entity id: a replay is harmless.
-public struct EventSubscription: Sendable {
+/// A copy of another service's entities in this service's tables (docs/EVENTS.md):
+///
+/// ```swift
+/// Projection(name: "employees", version: 1, source: "users", eventTypes: ["employee"],
+///            schema: "CREATE TABLE emp_copy(id INTEGER PRIMARY KEY, realName TEXT, status INTEGER)") { db, event in
+///     try db.run("INSERT INTO emp_copy(id, realName, status) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET realName = excluded.realName, status = excluded.status",
+///                [.int(event.entityID), SQLValue(event.state["realName"]?.stringValue), SQLValue(event.state["status"]?.intValue)])
+/// }
+/// ```
+///
+/// - `schema` creates the projection's tables (and indexes); the objects it creates are recorded
+///   as the projection's own.
+/// - Each projection keeps its own cursor (`projections.seq`), stored in the transaction that
+///   applies the events, so every event is applied once and a restart continues where it stopped.
+/// - Changing `version` (or `source` or `eventTypes`) drops the recorded objects, runs `schema`
+///   again and replays the source from event 0.
+/// - `apply` sees only events of `eventTypes`, oldest first; it must be an upsert by
+///   `event.entityID` (after compaction only each entity's latest event may be left, and
+///   events of different entities may arrive in another order than they were written).
+public struct Projection: Sendable {
+    public var name: String
+    public var version: Int64
+    /// The service whose events are copied (`--source NAME=ENDPOINT`).
     public var source: String
+    /// Sorted, without duplicates.
+    public var eventTypes: [String]
+    public var schema: String
     public var apply: @Sendable (SQLiteConnection, Event) throws -> Void
 
-    public init(source: String, apply: @escaping @Sendable (SQLiteConnection, Event) throws -> Void) {
+    public init(name: String, version: Int64, source: String, eventTypes: [String], schema: String,
+                apply: @escaping @Sendable (SQLiteConnection, Event) throws -> Void) {
+        self.name = name
+        self.version = version
         self.source = source
+        self.eventTypes = Array(Set(eventTypes)).sorted()
+        self.schema = schema
         self.apply = apply
+    }
+
+    var typesText: String { JSON.array(eventTypes.map { .string($0) }).jsonString }
+
+    /// Whether the stored row (`version, source, event_types` from `projections`) is this definition.
+    func isStored(_ row: Row) -> Bool {
+        row.int(0) == version && row.string(1) == source && row.string(2) == typesText
+    }
+
+    /// Makes the stored projection this definition (in the caller's write transaction): when it
+    /// is new or changed, drops what the previous definition created, runs `schema`, records
+    /// what it created and starts the cursor at 0.
+    func prepare(_ db: SQLiteConnection) throws {
+        guard !name.isEmpty, !eventTypes.isEmpty, eventTypes.allSatisfy({ !$0.isEmpty && !$0.contains(",") }) else {
+            throw ProjectionError(reason: "projection '\(name)' needs a name and at least one event type (without commas)")
+        }
+        let stored = try db.queryOne("SELECT version, source, event_types, objects FROM projections WHERE name = ?", [.text(name)])
+        if let stored, isStored(stored) { return }
+        if let stored {
+            Log.info("projection \(name): rebuilding as version \(version) of \(source) \(eventTypes) (was version \(stored.int(0) ?? 0))")
+            let objects = (try? JSONParser.parse(stored.string(3) ?? "[]"))?.arrayValue ?? []
+            // Newest first: indexes and triggers before their tables, referencing tables before referenced ones.
+            for object in objects.reversed() {
+                guard let type = object["type"]?.stringValue, ["table", "index", "view", "trigger"].contains(type),
+                      let objectName = object["name"]?.stringValue else { continue }
+                try db.execute("DROP \(type.uppercased()) IF EXISTS \(quotedIdentifier(objectName))")
+            }
+        }
+        let objectsSQL = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY rowid"
+        let before = Set(try db.query(objectsSQL).compactMap { $0.string(1) })
+        try db.execute(schema)
+        let created: [JSON] = try db.query(objectsSQL).compactMap { row in
+            guard let type = row.string(0), let objectName = row.string(1), !before.contains(objectName) else { return nil }
+            return .object(JSONObject([("type", .string(type)), ("name", .string(objectName))]))
+        }
+        try db.run("""
+            INSERT INTO projections(name, version, source, event_types, objects, seq) VALUES (?, ?, ?, ?, ?, 0)
+            ON CONFLICT(name) DO UPDATE SET version = excluded.version, source = excluded.source,
+                event_types = excluded.event_types, objects = excluded.objects, seq = 0
+            """, [.text(name), .int(version), .text(source), .text(typesText), .text(JSON.array(created).jsonString)])
     }
 }
 
-/// Serving the outbox: `GET /internal/events?after=N&limit=M&wait_ms=T` answers the events after
-/// sequence number N (at most M), waiting up to T ms for one when there is none (long poll).
+/// `name` as an SQL identifier.
+private func quotedIdentifier(_ name: String) -> String {
+    "\"" + String(name.flatMap { $0 == "\"" ? [$0, $0] : [$0] }) + "\""
+}
+
+/// A projection that cannot be set up, or that another process rebuilt as another definition.
+public struct ProjectionError: Error, Sendable, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
+/// Serving the outbox: `GET /internal/events?after=N&limit=M&wait_ms=T&types=a,b` answers the
+/// events after sequence number N (at most M, only of the listed types when `types` is given),
+/// waiting up to T ms for one when there is none (long poll); `last` is where to continue.
 /// `after=-1` answers no events and the newest sequence number as `last`: where a follower
 /// that needs no history (the gateway's revocation feed) starts.
 /// Every service has it; the gateway never routes `/internal/…`.
@@ -41,7 +121,8 @@ enum EventFeed {
     static let path = "/internal/events"
     static let maxLimit: Int64 = 1000
     static let maxWaitMillis: Int64 = 30_000
-    /// How often a waiting poll looks again when no local write signalled (writes by another
+    static let maxTypes = 100
+    /// How often a waiting poll looks again when no local commit signalled (writes by another
     /// replica of the service are seen this way).
     static let recheckMillis: Int64 = 200
 
@@ -59,41 +140,59 @@ enum EventFeed {
         guard after >= 0 else { throw APIError.badRequest("after must be -1 (the tail) or a sequence number") }
         let limit = min(max(try ctx.params.int("limit") ?? 200, 1), maxLimit)
         let wait = min(max(try ctx.params.int("wait_ms") ?? 0, 0), maxWaitMillis)
+        let types = try eventTypes(ctx.params)
         let deadline = monotonicMillis() + wait
-        var lastCheck: Int64 = -1
-        var lastCommits = -1
+        let signal = ctx.database.commitSignal
         while true {
-            let commits = ctx.database.commitCount
-            let now = monotonicMillis()
+            // Read before looking: a commit after this point ends the wait below at once.
+            let generation = signal.generation
             let closing = ctx.database.isClosing
-            if commits != lastCommits || now - lastCheck >= recheckMillis || now >= deadline || closing {
-                lastCommits = commits
-                lastCheck = now
-                let events = try await ctx.database.read { try Outbox.read($0, after: after, limit: limit) }
-                if !events.isEmpty || now >= deadline || closing {
-                    let last = events.last?["seq"]?.intValue ?? after
-                    return Reply.ok(data: .object(JSONObject([("events", .array(events)), ("last", .int(last))])))
-                }
+            let page = try await ctx.database.read { try Outbox.read($0, after: after, limit: limit, types: types) }
+            let now = monotonicMillis()
+            if !page.events.isEmpty || now >= deadline || closing {
+                return Reply.ok(data: .object(JSONObject([("events", .array(page.events)), ("last", .int(page.last))])))
             }
-            try await Task.sleep(nanoseconds: 10_000_000)
+            await signal.wait(after: generation, timeoutMillis: min(deadline - now, recheckMillis))
         }
+    }
+
+    /// `types`: a comma list or an array of strings; empty means every type.
+    static func eventTypes(_ params: Params) throws(APIError) -> [String] {
+        let bad = APIError.badRequest("types must be a comma list of event types")
+        let names: [String]
+        switch params.raw("types") {
+        case nil: return []
+        case .string(let text)?: names = text.split(separator: ",").map { String($0).trimmingWhitespace }
+        case .array(let items)?:
+            names = try items.map { item throws(APIError) in
+                guard let text = item.stringValue else { throw bad }
+                return text.trimmingWhitespace
+            }
+        default: throw bad
+        }
+        let types = Array(Set(names.filter { !$0.isEmpty })).sorted()
+        guard types.count <= maxTypes else { throw APIError.badRequest("types lists more than \(maxTypes) event types") }
+        return types
     }
 }
 
-/// Pulls one source's events and applies them, storing the source's sequence number in the
-/// same transaction: effectively-once application, catching up after any downtime.
+/// Feeds one projection: long-polls its source for the projection's event types, applies the
+/// events past the projection's cursor and stores the new cursor in the same transaction:
+/// effectively-once application, catching up after any downtime.
 final class EventConsumer: Sendable {
-    let subscription: EventSubscription
+    let projection: Projection
     let client: WireClient
     let database: Database
     private let stopped = Atomic<Bool>(false)
     static let batch: Int64 = 500
     static let waitMillis: Int64 = 5_000
 
-    init(subscription: EventSubscription, client: WireClient, database: Database) {
-        self.subscription = subscription
+    /// Sets the projection up (creating or rebuilding its tables) before the service serves.
+    init(projection: Projection, client: WireClient, database: Database) throws {
+        self.projection = projection
         self.client = client
         self.database = database
+        try database.sync { db in try db.writeTransaction { try projection.prepare($0) } }
     }
 
     func start() {
@@ -109,32 +208,41 @@ final class EventConsumer: Sendable {
     private var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     private func run() async {
-        let source = subscription.source
-        let apply = subscription.apply
+        let projection = self.projection
+        let name = projection.name
+        let wanted = Set(projection.eventTypes)
         while !isStopped {
             do {
                 let cursor = try await database.read { db in
-                    try db.scalar("SELECT seq FROM event_cursors WHERE source = ?", [.text(source)])
+                    try db.scalar("SELECT seq FROM projections WHERE name = ?", [.text(name)])
                 }
                 let request = WireRequest(method: "GET", path: EventFeed.path,
-                                          params: JSONObject([("after", .int(cursor)), ("limit", .int(EventConsumer.batch)), ("wait_ms", .int(EventConsumer.waitMillis))]),
+                                          params: JSONObject([("after", .int(cursor)), ("limit", .int(EventConsumer.batch)), ("wait_ms", .int(EventConsumer.waitMillis)),
+                                                              ("types", .string(projection.eventTypes.joined(separator: ",")))]),
                                           caller: nil, requestID: "", deadline: wallClockMillis() + EventConsumer.waitMillis + 10_000)
                 let answer = try await client.send(request).get()
-                guard answer.status == 200, let items = answer.body["data"]?["events"]?.arrayValue else {
-                    throw APIError(status: answer.status, "event feed of \(source) answered \(answer.status)")
+                guard answer.status == 200, let data = answer.body["data"], let items = data["events"]?.arrayValue, let last = data["last"]?.intValue else {
+                    throw APIError(status: answer.status, "event feed of \(projection.source) answered \(answer.status)")
                 }
-                let events = items.compactMap(Event.init)
-                guard let last = events.last?.seq, !isStopped else { continue }
+                // Filtered here too: a source that does not know `types` sends everything.
+                let events = items.compactMap(Event.init).filter { wanted.contains($0.type) }
+                guard !isStopped, last > cursor || !events.isEmpty else { continue }
                 try await database.write { db in
+                    guard let row = try db.queryOne("SELECT version, source, event_types, seq FROM projections WHERE name = ?", [.text(name)]),
+                          projection.isStored(row) else {
+                        throw ProjectionError(reason: "projection \(name) was rebuilt as another definition by another process")
+                    }
                     // Only events past the stored cursor: a batch that arrives twice changes nothing.
-                    let stored = try db.scalar("SELECT seq FROM event_cursors WHERE source = ?", [.text(source)])
-                    for event in events where event.seq > stored { try apply(db, event) }
-                    try db.run("INSERT INTO event_cursors(source, seq) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET seq = max(seq, excluded.seq)",
-                               [.text(source), .int(last)])
+                    let stored = row.int(3) ?? 0
+                    for event in events where event.seq > stored { try projection.apply(db, event) }
+                    try db.run("UPDATE projections SET seq = max(seq, ?) WHERE name = ?", [.int(last), .text(name)])
                 }
+            } catch let error as ProjectionError {
+                Log.warning("\(error); this process stops feeding it")
+                return
             } catch {
                 if isStopped { return }
-                Log.warning("events from \(source): \(error); retrying")
+                Log.warning("events of \(projection.source) for projection \(name): \(error); retrying")
                 try? await Task.sleep(nanoseconds: 500_000_000)
             }
         }

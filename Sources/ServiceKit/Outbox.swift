@@ -1,8 +1,9 @@
 import WireProtocol
 
-/// The service's append-only `events` table: every change to an entity other services copy is
-/// written here in the same transaction as the change (architecture: "Events: outbox and pull
-/// replication"). Sequence numbers become visible in commit order, so a reader never skips one.
+/// The service's `events` table: every change to an entity other services copy is written here
+/// in the same transaction as the change (docs/EVENTS.md). Sequence numbers become visible in
+/// commit order, so a reader never skips one, and are never reused (AUTOINCREMENT), also
+/// after compaction.
 public enum Outbox {
     static let schema = """
     CREATE TABLE IF NOT EXISTS events (
@@ -12,8 +13,14 @@ public enum Outbox {
         state TEXT NOT NULL,
         time TEXT NOT NULL
     );
-    CREATE TABLE IF NOT EXISTS event_cursors (
-        source TEXT PRIMARY KEY,
+    CREATE INDEX IF NOT EXISTS events_by_entity ON events(type, entity_id, seq);
+    DROP TABLE IF EXISTS event_cursors;
+    CREATE TABLE IF NOT EXISTS projections (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        event_types TEXT NOT NULL,
+        objects TEXT NOT NULL,
         seq INTEGER NOT NULL
     ) WITHOUT ROWID;
     """
@@ -24,11 +31,38 @@ public enum Outbox {
                    [.text(type), .int(entityID), .text(JSON.object(state).jsonString), .text(Timestamp.now())])
     }
 
-    /// Events after `seq`, oldest first, at most `limit`.
-    public static func read(_ db: SQLiteConnection, after seq: Int64, limit: Int64) throws -> [JSON] {
-        try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [.int(seq), .int(limit)]).map { row in
+    /// Events after `seq` of the given types (all when empty), oldest first, at most `limit`;
+    /// and `last`, the sequence number a reader continues after: past every event it skipped,
+    /// so a consumer of rare types still moves forward.
+    public static func read(_ db: SQLiteConnection, after seq: Int64, limit: Int64, types: [String] = []) throws -> (events: [JSON], last: Int64) {
+        let rows = types.isEmpty
+            ? try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [.int(seq), .int(limit)])
+            : try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? AND type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+                           [.int(seq), .text(JSON.array(types.map { .string($0) }).jsonString), .int(limit)])
+        let events: [JSON] = rows.map { row in
             let state = (try? JSONParser.parse(row.string(3) ?? "{}")) ?? .null
             return .object(JSONObject([("seq", row[0].json), ("type", row[1].json), ("entity_id", row[2].json), ("state", state), ("time", row[4].json)]))
         }
+        if Int64(rows.count) == limit, let last = rows.last?.int(0) { return (events, last) }
+        // Everything after `seq` was looked at: continue after the newest event.
+        return (events, max(seq, try db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events")))
+    }
+
+    /// How old a superseded event must be before compaction deletes it: followers within a day
+    /// of the head see every event in order (docs/EVENTS.md, "Compaction").
+    public static let compactionGraceSeconds: Int64 = 86_400
+
+    /// Log compaction: deletes every event written at least `graceSeconds` ago that a later
+    /// event of the same (type, entity_id) supersedes. The latest event of each entity stays, so
+    /// a replay from 0 still ends in every entity's current state. Answers how many were deleted.
+    @discardableResult
+    public static func compact(_ db: SQLiteConnection, graceSeconds: Int64 = compactionGraceSeconds) throws -> Int {
+        let now = Timestamp.now()
+        let cutoff = Timestamp.shift(now, seconds: -max(0, graceSeconds)) ?? now
+        return try db.run("""
+            DELETE FROM events WHERE seq IN (
+                SELECT e.seq FROM events e WHERE e.time <= ?
+                AND EXISTS (SELECT 1 FROM events l WHERE l.type = e.type AND l.entity_id = e.entity_id AND l.seq > e.seq))
+            """, [.text(cutoff)])
     }
 }

@@ -17,14 +17,16 @@ public struct ServiceDefinition: Sendable {
     public var onStart: @Sendable (Database) throws -> Void
     /// Runs hourly in a write transaction (and once at start): forgets what has expired.
     public var hourly: @Sendable (SQLiteConnection) throws -> Void
-    /// Other services' events this one copies into its own tables.
-    public var subscriptions: [EventSubscription]
+    /// Other services' entities this one copies into its own tables (docs/EVENTS.md).
+    public var projections: [Projection]
 
-    /// The hourly clean-up (also run once at start): expired request ids, then the service's own.
+    /// The hourly clean-up (also run once at start): expired request ids, superseded events
+    /// (outbox compaction), then the service's own.
     public var maintenance: @Sendable (SQLiteConnection) throws -> Void {
         let hourly = self.hourly
         return { db in
             try IdempotencyStore.purge(db)
+            try Outbox.compact(db)
             try hourly(db)
         }
     }
@@ -40,9 +42,9 @@ public struct ServiceDefinition: Sendable {
     public init(service: ServiceName, migrations: [Migration], routes: [Route],
                 onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
                 hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
-                subscriptions: [EventSubscription] = []) {
+                projections: [Projection] = []) {
         self.init(name: service.rawValue, declaring: Catalog.routes(of: service), migrations: migrations, routes: routes,
-                  onStart: onStart, hourly: hourly, subscriptions: subscriptions)
+                  onStart: onStart, hourly: hourly, projections: projections)
     }
 
     /// A service outside the catalog (tests, tools): `declaring` lists its routes; the event
@@ -50,7 +52,7 @@ public struct ServiceDefinition: Sendable {
     public init(name: String, declaring: [APIRoute], migrations: [Migration], routes: [Route],
                 onStart: @escaping @Sendable (Database) throws -> Void = { _ in },
                 hourly: @escaping @Sendable (SQLiteConnection) throws -> Void = { _ in },
-                subscriptions: [EventSubscription] = []) {
+                projections: [Projection] = []) {
         self.name = name
         var declared = declaring
         if !declared.contains(where: { $0.key == EventFeed.declaration.key }) { declared.append(EventFeed.declaration) }
@@ -59,7 +61,7 @@ public struct ServiceDefinition: Sendable {
         self.routes = routes
         self.onStart = onStart
         self.hourly = hourly
-        self.subscriptions = subscriptions
+        self.projections = projections
     }
 }
 
@@ -68,7 +70,7 @@ public struct ServiceConfiguration: Sendable {
     public var endpoint: Endpoint
     public var databasePath: String
     public var replica: String
-    /// Where other services listen, by name, for the event subscriptions.
+    /// Where other services listen, by name, for the projections.
     public var sources: [String: Endpoint]
 
     public init(endpoint: Endpoint, databasePath: String, replica: String, sources: [String: Endpoint] = [:]) {
@@ -129,13 +131,16 @@ public final class ServiceRuntime: Sendable {
         router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)
         loop = try EventLoop.start(name: "\(definition.name)-io")
         var consumers: [EventConsumer] = []
-        for subscription in definition.subscriptions {
-            guard let source = configuration.sources[subscription.source] else {
-                throw EndpointError(reason: "\(definition.name) copies events of \(subscription.source): give --source \(subscription.source)=ENDPOINT")
+        guard Set(definition.projections.map(\.name)).count == definition.projections.count else {
+            throw ProjectionError(reason: "\(definition.name) declares two projections of one name")
+        }
+        for projection in definition.projections {
+            guard let source = configuration.sources[projection.source] else {
+                throw EndpointError(reason: "\(definition.name) copies events of \(projection.source): give --source \(projection.source)=ENDPOINT")
             }
-            let client = WireClient(loop: loop, endpoint: source, serviceName: subscription.source,
+            let client = WireClient(loop: loop, endpoint: source, serviceName: projection.source,
                                     hello: Hello(peer: definition.name, replica: configuration.replica))
-            consumers.append(EventConsumer(subscription: subscription, client: client, database: database))
+            consumers.append(try EventConsumer(projection: projection, client: client, database: database))
         }
         self.consumers = consumers
         let router = self.router

@@ -79,8 +79,6 @@ public enum Message: Sendable {
     case hello(Hello)
     case request(WireRequest)
     case response(WireResponse)
-    /// A batch of outbox events pushed or pulled between services.
-    case events(id: UInt64, events: [JSON])
     case ping(id: UInt64)
     case pong(id: UInt64)
     /// The sender is shutting down: it still answers requests up to `lastID`; later ones were
@@ -141,8 +139,6 @@ extension Message {
                 for (name, value) in h { if let v = value.stringValue { headers.append((name, v)) } }
             }
             return .response(WireResponse(id: try id(), status: Int(status), body: object["body"] ?? .null, headers: headers))
-        case "events":
-            return .events(id: try id(), events: object["events"]?.arrayValue ?? [])
         case "ping": return .ping(id: try id())
         case "pong": return .pong(id: try id())
         case "drain": return .drain(lastID: try id("last"))
@@ -181,10 +177,6 @@ extension Message {
                 for (name, value) in r.headers { h.append(name, .string(value)) }
                 o.append("headers", .object(h))
             }
-        case .events(let id, let events):
-            o.append("kind", "events")
-            o.append("id", .int(Int64(truncatingIfNeeded: id)))
-            o.append("events", .array(events))
         case .ping(let id):
             o.append("kind", "ping")
             o.append("id", .int(Int64(truncatingIfNeeded: id)))

@@ -2,113 +2,32 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import XCTest
 import ServiceKit
 import WireProtocol
 
 /// Outbox → pull → apply between two real service runtimes over real sockets and files.
-final class EventFeedTests: XCTestCase {
-    var dir: String!
-
-    override func setUp() {
-        dir = "/tmp/crm-events-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: dir)
-    }
-
-    /// A producer with `POST /items` (name) writing an `item` event in the same transaction.
-    func producer() -> ServiceDefinition {
-        ServiceDefinition(name: "producer", declaring: [APIRoute("POST", "/items", nil, .public, "Create an item", answer: .mutation)],
-                          migrations: [Migration(name: "items", sql: "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);")], routes: [
-            .post("/items") { ctx in
-                let name = try ctx.params.requireString("name")
-                return try await ctx.mutate { db in
-                    try db.run("INSERT INTO items(name) VALUES (?)", [.text(name)])
-                    let id = db.lastInsertRowID
-                    try Outbox.append(db, type: "item", entityID: id, state: JSONObject([("id", .int(id)), ("name", .string(name))]))
-                    return Reply.mutation(id: id)
-                }
-            },
-        ])
-    }
-
-    /// A consumer copying items into `copies` (an idempotent upsert), counting applications.
-    func consumer() -> ServiceDefinition {
-        ServiceDefinition(name: "consumer", declaring: [], migrations: [Migration(name: "copies", sql: "CREATE TABLE copies(id INTEGER PRIMARY KEY, name TEXT, applied INTEGER NOT NULL DEFAULT 1);")],
-                          routes: [], subscriptions: [
-            EventSubscription(source: "producer") { db, event in
-                guard event.type == "item" else { return }
-                try db.run("INSERT INTO copies(id, name) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name, applied = applied + 1",
-                           [.int(event.entityID), event.state["name"].map { SQLValue($0.stringValue) } ?? .null])
-            },
-        ])
-    }
-
-    func configuration(_ name: String) -> ServiceConfiguration {
-        ServiceConfiguration(endpoint: .unix(path: "\(dir!)/\(name).sock"), databasePath: "\(dir!)/\(name).sqlite", replica: "1",
-                             sources: ["producer": .unix(path: "\(dir!)/producer.sock")])
-    }
-
-    func shutdown(_ runtime: ServiceRuntime) {
-        let done = DispatchSemaphore(value: 0)
-        runtime.shutdown(timeoutSeconds: 5) { done.signal() }
-        done.wait()
-    }
-
-    /// The producer running, and a client connected to it.
-    func startProducer() throws -> (runtime: ServiceRuntime, client: WireClient, loop: EventLoop) {
-        let runtime = try ServiceRuntime(definition: producer(), configuration: configuration("producer"))
-        try runtime.start()
-        let loop = try EventLoop.start(name: "test")
-        let client = WireClient(loop: loop, endpoint: .unix(path: "\(dir!)/producer.sock"), serviceName: "producer", hello: Hello(peer: "test", replica: "1"))
-        client.start()
-        return (runtime, client, loop)
-    }
-
-    func copies() throws -> [(Int64, String, Int64)] {
-        let db = try SQLiteConnection(path: "\(dir!)/consumer.sqlite")
-        return try db.query("SELECT id, name, applied FROM copies ORDER BY id").map { ($0.int(0) ?? 0, $0.string(1) ?? "", $0.int(2) ?? 0) }
-    }
-
-    func waitForCopies(_ count: Int, seconds: Double = 5) throws -> [(Int64, String, Int64)] {
-        let deadline = Date().addingTimeInterval(seconds)
-        var rows = try copies()
-        while rows.count < count && Date() < deadline {
-            usleep(20_000)
-            rows = try copies()
-        }
-        return rows
-    }
-
+final class EventFeedTests: EventTestCase {
     func testEventsAreCopiedOnceAndCaughtUpAfterDowntime() async throws {
         let (source, client, loop) = try startProducer()
-        func create(_ name: String) async throws {
-            let answer = try await client.send(WireRequest(method: "POST", path: "/items", params: JSONObject([("name", .string(name))]),
-                                                           caller: nil, requestID: UUID().uuidString, deadline: 0)).get()
-            XCTAssertEqual(answer.status, 200)
-        }
-
-        var sink: ServiceRuntime? = try ServiceRuntime(definition: consumer(), configuration: configuration("consumer"))
-        try sink?.start()
+        let consumer = consumer([copying(["item"], into: "copies")])
+        var sink: ServiceRuntime? = try start(consumer)
         let started = Date()
-        try await create("一")
-        try await create("二")
-        var rows = try waitForCopies(2)
-        XCTAssertEqual(rows.map(\.1), ["一", "二"])
+        try await save(client, "一")
+        try await save(client, "二")
+        var rows = try await waitForRows("copies") { $0.count == 2 }
+        XCTAssertEqual(rows.map(\.name), ["一", "二"])
         XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "a long poll answers as soon as an event is written")
 
         // The consumer is down while more happens; a new one catches up from its stored cursor.
         if let running = sink { shutdown(running) }
         sink = nil
-        for i in 3...5 { try await create("item-\(i)") }
-        sink = try ServiceRuntime(definition: consumer(), configuration: configuration("consumer"))
-        try sink?.start()
-        rows = try waitForCopies(5)
-        XCTAssertEqual(rows.map(\.1), ["一", "二", "item-3", "item-4", "item-5"])
-        XCTAssertEqual(rows.map(\.2), [1, 1, 1, 1, 1], "each event applied once")
+        for i in 3...5 { try await save(client, "item-\(i)") }
+        sink = try start(consumer)
+        rows = try await waitForRows("copies") { $0.count == 5 }
+        XCTAssertEqual(rows.map(\.name), ["一", "二", "item-3", "item-4", "item-5"])
+        XCTAssertEqual(rows.map(\.applied), [1, 1, 1, 1, 1], "each event applied once")
         if let running = sink { shutdown(running) }
         shutdown(source)
         client.stop()
@@ -117,28 +36,112 @@ final class EventFeedTests: XCTestCase {
 
     func testFeedAnswersEventsAfterACursorAndWaitsWhenThereAreNone() async throws {
         let (source, client, loop) = try startProducer()
-        for name in ["a", "b", "c"] {
-            _ = try await client.send(WireRequest(method: "POST", path: "/items", params: JSONObject([("name", .string(name))]), caller: nil, requestID: name, deadline: 0)).get()
-        }
-        func feed(_ params: JSONObject) async throws -> JSON {
-            try await client.send(WireRequest(method: "GET", path: "/internal/events", params: params, caller: nil, requestID: "", deadline: 0)).get().body
-        }
-        let all = try await feed(["after": 0])
+        for name in ["a", "b", "c"] { try await save(client, name) }
+        let all = try await feed(client, ["after": 0])
         XCTAssertEqual(all["data"]?["events"]?.arrayValue?.compactMap { $0["state"]?["name"]?.stringValue }, ["a", "b", "c"])
         XCTAssertEqual(all["data"]?["last"]?.intValue, 3)
-        let page = try await feed(["after": 1, "limit": 1])
+        let page = try await feed(client, ["after": 1, "limit": 1])
         XCTAssertEqual(page["data"]?["events"]?.arrayValue?.compactMap { $0["seq"]?.intValue }, [2])
+        XCTAssertEqual(page["data"]?["last"]?.intValue, 2)
         let started = Date()
-        let none = try await feed(["after": 3, "wait_ms": 300])
+        let none = try await feed(client, ["after": 3, "wait_ms": 300])
         XCTAssertEqual(none["data"]?["events"]?.arrayValue?.count, 0)
         XCTAssertEqual(none["data"]?["last"]?.intValue, 3)
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.29, "waited for the timeout")
-        let tail = try await feed(["after": -1])
+        let tail = try await feed(client, ["after": -1])
         XCTAssertEqual(tail["data"]?["events"]?.arrayValue?.count, 0, "the tail: no history")
         XCTAssertEqual(tail["data"]?["last"]?.intValue, 3)
-        let refused = try await feed(["after": -2])
+        let refused = try await feed(client, ["after": -2])
+        XCTAssertEqual(refused["status"]?.intValue, 1)
+        XCTAssertEqual(source.database.commitSignal.waiterCount, 0, "no wait is left registered")
+        shutdown(source)
+        client.stop()
+        loop.stop()
+    }
+
+    func testTypesAnswerOnlyThoseTypesAndLastMovesPastTheOthers() async throws {
+        let (source, client, loop) = try startProducer()
+        try await save(client, "a")
+        try await save(client, "x", type: "tag")
+        try await save(client, "b")
+        try await save(client, "c")
+        let tags = try await feed(client, ["after": 0, "types": "tag"])
+        XCTAssertEqual(tags["data"]?["events"]?.arrayValue?.compactMap { $0["type"]?.stringValue }, ["tag"])
+        XCTAssertEqual(tags["data"]?["last"]?.intValue, 4, "the items after the tag were looked at: continue after them")
+        let both = try await feed(client, ["after": 0, "types": .array(["item", "tag"])])
+        XCTAssertEqual(both["data"]?["events"]?.arrayValue?.count, 4)
+        let limited = try await feed(client, ["after": 0, "types": "item", "limit": 2])
+        XCTAssertEqual(limited["data"]?["events"]?.arrayValue?.compactMap { $0["seq"]?.intValue }, [1, 3])
+        XCTAssertEqual(limited["data"]?["last"]?.intValue, 3, "a full page continues after its last event")
+        let none = try await feed(client, ["after": 0, "types": "session"])
+        XCTAssertEqual(none["data"]?["events"]?.arrayValue?.count, 0)
+        XCTAssertEqual(none["data"]?["last"]?.intValue, 4)
+        let refused = try await feed(client, ["after": 0, "types": .object(JSONObject())])
         XCTAssertEqual(refused["status"]?.intValue, 1)
         shutdown(source)
+        client.stop()
+        loop.stop()
+    }
+
+    /// Polls until the producer has `count` waiting polls suspended on its commit signal.
+    func waitForWaiters(_ runtime: ServiceRuntime, _ count: Int) async throws {
+        let deadline = Date().addingTimeInterval(5)
+        while runtime.database.commitSignal.waiterCount != count && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(runtime.database.commitSignal.waiterCount, count)
+    }
+
+    func testAWaitingPollSleepsOnTheCommitSignalAndWakesForItsTypesOnly() async throws {
+        let (source, client, loop) = try startProducer()
+        let answered = Atomic<Bool>(false)
+        let poll = Task {
+            let body = try await eventFeed(client, ["after": 0, "types": "tag", "wait_ms": 10_000])
+            answered.store(true, ordering: .releasing)
+            return body
+        }
+        try await waitForWaiters(source, 1)
+        try await save(client, "not a tag")
+        // The commit woke the poll; it found no tag and went back to sleep.
+        try await waitForWaiters(source, 1)
+        XCTAssertFalse(answered.load(ordering: .acquiring), "an event of another type does not answer the poll")
+        let started = Date()
+        try await save(client, "x", type: "tag")
+        let body = try await poll.value
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0)
+        XCTAssertEqual(body["data"]?["events"]?.arrayValue?.compactMap { $0["state"]?["name"]?.stringValue }, ["x"])
+        XCTAssertEqual(body["data"]?["last"]?.intValue, 2)
+        shutdown(source)
+        client.stop()
+        loop.stop()
+    }
+
+    func testAWriteByAnotherReplicaIsSeenByTheRecheck() async throws {
+        let (source, client, loop) = try startProducer()
+        let poll = Task { try await eventFeed(client, ["after": 0, "wait_ms": 10_000]) }
+        try await waitForWaiters(source, 1)
+        // Another process writing the same file: no signal reaches this one.
+        let other = try SQLiteConnection(path: "\(dir!)/producer.sqlite")
+        try other.writeTransaction { db in try Outbox.append(db, type: "item", entityID: 7, state: JSONObject([("name", "elsewhere")])) }
+        let started = Date()
+        let body = try await poll.value
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "seen within the 200 ms recheck")
+        XCTAssertEqual(body["data"]?["events"]?.arrayValue?.compactMap { $0["entity_id"]?.intValue }, [7])
+        shutdown(source)
+        client.stop()
+        loop.stop()
+    }
+
+    func testAWaitingPollIsAnsweredAtOnceWhenTheServiceBeginsClosing() async throws {
+        let (source, client, loop) = try startProducer()
+        try await save(client, "a")
+        let poll = Task { try await eventFeed(client, ["after": 1, "wait_ms": 10_000]) }
+        try await waitForWaiters(source, 1)
+        let started = Date()
+        let stopped = Task.detached { stopRuntime(source) }
+        let body = try await poll.value
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.0, "a draining service does not hold its followers")
+        XCTAssertEqual(body["data"]?["events"]?.arrayValue?.count, 0)
+        XCTAssertEqual(body["data"]?["last"]?.intValue, 1)
+        await stopped.value
         client.stop()
         loop.stop()
     }

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+import ServiceKit
+
+final class CommitSignalTests: XCTestCase {
+    func testASignalWakesEveryWaiterAndAMovedGenerationDoesNotWait() async throws {
+        let signal = CommitSignal()
+        let generation = signal.generation
+        let waiters = (0..<3).map { _ in Task { await signal.wait(after: generation, timeoutMillis: 30_000) } }
+        let deadline = Date().addingTimeInterval(5)
+        while signal.waiterCount < 3 && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(signal.waiterCount, 3)
+        let started = Date()
+        signal.signal()
+        for waiter in waiters { await waiter.value }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1)
+        XCTAssertEqual(signal.waiterCount, 0)
+        // A commit between reading the generation and waiting is not missed.
+        await signal.wait(after: generation, timeoutMillis: 30_000)
+        XCTAssertEqual(signal.waiterCount, 0)
+    }
+
+    func testAWaitEndsAtItsTimeoutOrWhenCancelled() async throws {
+        let signal = CommitSignal()
+        let started = Date()
+        await signal.wait(after: signal.generation, timeoutMillis: 100)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.09)
+        XCTAssertEqual(signal.waiterCount, 0)
+
+        let waiter = Task { await signal.wait(after: signal.generation, timeoutMillis: 30_000) }
+        waiter.cancel()
+        await waiter.value
+        XCTAssertEqual(signal.waiterCount, 0, "a cancelled wait leaves nothing behind")
+    }
+
+    func testTheDatabaseSignalsEachCommitAndTheStartOfClosing() async throws {
+        let path = "/tmp/crm-signal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let database = try Database(path: path, migrations: [Migration(name: "t", sql: "CREATE TABLE t(x);")])
+        let signal = database.commitSignal
+        let generation = signal.generation
+        let waiter = Task { await signal.wait(after: generation, timeoutMillis: 30_000) }
+        _ = try await database.write { try $0.run("INSERT INTO t VALUES (1)") }
+        await waiter.value
+        XCTAssertEqual(signal.generation, generation + 1, "one signal per committed batch")
+        _ = try await database.read { try $0.scalar("SELECT COUNT(*) FROM t") }
+        XCTAssertEqual(signal.generation, generation + 1, "a read is not a commit")
+        database.beginClosing()
+        XCTAssertEqual(signal.generation, generation + 2, "closing wakes the waiting polls")
+        database.close()
+    }
+}
