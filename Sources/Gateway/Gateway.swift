@@ -301,7 +301,8 @@ final class Gateway: @unchecked Sendable {
         guard let users = clients[.users] else { return }
         let after = feedCursor ?? -1
         let request = WireRequest(method: "GET", path: "/internal/events",
-                                  params: JSONObject([("after", .int(after)), ("limit", .int(1000)), ("wait_ms", .int(feedCursor == nil ? 0 : Gateway.feedWaitMillis))]),
+                                  params: JSONObject([("after", .int(after)), ("limit", .int(1000)), ("types", "session,employee"),
+                                                      ("wait_ms", .int(feedCursor == nil ? 0 : Gateway.feedWaitMillis))]),
                                   caller: nil, requestID: "", deadline: wallClockMillis() + Gateway.feedWaitMillis + 5_000)
         users.sendOnLoop(request) { [self] result in
             guard case .success(let answer) = result, answer.status == 200,

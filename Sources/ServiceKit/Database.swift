@@ -22,9 +22,6 @@ public final class Database: @unchecked Sendable {
     public func beginClosing() { closingFlag.store(true, ordering: .releasing); commitSignal.signal() }
     /// Signalled after every commit of the writer and when closing begins (wakes event feeds).
     public let commitSignal = CommitSignal()
-    private let commits = Atomic<Int>(0)
-    /// Write batches committed by this process so far (event feeds wait for it to change).
-    public var commitCount: Int { commits.load(ordering: .acquiring) }
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
     /// Marks this database's own queues (0: the writer, 1…: the readers), so a blocking call made
@@ -141,7 +138,6 @@ public final class Database: @unchecked Sendable {
                     throw error
                 }
                 lastWrite = monotonicMillis()
-                commits.add(1, ordering: .releasing)
                 commitSignal.signal()
                 return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {

@@ -25,7 +25,10 @@ enum Bootstrap {
                     INSERT INTO employees(phoneNumber, nickName, realName, roleId, createTime, updateTime, status, password_hash)
                     VALUES (?, 'admin', '管理员', 1, ?, ?, 1, ?)
                     """, [.text(phone), .text(now), .text(now), .text(hash)])
-                try db.run("INSERT INTO employee_groups(employee_id, group_id, position) VALUES (?, ?, 0)", [.int(db.lastInsertRowID), SQLValue(groupID)])
+                let id = db.lastInsertRowID
+                try db.run("INSERT INTO employee_groups(employee_id, group_id, position) VALUES (?, ?, 0)", [.int(id), SQLValue(groupID)])
+                // Other services copy employees from events: the first one is published too.
+                try Employees.resource.publish(db, id)
             }
             if given == nil {
                 StdIO.out("Bootstrap administrator created: phoneNumber '\(phone)', password '\(password)' (shown once; change it with POST /api/user/password)")

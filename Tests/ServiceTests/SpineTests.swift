@@ -63,14 +63,15 @@ final class PoisonPillTests: SystemTestCase {
         let seen = try whileOthersWork(system) {
             var started = Date()
             let refused = try system.client().request("POST", "/api/user/login", body: over, contentType: "application/x-www-form-urlencoded")
-            // Moving 8 MiB through a debug build takes a few seconds; a stalled request took 30.
-            XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+            // Moving 8 MiB through a debug build on a loaded machine takes a few seconds (0.3 s
+            // in release); a stalled request took 30.
+            XCTAssertLessThan(Date().timeIntervalSince(started), 20)
             XCTAssertEqual(refused.status, 413, refused.text)
             XCTAssertTrue(refused.json["msg"]?.stringValue?.contains("once encoded") == true, refused.text)
 
             started = Date()
             let served = try system.client().request("POST", "/api/user/login", body: under, contentType: "application/x-www-form-urlencoded")
-            XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+            XCTAssertLessThan(Date().timeIntervalSince(started), 20)
             XCTAssertEqual(served.status, 400, "reaches the service, which names the missing parameter: \(served.text)")
             XCTAssertTrue(served.json["msg"]?.stringValue?.contains("phoneNumber") == true, served.text)
 
