@@ -36,11 +36,13 @@ public struct Resource: Sendable {
     public var window: Window?
     /// Single-id columns answered with the name of the row they name (`organization_name`).
     public var references: [Reference]
+    /// How long a write waits for referenced ids its local copies do not know yet (0: no wait).
+    public var catchUpMillis: Int64
 
     public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
                 search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
                 required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true,
-                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = []) {
+                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = [], catchUpMillis: Int64 = 0) {
         self.name = name
         self.table = table
         self.idParam = idParam
@@ -58,6 +60,7 @@ public struct Resource: Sendable {
         self.ordering = ordering
         self.window = window
         self.references = references
+        self.catchUpMillis = catchUpMillis
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
@@ -490,15 +493,6 @@ extension Resource {
         }
     }
 
-    /// Every linked id must name a row that is not deleted (400 naming the first that does not).
-    func checkLinksOnly(_ db: SQLiteConnection, _ write: Write) throws {
-        for link in links {
-            for id in write.links[link.param] ?? [] where try db.queryOne("SELECT 1 FROM \(link.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
-                throw APIError.badRequest("\(link.param) \(id) does not exist")
-            }
-        }
-    }
-
     func counterKeys(status: Int64, creator: Int64?, links linked: [String: [Int64]]) -> [String] {
         var keys = ["s:\(status)"]
         if let creator { keys.append("sc:\(status):\(creator)") }
@@ -646,6 +640,7 @@ extension Resource {
         let id = try ctx.params.id(idParam)
         let write = try write(from: ctx.params, create: id == nil)
         let creatorID = try requestedCreator(ctx.params, caller)
+        try await awaitReferences(ctx, write)
         return try await ctx.mutate { db in
             try checkLinks(db, write)
             guard let id else {
