@@ -38,11 +38,15 @@ public struct Resource: Sendable {
     public var references: [Reference]
     /// How long a write waits for referenced ids its local copies do not know yet (0: no wait).
     public var catchUpMillis: Int64
+    /// Another name the id parameter is accepted under (the seed's `protent_id` for `potent_id`);
+    /// `idParam` wins when both are sent.
+    public var idAlias: String?
 
     public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
                 search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
                 required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true,
-                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = [], catchUpMillis: Int64 = 0) {
+                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = [], catchUpMillis: Int64 = 0,
+                idAlias: String? = nil) {
         self.name = name
         self.table = table
         self.idParam = idParam
@@ -61,6 +65,7 @@ public struct Resource: Sendable {
         self.window = window
         self.references = references
         self.catchUpMillis = catchUpMillis
+        self.idAlias = idAlias
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
@@ -221,12 +226,14 @@ public struct Link: Sendable {
         self.nameSQL = nameSQL
     }
 
-    /// The link table's schema, for links of rows of `owner`.
-    public func schema(owner: String) -> String {
+    /// The link table's schema, for links of rows of `owner`. `targetForeignKey` false leaves
+    /// out the foreign key to the target: needed when the target is a projection's copy, which a
+    /// rebuild drops and refills (docs/EVENTS.md: no foreign keys between copied tables).
+    public func schema(owner: String, targetForeignKey: Bool = true) -> String {
         """
         CREATE TABLE \(table) (
             \(ownerColumn) INTEGER NOT NULL REFERENCES \(owner)(id),
-            \(targetColumn) INTEGER NOT NULL REFERENCES \(target)(id),
+            \(targetColumn) INTEGER NOT NULL\(targetForeignKey ? " REFERENCES \(target)(id)" : ""),
             position INTEGER NOT NULL,
             PRIMARY KEY (\(ownerColumn), \(targetColumn))
         ) WITHOUT ROWID;
@@ -269,8 +276,11 @@ public struct Record: Sendable {
 
 extension Resource {
     /// The schema pieces the declaration implies: link tables, search postings, counters.
-    public var schemaPieces: String {
-        links.map { $0.schema(owner: table) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+    public var schemaPieces: String { schemaPieces(linkForeignKeys: true) }
+
+    /// `schemaPieces`; `linkForeignKeys` false for links whose targets are projections' copies.
+    public func schemaPieces(linkForeignKeys: Bool) -> String {
+        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
     }
 
     /// Rebuilds the search postings when their version changed (call at start).
@@ -616,11 +626,17 @@ public struct ResourceHooks: Sendable {
     public var beforeWrite: @Sendable (SQLiteConnection, _ current: Record?, _ write: Write) throws -> Void
     /// In the transaction, before a status change.
     public var beforeStatus: @Sendable (SQLiteConnection, _ current: Record, _ status: Int64) throws -> Void
+    /// In the write transaction, after `beforeWrite`: column values the service derives rather
+    /// than reads from parameters (a column copied from a referenced row, the caller as the
+    /// row's operator), added to what is written.
+    public var derive: @Sendable (SQLiteConnection, _ current: Record?, _ write: Write) throws -> [(column: String, value: SQLValue)]
 
     public init(beforeWrite: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> Void = { _, _, _ in },
-                beforeStatus: @escaping @Sendable (SQLiteConnection, Record, Int64) throws -> Void = { _, _, _ in }) {
+                beforeStatus: @escaping @Sendable (SQLiteConnection, Record, Int64) throws -> Void = { _, _, _ in },
+                derive: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> [(column: String, value: SQLValue)] = { _, _, _ in [] }) {
         self.beforeWrite = beforeWrite
         self.beforeStatus = beforeStatus
+        self.derive = derive
     }
 }
 
@@ -634,10 +650,17 @@ extension Resource {
         ]
     }
 
+    /// The id parameter (or its alias) of an update or status change; nil when neither is sent.
+    public func requestedID(_ params: Params) throws(APIError) -> Int64? {
+        if let id = try params.id(idParam) { return id }
+        guard let idAlias else { return nil }
+        return try params.id(idAlias)
+    }
+
     /// `POST`: creates a row, or updates the fields sent when the id parameter is given.
     public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
         let caller = try ctx.requireCaller()
-        let id = try ctx.params.id(idParam)
+        let id = try requestedID(ctx.params)
         let write = try write(from: ctx.params, create: id == nil)
         let creatorID = try requestedCreator(ctx.params, caller)
         try await awaitReferences(ctx, write)
@@ -645,11 +668,15 @@ extension Resource {
             try checkLinks(db, write)
             guard let id else {
                 try hooks.beforeWrite(db, nil, write)
-                return Reply.mutation(id: try insert(db, write, creator: creatorID ?? (creator == nil ? nil : caller.id)))
+                var derived = write
+                derived.values += try hooks.derive(db, nil, write)
+                return Reply.mutation(id: try insert(db, derived, creator: creatorID ?? (creator == nil ? nil : caller.id)))
             }
             let current = try current(db, id)
             try hooks.beforeWrite(db, current, write)
-            try update(db, current, write, creator: creatorID)
+            var derived = write
+            derived.values += try hooks.derive(db, current, write)
+            try update(db, current, derived, creator: creatorID)
             return Reply.mutation(id: id)
         }
     }
@@ -658,7 +685,7 @@ extension Resource {
     /// default); with a creator rule, employees change only rows they created.
     public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
         let caller = try ctx.requireCaller()
-        let id = try ctx.params.requireID(idParam)
+        guard let id = try requestedID(ctx.params) else { throw APIError.badRequest("\(idParam) is required") }
         guard let newStatus = try ctx.params.int("status", oneOf: status.values) ?? status.changeDefault else {
             throw APIError.badRequest("status is required")
         }

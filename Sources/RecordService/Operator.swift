@@ -1,0 +1,47 @@
+import ServiceKit
+import WireProtocol
+
+/// The rules records share: the operator is the caller (set on create, never from a
+/// parameter), administrators change any record, everyone else only records they created
+/// (the route's access already keeps couriers off potential records and off every `del*`).
+enum Operator {
+    static let column = "operator_id"
+
+    /// The operator's name from the employee copies, after `operator_id`.
+    static let name = Reference(column: column, target: "employee_copies", nameSQL: Copies.employeeName, nameKey: "operator_name")
+
+    /// Hooks for one request by `caller`; `derive` adds the record's own derived columns.
+    static func hooks(_ caller: Caller,
+                      derive: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> [(column: String, value: SQLValue)] = { _, _, _ in [] },
+                      beforeWrite: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> Void = { _, _, _ in }) -> ResourceHooks {
+        ResourceHooks(
+            beforeWrite: { db, current, write in
+                if let current, !caller.isAdmin, current.int(column) != caller.id {
+                    throw APIError.forbidden("you may change only records you created")
+                }
+                try beforeWrite(db, current, write)
+            },
+            beforeStatus: { _, current, _ in try caller.requireMayChangeRow(createdBy: current.int(column)) },
+            derive: { db, current, write in
+                try (current == nil ? [(column, .int(caller.id))] : []) + derive(db, current, write)
+            })
+    }
+
+    /// List, save and status change of a record resource, with the operator rules.
+    static func routes(_ resource: Resource, list: String, save: String, setStatus: String,
+                       derive: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> [(column: String, value: SQLValue)] = { _, _, _ in [] },
+                       beforeWrite: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> Void = { _, _, _ in }) -> [Route] {
+        [
+            .get(list) { try await resource.list($0) },
+            .post(save) { ctx in try await resource.save(ctx, hooks: hooks(try ctx.requireCaller(), derive: derive, beforeWrite: beforeWrite)) },
+            .post(setStatus) { ctx in try await resource.setStatus(ctx, hooks: hooks(try ctx.requireCaller())) },
+        ]
+    }
+
+    /// How long a write waits for an id another service created a moment ago to reach the copies.
+    static let catchUpMillis: Int64 = 2000
+
+    /// The time window of record lists: the last week over `recordTime`.
+    static let window = Window(column: "recordTime")
+    static let ordering = "t.recordTime DESC, t.id DESC"
+}
