@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "RecordServiceTests", dependencies: ["RecordService", "ServiceKit", "WireProtocol"]),
         // The system through the real executables (`crm up`), over HTTP and Unix sockets, and the
         // catalog checked against the gateway and every service's definition.
-        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService", "RecordService"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,11 @@
 #   CRM_BENCH_KEEP=1 scripts/bench.sh         keep the temporary folder (launcher log, raw wrk output)
 #   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000 (about 1 min)
 #   CRM_BENCH_ORGS=2000 scripts/bench.sh      organizations to seed (default 1000)
+#   CRM_BENCH_FOLLOWS=100000 scripts/bench.sh follow-up records to seed before the record-*
+#                                             scenarios (default 10000; 100,000 take a few minutes)
+#   CRM_BENCH_POTENTIALS=5000 scripts/bench.sh potential records they belong to (default 5000)
+# Before the record scenarios (follow-page, potential-page, follow-create) it seeds their own
+# CRM_BENCH_ORGS organizations, potential and follow-up records with scripts/bench/seed_records.py.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +33,10 @@ PROCESS_NAMES=(crm Gateway UserService CustomerService RecordService ContractSer
 SEED_ORGS=${CRM_BENCH_ORGS:-1000}           # organizations seeded before the customer scenarios
 SEED_CUSTOMERS=${CRM_BENCH_CUSTOMERS:-10000} # customers seeded before the customer scenarios
 SEED_CONNECTIONS=16
+SEED_FOLLOWS=${CRM_BENCH_FOLLOWS:-10000}       # follow-up records seeded before the record scenarios
+SEED_POTENTIALS=${CRM_BENCH_POTENTIALS:-5000}  # potential records they belong to
+[[ $SEED_FOLLOWS =~ ^[1-9][0-9]*$ && $SEED_POTENTIALS =~ ^[1-9][0-9]*$ ]] \
+    || { echo "bench: CRM_BENCH_FOLLOWS and CRM_BENCH_POTENTIALS must be positive integers" >&2; exit 1; }
 [[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ ]] \
     || { echo "bench: CRM_BENCH_ORGS and CRM_BENCH_CUSTOMERS must be positive integers" >&2; exit 1; }
 
@@ -64,6 +73,19 @@ add_customer_scenarios() {
     add_scenario customer-create POST /api/customers/customers \
         "{\"realName\":\"压测客户\",\"nickName\":\"wrk-0\",\"phoneNumber\":\"19800000000\",\"organization_id\":[$ORG_ID]}" \
         application/json scripts/bench/customer-create.lua
+}
+
+# Run after seeding CRM_BENCH_ORGS organizations, CRM_BENCH_POTENTIALS potential records and
+# CRM_BENCH_FOLLOWS follow-up records (spread evenly over them) with scripts/bench/seed_records.py.
+# RECORD_ORG_ID is a seeded organization (about FOLLOWS/ORGS follow-up records in the default
+# window), POTENTIAL_ID a seeded potential record.
+RECORD_SCENARIOS=(follow-page potential-page follow-create)
+add_record_scenarios() {
+    add_scenario follow-page    GET "/api/record/follow?organization_id=$RECORD_ORG_ID"
+    add_scenario potential-page GET "/api/record/potential?page=1&count=20"
+    add_scenario follow-create  POST /api/record/follow \
+        "{\"protent_id\":$POTENTIAL_ID,\"follower_id\":[1],\"record_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\"}" \
+        application/json scripts/bench/follow-create.lua
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +265,7 @@ verify_scenario() {
         die "scenario ${SC_NAME[i]} does not work: ${SC_METHOD[i]} ${SC_PATH[i]} answered HTTP $code: $body"
     fi
     case ${SC_NAME[i]} in
-        customer-page|customer-search)
+        customer-page|customer-search|follow-page|potential-page)
             read -r VERIFY_TOTAL VERIFY_ROWS <<<"$(page_figures "$TMP/verify.body")"
             [[ $VERIFY_ROWS =~ ^[1-9] ]] || die "scenario ${SC_NAME[i]}: GET ${SC_PATH[i]} answered no rows: $body"
             ;;
@@ -256,8 +278,10 @@ verify_scenario() {
             [[ $VERIFY_TOTAL == "$SEED_SEARCH_MATCHES" ]] \
                 || say "WARNING: the service found $VERIFY_TOTAL customers for name=$SEARCH_TERM, seed.py expected $SEED_SEARCH_MATCHES"
             ;;
-        customer-create)
-            say "check:   customer-create: answered $(head -c 200 "$TMP/verify.body")" ;;
+        customer-create|follow-create)
+            say "check:   ${SC_NAME[i]}: answered $(head -c 200 "$TMP/verify.body")" ;;
+        follow-page|potential-page)
+            say "check:   ${SC_NAME[i]}: page_info.total $VERIFY_TOTAL, $VERIFY_ROWS rows on page 1" ;;
     esac
 }
 
@@ -325,7 +349,7 @@ run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency -H "$AUTH")
     [[ -n ${SC_SCRIPT[i]} ]] && args+=(-s "${SC_SCRIPT[i]}")
     # In the background, so that Ctrl-C or SIGTERM stops the benchmark at once (see cleanup).
-    WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} WRK_ORG_ID=${ORG_ID:-1} \
+    WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} WRK_ORG_ID=${ORG_ID:-1} WRK_POTENTIAL_ID=${POTENTIAL_ID:-1} \
         wrk "${args[@]}" "$BASE${SC_PATH[i]}" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || { cat "$out" >&2; die "wrk failed for ${SC_NAME[i]}"; }
@@ -400,6 +424,32 @@ if (( customers_wanted )); then
     say "after:   customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal")"
 fi
 
+# ---------------------------------------------------------------------------------------------
+# Record scenarios: seed through the API, then measure
+# ---------------------------------------------------------------------------------------------
+records_wanted=0
+for name in "${RECORD_SCENARIOS[@]}"; do selected "$name" && records_wanted=1; done
+if (( records_wanted )); then
+    say ""
+    say "seed:    $SEED_ORGS organizations, $SEED_POTENTIALS potential records, $SEED_FOLLOWS follow-up records (scripts/bench/seed_records.py, $SEED_CONNECTIONS connections)"
+    python3 scripts/bench/seed_records.py --port "$PORT" --token "$TOKEN" --organizations "$SEED_ORGS" --potentials "$SEED_POTENTIALS" \
+        --follows "$SEED_FOLLOWS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed_records.env" >"$TMP/seed_records.log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed_records.log" >&2; SEED_PID=; die "seeding records failed"; }
+    SEED_PID=
+    sed 's/^/         /' "$TMP/seed_records.log"
+    rdb=$TMP/data/records.sqlite
+    rsize() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
+    say "         records.sqlite $(rsize "$rdb"), records.sqlite-wal $(rsize "$rdb-wal") after seeding"
+    # shellcheck disable=SC1091
+    source "$TMP/seed_records.env"
+    RECORD_ORG_ID=$SEED_RECORD_ORGANIZATION_ID
+    POTENTIAL_ID=$SEED_POTENTIAL_ID
+
+    first_record_scenario=${#SC_NAME[@]}
+    add_record_scenarios
+    run_scenarios "$first_record_scenario"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Memory, and whether anything died

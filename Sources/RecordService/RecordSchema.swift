@@ -6,8 +6,10 @@ import ServiceKit
 /// which a projection rebuild drops and refills.
 ///
 /// Lists filter on status and a `recordTime` window and order by `recordTime DESC, id DESC`:
-/// every index ends in `recordTime` (SQLite appends the rowid), so a page is read in order
-/// from the index and stops after `count` rows, whatever the table's size.
+/// every index has the equality filters first, then `recordTime` (SQLite appends the rowid),
+/// so a page is read in order from the index and stops after `count` rows, whatever the
+/// table's size. Potential lists filter on several statuses at once (all but deleted), so
+/// their index is `(recordTime, id, status)`: read in order, status checked in the index.
 enum RecordSchema {
     static let migrations = [
         Migration(name: "001-potentials-follows-demands", sql: """
@@ -22,8 +24,7 @@ enum RecordSchema {
             note TEXT,
             operator_id INTEGER NOT NULL
         );
-        CREATE INDEX potentials_time ON potentials(recordTime);
-        CREATE INDEX potentials_status_time ON potentials(status, recordTime);
+        CREATE INDEX potentials_time ON potentials(recordTime, id, status);
         CREATE INDEX potentials_organization ON potentials(organization_id, recordTime);
         CREATE INDEX potentials_director ON potentials(director_id, recordTime);
         CREATE TABLE follows (
