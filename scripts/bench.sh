@@ -15,6 +15,7 @@
 #   CRM_BENCH_FOLLOWS=100000 scripts/bench.sh follow-up records to seed before the record-*
 #                                             scenarios (default 10000; 100,000 take a few minutes)
 #   CRM_BENCH_POTENTIALS=5000 scripts/bench.sh potential records they belong to (default 5000)
+# `event-lag` (selected by name or when CRM_BENCH_ONLY is unset) runs scripts/bench/event_lag.py.
 # Before the record scenarios (follow-page, potential-page, follow-create) it seeds their own
 # CRM_BENCH_ORGS organizations, potential and follow-up records with scripts/bench/seed_records.py.
 set -euo pipefail
@@ -449,6 +450,23 @@ if (( records_wanted )); then
     first_record_scenario=${#SC_NAME[@]}
     add_record_scenarios
     run_scenarios "$first_record_scenario"
+fi
+
+# Event lag (CRM_BENCH_ONLY="event-lag", or every scenario): from an acknowledged employee
+# rename to the new name in a follow-up list, under a steady write load (scripts/bench/event_lag.py).
+if selected event-lag; then
+    if [[ -z ${POTENTIAL_ID:-} ]]; then
+        POTENTIAL_ID=$(curl -s --max-time 10 -H "$AUTH" -H 'Content-Type: application/json' -X POST "$BASE/api/record/potential" \
+            --data-binary "{\"organization_id\":$(curl -s --max-time 10 -H "$AUTH" -X POST "$BASE/api/customers/organization" -d 'groupName=lag' \
+                | sed -n 's/.*"id":\([0-9]*\).*/\1/p'),\"director_id\":1,\"record_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\"}" \
+            | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+    fi
+    say ""
+    python3 scripts/bench/event_lag.py --port "$PORT" --token "$TOKEN" --potential "$POTENTIAL_ID" >"$TMP/event_lag.log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { cat "$TMP/event_lag.log" >&2; SEED_PID=; die "event lag failed"; }
+    SEED_PID=
+    say "$(cat "$TMP/event_lag.log")"
 fi
 
 # ---------------------------------------------------------------------------------------------

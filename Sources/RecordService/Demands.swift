@@ -19,21 +19,14 @@ enum Demands {
             .field(.longText("demand_note", column: "note")), .fixed(Operator.column, published: true),
         ],
         status: StatusRule(values: [0, -1], defaultFilter: [0], initial: 0),
-        links: [
-            Link(param: "follower_id", table: "demand_followers", ownerColumn: "demand_id", targetColumn: "employee_id",
-                 target: "employee_copies", targetName: "realName", namesKey: "follower_name", idsKey: "follower_ids",
-                 nonEmpty: true, nameSQL: Copies.employeeName),
-            Link(param: "customer_id", table: "demand_customers", ownerColumn: "demand_id", targetColumn: "customer_id",
-                 target: "customer_copies", targetName: "realName", namesKey: "customer_name", idsKey: "customer_ids",
-                 nameSQL: Copies.customerName),
-        ],
+        links: [Operator.followers("demand_followers", owner: "demand_id"), Operator.customers("customer_id", "demand_customers", owner: "demand_id")],
         filters: [.id("organization_id", column: "organization_id")],
         required: ["organization_id", "record_time", "content"],
         event: "demand",
         ordering: Operator.ordering,
         window: Operator.window,
         references: [
-            Reference(column: "organization_id", target: "organization_copies", nameSQL: Copies.organizationName, nameKey: "organization_name"),
+            Operator.organizationName,
             Operator.name,
         ],
         catchUpMillis: Operator.catchUpMillis)

@@ -38,6 +38,22 @@ enum Operator {
         ]
     }
 
+    /// The organization's name from the organization copies, after `organization_id`.
+    static let organizationName = Reference(column: "organization_id", target: "organization_copies", nameSQL: Copies.organizationName,
+                                            nameKey: "organization_name")
+
+    /// The ordered employees (`follower_id`, at least one) of a record in `table`.
+    static func followers(_ table: String, owner: String) -> Link {
+        Link(param: "follower_id", table: table, ownerColumn: owner, targetColumn: "employee_id", target: "employee_copies", targetName: "realName",
+             namesKey: "follower_name", idsKey: "follower_ids", nonEmpty: true, nameSQL: Copies.employeeName)
+    }
+
+    /// The ordered customers (`param`: `customers_id` or `customer_id`) of a record in `table`.
+    static func customers(_ param: String, _ table: String, owner: String) -> Link {
+        Link(param: param, table: table, ownerColumn: owner, targetColumn: "customer_id", target: "customer_copies", targetName: "realName",
+             namesKey: "customer_name", idsKey: "customer_ids", nameSQL: Copies.customerName)
+    }
+
     /// How long a write waits for an id another service created a moment ago to reach the copies.
     static let catchUpMillis: Int64 = 2000
 

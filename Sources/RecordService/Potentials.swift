@@ -26,7 +26,7 @@ enum Potentials {
         ordering: Operator.ordering,
         window: Operator.window,
         references: [
-            Reference(column: "organization_id", target: "organization_copies", nameSQL: Copies.organizationName, nameKey: "organization_name"),
+            Operator.organizationName,
             Reference(column: "director_id", target: "employee_copies", nameSQL: Copies.employeeName, nameKey: "director"),
             Operator.name,
         ],

@@ -12,7 +12,12 @@ import ServiceKit
 /// their index is `(recordTime, id, status)`: read in order, status checked in the index.
 enum RecordSchema {
     static let migrations = [
-        Migration(name: "001-potentials-follows-demands", sql: """
+        Migration(name: "001-potentials-follows-demands",
+                  sql: tables + Follows.resource.schemaPieces(linkForeignKeys: false) + Demands.resource.schemaPieces(linkForeignKeys: false)),
+    ]
+
+    /// Potential, follow-up and demand records and their indexes.
+    static let tables = """
         CREATE TABLE potentials (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             organization_id INTEGER NOT NULL,
@@ -59,7 +64,4 @@ enum RecordSchema {
         CREATE INDEX demands_organization ON demands(organization_id, status, recordTime);
         CREATE INDEX demands_status_time ON demands(status, recordTime);
         """
-        + Follows.resource.schemaPieces(linkForeignKeys: false)
-        + Demands.resource.schemaPieces(linkForeignKeys: false)),
-    ]
 }
