@@ -177,6 +177,20 @@ free_port() {
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true; }
 
+size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
+
+# run_helper LOG COMMAND…: runs a seeding or measuring helper in the background (so Ctrl-C
+# stops it at once, see cleanup), prints its output indented, and stops the benchmark with
+# that output if it fails.
+run_helper() {
+    local log=$1; shift
+    "$@" >"$log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { sed 's/^/         /' "$log" >&2; SEED_PID=; die "$(basename "$2") failed"; }
+    SEED_PID=
+    sed 's/^/         /' "$log"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Header, build, wrk
 # ---------------------------------------------------------------------------------------------
@@ -400,14 +414,9 @@ for name in "${CUSTOMER_SCENARIOS[@]}"; do selected "$name" && customers_wanted=
 if (( customers_wanted )); then
     say ""
     say "seed:    $SEED_ORGS organizations, $SEED_CUSTOMERS customers (scripts/bench/seed.py, $SEED_CONNECTIONS connections)"
-    python3 scripts/bench/seed.py --port "$PORT" --token "$TOKEN" --organizations "$SEED_ORGS" \
-        --customers "$SEED_CUSTOMERS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed.env" >"$TMP/seed.log" 2>&1 &
-    SEED_PID=$!
-    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed.log" >&2; SEED_PID=; die "seeding failed"; }
-    SEED_PID=
-    sed 's/^/         /' "$TMP/seed.log"
+    run_helper "$TMP/seed.log" python3 scripts/bench/seed.py --port "$PORT" --token="$TOKEN" --organizations "$SEED_ORGS" \
+        --customers "$SEED_CUSTOMERS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed.env"
     db=$TMP/data/customers.sqlite
-    size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
     say "         customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal") after seeding"
     # shellcheck disable=SC1091
     source "$TMP/seed.env"
@@ -433,15 +442,10 @@ for name in "${RECORD_SCENARIOS[@]}"; do selected "$name" && records_wanted=1; d
 if (( records_wanted )); then
     say ""
     say "seed:    $SEED_ORGS organizations, $SEED_POTENTIALS potential records, $SEED_FOLLOWS follow-up records (scripts/bench/seed_records.py, $SEED_CONNECTIONS connections)"
-    python3 scripts/bench/seed_records.py --port "$PORT" --token "$TOKEN" --organizations "$SEED_ORGS" --potentials "$SEED_POTENTIALS" \
-        --follows "$SEED_FOLLOWS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed_records.env" >"$TMP/seed_records.log" 2>&1 &
-    SEED_PID=$!
-    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed_records.log" >&2; SEED_PID=; die "seeding records failed"; }
-    SEED_PID=
-    sed 's/^/         /' "$TMP/seed_records.log"
+    run_helper "$TMP/seed_records.log" python3 scripts/bench/seed_records.py --port "$PORT" --token="$TOKEN" --organizations "$SEED_ORGS" \
+        --potentials "$SEED_POTENTIALS" --follows "$SEED_FOLLOWS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed_records.env"
     rdb=$TMP/data/records.sqlite
-    rsize() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
-    say "         records.sqlite $(rsize "$rdb"), records.sqlite-wal $(rsize "$rdb-wal") after seeding"
+    say "         records.sqlite $(size_of "$rdb"), records.sqlite-wal $(size_of "$rdb-wal") after seeding"
     # shellcheck disable=SC1091
     source "$TMP/seed_records.env"
     RECORD_ORG_ID=$SEED_RECORD_ORGANIZATION_ID
@@ -462,11 +466,8 @@ if selected event-lag; then
             | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
     fi
     say ""
-    python3 scripts/bench/event_lag.py --port "$PORT" --token "$TOKEN" --potential "$POTENTIAL_ID" >"$TMP/event_lag.log" 2>&1 &
-    SEED_PID=$!
-    wait "$SEED_PID" || { cat "$TMP/event_lag.log" >&2; SEED_PID=; die "event lag failed"; }
-    SEED_PID=
-    say "$(cat "$TMP/event_lag.log")"
+    say "event-lag: scripts/bench/event_lag.py on potential record $POTENTIAL_ID"
+    run_helper "$TMP/event_lag.log" python3 scripts/bench/event_lag.py --port "$PORT" --token="$TOKEN" --potential "$POTENTIAL_ID"
 fi
 
 # ---------------------------------------------------------------------------------------------
