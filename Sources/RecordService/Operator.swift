@@ -57,7 +57,8 @@ enum Operator {
     /// How long a write waits for an id another service created a moment ago to reach the copies.
     static let catchUpMillis: Int64 = 2000
 
-    /// The time window of record lists: the last week over `recordTime`.
-    static let window = Window(column: "recordTime")
+    /// The time window of record lists: the last week over `recordTime`, with hourly counts in
+    /// `counts` for the totals of lists filtered by status and window alone.
+    static func window(counts: String) -> Window { Window(column: "recordTime", counts: counts) }
     static let ordering = "t.recordTime DESC, t.id DESC"
 }

