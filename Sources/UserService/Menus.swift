@@ -115,4 +115,21 @@ enum Menus {
             return Reply.ok("修改成功", data: .object(JSONObject([("id", .int(userID))])))
         }
     }
+
+    /// The tables and indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE menus (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        content TEXT,
+        note TEXT,
+        status INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE employee_menus (
+        employee_id INTEGER NOT NULL REFERENCES employees(id),
+        menu_id INTEGER NOT NULL REFERENCES menus(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (employee_id, menu_id)
+    ) WITHOUT ROWID;
+    """
 }

@@ -265,4 +265,20 @@ enum Sessions {
         }
         return Reply.ok(data: .object(JSONObject([("id", .int(found.id)), ("role", .int(found.role))])))
     }
+
+    /// The tables and indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        employee_id INTEGER NOT NULL REFERENCES employees(id),
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_employee ON sessions(employee_id);
+    CREATE TABLE login_failures (
+        phone TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX login_failures_phone ON login_failures(phone, at);
+    """
 }
