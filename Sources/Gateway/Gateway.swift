@@ -111,6 +111,9 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// The paths the gateway answers itself (GET only).
+    static let ownPaths: Set<String> = Set(Catalog.routes.filter { $0.service == nil }.map(\.path))
+
     /// How long a connection may stay idle once the gateway is draining.
     static let drainIdleMillis: Int64 = 1_000
 
@@ -157,6 +160,10 @@ final class Gateway: @unchecked Sendable {
                 ]))
             }
             respond(response)
+        }
+        if Gateway.ownPaths.contains(path) && method != "GET" {
+            finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), path)
+            return
         }
         switch path {
         case "/livez":
