@@ -45,4 +45,38 @@ enum Customers {
                 """, match.binds)
         }
     }
+
+    /// The table and its indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE customers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        type,
+        nickName TEXT,
+        realName TEXT NOT NULL,
+        avatar TEXT,
+        phoneNumber TEXT,
+        job,
+        sex INTEGER NOT NULL DEFAULT 3,
+        cid TEXT,
+        openId TEXT,
+        level NOT NULL DEFAULT 0,
+        isVip INTEGER NOT NULL DEFAULT 0,
+        isSenior INTEGER NOT NULL DEFAULT 0,
+        vipDueTime TEXT,
+        navigationDueTime TEXT,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 1,
+        note TEXT,
+        legal_person TEXT,
+        register_capital TEXT,
+        registerDate TEXT,
+        website TEXT,
+        creator_id INTEGER,
+        name_fold TEXT NOT NULL
+    );
+    CREATE INDEX customers_status ON customers(status, id);
+    CREATE INDEX customers_creator ON customers(creator_id, status, id);
+    CREATE INDEX customers_phone ON customers(phoneNumber, status, id);
+    """
 }

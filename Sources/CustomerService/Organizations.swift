@@ -21,4 +21,30 @@ enum Organizations {
         counters: "organization_counts",
         required: ["groupName"],
         event: "organization")
+
+    /// The table and its indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE organizations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        groupName TEXT NOT NULL,
+        groupDetail TEXT,
+        type,
+        provience TEXT,
+        city TEXT,
+        county TEXT,
+        address TEXT,
+        legal_person TEXT,
+        register_capital TEXT,
+        registerDate TEXT,
+        website TEXT,
+        creator_id INTEGER,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 1,
+        note TEXT,
+        name_fold TEXT NOT NULL
+    );
+    CREATE INDEX organizations_status ON organizations(status, id);
+    CREATE INDEX organizations_creator ON organizations(creator_id, status, id);
+    """
 }

@@ -111,6 +111,9 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// The paths the gateway answers itself (GET only).
+    static let ownPaths: Set<String> = Set(Catalog.routes.filter { $0.service == nil }.map(\.path))
+
     /// How long a connection may stay idle once the gateway is draining.
     static let drainIdleMillis: Int64 = 1_000
 
@@ -137,13 +140,30 @@ final class Gateway: @unchecked Sendable {
         var method = request.head.method
         if method == "HEAD" { method = "GET" }
         metrics.inFlight += 1
-        let finish: (HTTPResponse, String) -> Void = { [metrics] response, route in
+        let trace = requestID(request.head)
+        let record = AccessRecord()
+        let finish: (HTTPResponse, String) -> Void = { [self] answer, route in
             metrics.inFlight -= 1
             // Only documented paths get a label of their own: clients choose paths, and each
             // label is kept for ever.
             let label = OpenAPI.paths.contains(route) ? route : "other"
-            metrics.record(route: label, status: response.status, millis: monotonicMillis() - started)
+            let millis = monotonicMillis() - started
+            metrics.record(route: label, status: answer.status, millis: millis)
+            var response = answer
+            response.headers.append((name: "X-Request-Id", value: trace))
+            if Log.enabled(.info) {
+                Log.access(JSONObject([
+                    ("time", .string(Timestamp.now())), ("request_id", .string(trace)), ("caller", record.caller.map { .int($0) } ?? .null),
+                    ("method", .string(method)), ("route", .string(label == "other" ? String(path.prefix(200)) : label)),
+                    ("status", .int(Int64(response.status))), ("ms", .int(millis)), ("service", record.service.map { .string($0.rawValue) } ?? .null),
+                    ("in", .int(Int64(request.body.count))), ("out", .int(Int64(response.body.count))),
+                ]))
+            }
             respond(response)
+        }
+        if Gateway.ownPaths.contains(path) && method != "GET" {
+            finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), path)
+            return
         }
         switch path {
         case "/livez":
@@ -172,7 +192,15 @@ final class Gateway: @unchecked Sendable {
             finish(HTTPResponse.error(400, error.reason), path)
             return
         }
-        let token = RequestParams.sessionToken(request.head)
+        let credential = RequestParams.credential(request.head)
+        let token = credential?.token
+        record.service = service
+        // A change made with the session cookie must come from our own pages: a browser adds the
+        // cookie to cross-site form posts too, but names their origin.
+        if method != "GET", credential?.fromCookie == true, let foreign = foreignOrigin(request.head) {
+            finish(HTTPResponse.error(403, "cross-site request refused: \(foreign) is not \(configuration.publicOrigin); send Authorization: Bearer instead of the cookie from other origins"), path)
+            return
+        }
         let idempotencyKey = request.head.header("idempotency-key")
         if let key = idempotencyKey, key.utf8.count > configuration.maxIdempotencyKeyLength || key.isEmpty {
             finish(HTTPResponse.error(400, "Idempotency-Key must be 1 to \(configuration.maxIdempotencyKeyLength) characters"), path)
@@ -180,10 +208,12 @@ final class Gateway: @unchecked Sendable {
         }
         let forward: (Caller?) -> Void = { [self] caller in
             ridCounter += 1
+            record.caller = caller?.id
             let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? ridPrefix + String(ridCounter)
-            let wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
+            var wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                    session: service == .users ? token : nil)
+            wire.trace = trace
             client.sendOnLoop(wire) { [self] result in
                 // Completions of WireClient run on the same loop.
                 finish(response(for: result, service: service), path)
@@ -207,10 +237,47 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// The client's `X-Request-Id` when well-formed (1…128 of `A-Z a-z 0-9 . _ : -`), else a
+    /// new one.
+    private func requestID(_ head: HTTPRequestHead) -> String {
+        if let given = head.header("x-request-id"), (1...128).contains(given.utf8.count), given.utf8.allSatisfy(Gateway.isRequestIDByte) {
+            return given
+        }
+        traceCounter += 1
+        return ridPrefix + "t" + String(traceCounter)
+    }
+    private var traceCounter: UInt64 = 0
+
+    static func isRequestIDByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return true
+        case UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"): return true
+        default: return false
+        }
+    }
+
+    /// The origin a request names (`Origin`, else the origin of `Referer`) when it is not ours;
+    /// nil when it is ours or names none (not a browser, or a same-origin navigation).
+    private func foreignOrigin(_ head: HTTPRequestHead) -> String? {
+        let named: String
+        if let origin = head.header("origin"), !origin.isEmpty {
+            named = origin
+        } else if let referer = head.header("referer"), !referer.isEmpty {
+            // scheme://host[:port] of the referring page.
+            guard let schemeEnd = referer.firstRange(of: "://") else { return referer }
+            let rest = referer[schemeEnd.upperBound...]
+            named = String(referer[..<schemeEnd.upperBound]) + String(rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" })
+        } else {
+            return nil
+        }
+        return named.lowercased() == configuration.publicOrigin.lowercased() ? nil : named
+    }
+
     private func response(for result: Result<WireResponse, WireClientError>, service: ServiceName) -> HTTPResponse {
         switch result {
         case .success(let answer):
-            let headers = answer.headers.filter { $0.name.lowercased() == "set-cookie" }.map { (name: "Set-Cookie", value: $0.value) }
+            let secure = configuration.cookieSecure
+            let headers = answer.headers.filter { $0.name.lowercased() == "set-cookie" }.map { (name: "Set-Cookie", value: secure ? $0.value + "; Secure" : $0.value) }
             return HTTPResponse(status: answer.status, json: answer.body, headers: headers)
         case .failure(.unavailable):
             return HTTPResponse.error(503, "the \(service) service is unavailable; try again shortly")
@@ -337,6 +404,12 @@ final class Gateway: @unchecked Sendable {
             }
         }
     }
+}
+
+/// What the access log line of one request learns on the way (loop-thread confined).
+final class AccessRecord {
+    var caller: Int64?
+    var service: ServiceName?
 }
 
 /// Collects the pings of one `/healthz` request (loop-thread confined).

@@ -35,6 +35,12 @@ struct GatewayConfiguration: Sendable {
     var sessionStaleMillis: Int64 = 5 * 60_000
     /// How long a session check may take (ms) before the stale entry (or a 503) is used.
     var sessionCheckTimeoutMillis: Int64 = 3_000
+    /// Where the API's own pages are served from: a change authenticated by the session cookie
+    /// whose `Origin`/`Referer` names another origin is refused (`CRM_PUBLIC_ORIGIN`; default
+    /// the gateway's own `http://host:port`).
+    var publicOrigin = ""
+    /// Adds `Secure` to the session cookie (`CRM_COOKIE_SECURE=1`, behind HTTPS).
+    var cookieSecure = false
     /// Longest `Idempotency-Key` accepted.
     var maxIdempotencyKeyLength = 255
     /// Service endpoints by service name. Which service owns a path, and which paths need no

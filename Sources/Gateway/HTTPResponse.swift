@@ -52,7 +52,9 @@ struct HTTPResponse: Sendable {
 
     /// The bytes on the wire; `headOnly` omits the body (HEAD).
     func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
+        // Answers are data for one client, never a page to sniff or a copy to keep.
         var head = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+            + "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         head += keepAlive && !close ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
         var out = Array(head.utf8)

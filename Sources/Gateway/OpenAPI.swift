@@ -66,7 +66,13 @@ enum OpenAPI {
                         ("application/json", content), ("application/x-www-form-urlencoded", content),
                     ])))])))
                 }
-                let ok = JSON.object(JSONObject([("description", .string("{\"status\":0,…} — data: \(route.answer.rawValue)")), ("content", .object(JSONObject([("application/json", .object(JSONObject([("schema", envelope)])))])))]))
+                let ok: JSON
+                if route.path == "/metrics" {
+                    ok = .object(JSONObject([("description", "Prometheus text format"),
+                                             ("content", .object(JSONObject([("text/plain", .object(JSONObject([("schema", .object(JSONObject([("type", "string")])))])))])))]))
+                } else {
+                    ok = .object(JSONObject([("description", .string("{\"status\":0,…} — data: \(route.answer.rawValue)")), ("content", .object(JSONObject([("application/json", .object(JSONObject([("schema", envelope)])))])))]))
+                }
                 let failure = JSON.object(JSONObject([("description", "{\"status\":1,\"msg\":…} with the HTTP status of the error")]))
                 op.append("responses", .object(JSONObject([("200", ok), ("default", failure)])))
                 item.append(route.method.lowercased(), .object(op))

@@ -41,11 +41,16 @@ enum RequestParams {
 
     /// The session token: `Authorization: Bearer <token>`, else the `crm_session` cookie.
     static func sessionToken(_ head: HTTPRequestHead) -> String? {
+        credential(head)?.token
+    }
+
+    /// The session token and whether it came from the cookie (which browsers send on their own).
+    static func credential(_ head: HTTPRequestHead) -> (token: String, fromCookie: Bool)? {
         if let authorization = head.header("authorization") {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
                 let token = parts[1].trimmingCharacters(in: " ")
-                if !token.isEmpty { return token }
+                if !token.isEmpty { return (token, false) }
             }
         }
         for cookieHeader in head.headerValues("cookie") {
@@ -53,7 +58,7 @@ enum RequestParams {
                 let pair = cookie.split(separator: "=", maxSplits: 1)
                 if pair.count == 2, pair[0].trimmingCharacters(in: " ") == "crm_session" {
                     let token = pair[1].trimmingCharacters(in: " ")
-                    if !token.isEmpty { return token }
+                    if !token.isEmpty { return (token, true) }
                 }
             }
         }

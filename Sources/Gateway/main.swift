@@ -31,6 +31,11 @@ func loadConfiguration() throws -> GatewayConfiguration {
     if let v = try number("CRM_BODY_TIMEOUT_MS") { config.bodyReadTimeoutMillis = v }
     if let v = try number("CRM_IDLE_TIMEOUT_MS") { config.idleTimeoutMillis = v }
     if let v = try number("CRM_WRITE_TIMEOUT_MS") { config.writeTimeoutMillis = v }
+    if let origin = env("CRM_PUBLIC_ORIGIN") { config.publicOrigin = origin }
+    config.cookieSecure = env("CRM_COOKIE_SECURE") == "1"
+    guard Log.configureFromEnvironment(env("CRM_LOG_LEVEL")) else {
+        throw EndpointError(reason: "CRM_LOG_LEVEL '\(env("CRM_LOG_LEVEL") ?? "")' is not one of debug, info, warn, error")
+    }
     if let v = try number("CRM_HOLD_MS") { config.holdMillis = v }
     if let v = try number("CRM_REQUEST_TIMEOUT_MS") { config.requestTimeoutMillis = v }
     if let v = try number("CRM_MAX_CONNECTIONS") { config.maxConnections = Int(v) }
@@ -58,10 +63,12 @@ func loadConfiguration() throws -> GatewayConfiguration {
             throw EndpointError(reason: "unknown flag \(flag)")
         }
     }
+    if config.publicOrigin.isEmpty { config.publicOrigin = "http://\(config.host):\(config.port)" }
     return config
 }
 
 signal(SIGPIPE, SIG_IGN)
+Log.name = "gateway"
 let gateway: Gateway
 do {
     let config = try loadConfiguration()

@@ -1,5 +1,5 @@
 @_exported import APICatalog
-import WireProtocol
+@_exported import WireProtocol
 
 // `Role` and `Access` are declared with the routes in APICatalog (re-exported here, so a
 // service importing ServiceKit sees them).

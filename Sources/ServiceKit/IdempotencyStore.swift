@@ -58,14 +58,14 @@ public enum IdempotencyStore {
                                         [.text(key.requestID)]) else {
             return nil
         }
-        guard row.int(0) == key.callerID, row.string(1) == key.fingerprint else {
+        guard row.int("caller_id") == key.callerID, row.string("fingerprint") == key.fingerprint else {
             throw APIError.unprocessable("Idempotency-Key was already used with different parameters")
         }
-        if let expiry = row.int(4), expiry <= Int64(time(nil)) {
+        if let expiry = row.int("expires_at"), expiry <= Int64(time(nil)) {
             throw APIError.conflict("this request was already answered and its answer is no longer kept; send a new request (log in again)")
         }
-        let body = (try? JSONParser.parse(row.string(3) ?? "null")) ?? .null
-        return WireResponse(status: Int(row.int(2) ?? 200), body: body)
+        let body = (try? JSONParser.parse(row.string("body") ?? "null")) ?? .null
+        return WireResponse(status: Int(row.int("status") ?? 200), body: body)
     }
 
     /// Stores the answer; `keepSeconds` limits how long it is served (for an answer holding a secret).

@@ -40,10 +40,10 @@ public enum Outbox {
             : try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? AND type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
                            [.int(seq), .text(JSON.array(types.map { .string($0) }).jsonString), .int(limit)])
         let events: [JSON] = rows.map { row in
-            let state = (try? JSONParser.parse(row.string(3) ?? "{}")) ?? .null
-            return .object(JSONObject([("seq", row[0].json), ("type", row[1].json), ("entity_id", row[2].json), ("state", state), ("time", row[4].json)]))
+            let state = (try? JSONParser.parse(row.string("state") ?? "{}")) ?? .null
+            return .object(JSONObject([("seq", row["seq"].json), ("type", row["type"].json), ("entity_id", row["entity_id"].json), ("state", state), ("time", row["time"].json)]))
         }
-        if Int64(rows.count) == limit, let last = rows.last?.int(0) { return (events, last) }
+        if Int64(rows.count) == limit, let last = rows.last?.int("seq") { return (events, last) }
         // Everything after `seq` was looked at: continue after the newest event.
         return (events, max(seq, try db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events")))
     }

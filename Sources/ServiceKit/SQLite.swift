@@ -48,10 +48,33 @@ extension SQLValue {
 
 let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
-/// One row of a result, read by column index.
+/// The result columns of a statement by name (as `SELECT` names them, e.g. `e.id` is `id`),
+/// computed once per prepared statement and shared by its rows.
+public final class ColumnNames: Sendable {
+    let positions: [String: Int]
+    init(_ names: [String]) {
+        var positions: [String: Int] = [:]
+        for (i, name) in names.enumerated() where positions[name] == nil { positions[name] = i }
+        self.positions = positions
+    }
+}
+
+/// One row of a result, read by column name (or index).
 public struct Row: Sendable {
     public var values: [SQLValue]
+    let names: ColumnNames?
+    public init(values: [SQLValue], names: ColumnNames? = nil) {
+        self.values = values
+        self.names = names
+    }
     public subscript(_ index: Int) -> SQLValue { values[index] }
+    /// The value of the column named `name`; null when the result has no such column.
+    public subscript(_ name: String) -> SQLValue {
+        guard let i = names?.positions[name], i < values.count else { return .null }
+        return values[i]
+    }
+    public func int(_ name: String) -> Int64? { names?.positions[name].flatMap { $0 < values.count ? int($0) : nil } }
+    public func string(_ name: String) -> String? { names?.positions[name].flatMap { $0 < values.count ? string($0) : nil } }
     public func int(_ index: Int) -> Int64? {
         if case .int(let v) = values[index] { return v }
         if case .double(let v) = values[index] { return Int64(exactly: v) }
@@ -87,6 +110,12 @@ final class Statement {
         self.sql = sql
     }
     deinit { sqlite3_finalize(handle) }
+
+    /// The result column names, read once.
+    private(set) lazy var columnNames: ColumnNames = {
+        let count = sqlite3_column_count(handle)
+        return ColumnNames((0..<count).map { i in sqlite3_column_name(handle, i).map { String(cString: $0) } ?? "" })
+    }()
 }
 
 /// Prepared statements of one connection by SQL text, at most `capacity` of them.
@@ -265,6 +294,7 @@ public final class SQLiteConnection {
         defer { sqlite3_reset(statement.handle) }
         var rows: [Row] = []
         let columns = sqlite3_column_count(statement.handle)
+        let names = statement.columnNames
         while true {
             let rc = sqlite3_step(statement.handle)
             if rc == SQLITE_DONE { break }
@@ -272,7 +302,7 @@ public final class SQLiteConnection {
             var values: [SQLValue] = []
             values.reserveCapacity(Int(columns))
             for i in 0..<columns { values.append(column(statement.handle, i)) }
-            rows.append(Row(values: values))
+            rows.append(Row(values: values, names: names))
         }
         return rows
     }

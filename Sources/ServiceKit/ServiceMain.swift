@@ -161,6 +161,12 @@ public final class ServiceRuntime: Sendable {
 
     /// Answers one request: deadline, route, access, handler, errors → envelope.
     static func dispatch(_ request: WireRequest, router: ServiceRouter, database: Database) async -> WireResponse {
+        let response = await answer(request, router: router, database: database)
+        if Log.enabled(.debug) { Log.debug("\(request.method) \(request.path) \(response.status)", request: request.trace) }
+        return response
+    }
+
+    static func answer(_ request: WireRequest, router: ServiceRouter, database: Database) async -> WireResponse {
         if request.deadline > 0 && wallClockMillis() > request.deadline {
             return APIError(status: 504, "the request's deadline passed before it was processed").response
         }
@@ -178,13 +184,13 @@ public final class ServiceRuntime: Sendable {
         } catch let error as SQLiteError where error.isConstraint {
             // Handlers check what they can; a constraint that still fails (two writers racing
             // for a unique value) is a conflict, not a crash.
-            Log.warning("\(request.method) \(request.path): \(error)")
+            Log.warning("\(request.method) \(request.path): \(error)", request: request.trace)
             return APIError.conflict("the change conflicts with existing data").response
         } catch let error as SQLiteError {
-            Log.error("\(request.method) \(request.path): \(error)")
+            Log.error("\(request.method) \(request.path): \(error)", request: request.trace)
             return APIError.internal().response
         } catch {
-            Log.error("\(request.method) \(request.path): \(error)")
+            Log.error("\(request.method) \(request.path): \(error)", request: request.trace)
             return APIError.internal().response
         }
     }
@@ -210,6 +216,10 @@ public final class ServiceRuntime: Sendable {
 public enum ServiceMain {
     public static func run(_ definition: ServiceDefinition) -> Never {
         Log.name = definition.name
+        if !Log.configureFromEnvironment(getenv("CRM_LOG_LEVEL").map { String(cString: $0) }) {
+            Log.error("CRM_LOG_LEVEL is not one of debug, info, warn, error")
+            exit(1)
+        }
         signal(SIGPIPE, SIG_IGN)
         // The database holds what only this service may read (hashes, digests): owner-only files.
         umask(0o077)

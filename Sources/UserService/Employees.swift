@@ -123,4 +123,42 @@ enum Employees {
             }
         }))
     }
+
+    /// The tables and indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE employees (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        number,
+        nickName TEXT,
+        realName TEXT,
+        headImageUrl TEXT,
+        phoneNumber TEXT NOT NULL,
+        sex INTEGER NOT NULL DEFAULT 3,
+        roleId INTEGER NOT NULL DEFAULT 2,
+        openId,
+        birthday TEXT,
+        title,
+        address TEXT,
+        school TEXT,
+        politicalAffiliation TEXT,
+        education TEXT,
+        rankId INTEGER NOT NULL DEFAULT 0,
+        rankType INTEGER NOT NULL DEFAULT 0,
+        departmentId INTEGER NOT NULL DEFAULT 0,
+        jobId INTEGER NOT NULL DEFAULT 0,
+        info TEXT,
+        entryTime TEXT,
+        officialTime TEXT,
+        resignTime TEXT,
+        lastLoginTime TEXT,
+        isLogin INTEGER NOT NULL DEFAULT 0,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 1,
+        note TEXT,
+        password_hash TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX employees_phone_live ON employees(phoneNumber) WHERE status <> -1;
+    CREATE INDEX employees_status ON employees(status, id);
+    """
 }

@@ -34,4 +34,17 @@ enum Groups {
             throw APIError.conflict("a group named '\(name)' already exists")
         }
     }
+
+    /// The tables and indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE groups (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        groupName TEXT NOT NULL,
+        groupDetail TEXT,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX groups_status ON groups(status, id);
+    """
 }

@@ -10,8 +10,8 @@ enum Menus {
         .post("/api/user/usermenu", setEmployeeMenu),
     ]
 
-    static func json(_ row: Row, offset: Int = 0) -> JSON {
-        .object(JSONObject([("id", row[offset].json), ("name", row[offset + 1].json), ("content", row[offset + 2].json), ("note", row[offset + 3].json)]))
+    static func json(_ row: Row) -> JSON {
+        .object(JSONObject(["id", "name", "content", "note"].map { ($0, row[$0].json) }))
     }
 
     /// Menu items not deleted, newest first, paged.
@@ -69,21 +69,21 @@ enum Menus {
                 rows = try db.query("SELECT \(select) FROM employees WHERE status <> -1 ORDER BY id DESC LIMIT ? OFFSET ?", [.int(paging.count), .int(paging.offset)])
             }
             // Every listed employee's menu in one query, in the order set.
-            let ids = rows.map { $0[1] }
+            let ids = rows.map { $0["id"] }
             var menus: [Int64: [JSON]] = [:]
             if !ids.isEmpty {
                 for item in try db.query("""
                     SELECT em.employee_id, m.id, m.name, m.content, m.note FROM employee_menus em JOIN menus m ON m.id = em.menu_id
                     WHERE em.employee_id IN (\(SQLFilter.marks(ids.count))) AND m.status <> -1 ORDER BY em.employee_id, em.position
                     """, ids) {
-                    menus[item.int(0) ?? 0, default: []].append(json(item, offset: 1))
+                    menus[item.int("employee_id") ?? 0, default: []].append(json(item))
                 }
             }
             var result: [JSON] = []
             for row in rows {
                 var o = JSONObject()
-                for (i, column) in employeeColumns.enumerated() { o.append(column == "id" ? "user_id" : column, row[i].json) }
-                o.append("menu", .array(menus[row.int(1) ?? 0] ?? []))
+                for column in employeeColumns { o.append(column == "id" ? "user_id" : column, row[column].json) }
+                o.append("menu", .array(menus[row.int("id") ?? 0] ?? []))
                 result.append(.object(o))
             }
             return (result, total)
@@ -115,4 +115,21 @@ enum Menus {
             return Reply.ok("修改成功", data: .object(JSONObject([("id", .int(userID))])))
         }
     }
+
+    /// The tables and indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE menus (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        content TEXT,
+        note TEXT,
+        status INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE employee_menus (
+        employee_id INTEGER NOT NULL REFERENCES employees(id),
+        menu_id INTEGER NOT NULL REFERENCES menus(id),
+        position INTEGER NOT NULL,
+        PRIMARY KEY (employee_id, menu_id)
+    ) WITHOUT ROWID;
+    """
 }

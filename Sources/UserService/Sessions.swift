@@ -87,7 +87,7 @@ enum Sessions {
                 attempt = try db.scalar("SELECT rowid FROM login_failures WHERE request_id = ?", [.text(rid)])
             }
             guard let row = try db.queryOne("SELECT id, password_hash, status FROM employees WHERE phoneNumber = ? AND status <> -1", [.text(phone)]),
-                  let id = row.int(0), let hash = row.string(1), let status = row.int(2) else { return .check(account: nil, attempt: attempt) }
+                  let id = row.int("id"), let hash = row.string("password_hash"), let status = row.int("status") else { return .check(account: nil, attempt: attempt) }
             return .check(account: Account(id: id, hash: hash, status: status), attempt: attempt)
         }
     }
@@ -163,7 +163,7 @@ enum Sessions {
             guard let row = try db.queryOne("SELECT id, realName, nickName, roleId, phoneNumber FROM employees WHERE id = ?", [.int(account.id)]) else {
                 throw APIError.internal()
             }
-            let user = JSON.object(JSONObject([("id", row[0].json), ("realName", row[1].json), ("nickName", row[2].json), ("roleId", row[3].json), ("phoneNumber", row[4].json)]))
+            let user = JSON.object(JSONObject(["id", "realName", "nickName", "roleId", "phoneNumber"].map { ($0, row[$0].json) }))
             // The answer holds the token: a resend may replay it for a few minutes only.
             return (Reply.ok("登陆成功", data: .object(JSONObject([("token", .string(token)), ("user", user)]))), loginAnswerSeconds)
         }
@@ -248,7 +248,7 @@ enum Sessions {
                 SELECT e.id, e.roleId, s.last_seen FROM sessions s JOIN employees e ON e.id = s.employee_id
                 WHERE s.token_hash = ? AND e.status = 1
                 """, [.blob(digest)]),
-                let id = row.int(0), let role = row.int(1), let lastSeen = row.int(2) else { return nil }
+                let id = row.int("id"), let role = row.int("roleId"), let lastSeen = row.int("last_seen") else { return nil }
             return (id, role, lastSeen)
         }
         guard let found else { throw APIError.unauthorized("session is not valid; log in again") }
@@ -265,4 +265,20 @@ enum Sessions {
         }
         return Reply.ok(data: .object(JSONObject([("id", .int(found.id)), ("role", .int(found.role))])))
     }
+
+    /// The tables and indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        employee_id INTEGER NOT NULL REFERENCES employees(id),
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_employee ON sessions(employee_id);
+    CREATE TABLE login_failures (
+        phone TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX login_failures_phone ON login_failures(phone, at);
+    """
 }

@@ -26,8 +26,12 @@ public struct WireRequest: Sendable {
     /// The session token as the client presented it; the gateway sends it only to the service
     /// that owns sessions (for logout).
     public var session: String?
+    /// The request id of the logs (`X-Request-Id`): the gateway's and the service's lines of
+    /// one request carry the same.
+    public var trace: String?
 
-    public init(id: UInt64 = 0, method: String, path: String, params: JSONObject, caller: Caller?, requestID: String, deadline: Int64, session: String? = nil) {
+    public init(id: UInt64 = 0, method: String, path: String, params: JSONObject, caller: Caller?, requestID: String, deadline: Int64,
+                session: String? = nil, trace: String? = nil) {
         self.id = id
         self.method = method
         self.path = path
@@ -36,6 +40,7 @@ public struct WireRequest: Sendable {
         self.requestID = requestID
         self.deadline = deadline
         self.session = session
+        self.trace = trace
     }
 }
 
@@ -131,7 +136,7 @@ extension Message {
                 caller: caller,
                 requestID: object["rid"]?.stringValue ?? "",
                 deadline: object["deadline"]?.intValue ?? 0,
-                session: object["session"]?.stringValue))
+                session: object["session"]?.stringValue, trace: object["trace"]?.stringValue))
         case "response":
             guard let status = object["status"]?.intValue else { throw MessageError("response has no 'status'") }
             var headers: [(name: String, value: String)] = []
@@ -167,6 +172,7 @@ extension Message {
             o.append("rid", .string(r.requestID))
             o.append("deadline", .int(r.deadline))
             if let session = r.session { o.append("session", .string(session)) }
+            if let trace = r.trace { o.append("trace", .string(trace)) }
         case .response(let r):
             o.append("kind", "response")
             o.append("id", .int(Int64(truncatingIfNeeded: r.id)))

@@ -17,6 +17,22 @@ final class SQLiteTests: XCTestCase {
         for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
     }
 
+    func testRowsAreReadByColumnName() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, n INTEGER); INSERT INTO t VALUES (7, 'seven', 49);")
+        let row = try XCTUnwrap(try db.queryOne("SELECT t.n, t.name, t.id, 'x' AS label FROM t"))
+        XCTAssertEqual(row.int("id"), 7, "a qualified column is named without its table")
+        XCTAssertEqual(row.string("name"), "seven")
+        XCTAssertEqual(row.int("n"), 49)
+        XCTAssertEqual(row["label"], .text("x"), "an alias is the name")
+        XCTAssertEqual(row["missing"], .null)
+        XCTAssertNil(row.int("missing"))
+        // Another statement's rows carry their own names.
+        let other = try XCTUnwrap(try db.queryOne("SELECT name AS id FROM t"))
+        XCTAssertEqual(other.string("id"), "seven")
+        db.close()
+    }
+
     func testPragmasMigrationsAndUserVersion() throws {
         let migrations = [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"),
                           Migration(name: "a.n", sql: "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;")]

@@ -229,6 +229,11 @@ final class GatewaySystemTests: SystemTestCase {
         XCTAssertEqual(wrongMethod.json["status"]?.intValue, 1)
         let wrongMethod2 = try system.client().request("DELETE", "/api/user/group", token: token)
         XCTAssertEqual(wrongMethod2.status, 405)
+        for (method, path) in [("POST", "/livez"), ("TRACE", "/metrics"), ("DELETE", "/healthz"), ("PUT", "/openapi.json")] {
+            let answer = try system.client().request(method, path)
+            XCTAssertEqual(answer.status, 405, "\(method) \(path): the gateway's own endpoints answer GET only")
+            XCTAssertEqual(answer.json["status"]?.intValue, 1)
+        }
     }
 
     // MARK: HTTP framing
