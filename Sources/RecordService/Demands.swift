@@ -30,4 +30,22 @@ enum Demands {
             Operator.name,
         ],
         catchUpMillis: Operator.catchUpMillis)
+
+    /// The table and its indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE demands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        organization_id INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        attach TEXT,
+        recordTime TEXT NOT NULL,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        operator_id INTEGER NOT NULL
+    );
+    CREATE INDEX demands_organization ON demands(organization_id, status, recordTime);
+    CREATE INDEX demands_status_time ON demands(status, recordTime);
+    """
 }

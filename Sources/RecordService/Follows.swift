@@ -33,9 +33,31 @@ enum Follows {
     /// The organization of the potential record named (which must exist and not be deleted).
     @Sendable static func organizationOfPotential(_ db: SQLiteConnection, _ current: Record?, _ write: Write) throws -> [(column: String, value: SQLValue)] {
         guard case .int(let potential)? = write.value("potential_id") else { return [] }
-        guard let organization = try db.queryOne("SELECT organization_id FROM potentials WHERE id = ? AND status <> -1", [.int(potential)])?.int(0) else {
+        guard let organization = try db.queryOne("SELECT organization_id FROM potentials WHERE id = ? AND status <> -1", [.int(potential)])?.int("organization_id") else {
             throw APIError.badRequest("protent_id \(potential) does not exist")
         }
         return [("organization_id", .int(organization))]
     }
+
+    /// The table and its indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE follows (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        potential_id INTEGER NOT NULL REFERENCES potentials(id),
+        organization_id INTEGER NOT NULL,
+        event INTEGER,
+        attach TEXT,
+        gain TEXT,
+        recordTime TEXT NOT NULL,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        operator_id INTEGER NOT NULL
+    );
+    CREATE INDEX follows_organization ON follows(organization_id, status, recordTime);
+    CREATE INDEX follows_potential ON follows(potential_id, status, recordTime);
+    CREATE INDEX follows_status_time ON follows(status, recordTime);
+
+    """
 }

@@ -37,8 +37,27 @@ enum Potentials {
     /// record to another organization moves its follow-up records too (and republishes them).
     @Sendable static func moveFollows(_ db: SQLiteConnection, _ current: Record?, _ write: Write) throws {
         guard let current, case .int(let organization)? = write.value("organization_id"), organization != current.int("organization_id") else { return }
-        let moved = try db.query("SELECT id FROM follows WHERE potential_id = ?", [.int(current.id)]).compactMap { $0.int(0) }
+        let moved = try db.query("SELECT id FROM follows WHERE potential_id = ?", [.int(current.id)]).compactMap { $0.int("id") }
         try db.run("UPDATE follows SET organization_id = ?, updateTime = ? WHERE potential_id = ?", [.int(organization), .text(Timestamp.now()), .int(current.id)])
         for id in moved { try Follows.resource.publish(db, id) }
     }
+
+    /// The table and its indexes (shipped in migration 001: never edit, add a migration).
+    static let table = """
+    CREATE TABLE potentials (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        organization_id INTEGER NOT NULL,
+        director_id INTEGER NOT NULL,
+        recordTime TEXT NOT NULL,
+        createTime TEXT NOT NULL,
+        updateTime TEXT NOT NULL,
+        status INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        operator_id INTEGER NOT NULL
+    );
+    CREATE INDEX potentials_time ON potentials(recordTime, id, status);
+    CREATE INDEX potentials_organization ON potentials(organization_id, recordTime);
+    CREATE INDEX potentials_director ON potentials(director_id, recordTime);
+
+    """
 }
