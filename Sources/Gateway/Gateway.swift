@@ -214,8 +214,11 @@ final class Gateway: @unchecked Sendable {
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                    session: service == .users ? token : nil)
             wire.trace = trace
+            let revoking = Gateway.revokingPaths.contains(path)
+            if revoking { revokingWritesInFlight += 1 }
             client.sendOnLoop(wire) { [self] result in
                 // Completions of WireClient run on the same loop.
+                if revoking { revokingWriteEnded(result) }
                 finish(response(for: result, service: service), path)
             }
         }
@@ -229,8 +232,9 @@ final class Gateway: @unchecked Sendable {
         }
         authenticate(token) { outcome in
             switch outcome {
-            case .success(let authenticated) where authenticated.fromFallback && method != "GET":
-                finish(HTTPResponse.error(503, "the users service is unavailable, so sessions cannot be checked: changes are refused until it is back; try again shortly"), path)
+            case .success(let authenticated) where authenticated.fromFallback && Gateway.revokingPaths.contains(path):
+                // Changes to employees and sessions wait for UserService itself.
+                finish(HTTPResponse.error(503, "the users service is unavailable; try again shortly"), path)
             case .success(let authenticated): forward(authenticated.caller)
             case .failure(let error): finish(error.response, path)
             }
@@ -348,6 +352,29 @@ final class Gateway: @unchecked Sendable {
     private var feedCursor: Int64?
     private var feedAnsweredAt: Int64 = 0
     private var usersAnsweredAt: Int64 = 0
+    /// When the last answered feed poll was sent: every event committed before then has arrived.
+    private var feedCurrentAsOf: Int64 = 0
+    /// Requests that can revoke sessions (logout, password, employee changes) sent to UserService
+    /// and not answered yet, when the last one was answered, and whether one's outcome was lost.
+    private var revokingWritesInFlight = 0
+    /// The feed must reach this sequence number before the fallback vouches again: the newest
+    /// event UserService had when it answered a revoking write (`event-seq`).
+    private var requiredFeedSeq: Int64 = 0
+    private var revokingWriteLostAt: Int64?
+
+    /// The paths whose writes can end sessions or change who an employee is.
+    static let revokingPaths: Set<String> = ["/api/user/logout", "/api/user/password", "/api/user/user", "/api/user/deluser"]
+
+    private func revokingWriteEnded(_ result: Result<WireResponse, WireClientError>) {
+        revokingWritesInFlight -= 1
+        // An answer without `event-seq` (a replayed stored answer) or no answer at all: the
+        // write's events are unknown, so wait for a poll sent after now.
+        if case .success(let answer) = result, let seq = answer.headers.first(where: { $0.name == "event-seq" }).flatMap({ Int64($0.value) }) {
+            requiredFeedSeq = max(requiredFeedSeq, seq)
+        } else {
+            revokingWriteLostAt = monotonicMillis()
+        }
+    }
     static let feedWaitMillis: Int64 = 20_000
     static let feedRetryMillis: Int64 = 500
 
@@ -357,8 +384,18 @@ final class Gateway: @unchecked Sendable {
     /// `feedWaitMillis`; a revocation wakes the pending poll at once, so only one committed in
     /// the instant before a crash can be missed — docs/ARCHITECTURE.md). How long the outage
     /// has lasted does not matter: nothing can be revoked while UserService is down.
+    ///
+    /// A revocation the gateway itself forwarded is covered exactly: its answer names the
+    /// newest event (`event-seq`) and the fallback waits until the feed's cursor reached it; a
+    /// revoking write still in flight, or whose answer was lost, keeps the fallback off until a
+    /// feed poll sent after it has answered.
     private func revocationFeedIsCurrent(now: Int64) -> Bool {
-        feedCursor != nil && usersAnsweredAt - feedAnsweredAt <= Gateway.feedWaitMillis + 2_000
+        if let lost = revokingWriteLostAt {
+            guard feedCurrentAsOf > lost else { return false }
+            revokingWriteLostAt = nil
+        }
+        return feedCursor != nil && usersAnsweredAt - feedAnsweredAt <= Gateway.feedWaitMillis + 2_000
+            && revokingWritesInFlight == 0 && (feedCursor ?? 0) >= requiredFeedSeq
     }
 
     /// Follows UserService's events: a `session` event (sessions of an employee ended) or an
@@ -367,6 +404,7 @@ final class Gateway: @unchecked Sendable {
     private func followRevocations() {
         guard let users = clients[.users] else { return }
         let after = feedCursor ?? -1
+        let sentAt = monotonicMillis()
         let request = WireRequest(method: "GET", path: "/internal/events",
                                   params: JSONObject([("after", .int(after)), ("limit", .int(1000)), ("types", "session,employee"),
                                                       ("wait_ms", .int(feedCursor == nil ? 0 : Gateway.feedWaitMillis))]),
@@ -386,6 +424,7 @@ final class Gateway: @unchecked Sendable {
             sessions.dropEmployees(employees)
             feedCursor = last
             feedAnsweredAt = monotonicMillis()
+            feedCurrentAsOf = sentAt
             usersAnsweredAt = feedAnsweredAt
             followRevocations()
         }

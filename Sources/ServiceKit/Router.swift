@@ -31,8 +31,17 @@ public struct RequestContext: Sendable {
             if let stored = try storedAnswer(db) { return (stored, true) }
             let response = try body(db)
             try recordAnswer(db, response)
-            return (response, false)
+            return (try stamped(db, response), false)
         }
+    }
+
+    /// The live answer of a write with header `event-seq`: the newest outbox sequence number
+    /// once this write's events are in. A follower whose cursor reached it has seen them (the
+    /// gateway uses it to know a revocation it forwarded has reached its session cache).
+    public func stamped(_ db: SQLiteConnection, _ response: WireResponse) throws -> WireResponse {
+        var stamped = response
+        stamped.headers.append((name: "event-seq", value: String(try db.scalar("SELECT seq FROM events ORDER BY seq DESC LIMIT 1"))))
+        return stamped
     }
 
     /// The key this request's answer is stored under (no request id: nothing is stored).

@@ -101,11 +101,11 @@ enum Sessions {
             guard let change else {
                 let answer = APIError.unauthorized(badCredentials).response
                 try ctx.recordAnswer(db, answer)
-                return answer
+                return try ctx.stamped(db, answer)
             }
             let (answer, keepSeconds) = try change(db)
             try ctx.recordAnswer(db, answer, keepSeconds: keepSeconds)
-            return answer
+            return try ctx.stamped(db, answer)
         }
     }
 
@@ -170,7 +170,7 @@ enum Sessions {
         // Headers are not stored, so the cookie is set from the answer's token (also on a replay).
         guard answer.status == 200, let sent = answer.body["data"]?["token"]?.stringValue else { return answer }
         var response = answer
-        response.headers = [("set-cookie", "crm_session=\(sent); HttpOnly; SameSite=Lax; Path=/; Max-Age=\(idleSeconds)")]
+        response.headers.append(("set-cookie", "crm_session=\(sent); HttpOnly; SameSite=Lax; Path=/; Max-Age=\(idleSeconds)"))
         return response
     }
 
@@ -198,7 +198,7 @@ enum Sessions {
         }
         guard answer.status == 200 else { return answer }
         var response = answer
-        response.headers = [("set-cookie", "crm_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")]
+        response.headers.append(("set-cookie", "crm_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"))
         return response
     }
 

@@ -227,7 +227,8 @@ final class RecordTests: SystemTestCase {
         XCTAssertEqual(try ids("/api/record/follow?protent_id=\(potential)", admin), [during])
         kill(stopped, SIGCONT)
 
-        // UserService stopped: reads go on (the gateway accepts a recently validated session for reads only).
+        // UserService stopped: reads go on, and writes naming ids the copies know (the gateway
+        // accepts a recently validated session while the revocation feed was current).
         let users = try XCTUnwrap(system.childPID("UserService"))
         kill(users, SIGSTOP)
         defer { kill(users, SIGCONT) }
@@ -239,6 +240,8 @@ final class RecordTests: SystemTestCase {
             XCTAssertEqual(try ids("/api/record/follow?protent_id=\(potential)", admin), [during])
             XCTAssertEqual(try rows("/api/record/follow?organization_id=\(made.org)", admin).first?["follower_ids"], [.int(made.follower)])
         } while Date().timeIntervalSince(stoppedAt) < 1.5
+        let written = try create("/api/record/follow", ["protent_id": .int(potential), "follower_id": [1], "record_time": .string(now)], admin)
+        XCTAssertEqual(try ids("/api/record/follow?protent_id=\(potential)", admin), [written, during])
         kill(users, SIGCONT)
     }
 
