@@ -38,11 +38,18 @@ public struct Resource: Sendable {
     public var references: [Reference]
     /// How long a write waits for referenced ids its local copies do not know yet (0: no wait).
     public var catchUpMillis: Int64
+    /// The column (and parameter) naming the employee who last changed a row: the caller on
+    /// every update unless given; only administrators may name another employee.
+    public var editor: String?
+    /// With a creator rule: only administrators and the row's creator may update a row (not
+    /// only change its status).
+    public var updatesByCreator: Bool
 
     public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
                 search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
                 required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true,
-                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = [], catchUpMillis: Int64 = 0) {
+                ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = [], catchUpMillis: Int64 = 0,
+                editor: String? = nil, updatesByCreator: Bool = false) {
         self.name = name
         self.table = table
         self.idParam = idParam
@@ -61,6 +68,8 @@ public struct Resource: Sendable {
         self.window = window
         self.references = references
         self.catchUpMillis = catchUpMillis
+        self.editor = editor
+        self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
@@ -110,9 +119,56 @@ public struct Column: Sendable {
 public struct Window: Sendable {
     public var column: String
     public var spanSeconds: Int64
-    public init(column: String, spanSeconds: Int64 = 7 * 86_400) {
+    /// A table of row counts per status and day of `column`, kept by triggers (part of
+    /// `schemaPieces`): a list filtered only by status and the window answers
+    /// `page_info.total` from the whole days inside the window plus the rows of its two edge
+    /// days, so the total costs the same whatever the number of rows in the window. nil: COUNT(*).
+    public var dayCounts: String?
+    public init(column: String, spanSeconds: Int64 = 7 * 86_400, dayCounts: String? = nil) {
         self.column = column
         self.spanSeconds = spanSeconds
+        self.dayCounts = dayCounts
+    }
+
+    /// The day-count table and the triggers that keep it, for rows of `owner`.
+    func dayCountSchema(owner: String) -> String {
+        guard let counts = dayCounts else { return "" }
+        let day = { (row: String) in "substr(\(row).\"\(column)\", 1, 10)" }
+        return """
+        CREATE TABLE \(counts) (status INTEGER NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (status, day)) WITHOUT ROWID;
+        CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(owner) WHEN new."\(column)" IS NOT NULL BEGIN
+            INSERT INTO \(counts)(status, day, n) VALUES (new.status, \(day("new")), 1) ON CONFLICT(status, day) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER \(counts)_update AFTER UPDATE OF status, "\(column)" ON \(owner) BEGIN
+            UPDATE \(counts) SET n = n - 1 WHERE old."\(column)" IS NOT NULL AND status = old.status AND day = \(day("old"));
+            INSERT INTO \(counts)(status, day, n) SELECT new.status, \(day("new")), 1 WHERE new."\(column)" IS NOT NULL
+                ON CONFLICT(status, day) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER \(counts)_delete AFTER DELETE ON \(owner) WHEN old."\(column)" IS NOT NULL BEGIN
+            UPDATE \(counts) SET n = n - 1 WHERE status = old.status AND day = \(day("old"));
+        END;
+
+        """
+    }
+
+    /// Rows with a status in `statuses` (nil: any) inside [start, end]: whole days from the
+    /// day counts, the two edge days counted row by row (an index on the column keeps that
+    /// to one day's rows).
+    func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64]?, start: String, end: String) throws -> Int64 {
+        var statusSQL = ""
+        var statusBinds: [SQLValue] = []
+        if let statuses {
+            statusSQL = " AND status IN (\(SQLFilter.marks(statuses.count)))"
+            statusBinds = statuses.map { .int($0) }
+        }
+        let rows = { (from: String, to: String) throws -> Int64 in
+            try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \"\(column)\" BETWEEN ? AND ?\(statusSQL)", [.text(from), .text(to)] + statusBinds)
+        }
+        let startDay = String(start.prefix(10)), endDay = String(end.prefix(10))
+        if startDay == endDay { return try rows(start, end) }
+        let days: Int64 = try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE day > ? AND day < ?\(statusSQL)",
+                                        [.text(startDay), .text(endDay)] + statusBinds)
+        return try days + rows(start, startDay + " 23:59:59") + rows(endDay + " 00:00:00", end)
     }
 }
 
@@ -197,6 +253,11 @@ public struct Link: Sendable {
     public var nonEmpty: Bool
     /// SQL for a linked row's name over the target's alias `x`; default `x.<targetName>`.
     public var nameSQL: String?
+    /// Part of the published state, as `idsKey` (the ids in order).
+    public var published: Bool
+    /// The target is a projection's copy of another service's rows: no foreign key to it,
+    /// since a copy is dropped and rebuilt when its projection's version changes (docs/EVENTS.md).
+    public var targetIsCopy: Bool
 
     public enum LinkFilter: Sendable {
         case one(String)
@@ -205,7 +266,8 @@ public struct Link: Sendable {
 
     public init(param: String, filter: LinkFilter? = nil, table: String, ownerColumn: String, targetColumn: String, target: String,
                 targetName: String, namesKey: String, idsKey: String, counterPrefix: String? = nil,
-                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false, nameSQL: String? = nil) {
+                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false, nameSQL: String? = nil, published: Bool = false,
+                targetIsCopy: Bool = false) {
         self.param = param
         self.filter = filter
         self.table = table
@@ -219,6 +281,8 @@ public struct Link: Sendable {
         self.firstIDKey = firstIDKey
         self.nonEmpty = nonEmpty
         self.nameSQL = nameSQL
+        self.published = published
+        self.targetIsCopy = targetIsCopy
     }
 
     /// The link table's schema, for links of rows of `owner`.
@@ -226,7 +290,7 @@ public struct Link: Sendable {
         """
         CREATE TABLE \(table) (
             \(ownerColumn) INTEGER NOT NULL REFERENCES \(owner)(id),
-            \(targetColumn) INTEGER NOT NULL REFERENCES \(target)(id),
+            \(targetColumn) INTEGER NOT NULL\(targetIsCopy ? "" : " REFERENCES \(target)(id)"),
             position INTEGER NOT NULL,
             PRIMARY KEY (\(ownerColumn), \(targetColumn))
         ) WITHOUT ROWID;
@@ -271,6 +335,7 @@ extension Resource {
     /// The schema pieces the declaration implies: link tables, search postings, counters.
     public var schemaPieces: String {
         links.map { $0.schema(owner: table) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+            + (window?.dayCountSchema(owner: table) ?? "")
     }
 
     /// Rebuilds the search postings when their version changed (call at start).
@@ -346,9 +411,11 @@ extension Resource {
         let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
         var filter = SQLFilter()
         let paging = paged ? try params.paging() : nil
+        var span: (start: String, end: String)?
         if let window {
-            let span = try params.timeWindow(defaultSpanSeconds: window.spanSeconds)
-            filter.add("t.\"\(window.column)\" BETWEEN ? AND ?", [.text(span.start), .text(span.end)])
+            let given = try params.timeWindow(defaultSpanSeconds: window.spanSeconds)
+            filter.add("t.\"\(window.column)\" BETWEEN ? AND ?", [.text(given.start), .text(given.end)])
+            span = given
         }
         let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
         var deferred: [@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue])] = []
@@ -392,6 +459,9 @@ extension Resource {
         let base = filter
         let conditions = deferred
         let keys = countable ? counterSuffix : []
+        // Only status and the window filter: the window's day counts can answer the total.
+        let dayCounted = folded == nil && deferred.isEmpty && filter.conditions.count == 1
+            ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
         let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
             var filter = base
             for condition in conditions {
@@ -412,6 +482,8 @@ extension Resource {
                     total = try (statuses ?? status.values).reduce(0) { sum, s in
                         try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
                     }
+                } else if paging != nil, case let (window, counts, span)? = dayCounted {
+                    total = try window.total(db, table: table, counts: counts, statuses: statuses, start: span.start, end: span.end)
                 } else if paging != nil {
                     total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
                 } else {
@@ -462,8 +534,19 @@ extension Resource {
 
     /// The creator a write may set: the caller, or anyone when the caller is an administrator.
     public func requestedCreator(_ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
-        guard let creator, let given = try params.id(creator) else { return nil }
-        if given != caller.id && !caller.isAdmin { throw .forbidden("only administrators may set \(creator) to another employee") }
+        guard let creator else { return nil }
+        return try requestedEmployee(creator, params, caller)
+    }
+
+    /// The editor a write names (nil when not given); only administrators may name another employee.
+    public func requestedEditor(_ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
+        guard let editor else { return nil }
+        return try requestedEmployee(editor, params, caller)
+    }
+
+    func requestedEmployee(_ param: String, _ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
+        guard let given = try params.id(param) else { return nil }
+        if given != caller.id && !caller.isAdmin { throw .forbidden("only administrators may set \(param) to another employee") }
         return given
     }
 
@@ -603,6 +686,10 @@ extension Resource {
         guard let row = try db.queryOne("SELECT \(published.map { "\"\($0)\"" }.joined(separator: ", ")) FROM \(table) WHERE id = ?", [.int(id)]) else { return }
         var state = JSONObject()
         for (i, column) in published.enumerated() { state.append(column, row[i].json) }
+        for link in links where link.published {
+            let ids = try db.query("SELECT \(link.targetColumn) FROM \(link.table) WHERE \(link.ownerColumn) = ? ORDER BY position", [.int(id)])
+            state.append(link.idsKey, .array(ids.compactMap { $0.int(0) }.map { .int($0) }))
+        }
         try Outbox.append(db, type: event, entityID: id, state: state)
     }
 }
@@ -626,37 +713,47 @@ public struct ResourceHooks: Sendable {
 
 extension Resource {
     /// The three routes of a resource: list, save (create or update), status change.
-    public func routes(list: String, save: String, setStatus: String, hooks: ResourceHooks = ResourceHooks()) -> [Route] {
+    /// `saveMessage` answers creates and updates; `statusMessages` a status change to the
+    /// given status (others: 操作成功).
+    public func routes(list: String, save: String, setStatus: String, hooks: ResourceHooks = ResourceHooks(),
+                       saveMessage: String = Reply.mutationMessage, statusMessages: [Int64: String] = [:]) -> [Route] {
         [
             .get(list) { try await self.list($0) },
-            .post(save) { try await self.save($0, hooks: hooks) },
-            .post(setStatus) { try await self.setStatus($0, hooks: hooks) },
+            .post(save) { try await self.save($0, hooks: hooks, message: saveMessage) },
+            .post(setStatus) { try await self.setStatus($0, hooks: hooks, messages: statusMessages) },
         ]
     }
 
     /// `POST`: creates a row, or updates the fields sent when the id parameter is given.
-    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
+    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), message: String = Reply.mutationMessage) async throws -> WireResponse {
         let caller = try ctx.requireCaller()
         let id = try ctx.params.id(idParam)
-        let write = try write(from: ctx.params, create: id == nil)
+        var write = try write(from: ctx.params, create: id == nil)
         let creatorID = try requestedCreator(ctx.params, caller)
+        if let editor, let editorID = try requestedEditor(ctx.params, caller) ?? (id == nil ? nil : caller.id) {
+            write.values.append((editor, .int(editorID)))
+        }
         try await awaitReferences(ctx, write)
+        let written = write
         return try await ctx.mutate { db in
-            try checkLinks(db, write)
+            try checkLinks(db, written)
             guard let id else {
-                try hooks.beforeWrite(db, nil, write)
-                return Reply.mutation(id: try insert(db, write, creator: creatorID ?? (creator == nil ? nil : caller.id)))
+                try hooks.beforeWrite(db, nil, written)
+                return Reply.mutation(id: try insert(db, written, creator: creatorID ?? (creator == nil ? nil : caller.id)), message: message)
             }
             let current = try current(db, id)
-            try hooks.beforeWrite(db, current, write)
-            try update(db, current, write, creator: creatorID)
-            return Reply.mutation(id: id)
+            if updatesByCreator, let creator, !caller.isAdmin, current.int(creator) != caller.id {
+                throw APIError.forbidden("only administrators may change rows others created")
+            }
+            try hooks.beforeWrite(db, current, written)
+            try update(db, current, written, creator: creatorID)
+            return Reply.mutation(id: id, message: message)
         }
     }
 
     /// The status-change endpoint: the id parameter, `status` (required unless the rule has a
     /// default); with a creator rule, employees change only rows they created.
-    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
+    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), messages: [Int64: String] = [:]) async throws -> WireResponse {
         let caller = try ctx.requireCaller()
         let id = try ctx.params.requireID(idParam)
         guard let newStatus = try ctx.params.int("status", oneOf: status.values) ?? status.changeDefault else {
@@ -667,7 +764,7 @@ extension Resource {
             if let creator { try caller.requireMayChangeRow(createdBy: current.int(creator)) }
             try hooks.beforeStatus(db, current, newStatus)
             try changeStatus(db, current, to: newStatus)
-            return Reply.mutation(id: id)
+            return Reply.mutation(id: id, message: messages[newStatus] ?? Reply.mutationMessage)
         }
     }
 }
