@@ -40,9 +40,10 @@ let package = Package(
         .testTarget(name: "ServiceKitTests", dependencies: ["ServiceKit", "WireProtocol"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WireProtocol", "APICatalog"]),
         .testTarget(name: "UserServiceTests", dependencies: ["UserService", "ServiceKit", "WireProtocol"]),
+        .testTarget(name: "ContractServiceTests", dependencies: ["ContractService", "ServiceKit", "WireProtocol"]),
         // The system through the real executables (`crm up`), over HTTP and Unix sockets, and the
         // catalog checked against the gateway and every service's definition.
-        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService", "ContractService"]),
     ],
     swiftLanguageModes: [.v6]
 )
