@@ -119,10 +119,11 @@ public struct Column: Sendable {
 public struct Window: Sendable {
     public var column: String
     public var spanSeconds: Int64
-    /// A table of row counts per status and day of `column`, kept by triggers (part of
-    /// `schemaPieces`): a list filtered only by status and the window answers
-    /// `page_info.total` from the whole days inside the window plus the rows of its two edge
-    /// days, so the total costs the same whatever the number of rows in the window. nil: COUNT(*).
+    /// Tables of row counts per status and day (`<dayCounts>`) and month (`<dayCounts>_months`)
+    /// of `column`, kept by triggers (part of `schemaPieces`): a list filtered only by status
+    /// and the window answers `page_info.total` from the whole months and days inside the
+    /// window plus the rows of its two edge days, so the total costs the same whatever the
+    /// number of rows in the window. nil: COUNT(*) of the rows.
     public var dayCounts: String?
     public init(column: String, spanSeconds: Int64 = 7 * 86_400, dayCounts: String? = nil) {
         self.column = column
@@ -130,45 +131,63 @@ public struct Window: Sendable {
         self.dayCounts = dayCounts
     }
 
-    /// The day-count table and the triggers that keep it, for rows of `owner`.
+    /// The count tables (`<dayCounts>` per day, `<dayCounts>_months` per month) and the
+    /// triggers that keep them, for rows of `owner`.
     func dayCountSchema(owner: String) -> String {
         guard let counts = dayCounts else { return "" }
-        let day = { (row: String) in "substr(\(row).\"\(column)\", 1, 10)" }
-        return """
-        CREATE TABLE \(counts) (status INTEGER NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (status, day)) WITHOUT ROWID;
-        CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(owner) WHEN new."\(column)" IS NOT NULL BEGIN
-            INSERT INTO \(counts)(status, day, n) VALUES (new.status, \(day("new")), 1) ON CONFLICT(status, day) DO UPDATE SET n = n + 1;
-        END;
+        let tables = [(counts, 10), ("\(counts)_months", 7)]
+        let value = { (row: String, length: Int) in "substr(\(row).\"\(column)\", 1, \(length))" }
+        let schema = tables.map { table, _ in
+            "CREATE TABLE \(table) (status INTEGER NOT NULL, period TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (status, period)) WITHOUT ROWID;\n"
+        }.joined()
+        let add = { (row: String) in
+            tables.map { table, length in
+                """
+                    INSERT INTO \(table)(status, period, n) SELECT \(row).status, \(value(row, length)), 1 WHERE \(row)."\(column)" IS NOT NULL
+                        ON CONFLICT(status, period) DO UPDATE SET n = n + 1;
+
+                """
+            }.joined()
+        }
+        let remove = { (row: String) in
+            tables.map { table, length in
+                "    UPDATE \(table) SET n = n - 1 WHERE status = \(row).status AND period = \(value(row, length));\n"
+            }.joined()
+        }
+        return schema + """
+        CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(owner) BEGIN
+        \(add("new"))END;
         CREATE TRIGGER \(counts)_update AFTER UPDATE OF status, "\(column)" ON \(owner) BEGIN
-            UPDATE \(counts) SET n = n - 1 WHERE old."\(column)" IS NOT NULL AND status = old.status AND day = \(day("old"));
-            INSERT INTO \(counts)(status, day, n) SELECT new.status, \(day("new")), 1 WHERE new."\(column)" IS NOT NULL
-                ON CONFLICT(status, day) DO UPDATE SET n = n + 1;
-        END;
-        CREATE TRIGGER \(counts)_delete AFTER DELETE ON \(owner) WHEN old."\(column)" IS NOT NULL BEGIN
-            UPDATE \(counts) SET n = n - 1 WHERE status = old.status AND day = \(day("old"));
-        END;
+        \(remove("old"))\(add("new"))END;
+        CREATE TRIGGER \(counts)_delete AFTER DELETE ON \(owner) BEGIN
+        \(remove("old"))END;
 
         """
     }
 
-    /// Rows with a status in `statuses` (nil: any) inside [start, end]: whole days from the
-    /// day counts, the two edge days counted row by row (an index on the column keeps that
-    /// to one day's rows).
-    func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64]?, start: String, end: String) throws -> Int64 {
-        var statusSQL = ""
-        var statusBinds: [SQLValue] = []
-        if let statuses {
-            statusSQL = " AND status IN (\(SQLFilter.marks(statuses.count)))"
-            statusBinds = statuses.map { .int($0) }
-        }
+    /// Rows with a status in `statuses` inside [start, end]: whole months and days from the
+    /// count tables, the two edge days counted row by row (an index on (status, column) keeps
+    /// that to one day's rows). At most ~12 month rows, ~60 day rows and two days' rows for a
+    /// year, whatever the number of rows in it.
+    func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
+        let statusSQL = " AND status IN (\(SQLFilter.marks(statuses.count)))"
+        let statusBinds = statuses.map { SQLValue.int($0) }
         let rows = { (from: String, to: String) throws -> Int64 in
             try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \"\(column)\" BETWEEN ? AND ?\(statusSQL)", [.text(from), .text(to)] + statusBinds)
         }
+        /// Counted periods strictly between `after` and `before`.
+        let periods = { (counts: String, after: String, before: String) throws -> Int64 in
+            try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE period > ? AND period < ?\(statusSQL)", [.text(after), .text(before)] + statusBinds)
+        }
         let startDay = String(start.prefix(10)), endDay = String(end.prefix(10))
         if startDay == endDay { return try rows(start, end) }
-        let days: Int64 = try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE day > ? AND day < ?\(statusSQL)",
-                                        [.text(startDay), .text(endDay)] + statusBinds)
-        return try days + rows(start, startDay + " 23:59:59") + rows(endDay + " 00:00:00", end)
+        var total = try rows(start, startDay + " 23:59:59") + rows(endDay + " 00:00:00", end)
+        let startMonth = String(start.prefix(7)), endMonth = String(end.prefix(7))
+        if startMonth == endMonth { return try total + periods(counts, startDay, endDay) }
+        total += try periods(counts, startDay, startMonth + "-99")
+        total += try periods("\(counts)_months", startMonth, endMonth)
+        total += try periods(counts, endMonth + "-00", endDay)
+        return total
     }
 }
 
@@ -483,7 +502,7 @@ extension Resource {
                         try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
                     }
                 } else if paging != nil, case let (window, counts, span)? = dayCounted {
-                    total = try window.total(db, table: table, counts: counts, statuses: statuses, start: span.start, end: span.end)
+                    total = try window.total(db, table: table, counts: counts, statuses: statuses ?? status.values, start: span.start, end: span.end)
                 } else if paging != nil {
                     total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
                 } else {

@@ -153,4 +153,35 @@ final class ContractServiceInProcessTests: XCTestCase {
             XCTAssertEqual(Int64(list.body["data"]?.arrayValue?.count ?? -1), expected)
         }
     }
+
+    /// Day and month counts against the rows themselves, for random windows over half a year.
+    func testWindowTotalsAcrossMonthsMatchTheRows() async throws {
+        var generator = SystemRandomNumberGenerator()
+        var signed: [(id: Int64, time: String, status: Int64)] = []
+        let base = "2021-01-01 00:00:00"
+        for i in 0..<120 {
+            let time = Timestamp.shift(base, seconds: Int64.random(in: 0..<(181 * 86_400), using: &generator)) ?? base
+            let created = await post("/api/contract/contract", ["organization_id": 1, "name": .string("c\(i)"), "sign_time": .string(time)], admin)
+            signed.append((try XCTUnwrap(created.body["data"]?["id"]?.intValue), time, 0))
+        }
+        for i in stride(from: 0, to: signed.count, by: 7) {
+            _ = await post("/api/contract/delcontract", ["contract_id": .int(signed[i].id)], admin)
+            signed[i].status = -1
+        }
+        for i in stride(from: 3, to: signed.count, by: 11) {
+            let moved = Timestamp.shift(base, seconds: Int64.random(in: 0..<(181 * 86_400), using: &generator)) ?? base
+            _ = await post("/api/contract/contract", ["contract_id": .int(signed[i].id), "sign_time": .string(moved)], admin)
+            signed[i].time = moved
+        }
+        for _ in 0..<40 {
+            let a = Timestamp.shift(base, seconds: Int64.random(in: -86_400..<(183 * 86_400), using: &generator)) ?? base
+            let b = Timestamp.shift(a, seconds: Int64.random(in: 0..<(120 * 86_400), using: &generator)) ?? a
+            for (status, statuses) in [("0", [Int64(0)]), ("-1", [-1]), ("all", [0, -1])] {
+                let expected = signed.filter { $0.time >= a && $0.time <= b && statuses.contains($0.status) }.count
+                let list = await tester.call(path: "/api/contract/contract", params: ["start_time": .string(a), "end_time": .string(b), "status": .string(status), "count": 1],
+                                             caller: admin)
+                XCTAssertEqual(list.body["page_info"]?["total"]?.intValue, Int64(expected), "\(a)…\(b) status \(status)")
+            }
+        }
+    }
 }
