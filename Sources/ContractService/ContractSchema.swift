@@ -1,6 +1,6 @@
 import ServiceKit
 
-/// contracts.sqlite: satisfaction feedback and contracts, their links, day counts for the
+/// contracts.sqlite: satisfaction feedback and contracts, their links, unit counts for the
 /// windowed totals. Money columns hold integer cents. The copies of employees, organizations and
 /// customers the names come from are projections (Copies.*), not part of these migrations.
 enum ContractSchema {

@@ -119,11 +119,11 @@ public struct Column: Sendable {
 public struct Window: Sendable {
     public var column: String
     public var spanSeconds: Int64
-    /// Tables of row counts per status and day (`<dayCounts>`) and month (`<dayCounts>_months`)
-    /// of `column`, kept by triggers (part of `schemaPieces`): a list filtered only by status
-    /// and the window answers `page_info.total` from the whole months and days inside the
-    /// window plus the rows of its two edge days, so the total costs the same whatever the
-    /// number of rows in the window. nil: COUNT(*) of the rows.
+    /// A table of row counts per status and month, day, hour and minute of `column`, kept by
+    /// triggers (part of `schemaPieces`): a list filtered only by status and the window answers
+    /// `page_info.total` from the whole units inside the window and counts rows only in the
+    /// two partial minutes at its edges, so the total costs the same whatever the number of
+    /// rows in the window (a busy day or hour included). nil: COUNT(*) of the rows.
     public var dayCounts: String?
     public init(column: String, spanSeconds: Int64 = 7 * 86_400, dayCounts: String? = nil) {
         self.column = column
@@ -131,30 +131,32 @@ public struct Window: Sendable {
         self.dayCounts = dayCounts
     }
 
-    /// The count tables (`<dayCounts>` per day, `<dayCounts>_months` per month) and the
-    /// triggers that keep them, for rows of `owner`.
+    /// The counted units: prefixes of `YYYY-MM-DD HH:MM:SS` (month, day, hour, minute).
+    static let unitLengths = [7, 10, 13, 16]
+
+    /// The count table (`level` is the unit's prefix length) and the triggers that keep it,
+    /// for rows of `owner`.
     func dayCountSchema(owner: String) -> String {
         guard let counts = dayCounts else { return "" }
-        let tables = [(counts, 10), ("\(counts)_months", 7)]
-        let value = { (row: String, length: Int) in "substr(\(row).\"\(column)\", 1, \(length))" }
-        let schema = tables.map { table, _ in
-            "CREATE TABLE \(table) (status INTEGER NOT NULL, period TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (status, period)) WITHOUT ROWID;\n"
-        }.joined()
         let add = { (row: String) in
-            tables.map { table, length in
+            Window.unitLengths.map { length in
                 """
-                    INSERT INTO \(table)(status, period, n) SELECT \(row).status, \(value(row, length)), 1 WHERE \(row)."\(column)" IS NOT NULL
-                        ON CONFLICT(status, period) DO UPDATE SET n = n + 1;
+                    INSERT INTO \(counts)(status, level, period, n) SELECT \(row).status, \(length), substr(\(row)."\(column)", 1, \(length)), 1
+                        WHERE \(row)."\(column)" IS NOT NULL ON CONFLICT(status, level, period) DO UPDATE SET n = n + 1;
 
                 """
             }.joined()
         }
         let remove = { (row: String) in
-            tables.map { table, length in
-                "    UPDATE \(table) SET n = n - 1 WHERE status = \(row).status AND period = \(value(row, length));\n"
+            Window.unitLengths.map { length in
+                "    UPDATE \(counts) SET n = n - 1 WHERE status = \(row).status AND level = \(length) AND period = substr(\(row).\"\(column)\", 1, \(length));\n"
             }.joined()
         }
-        return schema + """
+        return """
+        CREATE TABLE \(counts) (
+            status INTEGER NOT NULL, level INTEGER NOT NULL, period TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (status, level, period)
+        ) WITHOUT ROWID;
         CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(owner) BEGIN
         \(add("new"))END;
         CREATE TRIGGER \(counts)_update AFTER UPDATE OF status, "\(column)" ON \(owner) BEGIN
@@ -165,29 +167,31 @@ public struct Window: Sendable {
         """
     }
 
-    /// Rows with a status in `statuses` inside [start, end]: whole months and days from the
-    /// count tables, the two edge days counted row by row (an index on (status, column) keeps
-    /// that to one day's rows). At most ~12 month rows, ~60 day rows and two days' rows for a
-    /// year, whatever the number of rows in it.
+    /// Rows with a status in `statuses` inside [start, end]: whole months, days, hours and
+    /// minutes from the count table, rows only in the partial minutes at the edges (an index on
+    /// (status, column) keeps that to one minute's rows). About twenty small queries.
     func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
-        let statusSQL = " AND status IN (\(SQLFilter.marks(statuses.count)))"
+        let statusSQL = "status IN (\(SQLFilter.marks(statuses.count)))"
         let statusBinds = statuses.map { SQLValue.int($0) }
-        let rows = { (from: String, to: String) throws -> Int64 in
-            try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \"\(column)\" BETWEEN ? AND ?\(statusSQL)", [.text(from), .text(to)] + statusBinds)
+        // Bounds are times or unit markers: a unit's prefix sorts before every time in it, and
+        // the prefix followed by "~" after every one of them.
+        func count(_ from: String, _ to: String, level: Int) throws -> Int64 {
+            guard level < Window.unitLengths.count else {
+                return try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \(statusSQL) AND \"\(column)\" BETWEEN ? AND ?", statusBinds + [.text(from), .text(to)])
+            }
+            let length = Window.unitLengths[level]
+            let fromIsTime = from.utf8.count > length
+            let toIsTime = !(to.hasSuffix("~") && to.utf8.count - 1 <= length)
+            let first = fromIsTime ? String(from.prefix(length)) : from
+            let last = toIsTime ? String(to.prefix(length)) : to
+            if first == last { return try count(from, to, level: level + 1) }
+            var total: Int64 = try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE \(statusSQL) AND level = ? AND period > ? AND period < ?",
+                                              statusBinds + [.int(Int64(length)), .text(first), .text(last)])
+            if fromIsTime { total += try count(from, first + "~", level: level + 1) }
+            if toIsTime { total += try count(last, to, level: level + 1) }
+            return total
         }
-        /// Counted periods strictly between `after` and `before`.
-        let periods = { (counts: String, after: String, before: String) throws -> Int64 in
-            try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE period > ? AND period < ?\(statusSQL)", [.text(after), .text(before)] + statusBinds)
-        }
-        let startDay = String(start.prefix(10)), endDay = String(end.prefix(10))
-        if startDay == endDay { return try rows(start, end) }
-        var total = try rows(start, startDay + " 23:59:59") + rows(endDay + " 00:00:00", end)
-        let startMonth = String(start.prefix(7)), endMonth = String(end.prefix(7))
-        if startMonth == endMonth { return try total + periods(counts, startDay, endDay) }
-        total += try periods(counts, startDay, startMonth + "-99")
-        total += try periods("\(counts)_months", startMonth, endMonth)
-        total += try periods(counts, endMonth + "-00", endDay)
-        return total
+        return try count(start, end, level: 0)
     }
 }
 
@@ -478,7 +482,7 @@ extension Resource {
         let base = filter
         let conditions = deferred
         let keys = countable ? counterSuffix : []
-        // Only status and the window filter: the window's day counts can answer the total.
+        // Only status and the window filter: the window's unit counts can answer the total.
         let dayCounted = folded == nil && deferred.isEmpty && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
         let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in

@@ -154,13 +154,17 @@ final class ContractServiceInProcessTests: XCTestCase {
         }
     }
 
-    /// Day and month counts against the rows themselves, for random windows over half a year.
+    /// Unit counts against the rows themselves, for random windows (a minute to four months)
+    /// over half a year.
     func testWindowTotalsAcrossMonthsMatchTheRows() async throws {
         var generator = SystemRandomNumberGenerator()
         var signed: [(id: Int64, time: String, status: Int64)] = []
         let base = "2021-01-01 00:00:00"
-        for i in 0..<120 {
-            let time = Timestamp.shift(base, seconds: Int64.random(in: 0..<(181 * 86_400), using: &generator)) ?? base
+        // Some rows crowd into a few minutes, so windows also cut through busy minutes and hours.
+        let busy = (0..<4).map { _ in Int64.random(in: 0..<(181 * 86_400), using: &generator) }
+        for i in 0..<160 {
+            let offset = i % 3 == 0 ? busy[i % 4] + Int64.random(in: 0..<90, using: &generator) : Int64.random(in: 0..<(181 * 86_400), using: &generator)
+            let time = Timestamp.shift(base, seconds: offset) ?? base
             let created = await post("/api/contract/contract", ["organization_id": 1, "name": .string("c\(i)"), "sign_time": .string(time)], admin)
             signed.append((try XCTUnwrap(created.body["data"]?["id"]?.intValue), time, 0))
         }
@@ -173,9 +177,13 @@ final class ContractServiceInProcessTests: XCTestCase {
             _ = await post("/api/contract/contract", ["contract_id": .int(signed[i].id), "sign_time": .string(moved)], admin)
             signed[i].time = moved
         }
-        for _ in 0..<40 {
-            let a = Timestamp.shift(base, seconds: Int64.random(in: -86_400..<(183 * 86_400), using: &generator)) ?? base
-            let b = Timestamp.shift(a, seconds: Int64.random(in: 0..<(120 * 86_400), using: &generator)) ?? a
+        for round in 0..<80 {
+            let near: Int64 = round % 2 == 0 ? busy[(round / 2) % 4] + Int64.random(in: -4000..<4000, using: &generator)
+                : Int64.random(in: -86_400..<(183 * 86_400), using: &generator)
+            let a = Timestamp.shift(base, seconds: near) ?? base
+            let spans: [Int64] = [60, 3_600, 86_400, 40 * 86_400, 120 * 86_400]
+            let span = spans[round % 5]
+            let b = Timestamp.shift(a, seconds: Int64.random(in: 0..<span, using: &generator)) ?? a
             for (status, statuses) in [("0", [Int64(0)]), ("-1", [-1]), ("all", [0, -1])] {
                 let expected = signed.filter { $0.time >= a && $0.time <= b && statuses.contains($0.status) }.count
                 let list = await tester.call(path: "/api/contract/contract", params: ["start_time": .string(a), "end_time": .string(b), "status": .string(status), "count": 1],

