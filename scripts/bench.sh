@@ -12,6 +12,7 @@
 #   CRM_BENCH_KEEP=1 scripts/bench.sh         keep the temporary folder (launcher log, raw wrk output)
 #   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000 (about 1 min)
 #   CRM_BENCH_ORGS=2000 scripts/bench.sh      organizations to seed (default 1000)
+#   CRM_BENCH_CONTRACTS=5000 scripts/bench.sh contracts to seed before the contract-* scenarios (default 20000)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,9 +28,11 @@ GENERIC_LUA=scripts/bench/request.lua
 PROCESS_NAMES=(crm Gateway UserService CustomerService RecordService ContractService StatsService)
 SEED_ORGS=${CRM_BENCH_ORGS:-1000}           # organizations seeded before the customer scenarios
 SEED_CUSTOMERS=${CRM_BENCH_CUSTOMERS:-10000} # customers seeded before the customer scenarios
+BENCH_CONTRACTS=${CRM_BENCH_CONTRACTS:-20000} # contracts seeded before the contract scenarios
+BENCH_CONTRACT_ORGS=200                       # organizations seeded for them
 SEED_CONNECTIONS=16
-[[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ ]] \
-    || { echo "bench: CRM_BENCH_ORGS and CRM_BENCH_CUSTOMERS must be positive integers" >&2; exit 1; }
+[[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ && $BENCH_CONTRACTS =~ ^[1-9][0-9]*$ ]] \
+    || { echo "bench: CRM_BENCH_ORGS, CRM_BENCH_CUSTOMERS and CRM_BENCH_CONTRACTS must be positive integers" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 # Scenarios
@@ -64,6 +67,18 @@ add_customer_scenarios() {
     add_scenario customer-create POST /api/customers/customers \
         "{\"realName\":\"压测客户\",\"nickName\":\"wrk-0\",\"phoneNumber\":\"19800000000\",\"organization_id\":[$ORG_ID]}" \
         application/json scripts/bench/customer-create.lua
+}
+
+# Run after seeding BENCH_CONTRACT_ORGS organizations and CRM_BENCH_CONTRACTS contracts (signed
+# over the last 540 days) with scripts/bench/seed.py --contracts. CONTRACT_ORG_ID is a seeded
+# organization. contract-page is the default list: one year of sign_time, newest first, with
+# page_info.total; contract-create one write (contract, follower link, day count, outbox).
+CONTRACT_SCENARIOS=(contract-page contract-create)
+add_contract_scenarios() {
+    add_scenario contract-page   GET "/api/contract/contract?page=1&count=20"
+    add_scenario contract-create POST /api/contract/contract \
+        "{\"organization_id\":$CONTRACT_ORG_ID,\"name\":\"压测合同\",\"code\":\"HT-WRK\",\"amount\":\"112.50\",\"sign_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\",\"follower_id\":[1]}" \
+        application/json
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -243,7 +258,7 @@ verify_scenario() {
         die "scenario ${SC_NAME[i]} does not work: ${SC_METHOD[i]} ${SC_PATH[i]} answered HTTP $code: $body"
     fi
     case ${SC_NAME[i]} in
-        customer-page|customer-search)
+        customer-page|customer-search|contract-page)
             read -r VERIFY_TOTAL VERIFY_ROWS <<<"$(page_figures "$TMP/verify.body")"
             [[ $VERIFY_ROWS =~ ^[1-9] ]] || die "scenario ${SC_NAME[i]}: GET ${SC_PATH[i]} answered no rows: $body"
             ;;
@@ -258,6 +273,10 @@ verify_scenario() {
             ;;
         customer-create)
             say "check:   customer-create: answered $(head -c 200 "$TMP/verify.body")" ;;
+        contract-page)
+            say "check:   contract-page: page_info.total $VERIFY_TOTAL (seed.py: $CONTRACTS_IN_WINDOW of $BENCH_CONTRACTS in the last 365 days), $VERIFY_ROWS rows on page 1" ;;
+        contract-create)
+            say "check:   contract-create: answered $(head -c 200 "$TMP/verify.body")" ;;
     esac
 }
 
@@ -368,36 +387,59 @@ run_scenarios() {   # run_scenarios FIRST_INDEX: check, then measure, scenarios 
 run_scenarios 0
 
 # ---------------------------------------------------------------------------------------------
-# Customer scenarios: seed through the API, then measure
+# Seeded scenarios: seed through the API, then measure
 # ---------------------------------------------------------------------------------------------
-customers_wanted=0
-for name in "${CUSTOMER_SCENARIOS[@]}"; do selected "$name" && customers_wanted=1; done
-if (( customers_wanted )); then
+size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
+any_selected() { local name; for name in "$@"; do selected "$name" && return 0; done; return 1; }
+
+# seed NAME DATABASE SEED_ARGS…: runs scripts/bench/seed.py with SEED_ARGS, prints its output
+# and the database's size, and loads the SEED_* figures it wrote.
+seed() {
+    local name=$1 file=$2 db=$TMP/data/$2.sqlite
+    shift 2
+    python3 scripts/bench/seed.py --port "$PORT" --token "$TOKEN" --connections "$SEED_CONNECTIONS" \
+        --env "$TMP/seed-$name.env" "$@" >"$TMP/seed-$name.log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed-$name.log" >&2; SEED_PID=; die "seeding $name failed"; }
+    SEED_PID=
+    sed 's/^/         /' "$TMP/seed-$name.log"
+    say "         $file.sqlite $(size_of "$db"), $file.sqlite-wal $(size_of "$db-wal") after seeding"
+    # shellcheck disable=SC1090
+    source "$TMP/seed-$name.env"
+}
+
+# after_figures PATH DATABASE: the list's page_info.total and the database's size after the runs.
+after_figures() {
+    local db=$TMP/data/$2.sqlite
+    say ""
+    curl -s -o "$TMP/after.body" --max-time 10 -H "$AUTH" "$BASE$1?page=1&count=1" || true
+    say "after:   page_info.total of GET $1: $(page_figures "$TMP/after.body" | cut -d' ' -f1)"
+    say "after:   $2.sqlite $(size_of "$db"), $2.sqlite-wal $(size_of "$db-wal")"
+}
+
+if any_selected "${CUSTOMER_SCENARIOS[@]}"; then
     say ""
     say "seed:    $SEED_ORGS organizations, $SEED_CUSTOMERS customers (scripts/bench/seed.py, $SEED_CONNECTIONS connections)"
-    python3 scripts/bench/seed.py --port "$PORT" --token "$TOKEN" --organizations "$SEED_ORGS" \
-        --customers "$SEED_CUSTOMERS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed.env" >"$TMP/seed.log" 2>&1 &
-    SEED_PID=$!
-    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed.log" >&2; SEED_PID=; die "seeding failed"; }
-    SEED_PID=
-    sed 's/^/         /' "$TMP/seed.log"
-    db=$TMP/data/customers.sqlite
-    size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
-    say "         customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal") after seeding"
-    # shellcheck disable=SC1091
-    source "$TMP/seed.env"
+    seed customers customers --organizations "$SEED_ORGS" --customers "$SEED_CUSTOMERS"
     SEARCH_TERM=$SEED_SEARCH_TERM
     ORG_ID=$SEED_ORGANIZATION_ID
     [[ $SEARCH_TERM =~ ^[a-z]{4}$ ]] || die "seed.py gave no usable search term: '$SEARCH_TERM'"
-
     first_customer_scenario=${#SC_NAME[@]}
     add_customer_scenarios
     run_scenarios "$first_customer_scenario"
+    after_figures /api/customers/customers customers
+fi
 
+if any_selected "${CONTRACT_SCENARIOS[@]}"; then
     say ""
-    curl -s -o "$TMP/after.body" --max-time 10 -H "$AUTH" "$BASE/api/customers/customers?page=1&count=1" || true
-    say "after:   page_info.total of GET /api/customers/customers: $(page_figures "$TMP/after.body" | cut -d' ' -f1)"
-    say "after:   customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal")"
+    say "seed:    $BENCH_CONTRACT_ORGS organizations, $BENCH_CONTRACTS contracts (scripts/bench/seed.py --contracts, $SEED_CONNECTIONS connections)"
+    seed contracts contracts --organizations "$BENCH_CONTRACT_ORGS" --customers 0 --contracts "$BENCH_CONTRACTS" --random-seed 2
+    CONTRACT_ORG_ID=$SEED_ORGANIZATION_ID
+    CONTRACTS_IN_WINDOW=$(sed -n 's/.* \([0-9]*\) signed in the last 365 days.*/\1/p' "$TMP/seed-contracts.log")
+    first_contract_scenario=${#SC_NAME[@]}
+    add_contract_scenarios
+    run_scenarios "$first_contract_scenario"
+    after_figures /api/contract/contract contracts
 fi
 
 
