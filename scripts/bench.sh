@@ -397,7 +397,7 @@ any_selected() { local name; for name in "$@"; do selected "$name" && return 0; 
 seed() {
     local name=$1 file=$2 db=$TMP/data/$2.sqlite
     shift 2
-    python3 scripts/bench/seed.py --port "$PORT" --token "$TOKEN" --connections "$SEED_CONNECTIONS" \
+    python3 scripts/bench/seed.py --port "$PORT" --token="$TOKEN" --connections "$SEED_CONNECTIONS" \
         --env "$TMP/seed-$name.env" "$@" >"$TMP/seed-$name.log" 2>&1 &
     SEED_PID=$!
     wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed-$name.log" >&2; SEED_PID=; die "seeding $name failed"; }
