@@ -169,29 +169,34 @@ public struct Window: Sendable {
 
     /// Rows with a status in `statuses` inside [start, end]: whole months, days, hours and
     /// minutes from the count table, rows only in the partial minutes at the edges (an index on
-    /// (status, column) keeps that to one minute's rows). About twenty small queries.
+    /// (status, column) keeps that to one minute's rows). About twenty small indexed lookups,
+    /// run as one statement.
     func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
         let statusSQL = "status IN (\(SQLFilter.marks(statuses.count)))"
         let statusBinds = statuses.map { SQLValue.int($0) }
+        var terms: [String] = []
+        var binds: [SQLValue] = []
         // Bounds are times or unit markers: a unit's prefix sorts before every time in it, and
         // the prefix followed by "~" after every one of them.
-        func count(_ from: String, _ to: String, level: Int) throws -> Int64 {
+        func count(_ from: String, _ to: String, level: Int) {
             guard level < Window.unitLengths.count else {
-                return try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \(statusSQL) AND \"\(column)\" BETWEEN ? AND ?", statusBinds + [.text(from), .text(to)])
+                terms.append("(SELECT COUNT(*) FROM \(table) WHERE \(statusSQL) AND \"\(column)\" BETWEEN ? AND ?)")
+                binds += statusBinds + [.text(from), .text(to)]
+                return
             }
             let length = Window.unitLengths[level]
             let fromIsTime = from.utf8.count > length
             let toIsTime = !(to.hasSuffix("~") && to.utf8.count - 1 <= length)
             let first = fromIsTime ? String(from.prefix(length)) : from
             let last = toIsTime ? String(to.prefix(length)) : to
-            if first == last { return try count(from, to, level: level + 1) }
-            var total: Int64 = try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE \(statusSQL) AND level = ? AND period > ? AND period < ?",
-                                              statusBinds + [.int(Int64(length)), .text(first), .text(last)])
-            if fromIsTime { total += try count(from, first + "~", level: level + 1) }
-            if toIsTime { total += try count(last, to, level: level + 1) }
-            return total
+            if first == last { return count(from, to, level: level + 1) }
+            terms.append("(SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE \(statusSQL) AND level = ? AND period > ? AND period < ?)")
+            binds += statusBinds + [.int(Int64(length)), .text(first), .text(last)]
+            if fromIsTime { count(from, first + "~", level: level + 1) }
+            if toIsTime { count(last, to, level: level + 1) }
         }
-        return try count(start, end, level: 0)
+        count(start, end, level: 0)
+        return try db.scalar("SELECT " + terms.joined(separator: " + "), binds)
     }
 }
 
