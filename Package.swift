@@ -41,9 +41,10 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "WireProtocol", "APICatalog"]),
         .testTarget(name: "UserServiceTests", dependencies: ["UserService", "ServiceKit", "WireProtocol"]),
         .testTarget(name: "RecordServiceTests", dependencies: ["RecordService", "ServiceKit", "WireProtocol"]),
+        .testTarget(name: "ContractServiceTests", dependencies: ["ContractService", "ServiceKit", "WireProtocol"]),
         // The system through the real executables (`crm up`), over HTTP and Unix sockets, and the
         // catalog checked against the gateway and every service's definition.
-        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService", "RecordService"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService", "RecordService", "ContractService"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -18,6 +18,7 @@
 # `event-lag` (selected by name or when CRM_BENCH_ONLY is unset) runs scripts/bench/event_lag.py.
 # Before the record scenarios (follow-page, potential-page, follow-create) it seeds their own
 # CRM_BENCH_ORGS organizations, potential and follow-up records with scripts/bench/seed_records.py.
+#   CRM_BENCH_CONTRACTS=5000 scripts/bench.sh contracts to seed before the contract-* scenarios (default 20000)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,13 +34,15 @@ GENERIC_LUA=scripts/bench/request.lua
 PROCESS_NAMES=(crm Gateway UserService CustomerService RecordService ContractService StatsService)
 SEED_ORGS=${CRM_BENCH_ORGS:-1000}           # organizations seeded before the customer scenarios
 SEED_CUSTOMERS=${CRM_BENCH_CUSTOMERS:-10000} # customers seeded before the customer scenarios
+BENCH_CONTRACTS=${CRM_BENCH_CONTRACTS:-20000} # contracts seeded before the contract scenarios
+BENCH_CONTRACT_ORGS=200                       # organizations seeded for them
 SEED_CONNECTIONS=16
 SEED_FOLLOWS=${CRM_BENCH_FOLLOWS:-10000}       # follow-up records seeded before the record scenarios
 SEED_POTENTIALS=${CRM_BENCH_POTENTIALS:-5000}  # potential records they belong to
 [[ $SEED_FOLLOWS =~ ^[1-9][0-9]*$ && $SEED_POTENTIALS =~ ^[1-9][0-9]*$ ]] \
     || { echo "bench: CRM_BENCH_FOLLOWS and CRM_BENCH_POTENTIALS must be positive integers" >&2; exit 1; }
-[[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ ]] \
-    || { echo "bench: CRM_BENCH_ORGS and CRM_BENCH_CUSTOMERS must be positive integers" >&2; exit 1; }
+[[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ && $BENCH_CONTRACTS =~ ^[1-9][0-9]*$ ]] \
+    || { echo "bench: CRM_BENCH_ORGS, CRM_BENCH_CUSTOMERS and CRM_BENCH_CONTRACTS must be positive integers" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
 # Scenarios
@@ -87,6 +90,18 @@ add_record_scenarios() {
     add_scenario follow-create  POST /api/record/follow \
         "{\"protent_id\":$POTENTIAL_ID,\"follower_id\":[1],\"record_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\"}" \
         application/json scripts/bench/follow-create.lua
+}
+
+# Run after seeding BENCH_CONTRACT_ORGS organizations and CRM_BENCH_CONTRACTS contracts (signed
+# over the last 540 days) with scripts/bench/seed.py --contracts. CONTRACT_ORG_ID is a seeded
+# organization. contract-page is the default list: one year of sign_time, newest first, with
+# page_info.total; contract-create one write (contract, follower link, day count, outbox).
+CONTRACT_SCENARIOS=(contract-page contract-create)
+add_contract_scenarios() {
+    add_scenario contract-page   GET "/api/contract/contract?page=1&count=20"
+    add_scenario contract-create POST /api/contract/contract \
+        "{\"organization_id\":$CONTRACT_ORG_ID,\"name\":\"压测合同\",\"code\":\"HT-WRK\",\"amount\":\"112.50\",\"sign_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\",\"follower_id\":[1]}" \
+        application/json
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -177,20 +192,6 @@ free_port() {
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true; }
 
-size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
-
-# run_helper LOG COMMAND…: runs a seeding or measuring helper in the background (so Ctrl-C
-# stops it at once, see cleanup), prints its output indented, and stops the benchmark with
-# that output if it fails.
-run_helper() {
-    local log=$1; shift
-    "$@" >"$log" 2>&1 &
-    SEED_PID=$!
-    wait "$SEED_PID" || { sed 's/^/         /' "$log" >&2; SEED_PID=; die "$(basename "$2") failed"; }
-    SEED_PID=
-    sed 's/^/         /' "$log"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Header, build, wrk
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +281,7 @@ verify_scenario() {
         die "scenario ${SC_NAME[i]} does not work: ${SC_METHOD[i]} ${SC_PATH[i]} answered HTTP $code: $body"
     fi
     case ${SC_NAME[i]} in
-        customer-page|customer-search|follow-page|potential-page)
+        customer-page|customer-search|contract-page|follow-page|potential-page)
             read -r VERIFY_TOTAL VERIFY_ROWS <<<"$(page_figures "$TMP/verify.body")"
             [[ $VERIFY_ROWS =~ ^[1-9] ]] || die "scenario ${SC_NAME[i]}: GET ${SC_PATH[i]} answered no rows: $body"
             ;;
@@ -293,10 +294,12 @@ verify_scenario() {
             [[ $VERIFY_TOTAL == "$SEED_SEARCH_MATCHES" ]] \
                 || say "WARNING: the service found $VERIFY_TOTAL customers for name=$SEARCH_TERM, seed.py expected $SEED_SEARCH_MATCHES"
             ;;
-        customer-create|follow-create)
+        customer-create)
+            say "check:   customer-create: answered $(head -c 200 "$TMP/verify.body")" ;;
+        contract-page)
+            say "check:   contract-page: page_info.total $VERIFY_TOTAL (seed.py: $CONTRACTS_IN_WINDOW of $BENCH_CONTRACTS in the last 365 days), $VERIFY_ROWS rows on page 1" ;;
+        contract-create|follow-create)
             say "check:   ${SC_NAME[i]}: answered $(head -c 200 "$TMP/verify.body")" ;;
-        follow-page|potential-page)
-            say "check:   ${SC_NAME[i]}: page_info.total $VERIFY_TOTAL, $VERIFY_ROWS rows on page 1" ;;
     esac
 }
 
@@ -364,7 +367,7 @@ run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${seconds}s" --latency -H "$AUTH")
     [[ -n ${SC_SCRIPT[i]} ]] && args+=(-s "${SC_SCRIPT[i]}")
     # In the background, so that Ctrl-C or SIGTERM stops the benchmark at once (see cleanup).
-    WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} WRK_ORG_ID=${ORG_ID:-1} WRK_POTENTIAL_ID=${POTENTIAL_ID:-1} \
+    WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} WRK_ORG_ID=${ORG_ID:-1} \
         wrk "${args[@]}" "$BASE${SC_PATH[i]}" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || { cat "$out" >&2; die "wrk failed for ${SC_NAME[i]}"; }
@@ -407,39 +410,75 @@ run_scenarios() {   # run_scenarios FIRST_INDEX: check, then measure, scenarios 
 run_scenarios 0
 
 # ---------------------------------------------------------------------------------------------
-# Customer scenarios: seed through the API, then measure
+# Seeded scenarios: seed through the API, then measure
 # ---------------------------------------------------------------------------------------------
-customers_wanted=0
-for name in "${CUSTOMER_SCENARIOS[@]}"; do selected "$name" && customers_wanted=1; done
-if (( customers_wanted )); then
+size_of() { if [[ -f $1 ]]; then awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; else echo "none"; fi; }
+any_selected() { local name; for name in "$@"; do selected "$name" && return 0; done; return 1; }
+
+# run_helper LOG COMMAND…: runs a seeding or measuring helper in the background (so Ctrl-C
+# stops it at once, see cleanup), prints its output indented, and stops the benchmark with
+# that output if it fails.
+run_helper() {
+    local log=$1; shift
+    "$@" >"$log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { sed 's/^/         /' "$log" >&2; SEED_PID=; die "$(basename "$2") failed"; }
+    SEED_PID=
+    sed 's/^/         /' "$log"
+}
+
+# seed NAME DATABASE SEED_ARGS…: runs scripts/bench/seed.py with SEED_ARGS, prints its output
+# and the database's size, and loads the SEED_* figures it wrote.
+seed() {
+    local name=$1 file=$2 db=$TMP/data/$2.sqlite
+    shift 2
+    python3 scripts/bench/seed.py --port "$PORT" --token="$TOKEN" --connections "$SEED_CONNECTIONS" \
+        --env "$TMP/seed-$name.env" "$@" >"$TMP/seed-$name.log" 2>&1 &
+    SEED_PID=$!
+    wait "$SEED_PID" || { sed 's/^/         /' "$TMP/seed-$name.log" >&2; SEED_PID=; die "seeding $name failed"; }
+    SEED_PID=
+    sed 's/^/         /' "$TMP/seed-$name.log"
+    say "         $file.sqlite $(size_of "$db"), $file.sqlite-wal $(size_of "$db-wal") after seeding"
+    # shellcheck disable=SC1090
+    source "$TMP/seed-$name.env"
+}
+
+# after_figures PATH DATABASE: the list's page_info.total and the database's size after the runs.
+after_figures() {
+    local db=$TMP/data/$2.sqlite
+    say ""
+    curl -s -o "$TMP/after.body" --max-time 10 -H "$AUTH" "$BASE$1?page=1&count=1" || true
+    say "after:   page_info.total of GET $1: $(page_figures "$TMP/after.body" | cut -d' ' -f1)"
+    say "after:   $2.sqlite $(size_of "$db"), $2.sqlite-wal $(size_of "$db-wal")"
+}
+
+if any_selected "${CUSTOMER_SCENARIOS[@]}"; then
     say ""
     say "seed:    $SEED_ORGS organizations, $SEED_CUSTOMERS customers (scripts/bench/seed.py, $SEED_CONNECTIONS connections)"
-    run_helper "$TMP/seed.log" python3 scripts/bench/seed.py --port "$PORT" --token="$TOKEN" --organizations "$SEED_ORGS" \
-        --customers "$SEED_CUSTOMERS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed.env"
-    db=$TMP/data/customers.sqlite
-    say "         customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal") after seeding"
-    # shellcheck disable=SC1091
-    source "$TMP/seed.env"
+    seed customers customers --organizations "$SEED_ORGS" --customers "$SEED_CUSTOMERS"
     SEARCH_TERM=$SEED_SEARCH_TERM
     ORG_ID=$SEED_ORGANIZATION_ID
     [[ $SEARCH_TERM =~ ^[a-z]{4}$ ]] || die "seed.py gave no usable search term: '$SEARCH_TERM'"
-
     first_customer_scenario=${#SC_NAME[@]}
     add_customer_scenarios
     run_scenarios "$first_customer_scenario"
-
-    say ""
-    curl -s -o "$TMP/after.body" --max-time 10 -H "$AUTH" "$BASE/api/customers/customers?page=1&count=1" || true
-    say "after:   page_info.total of GET /api/customers/customers: $(page_figures "$TMP/after.body" | cut -d' ' -f1)"
-    say "after:   customers.sqlite $(size_of "$db"), customers.sqlite-wal $(size_of "$db-wal")"
+    after_figures /api/customers/customers customers
 fi
 
-# ---------------------------------------------------------------------------------------------
-# Record scenarios: seed through the API, then measure
-# ---------------------------------------------------------------------------------------------
-records_wanted=0
-for name in "${RECORD_SCENARIOS[@]}"; do selected "$name" && records_wanted=1; done
-if (( records_wanted )); then
+if any_selected "${CONTRACT_SCENARIOS[@]}"; then
+    say ""
+    say "seed:    $BENCH_CONTRACT_ORGS organizations, $BENCH_CONTRACTS contracts (scripts/bench/seed.py --contracts, $SEED_CONNECTIONS connections)"
+    seed contracts contracts --organizations "$BENCH_CONTRACT_ORGS" --customers 0 --contracts "$BENCH_CONTRACTS" --random-seed 2
+    CONTRACT_ORG_ID=$SEED_ORGANIZATION_ID
+    CONTRACTS_IN_WINDOW=$(sed -n 's/.* \([0-9]*\) signed in the last 365 days.*/\1/p' "$TMP/seed-contracts.log")
+    first_contract_scenario=${#SC_NAME[@]}
+    add_contract_scenarios
+    run_scenarios "$first_contract_scenario"
+    after_figures /api/contract/contract contracts
+fi
+
+
+if any_selected "${RECORD_SCENARIOS[@]}"; then
     say ""
     say "seed:    $SEED_ORGS organizations, $SEED_POTENTIALS potential records, $SEED_FOLLOWS follow-up records (scripts/bench/seed_records.py, $SEED_CONNECTIONS connections)"
     run_helper "$TMP/seed_records.log" python3 scripts/bench/seed_records.py --port "$PORT" --token="$TOKEN" --organizations "$SEED_ORGS" \
@@ -469,6 +508,7 @@ if selected event-lag; then
     say "event-lag: scripts/bench/event_lag.py on potential record $POTENTIAL_ID"
     run_helper "$TMP/event_lag.log" python3 scripts/bench/event_lag.py --port "$PORT" --token="$TOKEN" --potential "$POTENTIAL_ID"
 fi
+
 
 # ---------------------------------------------------------------------------------------------
 # Memory, and whether anything died

@@ -90,19 +90,25 @@ extension Catalog {
     ]
 
     static let contracts: [APIRoute] = [
-        get("/api/feedback/satisfy", .contracts, "Satisfaction feedback", [p("organization_id", .integer), p("customers_id", .idArray)] + window + paging),
+        get("/api/feedback/satisfy", .contracts, "Satisfaction feedback", [
+            p("organization_id", .integer), p("customers_id", .idArray), p("status", allowed: ["all", "0", "-1"]),
+        ] + window + paging),
         post("/api/feedback/satisfy", .contracts, .anyone, "Record or update feedback", [
             p("satisfy_id", .integer), p("organization_id", .integer), p("customers_id", .idArray), p("record_time", .time), p("follower_id", .idArray),
             p("attach"), p("value", .integer), p("note"),
         ]),
-        post("/api/feedback/delsatisfy", .contracts, .staff, "Delete feedback", [p("satisfy_id", .integer, required: true)]),
-        get("/api/contract/contract", .contracts, "Contracts", [p("organization_id", .integer)] + window + paging),
+        post("/api/feedback/delsatisfy", .contracts, .staff, "Delete (or restore) feedback", [
+            p("satisfy_id", .integer, required: true), p("status", .integer, allowed: ["-1", "0"]),
+        ]),
+        get("/api/contract/contract", .contracts, "Contracts", [p("organization_id", .integer), p("status", allowed: ["all", "0", "-1"])] + window + paging),
         post("/api/contract/contract", .contracts, .staff, "Create or update a contract", [
             p("contract_id", .integer), p("organization_id", .integer), p("name"), p("sign_time", .time), p("code"), p("amount", .number),
             p("remit_amount", .number), p("remit_time", .time), p("aging_start_time", .time), p("aging_end_time", .time), p("creator_id", .integer),
             p("follower_id", .idArray), p("editor_id", .integer), p("note"),
         ]),
-        post("/api/contract/delcontract", .contracts, .staff, "Delete a contract", [p("contract_id", .integer, required: true)]),
+        post("/api/contract/delcontract", .contracts, .staff, "Delete (or restore) a contract", [
+            p("contract_id", .integer, required: true), p("status", .integer, allowed: ["-1", "0"]),
+        ]),
     ]
 
     static let stats: [APIRoute] = [

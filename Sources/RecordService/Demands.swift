@@ -24,7 +24,7 @@ enum Demands {
         required: ["organization_id", "record_time", "content"],
         event: "demand",
         ordering: Operator.ordering,
-        window: Operator.window(counts: "demand_hours"),
+        window: Operator.window(counts: "demand_counts"),
         references: [
             Operator.organizationName,
             Operator.name,

@@ -26,7 +26,7 @@ enum Follows {
         required: ["protent_id", "record_time"],
         event: "follow",
         ordering: Operator.ordering,
-        window: Operator.window(counts: "follow_hours"),
+        window: Operator.window(counts: "follow_counts"),
         references: [Operator.name],
         catchUpMillis: Operator.catchUpMillis)
 

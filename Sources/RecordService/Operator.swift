@@ -59,6 +59,6 @@ enum Operator {
 
     /// The time window of record lists: the last week over `recordTime`, with hourly counts in
     /// `counts` for the totals of lists filtered by status and window alone.
-    static func window(counts: String) -> Window { Window(column: "recordTime", counts: counts) }
+    static func window(counts: String) -> Window { Window(column: "recordTime", dayCounts: counts) }
     static let ordering = "t.recordTime DESC, t.id DESC"
 }

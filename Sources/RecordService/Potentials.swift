@@ -24,7 +24,7 @@ enum Potentials {
         required: ["organization_id", "director_id", "record_time"],
         event: "potential",
         ordering: Operator.ordering,
-        window: Operator.window(counts: "potential_hours"),
+        window: Operator.window(counts: "potential_counts"),
         references: [
             Operator.organizationName,
             Reference(column: "director_id", target: "employee_copies", nameSQL: Copies.employeeName, nameKey: "director"),

@@ -198,11 +198,11 @@ public struct Params: Sendable {
             guard v >= 0, v <= Params.maxMoneyCents / 100 else { throw refused }
             return v * 100
         case .double(let v):
-            guard v.isFinite, v >= 0 else { throw refused }
-            let cents = (v * 100).rounded()
-            // Two decimals at most: the value times 100 must be whole (within the double's precision).
-            guard abs(v * 100 - cents) < 1e-6 * max(1, cents), cents <= Double(Params.maxMoneyCents) else { throw refused }
-            return Int64(cents)
+            // The shortest text that reads back as this double (`0.1`, `112.5`, `1000.0`) is what
+            // the client wrote, up to an exponent: it must pass the same rule as a string. (A
+            // tolerance on `v * 100` would let `10000000.001` through as 10000000.00.)
+            guard v.isFinite, let cents = Params.cents(v.description) else { throw refused }
+            return cents
         case .string(let text):
             let trimmed = text.trimmingWhitespace
             if trimmed.isEmpty { return nil }

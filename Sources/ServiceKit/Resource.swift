@@ -41,12 +41,18 @@ public struct Resource: Sendable {
     /// Another name the id parameter is accepted under (the seed's `protent_id` for `potent_id`);
     /// `idParam` wins when both are sent.
     public var idAlias: String?
+    /// The column (and parameter) naming the employee who last changed a row: the caller on
+    /// every update unless given; only administrators may name another employee.
+    public var editor: String?
+    /// With a creator rule: only administrators and the row's creator may update a row (not
+    /// only change its status).
+    public var updatesByCreator: Bool
 
     public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
                 search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
                 required: [String] = [], alwaysRequired: [String] = [], event: String? = nil, paged: Bool = true,
                 ordering: String = "t.id DESC", window: Window? = nil, references: [Reference] = [], catchUpMillis: Int64 = 0,
-                idAlias: String? = nil) {
+                idAlias: String? = nil, editor: String? = nil, updatesByCreator: Bool = false) {
         self.name = name
         self.table = table
         self.idParam = idParam
@@ -66,6 +72,8 @@ public struct Resource: Sendable {
         self.references = references
         self.catchUpMillis = catchUpMillis
         self.idAlias = idAlias
+        self.editor = editor
+        self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
@@ -115,46 +123,84 @@ public struct Column: Sendable {
 public struct Window: Sendable {
     public var column: String
     public var spanSeconds: Int64
-    /// Table of row counts per status and hour of `column`, kept by triggers (`countsSchema`):
-    /// a list filtered by status and window alone takes `page_info.total` from it plus the rows
-    /// of the window's two edge hours, so it costs about the same however many rows the window
-    /// holds. nil: the rows in the window are counted.
-    public var counts: String?
-    public init(column: String, spanSeconds: Int64 = 7 * 86_400, counts: String? = nil) {
+    /// A table of row counts per status and month, day, hour and minute of `column`, kept by
+    /// triggers (part of `schemaPieces`): a list filtered only by status and the window answers
+    /// `page_info.total` from the whole units inside the window and counts rows only in the
+    /// two partial minutes at its edges, so the total costs the same whatever the number of
+    /// rows in the window (a busy day or hour included). nil: COUNT(*) of the rows.
+    public var dayCounts: String?
+    public init(column: String, spanSeconds: Int64 = 7 * 86_400, dayCounts: String? = nil) {
         self.column = column
         self.spanSeconds = spanSeconds
-        self.counts = counts
+        self.dayCounts = dayCounts
     }
 
-    /// The counts table and the triggers that keep it, for rows of `table` (empty without `counts`).
-    public func countsSchema(owner table: String) -> String {
-        guard let counts else { return "" }
-        func hour(_ row: String) -> String { "COALESCE(substr(\(row).\"\(column)\", 1, 13), '')" }
-        func add(_ row: String, _ delta: Int) -> String {
-            "INSERT INTO \(counts)(status, hour, n) VALUES (\(row).status, \(hour(row)), \(delta)) ON CONFLICT(status, hour) DO UPDATE SET n = n + \(delta);"
+    /// The counted units: prefixes of `YYYY-MM-DD HH:MM:SS` (month, day, hour, minute).
+    static let unitLengths = [7, 10, 13, 16]
+
+    /// The count table (`level` is the unit's prefix length) and the triggers that keep it,
+    /// for rows of `owner`.
+    func dayCountSchema(owner: String) -> String {
+        guard let counts = dayCounts else { return "" }
+        let add = { (row: String) in
+            Window.unitLengths.map { length in
+                """
+                    INSERT INTO \(counts)(status, level, period, n) SELECT \(row).status, \(length), substr(\(row)."\(column)", 1, \(length)), 1
+                        WHERE \(row)."\(column)" IS NOT NULL ON CONFLICT(status, level, period) DO UPDATE SET n = n + 1;
+
+                """
+            }.joined()
+        }
+        let remove = { (row: String) in
+            Window.unitLengths.map { length in
+                "    UPDATE \(counts) SET n = n - 1 WHERE status = \(row).status AND level = \(length) AND period = substr(\(row).\"\(column)\", 1, \(length));\n"
+            }.joined()
         }
         return """
-            CREATE TABLE \(counts) (status INTEGER NOT NULL, hour TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (status, hour)) WITHOUT ROWID;
-            CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(table) BEGIN \(add("NEW", 1)) END;
-            CREATE TRIGGER \(counts)_update AFTER UPDATE OF status, "\(column)" ON \(table) BEGIN \(add("OLD", -1)) \(add("NEW", 1)) END;
-            CREATE TRIGGER \(counts)_delete AFTER DELETE ON \(table) BEGIN \(add("OLD", -1)) END;
+        CREATE TABLE \(counts) (
+            status INTEGER NOT NULL, level INTEGER NOT NULL, period TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (status, level, period)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER \(counts)_insert AFTER INSERT ON \(owner) BEGIN
+        \(add("new"))END;
+        CREATE TRIGGER \(counts)_update AFTER UPDATE OF status, "\(column)" ON \(owner) BEGIN
+        \(remove("old"))\(add("new"))END;
+        CREATE TRIGGER \(counts)_delete AFTER DELETE ON \(owner) BEGIN
+        \(remove("old"))END;
 
-            """
+        """
     }
 
-    /// Rows of `table` with a status in `statuses` and `column` in `[start, end]`: whole hours
-    /// from the counts, the two edge hours counted (through an index on `column`).
+    /// Rows with a status in `statuses` inside [start, end]: whole months, days, hours and
+    /// minutes from the count table, rows only in the partial minutes at the edges (an index on
+    /// (status, column) keeps that to one minute's rows). About twenty small indexed lookups,
+    /// run as one statement.
     func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
-        let marks = SQLFilter.marks(statuses.count)
-        let values = statuses.map { SQLValue.int($0) }
-        func rows(_ from: String, _ to: String) throws -> Int64 {
-            try db.scalar("SELECT COUNT(*) FROM \(table) WHERE \"\(column)\" BETWEEN ? AND ? AND status IN (\(marks))", [.text(from), .text(to)] + values)
+        let statusSQL = "status IN (\(SQLFilter.marks(statuses.count)))"
+        let statusBinds = statuses.map { SQLValue.int($0) }
+        var terms: [String] = []
+        var binds: [SQLValue] = []
+        // Bounds are times or unit markers: a unit's prefix sorts before every time in it, and
+        // the prefix followed by "~" after every one of them.
+        func count(_ from: String, _ to: String, level: Int) {
+            guard level < Window.unitLengths.count else {
+                terms.append("(SELECT COUNT(*) FROM \(table) WHERE \(statusSQL) AND \"\(column)\" BETWEEN ? AND ?)")
+                binds += statusBinds + [.text(from), .text(to)]
+                return
+            }
+            let length = Window.unitLengths[level]
+            let fromIsTime = from.utf8.count > length
+            let toIsTime = !(to.hasSuffix("~") && to.utf8.count - 1 <= length)
+            let first = fromIsTime ? String(from.prefix(length)) : from
+            let last = toIsTime ? String(to.prefix(length)) : to
+            if first == last { return count(from, to, level: level + 1) }
+            terms.append("(SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE \(statusSQL) AND level = ? AND period > ? AND period < ?)")
+            binds += statusBinds + [.int(Int64(length)), .text(first), .text(last)]
+            if fromIsTime { count(from, first + "~", level: level + 1) }
+            if toIsTime { count(last, to, level: level + 1) }
         }
-        let startHour = String(start.prefix(13)), endHour = String(end.prefix(13))
-        guard startHour < endHour else { return try rows(start, end) }
-        let whole: Int64 = try db.scalar("SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE status IN (\(marks)) AND hour > ? AND hour < ?",
-                                         values + [.text(startHour), .text(endHour)])
-        return try whole + rows(start, startHour + ":59:59") + rows(endHour + ":00:00", end)
+        count(start, end, level: 0)
+        return try db.scalar("SELECT " + terms.joined(separator: " + "), binds)
     }
 }
 
@@ -239,6 +285,11 @@ public struct Link: Sendable {
     public var nonEmpty: Bool
     /// SQL for a linked row's name over the target's alias `x`; default `x.<targetName>`.
     public var nameSQL: String?
+    /// Part of the published state, as `idsKey` (the ids in order).
+    public var published: Bool
+    /// The target is a projection's copy of another service's rows: no foreign key to it,
+    /// since a copy is dropped and rebuilt when its projection's version changes (docs/EVENTS.md).
+    public var targetIsCopy: Bool
 
     public enum LinkFilter: Sendable {
         case one(String)
@@ -247,7 +298,8 @@ public struct Link: Sendable {
 
     public init(param: String, filter: LinkFilter? = nil, table: String, ownerColumn: String, targetColumn: String, target: String,
                 targetName: String, namesKey: String, idsKey: String, counterPrefix: String? = nil,
-                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false, nameSQL: String? = nil) {
+                firstIDKey: (key: String, after: String)? = nil, nonEmpty: Bool = false, nameSQL: String? = nil, published: Bool = false,
+                targetIsCopy: Bool = false) {
         self.param = param
         self.filter = filter
         self.table = table
@@ -261,6 +313,8 @@ public struct Link: Sendable {
         self.firstIDKey = firstIDKey
         self.nonEmpty = nonEmpty
         self.nameSQL = nameSQL
+        self.published = published
+        self.targetIsCopy = targetIsCopy
     }
 
     /// The link table's schema, for links of rows of `owner`. `targetForeignKey` false leaves
@@ -270,7 +324,7 @@ public struct Link: Sendable {
         """
         CREATE TABLE \(table) (
             \(ownerColumn) INTEGER NOT NULL REFERENCES \(owner)(id),
-            \(targetColumn) INTEGER NOT NULL\(targetForeignKey ? " REFERENCES \(target)(id)" : ""),
+            \(targetColumn) INTEGER NOT NULL\(targetForeignKey && !targetIsCopy ? " REFERENCES \(target)(id)" : ""),
             position INTEGER NOT NULL,
             PRIMARY KEY (\(ownerColumn), \(targetColumn))
         ) WITHOUT ROWID;
@@ -317,7 +371,8 @@ extension Resource {
 
     /// `schemaPieces`; `linkForeignKeys` false for links whose targets are projections' copies.
     public func schemaPieces(linkForeignKeys: Bool) -> String {
-        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (window?.countsSchema(owner: table) ?? "") + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+            + (window?.dayCountSchema(owner: table) ?? "")
     }
 
     /// Rebuilds the search postings when their version changed (call at start).
@@ -393,11 +448,11 @@ extension Resource {
         let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
         var filter = SQLFilter()
         let paging = paged ? try params.paging() : nil
-        var spanGiven: (start: String, end: String)?
+        var span: (start: String, end: String)?
         if let window {
-            let span = try params.timeWindow(defaultSpanSeconds: window.spanSeconds)
-            spanGiven = span
-            filter.add("t.\"\(window.column)\" BETWEEN ? AND ?", [.text(span.start), .text(span.end)])
+            let given = try params.timeWindow(defaultSpanSeconds: window.spanSeconds)
+            filter.add("t.\"\(window.column)\" BETWEEN ? AND ?", [.text(given.start), .text(given.end)])
+            span = given
         }
         let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
         var deferred: [@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue])] = []
@@ -441,12 +496,9 @@ extension Resource {
         let base = filter
         let conditions = deferred
         let keys = countable ? counterSuffix : []
-        // Status and window alone: the window's counts answer the total.
-        var counted: (window: Window, counts: String, span: (start: String, end: String))?
-        if let window, let counts = window.counts, let spanGiven, folded == nil, deferred.isEmpty, base.conditions.count == 1 {
-            counted = (window, counts, spanGiven)
-        }
-        let windowCounts = counted
+        // Only status and the window filter: the window's unit counts can answer the total.
+        let dayCounted = folded == nil && deferred.isEmpty && filter.conditions.count == 1
+            ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
         let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
             var filter = base
             for condition in conditions {
@@ -467,9 +519,8 @@ extension Resource {
                     total = try (statuses ?? status.values).reduce(0) { sum, s in
                         try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
                     }
-                } else if let windowCounts, paging != nil {
-                    total = try windowCounts.window.total(db, table: table, counts: windowCounts.counts, statuses: statuses ?? status.values,
-                                                          start: windowCounts.span.start, end: windowCounts.span.end)
+                } else if paging != nil, case let (window, counts, span)? = dayCounted {
+                    total = try window.total(db, table: table, counts: counts, statuses: statuses ?? status.values, start: span.start, end: span.end)
                 } else if paging != nil {
                     total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
                 } else {
@@ -520,8 +571,19 @@ extension Resource {
 
     /// The creator a write may set: the caller, or anyone when the caller is an administrator.
     public func requestedCreator(_ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
-        guard let creator, let given = try params.id(creator) else { return nil }
-        if given != caller.id && !caller.isAdmin { throw .forbidden("only administrators may set \(creator) to another employee") }
+        guard let creator else { return nil }
+        return try requestedEmployee(creator, params, caller)
+    }
+
+    /// The editor a write names (nil when not given); only administrators may name another employee.
+    public func requestedEditor(_ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
+        guard let editor else { return nil }
+        return try requestedEmployee(editor, params, caller)
+    }
+
+    func requestedEmployee(_ param: String, _ params: Params, _ caller: Caller) throws(APIError) -> Int64? {
+        guard let given = try params.id(param) else { return nil }
+        if given != caller.id && !caller.isAdmin { throw .forbidden("only administrators may set \(param) to another employee") }
         return given
     }
 
@@ -661,6 +723,10 @@ extension Resource {
         guard let row = try db.queryOne("SELECT \(published.map { "\"\($0)\"" }.joined(separator: ", ")) FROM \(table) WHERE id = ?", [.int(id)]) else { return }
         var state = JSONObject()
         for (i, column) in published.enumerated() { state.append(column, row[i].json) }
+        for link in links where link.published {
+            let ids = try db.query("SELECT \(link.targetColumn) FROM \(link.table) WHERE \(link.ownerColumn) = ? ORDER BY position", [.int(id)])
+            state.append(link.idsKey, .array(ids.compactMap { $0.int(0) }.map { .int($0) }))
+        }
         try Outbox.append(db, type: event, entityID: id, state: state)
     }
 }
@@ -690,11 +756,14 @@ public struct ResourceHooks: Sendable {
 
 extension Resource {
     /// The three routes of a resource: list, save (create or update), status change.
-    public func routes(list: String, save: String, setStatus: String, hooks: ResourceHooks = ResourceHooks()) -> [Route] {
+    /// `saveMessage` answers creates and updates; `statusMessages` a status change to the
+    /// given status (others: 操作成功).
+    public func routes(list: String, save: String, setStatus: String, hooks: ResourceHooks = ResourceHooks(),
+                       saveMessage: String = Reply.mutationMessage, statusMessages: [Int64: String] = [:]) -> [Route] {
         [
             .get(list) { try await self.list($0) },
-            .post(save) { try await self.save($0, hooks: hooks) },
-            .post(setStatus) { try await self.setStatus($0, hooks: hooks) },
+            .post(save) { try await self.save($0, hooks: hooks, message: saveMessage) },
+            .post(setStatus) { try await self.setStatus($0, hooks: hooks, messages: statusMessages) },
         ]
     }
 
@@ -706,32 +775,39 @@ extension Resource {
     }
 
     /// `POST`: creates a row, or updates the fields sent when the id parameter is given.
-    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
+    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), message: String = Reply.mutationMessage) async throws -> WireResponse {
         let caller = try ctx.requireCaller()
         let id = try requestedID(ctx.params)
-        let write = try write(from: ctx.params, create: id == nil)
+        var write = try write(from: ctx.params, create: id == nil)
         let creatorID = try requestedCreator(ctx.params, caller)
+        if let editor, let editorID = try requestedEditor(ctx.params, caller) ?? (id == nil ? nil : caller.id) {
+            write.values.append((editor, .int(editorID)))
+        }
         try await awaitReferences(ctx, write)
+        let written = write
         return try await ctx.mutate { db in
-            try checkLinks(db, write)
+            try checkLinks(db, written)
             guard let id else {
-                try hooks.beforeWrite(db, nil, write)
-                var derived = write
-                derived.values += try hooks.derive(db, nil, write)
-                return Reply.mutation(id: try insert(db, derived, creator: creatorID ?? (creator == nil ? nil : caller.id)))
+                try hooks.beforeWrite(db, nil, written)
+                var derived = written
+                derived.values += try hooks.derive(db, nil, written)
+                return Reply.mutation(id: try insert(db, derived, creator: creatorID ?? (creator == nil ? nil : caller.id)), message: message)
             }
             let current = try current(db, id)
-            try hooks.beforeWrite(db, current, write)
-            var derived = write
-            derived.values += try hooks.derive(db, current, write)
+            if updatesByCreator, let creator, !caller.isAdmin, current.int(creator) != caller.id {
+                throw APIError.forbidden("only administrators may change rows others created")
+            }
+            try hooks.beforeWrite(db, current, written)
+            var derived = written
+            derived.values += try hooks.derive(db, current, written)
             try update(db, current, derived, creator: creatorID)
-            return Reply.mutation(id: id)
+            return Reply.mutation(id: id, message: message)
         }
     }
 
     /// The status-change endpoint: the id parameter, `status` (required unless the rule has a
     /// default); with a creator rule, employees change only rows they created.
-    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks()) async throws -> WireResponse {
+    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), messages: [Int64: String] = [:]) async throws -> WireResponse {
         let caller = try ctx.requireCaller()
         guard let id = try requestedID(ctx.params) else { throw APIError.badRequest("\(idParam) is required") }
         guard let newStatus = try ctx.params.int("status", oneOf: status.values) ?? status.changeDefault else {
@@ -742,7 +818,7 @@ extension Resource {
             if let creator { try caller.requireMayChangeRow(createdBy: current.int(creator)) }
             try hooks.beforeStatus(db, current, newStatus)
             try changeStatus(db, current, to: newStatus)
-            return Reply.mutation(id: id)
+            return Reply.mutation(id: id, message: messages[newStatus] ?? Reply.mutationMessage)
         }
     }
 }

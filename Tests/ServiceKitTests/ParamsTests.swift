@@ -132,4 +132,32 @@ final class ParamsTests: XCTestCase {
         XCTAssertTrue(try params([]).values(for: fields).isEmpty, "absent fields are left out")
         XCTAssertThrowsError(try params([("sex", 9)]).values(for: fields))
     }
+
+    /// Money: integer cents from a JSON number or a decimal string with at most two decimals.
+    func testMoneyIsExactCents() throws {
+        let accepted: [(JSON, Int64)] = [
+            (112, 11200), ("112", 11200), (112.5, 11250), ("112.5", 11250), ("0.10", 10), (0.1, 10), (0.29, 29), (" 7.05 ", 705),
+            (1000.0, 100000), (0, 0), ("0.00", 0), (10_000_000_000_000, 1_000_000_000_000_000), ("10000000000000.00", 1_000_000_000_000_000),
+            (9_999_999_999_999.99, 999_999_999_999_999), ("9999999999999.99", 999_999_999_999_999), ([JSON.string("3.20")], 320),
+        ]
+        for (value, cents) in accepted {
+            XCTAssertEqual(try params([("amount", value)]).money("amount"), cents, "\(value)")
+        }
+        XCTAssertNil(try params([("amount", "")]).money("amount"))
+        XCTAssertNil(try params([("amount", .null)]).money("amount"))
+        let refused: [JSON] = [
+            "1.005", 1.005, 10_000_000.001, "-1", -1, -0.5, "1e3", "1E3", 1e300, "1,000", "1 000", "NaN", "Infinity", "-Infinity", "+1",
+            ".5", "5.", "0x10", "10000000000000.01", 10_000_000_000_001, "100000000000000", true, ["a": 1], "１２", "1.2.3",
+        ]
+        for value in refused {
+            XCTAssertThrowsError(try params([("amount", value)]).money("amount"), "\(value)") { error in
+                XCTAssertEqual((error as? APIError)?.status, 400)
+                XCTAssertTrue((error as? APIError)?.message.hasPrefix("amount ") ?? false)
+            }
+        }
+        XCTAssertEqual(Params.moneyText(0), "0.00")
+        XCTAssertEqual(Params.moneyText(5), "0.05")
+        XCTAssertEqual(Params.moneyText(11250), "112.50")
+        XCTAssertEqual(Params.moneyText(1_000_000_000_000_000), "10000000000000.00")
+    }
 }

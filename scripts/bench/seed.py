@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """Seeds the CRM with organizations and customers through the HTTP API, for the benchmark.
 
-    scripts/bench/seed.py --port 9015 --token TOKEN [--organizations 1000] [--customers 10000]
+    scripts/bench/seed.py --port 9015 --token TOKEN [--organizations 1000] [--customers 10000] [--contracts 0]
 
 Python 3 standard library only. Several threads (--connections, default 16), each with its own
 keep-alive `http.client` connection, POST to
 
     /api/customers/organization   {"groupName", "provience", "city", "address", "legal_person"}
     /api/customers/customers      {"realName", "nickName", "phoneNumber", "organization_id": [..]}
+
+and, with --contracts N, N contracts to
+
+    /api/contract/contract        {"organization_id", "name", "code", "amount", "sign_time", "follower_id": [1], ...}
+
+signed at random times over the last 540 days (so about two thirds fall in the list's default
+one-year window), with amounts up to 1,000,000.00 as two-decimal strings, half of them remitted.
 
 Names are generated from a fixed random seed (--random-seed), so two runs with the same sizes
 create the same data. Customers get a Chinese realName (a surname from ~100 common ones, weighted
@@ -20,7 +27,9 @@ syllable) whose share of matching customers (case-insensitive substring of realN
 as the service searches) is closest to --search-share (default 1 %). It prints the term and how
 many seeded customers it matches; with --env FILE it also writes shell assignments
 
-    SEED_SEARCH_TERM=... SEED_SEARCH_MATCHES=... SEED_CUSTOMERS=... SEED_ORGANIZATION_ID=...
+    SEED_SEARCH_TERM=... SEED_SEARCH_MATCHES=... SEED_CUSTOMERS=... SEED_ORGANIZATION_ID=... SEED_CONTRACTS=...
+
+(--customers 0 seeds no customers and picks no search term.)
 
 for scripts/bench.sh. Any answer other than HTTP 200 with "status":0, or any connection error,
 stops the seeding with a message and exit status 1.
@@ -238,6 +247,22 @@ def post_all(port, token, path, bodies, connections):
     return ids
 
 
+def contract(rng, i, org_ids, now):
+    signed = now - rng.random() * 540 * 86400
+    body = {
+        "organization_id": rng.choice(org_ids),
+        "name": "%s合同-%d" % (rng.choice(INDUSTRIES), i),
+        "code": "HT-%06d" % i,
+        "amount": "%d.%02d" % (rng.randrange(1_000_000), rng.randrange(100)),
+        "sign_time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(signed)),
+        "follower_id": [1],
+    }
+    if rng.random() < 0.5:
+        body["remit_amount"] = body["amount"]
+        body["remit_time"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(min(now, signed + 30 * 86400)))
+    return body
+
+
 def pick_search_term(customers, share):
     """A 4-letter piece of a nickName, starting at a pinyin syllable, matching about `share` of customers."""
     folded = [(real.lower(), nick.lower()) for real, nick, _ in customers]
@@ -263,14 +288,15 @@ def main():
     parser.add_argument("--token", required=True)
     parser.add_argument("--organizations", type=int, default=1000)
     parser.add_argument("--customers", type=int, default=10000)
+    parser.add_argument("--contracts", type=int, default=0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--random-seed", type=int, default=1)
     parser.add_argument("--search-share", type=float, default=0.01,
                         help="share of customers the chosen search term should match (default 0.01)")
     parser.add_argument("--env", help="also write SEED_* shell assignments to this file")
     args = parser.parse_args()
-    if args.organizations < 1 or args.customers < 1:
-        parser.error("--organizations and --customers must be at least 1")
+    if args.organizations < 1 or args.customers < 0 or args.contracts < 0:
+        parser.error("--organizations must be at least 1, --customers and --contracts at least 0")
 
     rng = random.Random(args.random_seed)
     organizations = [organization(rng, i) for i in range(args.organizations)]
@@ -284,28 +310,43 @@ def main():
         print("seeded %d organizations in %.1f s (%.0f/s, %d connections)"
               % (len(org_ids), org_seconds, len(org_ids) / org_seconds, args.connections), flush=True)
 
-        bodies = []
-        for (real, nick, _), phone in zip(customers, phones):
-            links = rng.sample(org_ids, min(len(org_ids), 1 if rng.random() < 0.6 else 2))
-            bodies.append({"realName": real, "nickName": nick, "phoneNumber": phone, "organization_id": links})
-        started = time.monotonic()
-        customer_ids = post_all(args.port, args.token, "/api/customers/customers", bodies, args.connections)
-        seconds = time.monotonic() - started
-        print("seeded %d customers in %.1f s (%.0f/s, %d connections), e.g. %s / %s"
-              % (len(customer_ids), seconds, len(customer_ids) / seconds, args.connections,
-                 customers[0][0], customers[0][1]), flush=True)
+        customer_ids, seconds = [], 0.0
+        if customers:
+            bodies = []
+            for (real, nick, _), phone in zip(customers, phones):
+                links = rng.sample(org_ids, min(len(org_ids), 1 if rng.random() < 0.6 else 2))
+                bodies.append({"realName": real, "nickName": nick, "phoneNumber": phone, "organization_id": links})
+            started = time.monotonic()
+            customer_ids = post_all(args.port, args.token, "/api/customers/customers", bodies, args.connections)
+            seconds = time.monotonic() - started
+            print("seeded %d customers in %.1f s (%.0f/s, %d connections), e.g. %s / %s"
+                  % (len(customer_ids), seconds, len(customer_ids) / seconds, args.connections,
+                     customers[0][0], customers[0][1]), flush=True)
+
+        contract_ids, contract_seconds = [], 0.0
+        if args.contracts:
+            now = time.time()
+            bodies = [contract(rng, i, org_ids, now) for i in range(args.contracts)]
+            in_window = sum(1 for b in bodies if b["sign_time"] >= time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now - 365 * 86400)))
+            started = time.monotonic()
+            contract_ids = post_all(args.port, args.token, "/api/contract/contract", bodies, args.connections)
+            contract_seconds = time.monotonic() - started
+            print("seeded %d contracts in %.1f s (%.0f/s, %d connections), %d signed in the last 365 days"
+                  % (len(contract_ids), contract_seconds, len(contract_ids) / contract_seconds, args.connections, in_window), flush=True)
     except SeedError as error:
         print("seed: FAILED: %s" % error, file=sys.stderr)
         return 1
 
-    term, matches = pick_search_term(customers, args.search_share)
-    print("search term: %s (in the realName or nickName of %d of %d seeded customers, %.2f %%)"
-          % (term, matches, len(customers), 100 * matches / len(customers)), flush=True)
+    term, matches = pick_search_term(customers, args.search_share) if customers else ("", 0)
+    if customers:
+        print("search term: %s (in the realName or nickName of %d of %d seeded customers, %.2f %%)"
+              % (term, matches, len(customers), 100 * matches / len(customers)), flush=True)
     if args.env:
         with open(args.env, "w") as f:
             f.write("SEED_SEARCH_TERM=%s\nSEED_SEARCH_MATCHES=%d\nSEED_CUSTOMERS=%d\nSEED_ORGANIZATIONS=%d\n"
-                    "SEED_ORGANIZATION_ID=%d\nSEED_SECONDS=%.1f\n"
-                    % (term, matches, len(customer_ids), len(org_ids), org_ids[0], org_seconds + seconds))
+                    "SEED_ORGANIZATION_ID=%d\nSEED_CONTRACTS=%d\nSEED_SECONDS=%.1f\n"
+                    % (term, matches, len(customer_ids), len(org_ids), org_ids[0], len(contract_ids),
+                       org_seconds + seconds + contract_seconds))
     return 0
 
 

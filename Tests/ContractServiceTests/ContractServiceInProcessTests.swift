@@ -1,0 +1,195 @@
+import XCTest
+import ServiceKit
+@testable import ContractService
+import WireProtocol
+
+/// ContractService's rules in process (`ServiceTester`): the copies are filled directly, as
+/// the projections would fill them.
+final class ContractServiceInProcessTests: XCTestCase {
+    let admin = Caller(id: 1, role: Role.admin.rawValue)
+    let employee = Caller(id: 2, role: Role.employee.rawValue)
+    let courier = Caller(id: 3, role: Role.courier.rawValue)
+    var tester: ServiceTester!
+
+    override func setUpWithError() throws {
+        tester = try ServiceTester(ServiceDefinition.contracts)
+        try tester.database.sync { db in
+            for projection in ServiceDefinition.contracts.projections { try db.execute(projection.schema) }
+            try db.execute("""
+                INSERT INTO employee_copies(id, realName, nickName, roleId, status) VALUES (1, 'admin', NULL, 1, 1), (2, 'tom ai', 'tom', 2, 1),
+                    (3, '', 'courier', 3, 1), (4, 'gone', NULL, 2, -1);
+                INSERT INTO organization_copies(id, groupName, status) VALUES (1, '国务院', 1), (2, '工信部', 0), (3, 'deleted', -1);
+                INSERT INTO customer_copies(id, realName, nickName, status) VALUES (1, 'Jerry', NULL, 1), (2, 'tom', NULL, 1), (3, 'x', NULL, -1);
+                """)
+        }
+    }
+
+    override func tearDown() {
+        tester?.close()
+        tester = nil
+    }
+
+    func post(_ path: String, _ params: JSONObject, _ caller: Caller) async -> WireResponse {
+        await tester.call(method: "POST", path: path, params: params, caller: caller)
+    }
+
+    func testFeedbackRulesValueRangeAndOwnRows() async throws {
+        let created = await post("/api/feedback/satisfy", ["organization_id": 1, "record_time": "2021-07-15 01:02:30", "value": 4,
+                                                           "customers_id": [2, 1], "follower_id": "[3,2]"], courier)
+        XCTAssertEqual(created.status, 200, "\(created.body)")
+        XCTAssertEqual(created.body["msg"]?.stringValue, "录入成功")
+        let id = try XCTUnwrap(created.body["data"]?["id"]?.intValue)
+        for value: JSON in [11, -11, "3.5", "x"] {
+            let refused = await post("/api/feedback/satisfy", ["organization_id": 1, "record_time": "2021-07-15", "value": value], admin)
+            XCTAssertEqual(refused.status, 400, "\(value)")
+            XCTAssertTrue(refused.body["msg"]?.stringValue?.hasPrefix("value") ?? false, "\(refused.body)")
+        }
+        for value: JSON in [10, -10, 0, "-3"] {
+            let accepted = await post("/api/feedback/satisfy", ["organization_id": 1, "record_time": "2021-07-15", "value": value], admin)
+            XCTAssertEqual(accepted.status, 200, "\(value): \(accepted.body)")
+        }
+        // Only the operator (or an administrator) changes it.
+        let byOther = await post("/api/feedback/satisfy", ["satisfy_id": .int(id), "value": 1], employee)
+        XCTAssertEqual(byOther.status, 403, "\(byOther.body)")
+        let byOwner = await post("/api/feedback/satisfy", ["satisfy_id": .int(id), "value": -2], courier)
+        XCTAssertEqual(byOwner.status, 200, "\(byOwner.body)")
+        let byAdmin = await post("/api/feedback/satisfy", ["satisfy_id": .int(id), "note": "checked"], admin)
+        XCTAssertEqual(byAdmin.status, 200, "\(byAdmin.body)")
+
+        let list = await tester.call(path: "/api/feedback/satisfy", params: ["start_time": "2021-07-01", "end_time": "2021-08-01", "customers_id": "1"], caller: admin)
+        let row = try XCTUnwrap(list.body["data"]?.arrayValue?.first)
+        XCTAssertEqual(list.body["data"]?.arrayValue?.count, 1)
+        XCTAssertEqual(row["value"]?.intValue, -2)
+        XCTAssertEqual(row["note"]?.stringValue, "checked")
+        XCTAssertEqual(row["operator_id"]?.intValue, 3)
+        XCTAssertEqual(row["operator_name"]?.stringValue, "courier", "realName empty: nickName")
+        XCTAssertEqual(row["organization_name"]?.stringValue, "国务院")
+        XCTAssertEqual(row["customers_name"], ["tom", "Jerry"])
+        XCTAssertEqual(row["follower_name"], ["courier", "tom ai"])
+        XCTAssertEqual(list.body["page_info"]?["total"]?.intValue, 1)
+    }
+
+    func testReferencesMustNameRowsNotDeleted() async throws {
+        for (params, name): (JSONObject, String) in [
+            (["organization_id": 3, "record_time": "2021-07-15", "value": 1], "organization_id 3"),
+            (["organization_id": 99, "record_time": "2021-07-15", "value": 1], "organization_id 99"),
+            (["organization_id": 1, "record_time": "2021-07-15", "value": 1, "customers_id": [1, 3]], "customers_id 3"),
+            (["organization_id": 1, "record_time": "2021-07-15", "value": 1, "follower_id": [4]], "follower_id 4"),
+        ] {
+            let refused = await post("/api/feedback/satisfy", params, admin)
+            XCTAssertEqual(refused.status, 400)
+            XCTAssertEqual(refused.body["msg"]?.stringValue, "\(name) does not exist")
+        }
+        let archived = await post("/api/contract/contract", ["organization_id": 2, "name": "c", "sign_time": "2021-01-01"], admin)
+        XCTAssertEqual(archived.status, 200, "an organization with status 0 is not deleted: \(archived.body)")
+    }
+
+    func testContractCreatorEditorAndMoney() async throws {
+        let created = await post("/api/contract/contract", ["organization_id": 1, "name": "天下第一合同", "sign_time": "2021-11-11 14:49:08",
+                                                            "amount": "112", "follower_id": [2, 1]], employee)
+        XCTAssertEqual(created.status, 200, "\(created.body)")
+        XCTAssertEqual(created.body["msg"]?.stringValue, "操作成功")
+        let id = try XCTUnwrap(created.body["data"]?["id"]?.intValue)
+        let forCourier = await post("/api/contract/contract", ["organization_id": 1, "name": "x", "sign_time": "2021-11-11"], courier)
+        XCTAssertEqual(forCourier.status, 403)
+        let otherCreator = await post("/api/contract/contract", ["organization_id": 1, "name": "x", "sign_time": "2021-11-11", "creator_id": 1], employee)
+        XCTAssertEqual(otherCreator.status, 403)
+        let otherEditor = await post("/api/contract/contract", ["contract_id": .int(id), "editor_id": 1], employee)
+        XCTAssertEqual(otherEditor.status, 403)
+        let notTheirs = await post("/api/contract/contract", ["organization_id": 1, "name": "y", "sign_time": "2021-11-11", "creator_id": 4], admin)
+        XCTAssertEqual(notTheirs.status, 200, "administrators name any creator")
+        let notTheirsID = try XCTUnwrap(notTheirs.body["data"]?["id"]?.intValue)
+        let foreign = await post("/api/contract/contract", ["contract_id": .int(notTheirsID), "note": "mine now"], employee)
+        XCTAssertEqual(foreign.status, 403, "employees change only contracts they created")
+        let deleteForeign = await post("/api/contract/delcontract", ["contract_id": .int(notTheirsID)], employee)
+        XCTAssertEqual(deleteForeign.status, 403)
+
+        func row() async throws -> JSON {
+            let list = await tester.call(path: "/api/contract/contract", params: ["start_time": "2021-01-01", "end_time": "2022-01-01", "status": "all"], caller: admin)
+            return try XCTUnwrap(list.body["data"]?.arrayValue?.first { $0["id"]?.intValue == id })
+        }
+        var current = try await row()
+        XCTAssertEqual(current["amount"]?.stringValue, "112.00")
+        XCTAssertEqual(current["remit_amount"], .null)
+        XCTAssertEqual(current["creator_id"]?.intValue, 2)
+        XCTAssertEqual(current["editor_id"], .null, "nobody edited it yet")
+        XCTAssertEqual(current["follower"], ["tom ai", "admin"])
+        XCTAssertEqual(current["follower_ids"], [2, 1])
+
+        let updated = await post("/api/contract/contract", ["contract_id": .int(id), "remit_amount": 0.1], employee)
+        XCTAssertEqual(updated.status, 200, "\(updated.body)")
+        current = try await row()
+        XCTAssertEqual(current["editor_id"]?.intValue, 2, "the caller by default")
+        XCTAssertEqual(current["remit_amount"]?.stringValue, "0.10")
+        XCTAssertEqual(current["amount"]?.stringValue, "112.00", "not sent: kept")
+        _ = await post("/api/contract/contract", ["contract_id": .int(id), "amount": "", "editor_id": 4], admin)
+        current = try await row()
+        XCTAssertEqual(current["amount"], .null, "an empty value clears")
+        XCTAssertEqual(current["editor_id"]?.intValue, 4, "administrators name the editor")
+
+        let deleted = await post("/api/contract/delcontract", ["contract_id": .int(id)], employee)
+        XCTAssertEqual(deleted.body["msg"]?.stringValue, "删除成功")
+        current = try await row()
+        XCTAssertEqual(current["status"]?.intValue, -1)
+    }
+
+    func testWindowTotalsFromDayCountsMatchRowCounts() async throws {
+        // Contracts over three days and both statuses; totals over windows with and without edges.
+        var ids: [Int64] = []
+        for (i, time) in ["2021-03-01 00:00:00", "2021-03-01 12:00:00", "2021-03-02 08:00:00", "2021-03-02 23:59:59", "2021-03-03 00:00:00",
+                          "2021-03-03 18:00:00", "2021-03-04 09:00:00"].enumerated() {
+            let created = await post("/api/contract/contract", ["organization_id": 1, "name": .string("c\(i)"), "sign_time": .string(time)], admin)
+            ids.append(try XCTUnwrap(created.body["data"]?["id"]?.intValue))
+        }
+        _ = await post("/api/contract/delcontract", ["contract_id": .int(ids[2])], admin)
+        _ = await post("/api/contract/contract", ["contract_id": .int(ids[6]), "sign_time": "2021-03-02 10:00:00"], admin)
+        for (start, end, status, expected) in [
+            ("2021-03-01", "2021-03-05", "0", 6), ("2021-03-01", "2021-03-05", "all", 7), ("2021-03-01", "2021-03-05", "-1", 1),
+            ("2021-03-01 12:00:00", "2021-03-03 00:00:00", "0", 4), ("2021-03-01 12:00:01", "2021-03-02 23:59:58", "0", 1),
+            ("2021-03-02", "2021-03-02 23:59:59", "all", 3), ("2021-03-03 00:00:01", "2021-03-10", "0", 1),
+        ] as [(String, String, String, Int64)] {
+            let list = await tester.call(path: "/api/contract/contract", params: ["start_time": .string(start), "end_time": .string(end), "status": .string(status)], caller: admin)
+            XCTAssertEqual(list.body["page_info"]?["total"]?.intValue, expected, "\(start)…\(end) status \(status)")
+            XCTAssertEqual(Int64(list.body["data"]?.arrayValue?.count ?? -1), expected)
+        }
+    }
+
+    /// Unit counts against the rows themselves, for random windows (a minute to four months)
+    /// over half a year.
+    func testWindowTotalsAcrossMonthsMatchTheRows() async throws {
+        var generator = SystemRandomNumberGenerator()
+        var signed: [(id: Int64, time: String, status: Int64)] = []
+        let base = "2021-01-01 00:00:00"
+        // Some rows crowd into a few minutes, so windows also cut through busy minutes and hours.
+        let busy = (0..<4).map { _ in Int64.random(in: 0..<(181 * 86_400), using: &generator) }
+        for i in 0..<160 {
+            let offset = i % 3 == 0 ? busy[i % 4] + Int64.random(in: 0..<90, using: &generator) : Int64.random(in: 0..<(181 * 86_400), using: &generator)
+            let time = Timestamp.shift(base, seconds: offset) ?? base
+            let created = await post("/api/contract/contract", ["organization_id": 1, "name": .string("c\(i)"), "sign_time": .string(time)], admin)
+            signed.append((try XCTUnwrap(created.body["data"]?["id"]?.intValue), time, 0))
+        }
+        for i in stride(from: 0, to: signed.count, by: 7) {
+            _ = await post("/api/contract/delcontract", ["contract_id": .int(signed[i].id)], admin)
+            signed[i].status = -1
+        }
+        for i in stride(from: 3, to: signed.count, by: 11) {
+            let moved = Timestamp.shift(base, seconds: Int64.random(in: 0..<(181 * 86_400), using: &generator)) ?? base
+            _ = await post("/api/contract/contract", ["contract_id": .int(signed[i].id), "sign_time": .string(moved)], admin)
+            signed[i].time = moved
+        }
+        for round in 0..<80 {
+            let near: Int64 = round % 2 == 0 ? busy[(round / 2) % 4] + Int64.random(in: -4000..<4000, using: &generator)
+                : Int64.random(in: -86_400..<(183 * 86_400), using: &generator)
+            let a = Timestamp.shift(base, seconds: near) ?? base
+            let spans: [Int64] = [60, 3_600, 86_400, 40 * 86_400, 120 * 86_400]
+            let span = spans[round % 5]
+            let b = Timestamp.shift(a, seconds: Int64.random(in: 0..<span, using: &generator)) ?? a
+            for (status, statuses) in [("0", [Int64(0)]), ("-1", [-1]), ("all", [0, -1])] {
+                let expected = signed.filter { $0.time >= a && $0.time <= b && statuses.contains($0.status) }.count
+                let list = await tester.call(path: "/api/contract/contract", params: ["start_time": .string(a), "end_time": .string(b), "status": .string(status), "count": 1],
+                                             caller: admin)
+                XCTAssertEqual(list.body["page_info"]?["total"]?.intValue, Int64(expected), "\(a)…\(b) status \(status)")
+            }
+        }
+    }
+}
