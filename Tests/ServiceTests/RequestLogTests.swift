@@ -8,27 +8,9 @@ import WireProtocol
 /// Request ids, access logs without secrets, response headers, the Secure cookie and the
 /// cross-site check — with `CRM_LOG_LEVEL=debug` (the most verbose), a public origin and
 /// `CRM_COOKIE_SECURE=1`.
-final class RequestLogTests: XCTestCase {
-    nonisolated(unsafe) static var shared: SystemHarness?
+final class RequestLogTests: SystemTestCase {
     static let origin = "http://crm.example.test"
-
-    override class func setUp() {
-        super.setUp()
-        shared = try? SystemHarness(extraEnvironment: ["CRM_LOG_LEVEL": "debug", "CRM_PUBLIC_ORIGIN": origin, "CRM_COOKIE_SECURE": "1"])
-    }
-
-    override class func tearDown() {
-        shared?.stop()
-        shared = nil
-        super.tearDown()
-    }
-
-    var system: SystemHarness {
-        get throws {
-            guard let system = Self.shared else { throw HarnessError("the system did not start") }
-            return system
-        }
-    }
+    override class var environment: [String: String] { ["CRM_LOG_LEVEL": "debug", "CRM_PUBLIC_ORIGIN": origin, "CRM_COOKIE_SECURE": "1"] }
 
     /// The JSON lines of the log that parse as objects.
     func logLines(_ system: SystemHarness) -> [JSON] {

@@ -87,26 +87,8 @@ final class PoisonPillTests: SystemTestCase {
 }
 
 /// Output, connection deadlines and the event loop under clients that stop reading.
-final class GatewayOutputTests: XCTestCase {
-    nonisolated(unsafe) static var shared: SystemHarness?
-
-    override class func setUp() {
-        super.setUp()
-        shared = try? SystemHarness(extraEnvironment: ["CRM_WRITE_TIMEOUT_MS": "3000"])
-    }
-
-    override class func tearDown() {
-        shared?.stop()
-        shared = nil
-        super.tearDown()
-    }
-
-    var system: SystemHarness {
-        get throws {
-            guard let system = Self.shared else { throw HarnessError("the system did not start") }
-            return system
-        }
-    }
+final class GatewayOutputTests: SystemTestCase {
+    override class var environment: [String: String] { ["CRM_WRITE_TIMEOUT_MS": "3000"] }
 
     func metric(_ name: String) throws -> Int { try system.metric(name) }
 

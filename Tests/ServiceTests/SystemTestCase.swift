@@ -6,10 +6,13 @@ class SystemTestCase: XCTestCase {
     nonisolated(unsafe) private static var systems: [ObjectIdentifier: SystemHarness] = [:]
     nonisolated(unsafe) private static var failures: [ObjectIdentifier: String] = [:]
 
+    /// Extra environment of the class's system (limits, log level…); none by default.
+    class var environment: [String: String] { [:] }
+
     override class func setUp() {
         super.setUp()
         do {
-            systems[ObjectIdentifier(self)] = try SystemHarness()
+            systems[ObjectIdentifier(self)] = try SystemHarness(extraEnvironment: environment)
         } catch {
             failures[ObjectIdentifier(self)] = "\(error)"
         }
