@@ -400,7 +400,10 @@ struct HTTPRequestParser: Sendable {
                 return Line(start: start, end: end, length: index + 1 - start, endsWithCRLF: end != index)
             }
             if byte == HTTPByte.cr {
-                if index + 1 >= buffer.count { break }  // need the next byte to judge this CR
+                // A CR as the last byte within `limit` leaves no room for its LF: the line is too
+                // long whatever follows, so the byte past the limit is not judged (the answer must
+                // not depend on how the bytes were split).
+                if index + 1 >= bound { break }  // need the next byte to judge this CR
                 if buffer[index + 1] != HTTPByte.lf { throw .badRequest("bare CR") }
             }
             index += 1

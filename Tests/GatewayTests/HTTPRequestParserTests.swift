@@ -282,6 +282,24 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(decode("GET /" + String(repeating: "a", count: 100), limits: limits).error?.status, 431)
     }
 
+    /// Found by the fuzzer: a CR as the last byte the head limit allows, followed by a byte other
+    /// than LF, was a 400 (bare CR) when both bytes arrived together and a 431 when the CR came
+    /// last in a read. It is a 431 either way: the line cannot end within the limit.
+    func testCRAtTheHeadLimitIsTooLargeHoweverSplit() {
+        let limits = HTTPParserLimits(maxHeaderBytes: 64)
+        let requestLine = "GET / HTTP/1.1\r\n"  // 16 bytes; the CR below is the 64th byte of the head
+        for next in ["X", "\n"] {
+            let input = bytes(requestLine + "X: " + String(repeating: "a", count: 44) + "\r" + next + "\r\n")
+            XCTAssertEqual(decode([input], limits: limits).error?.status, 431, next.debugDescription)
+            XCTAssertEqual(decodeByteByByte(input, limits: limits).error?.status, 431, next.debugDescription)
+            XCTAssertEqual(decode([Array(input[..<64]), Array(input[64...])], limits: limits).error?.status, 431, next.debugDescription)
+        }
+        // One byte shorter, the CR is still judged: a bare CR is a 400, a CRLF ends the line.
+        let shorter = bytes(requestLine + "X: " + String(repeating: "a", count: 43) + "\rX\r\n\r\n")
+        XCTAssertEqual(decode([shorter], limits: limits).error?.status, 400)
+        XCTAssertEqual(decodeByteByByte(shorter, limits: limits).error?.status, 400)
+    }
+
     func testHugeHeaderWithDefaultLimits() {
         let huge = "GET / HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 64 * 1024)
         XCTAssertEqual(decode(huge).error?.status, 431)
