@@ -9,38 +9,48 @@ import WireProtocol
 /// catalog without a row here fails the test.
 final class AuthorizationMatrixTests: SystemTestCase {
     /// Who may call a route at all (nil: no session needed).
-    enum Who { case publicRoute, anyone, staff, admins }
+    enum Who: Sendable { case publicRoute, anyone, staff, admins }
 
     /// How a route acts on one row: made by `create` (path and body), named by `idParam`,
     /// plus `extra` parameters; `othersMay` tells whether an employee may do it to a row another
     /// employee created.
-    struct Fixture {
-        var create: (path: String, body: (Context) -> JSONObject)
+    /// How to create a row: the path and the body (which may name the context's rows).
+    struct Maker: Sendable {
+        var path: String
+        var body: @Sendable (Context) -> JSONObject
+        init(_ path: String, _ body: @escaping @Sendable (Context) -> JSONObject) {
+            self.path = path
+            self.body = body
+        }
+    }
+
+    struct Fixture: Sendable {
+        var create: Maker
         var idParam: String
         var extra: JSONObject = JSONObject()
         var othersMay: Bool
     }
 
-    struct Context {
+    struct Context: Sendable {
         var organization: Int64
         var potential: Int64
         var now: String
     }
 
-    struct Rule {
+    struct Rule: Sendable {
         var who: Who
         var fixture: Fixture?
     }
 
     static let now = Timestamp.now()
 
-    static let organization: (path: String, body: (Context) -> JSONObject) = ("/api/customers/organization", { _ in ["groupName": .string("m-\(UInt32.random(in: 0...UInt32.max))")] })
-    static let customer: (path: String, body: (Context) -> JSONObject) = ("/api/customers/customers", { _ in ["realName": "matrix"] })
-    static let potential: (path: String, body: (Context) -> JSONObject) = ("/api/record/potential", { c in ["organization_id": .int(c.organization), "director_id": 1, "record_time": .string(c.now)] })
-    static let follow: (path: String, body: (Context) -> JSONObject) = ("/api/record/follow", { c in ["protent_id": .int(c.potential), "follower_id": [1], "record_time": .string(c.now)] })
-    static let demand: (path: String, body: (Context) -> JSONObject) = ("/api/record/demand", { c in ["organization_id": .int(c.organization), "follower_id": [1], "record_time": .string(c.now), "content": "c"] })
-    static let satisfy: (path: String, body: (Context) -> JSONObject) = ("/api/feedback/satisfy", { c in ["organization_id": .int(c.organization), "record_time": .string(c.now), "value": 1] })
-    static let contract: (path: String, body: (Context) -> JSONObject) = ("/api/contract/contract", { c in ["organization_id": .int(c.organization), "name": "n", "sign_time": .string(c.now)] })
+    static let organization = Maker("/api/customers/organization", { _ in ["groupName": .string("m-\(UInt32.random(in: 0...UInt32.max))")] })
+    static let customer = Maker("/api/customers/customers", { _ in ["realName": "matrix"] })
+    static let potential = Maker("/api/record/potential", { c in ["organization_id": .int(c.organization), "director_id": 1, "record_time": .string(c.now)] })
+    static let follow = Maker("/api/record/follow", { c in ["protent_id": .int(c.potential), "follower_id": [1], "record_time": .string(c.now)] })
+    static let demand = Maker("/api/record/demand", { c in ["organization_id": .int(c.organization), "follower_id": [1], "record_time": .string(c.now), "content": "c"] })
+    static let satisfy = Maker("/api/feedback/satisfy", { c in ["organization_id": .int(c.organization), "record_time": .string(c.now), "value": 1] })
+    static let contract = Maker("/api/contract/contract", { c in ["organization_id": .int(c.organization), "name": "n", "sign_time": .string(c.now)] })
 
     /// API.md §1: read anything — everyone; groups, employees, menus — administrators (an
     /// employee edits their own record); organizations, customers, potential records and
@@ -122,8 +132,10 @@ final class AuthorizationMatrixTests: SystemTestCase {
                 let answer = try call(token)
                 guard case .roles(let roles) = route.access else { continue }
                 if roles.contains(role) {
-                    XCTAssertFalse(denied.contains(answer.status) && answer.json["msg"]?.stringValue?.contains("only administrators may create") != true
-                                   && route.key != "POST /api/user/user", "\(route.key) as \(who): \(answer.status) \(answer.text)")
+                    // Creating an employee is the handler's to refuse (an employee may edit only
+                    // their own record): checked on its own below.
+                    if route.key == "POST /api/user/user" && role != .admin { continue }
+                    XCTAssertFalse(denied.contains(answer.status), "\(route.key) as \(who): \(answer.status) \(answer.text)")
                 } else {
                     XCTAssertEqual(answer.status, 403, "\(route.key) as \(who): \(answer.text)")
                 }
