@@ -32,12 +32,48 @@ enum OpenAPI {
         return .object(o)
     }
 
+    static func object(_ properties: [(String, JSON)], required: [String]) -> JSON {
+        .object(JSONObject([("type", "object"), ("required", .array(required.map { .string($0) })), ("properties", .object(JSONObject(properties)))]))
+    }
+
+    static let integer = JSON.object(JSONObject([("type", "integer")]))
+    static let string = JSON.object(JSONObject([("type", "string")]))
+    static let pageInfo = object([("total", integer), ("page", integer), ("count", integer)], required: ["total", "page", "count"])
+
+    /// Every failure: `{"status":1,"msg":…}`.
+    static let errorSchema = object([("status", .object(JSONObject([("type", "integer"), ("enum", [1])]))), ("msg", string)], required: ["status", "msg"])
+
+    /// The success answer of a route: the envelope with `data` of the route's shape.
+    static func success(_ route: APIRoute) -> JSON {
+        let ok = JSON.object(JSONObject([("type", "integer"), ("enum", [0])]))
+        switch route.path {
+        case "/livez": return object([("status", ok)], required: ["status"])
+        case "/healthz": return object([("status", ok), ("services", .object(JSONObject([("type", "object")])))], required: ["status", "services"])
+        case "/openapi.json": return .object(JSONObject([("type", "object")]))
+        default: break
+        }
+        var properties: [(String, JSON)] = [("status", ok), ("msg", string)]
+        var required = ["status", "msg"]
+        switch route.answer {
+        case .list:
+            properties.append(("data", .object(JSONObject([("type", "array"), ("items", .object(JSONObject([("type", "object")])))]))))
+            properties.append(("page_info", pageInfo))
+            required.append("data")
+        case .nestedList:
+            properties.append(("data", .object(JSONObject([("type", "array"), ("minItems", 2), ("maxItems", 2)]))))
+            required.append("data")
+        case .mutation:
+            properties.append(("data", object([("id", integer)], required: ["id"])))
+            required.append("data")
+        case .object:
+            properties.append(("data", .object(JSONObject([("type", "object")]))))
+        case .none:
+            break
+        }
+        return object(properties, required: required)
+    }
+
     static let document: [UInt8] = {
-        let envelope = JSON.object(JSONObject([("type", "object"), ("properties", .object(JSONObject([
-            ("status", .object(JSONObject([("type", "integer"), ("description", "0 success, 1 failure")]))),
-            ("msg", .object(JSONObject([("type", "string")]))),
-            ("data", .object(JSONObject())), ("page_info", .object(JSONObject())),
-        ])))]))
         var paths = JSONObject()
         var order: [String] = []
         var byPath: [String: [APIRoute]] = [:]
@@ -71,9 +107,11 @@ enum OpenAPI {
                     ok = .object(JSONObject([("description", "Prometheus text format"),
                                              ("content", .object(JSONObject([("text/plain", .object(JSONObject([("schema", .object(JSONObject([("type", "string")])))])))])))]))
                 } else {
-                    ok = .object(JSONObject([("description", .string("{\"status\":0,…} — data: \(route.answer.rawValue)")), ("content", .object(JSONObject([("application/json", .object(JSONObject([("schema", envelope)])))])))]))
+                    ok = .object(JSONObject([("description", .string("{\"status\":0,…} — data: \(route.answer.rawValue)")),
+                                             ("content", .object(JSONObject([("application/json", .object(JSONObject([("schema", success(route))])))])))]))
                 }
-                let failure = JSON.object(JSONObject([("description", "{\"status\":1,\"msg\":…} with the HTTP status of the error")]))
+                let failure = JSON.object(JSONObject([("description", "{\"status\":1,\"msg\":…} with the HTTP status of the error"),
+                                                      ("content", .object(JSONObject([("application/json", .object(JSONObject([("schema", errorSchema)])))])))]))
                 op.append("responses", .object(JSONObject([("200", ok), ("default", failure)])))
                 item.append(route.method.lowercased(), .object(op))
             }

@@ -53,6 +53,14 @@ final class CatalogTests: XCTestCase {
                 XCTAssertEqual(Set(required), Set(route.parameters.filter(\.required).map(\.name)), route.key)
             }
             XCTAssertEqual(names, route.parameters.map(\.name), route.key)
+            // Answers are documented: the success envelope and the error shape.
+            let failure = operation["responses"]?["default"]?["content"]?["application/json"]?["schema"]
+            XCTAssertEqual(failure?["required"]?.arrayValue?.compactMap(\.stringValue), ["status", "msg"], route.key)
+            let success = operation["responses"]?["200"]?["content"]?[route.path == "/metrics" ? "text/plain" : "application/json"]?["schema"]
+            XCTAssertNotNil(success?["type"], route.key)
+            if route.answer == .list && route.service != nil {
+                XCTAssertEqual(success?["properties"]?["data"]?["type"]?.stringValue, "array", route.key)
+            }
         }
     }
 }
