@@ -76,7 +76,9 @@ final class Gateway: @unchecked Sendable {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let stream = StreamConnection(fd: fd, loop: loop)
         guard connections.count < configuration.maxConnections else {
-            stream.write(HTTPResponse.error(503, "too many connections", close: true).serialized(keepAlive: false))
+            var refused = HTTPResponse.error(503, "too many connections", close: true)
+            refused.headers.append((name: "X-Request-Id", value: newRequestID()))
+            stream.write(refused.serialized(keepAlive: false))
             stream.close()
             return
         }
@@ -247,6 +249,11 @@ final class Gateway: @unchecked Sendable {
         if let given = head.header("x-request-id"), (1...128).contains(given.utf8.count), given.utf8.allSatisfy(Gateway.isRequestIDByte) {
             return given
         }
+        return newRequestID()
+    }
+
+    /// A request id of the gateway's own (for answers to requests it could not even parse).
+    func newRequestID() -> String {
         traceCounter += 1
         return ridPrefix + "t" + String(traceCounter)
     }

@@ -93,7 +93,10 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     }
 
     /// Answers a framing error after what is already in flight, then closes.
-    private func fail(_ response: HTTPResponse) {
+    private func fail(_ answer: HTTPResponse) {
+        var response = answer
+        // A request that could not be read still gets an id, like every answer.
+        response.headers.append((name: "X-Request-Id", value: gateway.newRequestID()))
         failed = true
         stream.pauseReading()
         let slot = Slot(keepAlive: false, headOnly: false)

@@ -32,6 +32,11 @@ final class RequestLogTests: SystemTestCase {
             XCTAssertNotEqual(id, bad, "a malformed id is replaced")
             XCTAssertFalse(id.isEmpty)
         }
+        let malformed = try system.client()
+        malformed.sendRaw("GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+        let refused = try malformed.readResponse()
+        XCTAssertEqual(refused.status, 400)
+        XCTAssertNotNil(refused.header("X-Request-Id"), "an unreadable request's answer carries one too")
         let unknown = try system.get("/nothing")
         XCTAssertNotNil(unknown.header("X-Request-Id"), "errors carry one too")
         XCTAssertEqual(unknown.header("X-Content-Type-Options"), "nosniff")
