@@ -179,18 +179,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    local port
-    for _ in $(seq 100); do
-        # Below the ephemeral range (32768 and up), so no outgoing connection holds it.
-        port=$((20000 + RANDOM % 12000))
-        # Nothing listening there if a connection is refused.
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-    done
-    die "no free port found"
-}
-
-http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true; }
+# free_port, http_code
+# shellcheck source=lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Header, build, wrk
