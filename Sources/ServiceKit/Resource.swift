@@ -8,45 +8,45 @@ import WireProtocol
 /// changes; a resource's own rules plug in as hooks.
 public struct Resource: Sendable {
     /// Singular, for messages ("organization").
-    public var name: String
-    public var table: String
+    public let name: String
+    public let table: String
     /// The id parameter of updates and status changes (`organization_id`).
-    public var idParam: String
+    public let idParam: String
     /// In the answer's order; `id` first.
-    public var columns: [Column]
-    public var status: StatusRule
+    public let columns: [Column]
+    public let status: StatusRule
     /// The column (and parameter) naming the employee who created a row: employees change only
     /// their own rows, and only administrators may set it to someone else.
-    public var creator: String?
-    public var search: Search?
+    public let creator: String?
+    public let search: Search?
     /// Table of the counters that answer `page_info.total` without counting rows.
-    public var counters: String?
-    public var links: [Link]
-    public var filters: [Filter]
+    public let counters: String?
+    public let links: [Link]
+    public let filters: [Filter]
     /// Parameters required on create (and never cleared on update); `alwaysRequired` on update too.
-    public var required: [String]
-    public var alwaysRequired: [String]
+    public let required: [String]
+    public let alwaysRequired: [String]
     /// The outbox event type carrying the `published` columns; nil publishes nothing.
-    public var event: String?
+    public let event: String?
     /// False for lists answered whole (no `page_info`).
-    public var paged: Bool
+    public let paged: Bool
     /// `ORDER BY` of lists, on the table alias `t` (default newest id first).
-    public var ordering: String
+    public let ordering: String
     /// The time window lists filter on (`start_time`/`end_time`), if any.
-    public var window: Window?
+    public let window: Window?
     /// Single-id columns answered with the name of the row they name (`organization_name`).
-    public var references: [Reference]
+    public let references: [Reference]
     /// How long a write waits for referenced ids its local copies do not know yet (0: no wait).
-    public var catchUpMillis: Int64
+    public let catchUpMillis: Int64
     /// Another name the id parameter is accepted under (the seed's `protent_id` for `potent_id`);
     /// `idParam` wins when both are sent.
-    public var idAlias: String?
+    public let idAlias: String?
     /// The column (and parameter) naming the employee who last changed a row: the caller on
     /// every update unless given; only administrators may name another employee.
-    public var editor: String?
+    public let editor: String?
     /// With a creator rule: only administrators and the row's creator may update a row (not
     /// only change its status).
-    public var updatesByCreator: Bool
+    public let updatesByCreator: Bool
 
     public init(name: String, table: String, idParam: String, columns: [Column], status: StatusRule, creator: String? = nil,
                 search: Search? = nil, counters: String? = nil, links: [Link] = [], filters: [Filter] = [],
@@ -76,13 +76,11 @@ public struct Resource: Sendable {
         self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
-        positions = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($0.element.name, $0.offset) })
     }
 
     let selectList: String
     /// The writable columns.
     public let fields: [Field]
-    let positions: [String: Int]
 }
 
 /// A column of a resource's table.
@@ -344,22 +342,11 @@ public enum Filter: Sendable {
     case custom(@Sendable (Params) throws -> (@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue]))?)
 }
 
-/// One row read by column name.
-public struct Record: Sendable {
-    let row: Row
-    let positions: [String: Int]
-    public subscript(_ column: String) -> SQLValue {
-        guard let i = positions[column], i < row.values.count else { return .null }
-        return row[i]
-    }
-    public func int(_ column: String) -> Int64? {
-        guard let i = positions[column], i < row.values.count else { return nil }
-        return row.int(i)
-    }
-    public func string(_ column: String) -> String? {
-        guard let i = positions[column], i < row.values.count else { return nil }
-        return row.string(i)
-    }
+/// One row of a resource, read by column name (a `Row`: its statement names its columns).
+public typealias Record = Row
+
+extension Row {
+    /// The `id` column.
     public var id: Int64 { int("id") ?? 0 }
 }
 
@@ -391,7 +378,7 @@ extension Resource {
         guard let row = try db.queryOne("SELECT \(selectList) FROM \(table) t WHERE t.id = ?", [.int(id)]) else {
             throw APIError.notFound("\(idParam) \(id) does not exist")
         }
-        return Record(row: row, positions: positions)
+        return row
     }
 
     /// Linked ids and names of many rows at once (one query per link, never one per row).
@@ -409,8 +396,7 @@ extension Resource {
         let linkedByLink = try links.map { try linked($0, of: ids, db) }
         var names: [String: [Int64: JSON]] = [:]
         for reference in references {
-            guard let i = positions[reference.column] else { continue }
-            let targets = Array(Set(rows.compactMap { $0.int(i) }))
+            let targets = Array(Set(rows.compactMap { $0.int(reference.column) }))
             guard !targets.isEmpty else { continue }
             var found: [Int64: JSON] = [:]
             for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
@@ -651,18 +637,11 @@ extension Resource {
         var values = write.values
         if let creator, let creatorID { values.append((creator, .int(creatorID))) }
         values += [("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(status.initial))]
-        var fold: String?
-        if let search {
-            let texts = search.texts.map { column in write.value(column).flatMap { if case .text(let t) = $0 { t } else { nil } } }
-            fold = search.fold(texts)
-            values.append(("name_fold", .text(fold ?? "")))
-        }
+        let texts = search?.texts.map { column in write.value(column).flatMap { if case .text(let t) = $0 { t } else { nil } } } ?? []
+        if let search { values.append(("name_fold", .text(search.fold(texts)))) }
         let id = try db.insert(table, values)
         try replaceLinks(db, id, write)
-        if let search {
-            let texts = search.texts.map { column in write.value(column).flatMap { if case .text(let t) = $0 { t } else { nil } } ?? "" }
-            try NgramIndex.update(db, table: search.grams, id: id, status: status.initial, texts: texts)
-        }
+        if let search { try NgramIndex.update(db, table: search.grams, id: id, status: status.initial, texts: texts.map { $0 ?? "" }) }
         if let counters {
             try Counters.add(db, table: counters, keys: counterKeys(status: status.initial, creator: creatorID, links: write.links), delta: 1)
         }
