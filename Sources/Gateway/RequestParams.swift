@@ -39,12 +39,8 @@ enum RequestParams {
         return params
     }
 
-    /// The session token: `Authorization: Bearer <token>`, else the `crm_session` cookie.
-    static func sessionToken(_ head: HTTPRequestHead) -> String? {
-        credential(head)?.token
-    }
-
-    /// The session token and whether it came from the cookie (which browsers send on their own).
+    /// The session token — `Authorization: Bearer <token>`, else the `crm_session` cookie — and
+    /// whether it came from the cookie (which browsers send on their own).
     static func credential(_ head: HTTPRequestHead) -> (token: String, fromCookie: Bool)? {
         if let authorization = head.header("authorization") {
             let parts = authorization.split(separator: " ", maxSplits: 1)

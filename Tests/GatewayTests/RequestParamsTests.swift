@@ -65,7 +65,7 @@ final class RequestParamsTests: XCTestCase {
     }
 
     func testBearerTokenThenCookie() {
-        func token(_ headers: [(String, String)]) -> String? { RequestParams.sessionToken(request(headers: headers).head) }
+        func token(_ headers: [(String, String)]) -> String? { RequestParams.credential(request(headers: headers).head)?.token }
         XCTAssertEqual(token([("Authorization", "Bearer abc")]), "abc")
         XCTAssertEqual(token([("Authorization", "bearer   abc  ")]), "abc", "scheme case-insensitive, blanks trimmed")
         XCTAssertEqual(token([("Cookie", "x=1; crm_session=def; y=2")]), "def")
