@@ -223,6 +223,9 @@ public enum ServiceMain {
         signal(SIGPIPE, SIG_IGN)
         // The database holds what only this service may read (hashes, digests): owner-only files.
         umask(0o077)
+        if CommandLine.arguments.dropFirst().first == "backup" {
+            exit(Backup.command(name: definition.name, arguments: CommandLine.arguments))
+        }
         let runtime: ServiceRuntime
         do {
             let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)

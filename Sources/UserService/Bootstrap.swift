@@ -10,7 +10,7 @@ enum Bootstrap {
         try database.sync { db in
             guard try db.scalar("SELECT COUNT(*) FROM employees") == 0 else { return }
             let phone = env("CRM_ADMIN_PHONE") ?? "admin"
-            let given = env("CRM_ADMIN_PASSWORD")
+            let given = try givenPassword()
             // Start-up only: without secure randomness the service refuses to start (onStart throws).
             let password = try given ?? SessionToken.randomPassword()
             guard let hash = PasswordHasher.hashNow(password) else { throw APIError.internal("cannot hash the bootstrap password") }
@@ -33,9 +33,26 @@ enum Bootstrap {
             if given == nil {
                 StdIO.out("Bootstrap administrator created: phoneNumber '\(phone)', password '\(password)' (shown once; change it with POST /api/user/password)")
             } else {
-                StdIO.out("Bootstrap administrator created: phoneNumber '\(phone)' with the password from CRM_ADMIN_PASSWORD")
+                StdIO.out("Bootstrap administrator created: phoneNumber '\(phone)' with the password from \(env("CRM_ADMIN_PASSWORD_FILE") == nil ? "CRM_ADMIN_PASSWORD" : "CRM_ADMIN_PASSWORD_FILE")")
             }
         }
+    }
+
+    /// The administrator's password as configured: the first line of the file named by
+    /// `CRM_ADMIN_PASSWORD_FILE` (a Docker secret: it stays out of `docker inspect` and changing
+    /// it does not recreate the container), else `CRM_ADMIN_PASSWORD`, else nil (a random one).
+    /// A file that is named but unreadable or empty stops the start-up with the reason.
+    static func givenPassword() throws -> String? {
+        guard let path = env("CRM_ADMIN_PASSWORD_FILE") else { return env("CRM_ADMIN_PASSWORD") }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw APIError.internal("CRM_ADMIN_PASSWORD_FILE \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n >= 0 else { throw APIError.internal("CRM_ADMIN_PASSWORD_FILE \(path): \(String(cString: strerror(errno)))") }
+        let line = bytes.prefix(n).prefix { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }
+        guard !line.isEmpty else { throw APIError.internal("CRM_ADMIN_PASSWORD_FILE \(path) holds no password on its first line") }
+        return String(decoding: line, as: UTF8.self)
     }
 
     static func env(_ key: String) -> String? {
