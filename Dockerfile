@@ -56,7 +56,8 @@ RUN set -eu; \
 ENV LANG=C.UTF-8
 USER crm:crm
 WORKDIR /data
-VOLUME ["/run/crm", "/data"]
+# No VOLUME line: docker-compose.yml names every volume it mounts. A VOLUME here gave each
+# container that does not mount /data (the gateway) a new anonymous volume on every `up`.
 EXPOSE 9015
 # SIGTERM: services drain their connections and close the database; the gateway stops
 # accepting and finishes in-flight requests.

@@ -75,6 +75,8 @@ final class BackupSystemTests: SystemTestCase {
         defer { _ = try? FileManager.default.removeItem(atPath: folder) }
         let (status, output) = try run("crm", ["backup", folder], environment: ["CRM_DATA_DIR": system.dataDir])
         XCTAssertEqual(status, 0, output)
+        // Consumers before producers, so no cursor in the set is past the log it follows.
+        XCTAssertEqual(output.split(separator: "\n").map { $0.prefix { $0 != ":" } }, ["stats", "records", "contracts", "customers", "users"], output)
         let single = folder + "-customers.sqlite"
         defer { unlink(single) }
         let (serviceStatus, serviceErrors) = try run("CustomerService", ["backup", "--db", system.dataDir + "/customers.sqlite"], environment: [:], stdout: single)
