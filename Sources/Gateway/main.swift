@@ -91,7 +91,8 @@ do {
 }
 
 var signalSources: [DispatchSourceSignal] = []
-for sig in [SIGTERM, SIGINT] {
+// SIGHUP too: a gateway told to restart drains like one told to stop (the launcher starts the next one).
+for sig in [SIGTERM, SIGINT, SIGHUP] {
     signal(sig, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
