@@ -13,6 +13,9 @@ usage: crm up [--replicas NAME=N[,NAME=N…]]
                         uptime, restarts, state
        crm restart NAME restart a service (replica by replica, without a failed request) or the gateway
        crm scale NAME=N run N replicas of a service from now on
+       crm gateway [FLAGS]
+                        only the gateway (FLAGS as Gateway's), holding the port (CRM_HOST, CRM_PORT)
+                        across its restarts; SIGHUP replaces it without refusing a connection
 """
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -21,6 +24,13 @@ switch (arguments.first, arguments.count) {
 case ("up", _):
     do {
         try Launcher.fromEnvironment(arguments: Array(arguments.dropFirst())).run()
+    } catch {
+        StdIO.error("crm: \(error)\n")
+        exit(1)
+    }
+case ("gateway", _):
+    do {
+        try GatewaySupervisor.run(Array(arguments.dropFirst()))
     } catch {
         StdIO.error("crm: \(error)\n")
         exit(1)
