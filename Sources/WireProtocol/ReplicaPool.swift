@@ -27,14 +27,18 @@ public final class ReplicaPool: @unchecked Sendable {
         let client: WireClient
     }
     /// By socket path (the endpoint's description for a fixed endpoint).
-    private var members: [String: Member] = [:]
+    private var members: [String: Member] = [:] {
+        didSet { order = members.keys.sorted().compactMap { members[$0]?.client } }
+    }
+    /// The members' clients in a fixed order, for choosing without allocating per request.
+    private var order: [WireClient] = []
     /// Replicas whose socket went away: answering what they took, then forgotten.
     private var retiring: [ObjectIdentifier: WireClient] = [:]
     private var held: [WireClient.Held] = []
     private var watcher: FolderWatcher?
     private var sweepScheduled = false
     private var stopped = false
-    private var rotation = 0
+    private var rotation: UInt = 0
     private var retiredRetries = 0
 
     public init(loop: EventLoop, endpoint: Endpoint, serviceName: String, hello: Hello, configuration: WireClientConfiguration = WireClientConfiguration()) {
@@ -140,17 +144,16 @@ public final class ReplicaPool: @unchecked Sendable {
 
     /// The ready replica with the fewest outstanding requests; ties go round.
     private func leastLoaded() -> WireClient? {
-        let ready = members.values.map(\.client).filter { $0.isReady && !$0.isRetired }
-        guard !ready.isEmpty else { return nil }
+        let count = order.count
+        guard count > 1 else { return order.first.flatMap { $0.isReady ? $0 : nil } }
         rotation &+= 1
         var best: WireClient?
         var bestLoad = Int.max
-        for offset in 0..<ready.count {
-            let client = ready[(rotation + offset) % ready.count]
-            if client.outstanding < bestLoad {
-                best = client
-                bestLoad = client.outstanding
-            }
+        for offset in 0..<count {
+            let client = order[Int((rotation &+ UInt(offset)) % UInt(count))]
+            guard client.isReady, !client.isRetired, client.outstanding < bestLoad else { continue }
+            best = client
+            bestLoad = client.outstanding
         }
         return best
     }

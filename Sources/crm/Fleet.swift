@@ -20,6 +20,8 @@ final class Fleet: @unchecked Sendable {
 
     private let lock = NSLock()
     private var replicas: [String: [Child]] = [:]
+    /// Set by `stopAll`: no replica is started after it.
+    private var stopping = false
     /// Held for the whole of one operation (scale, restart, SIGHUP, shutdown).
     private let operation = NSLock()
 
@@ -90,6 +92,7 @@ final class Fleet: @unchecked Sendable {
         }
         guard (1...Fleet.maxReplicas).contains(count) else { throw LaunchError("replicas must be 1 to \(Fleet.maxReplicas)") }
         try operation.withLock {
+            guard !lock.withLock({ stopping }) else { throw LaunchError("the launcher is stopping") }
             let current = lock.withLock { replicas[name] ?? [] }
             if count > current.count {
                 var used = Set(current.map(\.replica))
@@ -103,7 +106,12 @@ final class Fleet: @unchecked Sendable {
                     added.append(child)
                     progress("started \(child.name)")
                 }
-                lock.withLock { replicas[name] = current + added }
+                let stopped = lock.withLock { () -> Bool in
+                    replicas[name] = current + added
+                    return stopping
+                }
+                // Shutdown began while they started: `stopAll` may have missed them.
+                if stopped { for child in added { child.stop() } }
             } else if count < current.count {
                 let kept = Array(current.prefix(count))
                 let removed = Array(current.dropFirst(count))
@@ -152,6 +160,7 @@ final class Fleet: @unchecked Sendable {
 
     /// Shutdown: the gateway first (no new requests), then the services drain in parallel.
     func stopAll() {
+        lock.withLock { stopping = true }
         for child in all { child.markStopping() }
         gateway.stop()
         let children = services

@@ -157,6 +157,52 @@ final class ReplicaTests: XCTestCase {
         XCTAssertTrue(output.contains("no launcher runs on \(dir)"), output)
     }
 
+    /// Runs `CustomerService ARGUMENTS` to its end; answers its exit status and output.
+    static func customerService(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/CustomerService")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    /// `--ping` (the containers' health check) tells a serving replica from a missing one; a
+    /// second process taking the default replica id (the host name) of a live one is refused
+    /// instead of taking its socket.
+    func testPingAndADuplicateDefaultReplicaIsRefused() throws {
+        let system = try SystemHarness()
+        defer { system.stop() }
+        let folder = system.dataDir + "/run/customers"
+        let up = try ReplicaTests.customerService(["--ping", "--socket-dir", folder, "--replica", "1"])
+        XCTAssertEqual(up.status, 0, up.output)
+        XCTAssertTrue(up.output.contains("up"), up.output)
+        let missing = try ReplicaTests.customerService(["--ping", "--socket-dir", folder, "--replica", "7"])
+        XCTAssertEqual(missing.status, 1, missing.output)
+
+        let dir = "/tmp/crm-dup-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let arguments = ["--socket-dir", dir + "/sockets", "--db", dir + "/c.sqlite"]
+        let first = Process()
+        first.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/CustomerService")
+        first.arguments = arguments
+        first.standardError = FileHandle.nullDevice
+        first.standardOutput = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { first.terminate(); first.waitUntilExit() } }
+        XCTAssertTrue(try eventually(timeout: 20, interval: 0.1) { try ReplicaTests.customerService(["--ping"] + arguments).status == 0 })
+        let second = try ReplicaTests.customerService(arguments)
+        XCTAssertEqual(second.status, 1, second.output)
+        XCTAssertTrue(second.output.contains("another replica answers"), second.output)
+        XCTAssertTrue(first.isRunning, "the first one keeps its socket")
+        XCTAssertEqual(try ReplicaTests.customerService(["--ping"] + arguments).status, 0)
+    }
+
     /// The launcher keeps the listening socket: while the gateway is dead, new connections wait
     /// in the kernel's queue for the next one. Only requests on the killed gateway's own
     /// connections can fail.
