@@ -278,7 +278,8 @@ public enum ServiceMain {
         }
         do {
             let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)
-            if configuration.replicaDefaulted && configuration.pingSelf(timeoutMillis: 500) {
+            if configuration.replicaDefaulted, case .unix(let path) = configuration.endpoint, access(path, F_OK) == 0,
+               configuration.pingSelf(timeoutMillis: 500) {
                 Log.error("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)")
                 exit(1)
             }
