@@ -8,7 +8,8 @@
 #   2. swift build -c release --static-swift-stdlib
 #                                        -> .build/release/{Gateway,UserService,...}, with the
 #                                           Swift runtime and Foundation linked in statically
-#   3. docker build -t crm:latest .      -> this file copies the prebuilt binaries in
+#   3. docker build -t crm:latest .      -> this file copies the prebuilt binaries in (crm too:
+#                                           `crm gateway` holds the port across gateway restarts)
 # The toolchain is NOT in the image; the binaries need only glibc, libstdc++/libgcc_s (in
 # every Debian base), libsqlite3, libcrypt (libxcrypt) and libcrypto (OpenSSL 3).
 #
@@ -45,11 +46,11 @@ RUN set -eu; \
 
 COPY ${BIN_DIR}/Gateway ${BIN_DIR}/UserService ${BIN_DIR}/CustomerService \
      ${BIN_DIR}/RecordService ${BIN_DIR}/ContractService ${BIN_DIR}/StatsService \
-     /usr/local/bin/
+     ${BIN_DIR}/crm /usr/local/bin/
 
 # Fail the build, not the first start, when a runtime library is missing.
 RUN set -eu; \
-    for b in Gateway UserService CustomerService RecordService ContractService StatsService; do \
+    for b in Gateway UserService CustomerService RecordService ContractService StatsService crm; do \
         if ldd "/usr/local/bin/$b" | grep -q 'not found'; then ldd "/usr/local/bin/$b"; exit 1; fi; \
     done
 

@@ -11,7 +11,8 @@ import WireProtocol
 final class Gateway: @unchecked Sendable {
     let configuration: GatewayConfiguration
     let loop: EventLoop
-    private(set) var clients: [ServiceName: WireClient] = [:]
+    /// Per service, its replicas' connections (one socket, or a folder of replica sockets).
+    private(set) var clients: [ServiceName: ReplicaPool] = [:]
     private var listener: Listener?
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
@@ -30,8 +31,8 @@ final class Gateway: @unchecked Sendable {
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
         for (name, endpoint) in configuration.services {
-            clients[name] = WireClient(loop: loop, endpoint: endpoint, serviceName: name.rawValue,
-                                       hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
+            clients[name] = ReplicaPool(loop: loop, endpoint: endpoint, serviceName: name.rawValue,
+                                        hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
         }
     }
 
@@ -54,10 +55,12 @@ final class Gateway: @unchecked Sendable {
         return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "-\(getpid())"
     }
 
-    /// Binds the HTTP port (SO_REUSEPORT, so a new gateway can take over from an old one) and
-    /// connects to every service.
+    /// Serves the listener the launcher handed over (`listenFD`: the launcher keeps it open, so
+    /// connections queue in the kernel while no gateway runs), else binds the HTTP port
+    /// (SO_REUSEPORT, so a new gateway can take over from an old one); connects to every service.
     func start() throws {
-        let fd = try Socket.listen(on: .tcp(host: configuration.host, port: configuration.port), reusePort: true)
+        let fd = try configuration.listenFD.map { inherited throws(SyscallError) in try Socket.adoptListener(inherited) }
+            ?? Socket.listen(on: .tcp(host: configuration.host, port: configuration.port), reusePort: true)
         loop.execute { [self] in
             let listener = Listener(fd: fd, loop: loop) { [weak self] client in
                 guard let self else { close(client); return }
@@ -439,14 +442,16 @@ final class Gateway: @unchecked Sendable {
 
     // MARK: Health
 
-    /// Pings every service; 200 when all answer, else 503 naming the ones that did not.
+    /// Pings every replica of every service; 200 when each service has a replica that
+    /// answers, else 503 naming the ones without. A service with no connected replica is
+    /// reported down at once (nothing is waited for).
     private func health(_ respond: @escaping (HTTPResponse) -> Void) {
         let names = ServiceName.allCases.filter { clients[$0] != nil }
         let tally = HealthTally(names: names.map(\.rawValue), respond: respond)
         if names.isEmpty { tally.finish(); return }
         for name in names {
-            clients[name]?.ping(timeoutMillis: 1000) { [loop] up in
-                loop.execute { tally.report(name.rawValue, up: up) }
+            clients[name]?.probe(timeoutMillis: 1000) { [loop] reachable, known in
+                loop.execute { tally.report(name.rawValue, reachable: reachable, known: known) }
             }
         }
     }
@@ -461,7 +466,8 @@ final class AccessRecord {
 /// Collects the pings of one `/healthz` request (loop-thread confined).
 final class HealthTally: @unchecked Sendable {
     private let names: [String]
-    private var states: [String: Bool] = [:]
+    /// Replicas that answered, and replica sockets known, by service.
+    private var states: [String: (reachable: Int, known: Int)] = [:]
     private let respond: (HTTPResponse) -> Void
 
     init(names: [String], respond: @escaping (HTTPResponse) -> Void) {
@@ -469,19 +475,26 @@ final class HealthTally: @unchecked Sendable {
         self.respond = respond
     }
 
-    func report(_ name: String, up: Bool) {
-        states[name] = up
+    func report(_ name: String, reachable: Int, known: Int) {
+        states[name] = (reachable, known)
         if states.count == names.count { finish() }
     }
 
+    /// `services`: "up"/"down" by service (the contract); `replicas`: by service, how many
+    /// replicas answered and how many sockets are known (a known one that does not answer is
+    /// stopped, restarting or stale).
     func finish() {
         var services = JSONObject()
+        var replicas = JSONObject()
         var allUp = true
         for name in names {
-            let up = states[name] ?? false
+            let state = states[name] ?? (0, 0)
+            let up = state.reachable > 0
             allUp = allUp && up
             services.append(name, .string(up ? "up" : "down"))
+            replicas.append(name, .object(JSONObject([("reachable", .int(Int64(state.reachable))), ("known", .int(Int64(state.known)))])))
         }
-        respond(HTTPResponse(status: allUp ? 200 : 503, json: .object(JSONObject([("status", .int(allUp ? 0 : 1)), ("services", .object(services))]))))
+        respond(HTTPResponse(status: allUp ? 200 : 503, json: .object(JSONObject([("status", .int(allUp ? 0 : 1)), ("services", .object(services)),
+                                                                                   ("replicas", .object(replicas))]))))
     }
 }

@@ -6,6 +6,9 @@ struct GatewayConfiguration: Sendable {
     /// Where HTTP is served (`CRM_HOST`, `CRM_PORT`).
     var host = "127.0.0.1"
     var port: UInt16 = 9015
+    /// A listening socket inherited from the launcher (`--listen-fd N`, `CRM_LISTEN_FD`): served
+    /// instead of binding `host:port`, so the port stays bound while the gateway restarts.
+    var listenFD: Int32?
     /// Header block and body limits (431 / 413).
     var parserLimits = HTTPParserLimits()
     /// A request's head must arrive within this (ms) once its first byte did; else 408 and close.

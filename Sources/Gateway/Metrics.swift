@@ -37,6 +37,11 @@ final class Metrics: @unchecked Sendable {
         for (name, client) in gateway.clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             out += "crm_service_connected{service=\"\(name.rawValue)\"} \(client.isReady ? 1 : 0)\n"
         }
+        out += "# TYPE crm_service_replicas gauge\n"
+        for (name, client) in gateway.clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            out += "crm_service_replicas{service=\"\(name.rawValue)\",state=\"known\"} \(client.replicaCount)\n"
+            out += "crm_service_replicas{service=\"\(name.rawValue)\",state=\"connected\"} \(client.readyCount)\n"
+        }
         out += "# TYPE crm_service_retries_total counter\n"
         for (name, client) in gateway.clients.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             out += "crm_service_retries_total{service=\"\(name.rawValue)\"} \(client.retries)\n"

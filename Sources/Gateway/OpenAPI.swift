@@ -48,7 +48,8 @@ enum OpenAPI {
         let ok = JSON.object(JSONObject([("type", "integer"), ("enum", [0])]))
         switch route.path {
         case "/livez": return object([("status", ok)], required: ["status"])
-        case "/healthz": return object([("status", ok), ("services", .object(JSONObject([("type", "object")])))], required: ["status", "services"])
+        case "/healthz": return object([("status", ok), ("services", .object(JSONObject([("type", "object")]))), ("replicas", .object(JSONObject([("type", "object")])))],
+                                       required: ["status", "services"])
         case "/openapi.json": return .object(JSONObject([("type", "object")]))
         default: break
         }

@@ -7,7 +7,8 @@ import WireProtocol
 
 /// Gateway flags: `--host`, `--port` (or `CRM_HOST`, `CRM_PORT`), and one
 /// `--service NAME=ENDPOINT` per service (or `CRM_SERVICE_<NAME>`), e.g.
-/// `--service users=unix:./data/run/users.sock`.
+/// `--service users=unix:./data/run/users.sock`, or a folder of replica sockets
+/// (`unix:./data/run/users/`, trailing slash); `--listen-fd N` serves an inherited listener.
 func loadConfiguration() throws -> GatewayConfiguration {
     var config = GatewayConfiguration()
     let args = CommandLine.arguments
@@ -39,6 +40,10 @@ func loadConfiguration() throws -> GatewayConfiguration {
     if let v = try number("CRM_HOLD_MS") { config.holdMillis = v }
     if let v = try number("CRM_REQUEST_TIMEOUT_MS") { config.requestTimeoutMillis = v }
     if let v = try number("CRM_MAX_CONNECTIONS") { config.maxConnections = Int(v) }
+    if let text = env("CRM_LISTEN_FD") {
+        guard let fd = Int32(text), fd >= 0 else { throw EndpointError(reason: "CRM_LISTEN_FD '\(text)' is not a descriptor number") }
+        config.listenFD = fd
+    }
     for name in ServiceName.allCases {
         if let endpoint = env("CRM_SERVICE_\(name.rawValue.uppercased())") { config.services[name] = try Endpoint(parsing: endpoint) }
     }
@@ -51,6 +56,10 @@ func loadConfiguration() throws -> GatewayConfiguration {
         case "--port":
             guard let p = UInt16(value) else { throw EndpointError(reason: "--port '\(value)' is not a port number") }
             config.port = p
+            i += 2
+        case "--listen-fd":
+            guard let fd = Int32(value), fd >= 0 else { throw EndpointError(reason: "--listen-fd '\(value)' is not a descriptor number") }
+            config.listenFD = fd
             i += 2
         case "--service":
             let parts = value.split(separator: "=", maxSplits: 1)
@@ -82,7 +91,8 @@ do {
 }
 
 var signalSources: [DispatchSourceSignal] = []
-for sig in [SIGTERM, SIGINT] {
+// SIGHUP too: a gateway told to restart drains like one told to stop (the launcher starts the next one).
+for sig in [SIGTERM, SIGINT, SIGHUP] {
     signal(sig, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {

@@ -57,7 +57,8 @@ extension Resource {
     /// Waits (up to `catchUpMillis`) for ids the request names that the local copies do not
     /// know yet: an entity created a moment ago in another service reaches the copy within
     /// milliseconds, since projections follow their producers live and each applied batch
-    /// signals the database's commit. Returns when all are known or the time is up; the write
+    /// signals the database's commit (a batch another replica applied is seen within
+    /// `EventFeed.recheckMillis`). Returns when all are known or the time is up; the write
     /// transaction then decides (400 naming the first still missing).
     public func awaitReferences(_ ctx: RequestContext, _ write: Write) async throws {
         guard catchUpMillis > 0, !references.isEmpty || !links.isEmpty else { return }
@@ -68,7 +69,9 @@ extension Resource {
             let missing = try await ctx.database.read { db in try missingReferences(db, write) }
             let left = deadline - monotonicMillis()
             if missing.isEmpty || left <= 0 { return }
-            await signal.wait(after: generation, timeoutMillis: left)
+            // Another replica of this service may apply the copy: its commit signals only its
+            // own process, so look again at least every `recheckMillis`.
+            await signal.wait(after: generation, timeoutMillis: min(left, EventFeed.recheckMillis))
         }
     }
 }

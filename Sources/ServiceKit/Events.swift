@@ -181,14 +181,14 @@ enum EventFeed {
 /// effectively-once application, catching up after any downtime.
 final class EventConsumer: Sendable {
     let projection: Projection
-    let client: WireClient
+    let client: ReplicaPool
     let database: Database
     private let stopped = Atomic<Bool>(false)
     static let batch: Int64 = 500
     static let waitMillis: Int64 = 5_000
 
     /// Sets the projection up (creating or rebuilding its tables) before the service serves.
-    init(projection: Projection, client: WireClient, database: Database) throws {
+    init(projection: Projection, client: ReplicaPool, database: Database) throws {
         self.projection = projection
         self.client = client
         self.database = database

@@ -80,10 +80,13 @@ public struct ServiceConfiguration: Sendable {
         self.sources = sources
     }
 
-    /// `--socket ENDPOINT` / `CRM_SOCKET` (default `unix:./data/run/<name>.sock`),
-    /// `--db PATH` / `CRM_DB` (default `./data/<name>.sqlite`), `--replica ID` / `CRM_REPLICA`
-    /// (default the host name), and one `--source NAME=ENDPOINT` / `CRM_SOURCE_<NAME>` per
-    /// service whose events this one copies.
+    /// `--socket ENDPOINT` / `CRM_SOCKET` (default `unix:./data/run/<name>.sock`), or
+    /// `--socket-dir DIR` / `CRM_SOCKET_DIR`: listen on `DIR/<replica>.sock` beside the other
+    /// replicas of the service (the folder is created when missing); `--db PATH` / `CRM_DB`
+    /// (default `./data/<name>.sqlite`), `--replica ID` / `CRM_REPLICA` (default the host
+    /// name: a container's id under Docker),
+    /// and one `--source NAME=ENDPOINT` / `CRM_SOURCE_<NAME>` per service whose events this
+    /// one copies (an endpoint ending in `/` is a folder of replica sockets).
     public static func fromCommandLine(name: String, arguments: [String] = CommandLine.arguments) throws -> ServiceConfiguration {
         func flag(_ key: String) -> String? {
             guard let i = arguments.firstIndex(of: key), i + 1 < arguments.count else { return nil }
@@ -94,11 +97,23 @@ public struct ServiceConfiguration: Sendable {
             let s = String(cString: v)
             return s.isEmpty ? nil : s
         }
-        let socket = flag("--socket") ?? env("CRM_SOCKET") ?? "unix:./data/run/\(name).sock"
+        let folder = flag("--socket-dir") ?? env("CRM_SOCKET_DIR")
         let db = flag("--db") ?? env("CRM_DB") ?? "./data/\(name).sqlite"
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        let replica = flag("--replica") ?? env("CRM_REPLICA") ?? String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let hostName = String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let replica = flag("--replica") ?? env("CRM_REPLICA") ?? hostName
+        let socket: String
+        if let folder {
+            guard !replica.isEmpty, replica.utf8.allSatisfy({ $0 != UInt8(ascii: "/") && $0 > 32 }), !replica.hasPrefix(".") else {
+                throw EndpointError(reason: "--replica '\(replica)' cannot name a socket file")
+            }
+            // Private to the user, like the launcher's run folder: services trust the caller in an envelope.
+            if mkdir(folder, 0o700) != 0 && errno != EEXIST { throw EndpointError(reason: "cannot create socket folder \(folder): errno \(errno)") }
+            socket = "unix:" + (folder.hasSuffix("/") ? folder : folder + "/") + replica + ".sock"
+        } else {
+            socket = flag("--socket") ?? env("CRM_SOCKET") ?? "unix:./data/run/\(name).sock"
+        }
         var sources: [String: Endpoint] = [:]
         for (i, argument) in arguments.enumerated() where argument == "--source" && i + 1 < arguments.count {
             let parts = arguments[i + 1].split(separator: "=", maxSplits: 1)
@@ -108,7 +123,33 @@ public struct ServiceConfiguration: Sendable {
         for service in ServiceName.allCases where sources[service.rawValue] == nil {
             if let value = env("CRM_SOURCE_\(service.rawValue.uppercased())") { sources[service.rawValue] = try Endpoint(parsing: value) }
         }
-        return ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica, sources: sources)
+        var configuration = ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica, sources: sources)
+        configuration.replicaDefaulted = folder != nil && flag("--replica") == nil && env("CRM_REPLICA") == nil
+        return configuration
+    }
+
+    /// True when the replica id is the host name by default (not given): a live process on
+    /// that socket is then another replica that forgot `--replica`, not one being replaced.
+    public var replicaDefaulted = false
+
+    /// Whether a service answers a ping on this configuration's socket within `timeoutMillis`
+    /// (the health check of a container: `<Service> --ping`).
+    public func pingSelf(timeoutMillis: Int64 = 2_000) -> Bool {
+        guard let loop = try? EventLoop.start(name: "ping") else { return false }
+        defer { loop.stop() }
+        let client = WireClient(loop: loop, endpoint: endpoint, serviceName: "self", hello: Hello(peer: "ping", replica: replica))
+        client.start()
+        defer { client.stop() }
+        let deadline = monotonicMillis() + timeoutMillis
+        // Not connected yet answers false at once: ask again until the deadline.
+        while monotonicMillis() < deadline {
+            let outcome = PingOutcome()
+            client.ping(timeoutMillis: max(1, min(500, deadline - monotonicMillis()))) { up in outcome.state.withLock { $0 = up ? 1 : 2 } }
+            while outcome.state.withLock({ $0 }) == 0 { usleep(2_000) }
+            if outcome.state.withLock({ $0 }) == 1 { return true }
+            usleep(20_000)
+        }
+        return false
     }
 }
 
@@ -138,8 +179,8 @@ public final class ServiceRuntime: Sendable {
             guard let source = configuration.sources[projection.source] else {
                 throw EndpointError(reason: "\(definition.name) copies events of \(projection.source): give --source \(projection.source)=ENDPOINT")
             }
-            let client = WireClient(loop: loop, endpoint: source, serviceName: projection.source,
-                                    hello: Hello(peer: definition.name, replica: configuration.replica))
+            let client = ReplicaPool(loop: loop, endpoint: source, serviceName: projection.source,
+                                     hello: Hello(peer: definition.name, replica: configuration.replica))
             consumers.append(try EventConsumer(projection: projection, client: client, database: database))
         }
         self.consumers = consumers
@@ -227,8 +268,24 @@ public enum ServiceMain {
             exit(Backup.command(name: definition.name, arguments: CommandLine.arguments))
         }
         let runtime: ServiceRuntime
+        if CommandLine.arguments.contains("--ping") {
+            do {
+                let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)
+                let up = configuration.pingSelf()
+                StdIO.out("\(definition.name) \(configuration.endpoint): \(up ? "up" : "down")")
+                exit(up ? 0 : 1)
+            } catch {
+                StdIO.error("\(definition.name): \(error)")
+                exit(1)
+            }
+        }
         do {
             let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)
+            if configuration.replicaDefaulted, case .unix(let path) = configuration.endpoint, access(path, F_OK) == 0,
+               configuration.pingSelf(timeoutMillis: 500) {
+                Log.error("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)")
+                exit(1)
+            }
             runtime = try ServiceRuntime(definition: definition, configuration: configuration)
             try runtime.start()
             Log.info("listening on \(configuration.endpoint), database \(configuration.databasePath)")
@@ -249,6 +306,11 @@ public enum ServiceMain {
         }
         withExtendedLifetime(sources) { dispatchMain() }
     }
+}
+
+/// The answer to one ping: 0 waiting, 1 up, 2 down.
+final class PingOutcome: Sendable {
+    let state = Mutex<Int>(0)
 }
 
 /// A flag that can be set once from any thread.

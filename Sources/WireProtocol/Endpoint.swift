@@ -77,6 +77,28 @@ public enum Socket {
         }
     }
 
+    /// Takes over a listening socket inherited from the parent process (the launcher keeps the
+    /// port bound across gateway restarts): checks that `fd` is a listening stream socket and
+    /// makes it non-blocking and close-on-exec. Descriptor 0 (how the launcher hands it over)
+    /// is moved to a new number and 0 becomes /dev/null again.
+    public static func adoptListener(_ inherited: Int32) throws(SyscallError) -> Int32 {
+        var listening: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(inherited, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0 else {
+            throw SyscallError(call: "getsockopt \(inherited) (not a socket)", errno: errno)
+        }
+        guard listening != 0 else { throw SyscallError(call: "listen-fd \(inherited) is not listening", errno: EINVAL) }
+        var fd = inherited
+        if inherited == 0 {
+            fd = try syscallChecked("fcntl") { fcntl(inherited, F_DUPFD_CLOEXEC, 3) }
+            let null = open("/dev/null", O_RDONLY)
+            if null >= 0 { dup2(null, 0); if null != 0 { close(null) } }
+        }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return fd
+    }
+
     /// Starts a non-blocking connect. `.done(fd)`: connected; `.wouldBlock`: in progress on
     /// `pendingFD` — wait for writability, then check `pendingError`.
     /// ENOENT, ECONNREFUSED and EAGAIN (a full backlog) are thrown: "not reachable yet".

@@ -51,7 +51,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     /// A completion that stays on the loop (for callers already on it).
     public typealias LoopCompletion = (Result<WireResponse, WireClientError>) -> Void
 
-    private struct Pending {
+    fileprivate struct Pending {
         var request: WireRequest
         var completion: LoopCompletion
         /// Fixed when the request first arrives: resends never push it forward.
@@ -85,6 +85,86 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
 
     /// Resends after a lost connection (for metrics).
     public private(set) var retries: Int = 0
+
+    /// Called on the loop when the client became ready, lost its connection (its unanswered
+    /// requests are then back in `waiting`), or, once retired, has nothing left: a
+    /// `ReplicaPool` moves held requests to another replica then.
+    public var onChange: (() -> Void)?
+    /// Retired (its replica's socket is gone): it sends nothing new and does not reconnect,
+    /// and closes its connection once every request on it is answered.
+    public private(set) var isRetired = false
+
+    /// A request moved between the clients of a service's replicas, keeping its hold time,
+    /// deadline and how often it was written (loop thread only).
+    public struct Held {
+        fileprivate var pending: Pending
+        public var holdUntil: Int64 { pending.holdUntil }
+        public var answerBy: Int64 { pending.answerBy }
+        /// Answers the request's caller with `error`.
+        public func fail(_ error: WireClientError) { pending.completion(.failure(error)) }
+        /// A request not sent yet, for a pool that holds it until some replica is ready.
+        public static func make(_ request: WireRequest, holdMillis: Int64, defaultTimeoutMillis: Int64, completion: @escaping LoopCompletion) -> Held {
+            let now = monotonicMillis()
+            let answerBy = request.deadline > 0 ? now + max(0, request.deadline - wallClockMillis()) : now + defaultTimeoutMillis
+            return Held(pending: Pending(request: request, completion: completion, holdUntil: now + holdMillis, answerBy: answerBy, sequence: 0))
+        }
+    }
+
+    /// Requests sent or waiting here and not answered yet (loop thread): the load measure of
+    /// least-outstanding balancing.
+    public var outstanding: Int { inFlight.count + waiting.count }
+
+    /// Nothing left: no connection, nothing in flight, waiting or draining (loop thread).
+    public var isIdle: Bool { connection == nil && inFlight.isEmpty && waiting.isEmpty && drainingConnections.isEmpty }
+
+    /// Takes every request waiting for this client's connection (loop thread).
+    public func takeWaiting() -> [Held] {
+        let taken = waiting.map { Held(pending: $0) }
+        waiting.removeAll()
+        return taken
+    }
+
+    /// Sends requests taken from another client: now when ready, else once connected. A
+    /// request already written `maxTransmissions` times fails instead (loop thread).
+    public func adopt(_ held: [Held]) {
+        var entries: [Pending] = []
+        for item in held {
+            let entry = item.pending
+            nextSequence += 1
+            entries.append(Pending(request: entry.request, completion: entry.completion, holdUntil: entry.holdUntil, answerBy: entry.answerBy,
+                                   transmissions: entry.transmissions, sequence: nextSequence))
+        }
+        guard !entries.isEmpty else { return }
+        if isRetired || stopped {
+            for entry in entries { entry.completion(.failure(.unavailable)) }
+            return
+        }
+        let exhausted = entries.filter { $0.transmissions >= config.maxTransmissions }
+        let sendable = entries.filter { $0.transmissions < config.maxTransmissions }
+        if ready, let connection {
+            for entry in sendable { transmit(entry, on: connection) }
+        } else {
+            waiting.append(contentsOf: sendable)
+            scheduleSweep()
+            if !connecting && connection == nil { connect() }
+        }
+        for entry in exhausted { entry.completion(.failure(.connectionLost)) }
+    }
+
+    /// Stops using this client (loop thread): see `isRetired`. Requests still waiting stay for
+    /// the caller to `takeWaiting()`.
+    public func retire() {
+        guard !isRetired else { return }
+        isRetired = true
+        closeIfRetiredAndIdle()
+    }
+
+    /// Closing reports through `lost`, which calls `onChange`; without a connection the owner
+    /// is told at once.
+    private func closeIfRetiredAndIdle() {
+        guard isRetired, inFlight.isEmpty else { return }
+        if let connection { connection.close() } else { onChange?() }
+    }
 
     public init(loop: EventLoop, endpoint: Endpoint, serviceName: String, hello: Hello, configuration: WireClientConfiguration = WireClientConfiguration()) {
         self.loop = loop
@@ -192,7 +272,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     }
 
     private func connect() {
-        guard !stopped, !connecting, connection == nil else { return }
+        guard !stopped, !isRetired, !connecting, connection == nil else { return }
         connecting = true
         let fd: Int32
         let inProgress: Bool
@@ -233,7 +313,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     }
 
     private func scheduleReconnect() {
-        guard !stopped else { return }
+        guard !stopped, !isRetired else { return }
         let delay = backoff
         backoff = min(backoff * 2, config.reconnectMaxMillis)
         loop.schedule(afterMillis: delay) { [weak self] in self?.connect() }
@@ -264,6 +344,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         } else {
             requeue(unanswered)
         }
+        onChange?()
     }
 
     /// Puts unanswered requests back in front of the queue, in their arrival order; one that
@@ -293,7 +374,9 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         connecting = false
         ready = true
         backoff = config.reconnectInitialMillis
+        if isRetired { closeIfRetiredAndIdle(); return }
         flushWaiting(on: wire)
+        onChange?()
     }
 
     public func wireConnection(_ wire: WireConnection, didReceive message: Message) {
@@ -301,6 +384,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         case .response(let response):
             if connection === wire, let entry = inFlight.removeValue(forKey: response.id) {
                 entry.completion(.success(response))
+                if isRetired { closeIfRetiredAndIdle() }
             } else if var draining = drainingConnections[ObjectIdentifier(wire)],
                       let entry = draining.1.removeValue(forKey: response.id) {
                 drainingConnections[ObjectIdentifier(wire)] = draining
@@ -328,6 +412,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
             for i in resend.indices { resend[i].transmissions -= 1 }
             requeue(resend.sorted { $0.sequence < $1.sequence })
             connect()
+            onChange?()
         default:
             break
         }

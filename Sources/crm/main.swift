@@ -1,28 +1,49 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import WireProtocol
 
 let usage = """
-usage: crm up      start every service and the gateway (CRM_HOST, CRM_PORT, CRM_DATA_DIR, CRM_TZ,
-                   CRM_ADMIN_PHONE, CRM_ADMIN_PASSWORD); Ctrl-C stops them
-       crm backup DIR
-                   a consistent copy of every service's database (CRM_DATA_DIR) into DIR,
-                   taken while the system runs
+usage: crm up [--replicas NAME=N[,NAME=N…]]
+                        start every service (N replicas each, default 1; or CRM_REPLICAS_<NAME>)
+                        and the gateway (CRM_HOST, CRM_PORT, CRM_DATA_DIR, CRM_TZ, CRM_ADMIN_PHONE,
+                        CRM_ADMIN_PASSWORD); Ctrl-C stops them
+       crm status       every process of the launcher on CRM_DATA_DIR: service, replica, pid,
+                        uptime, restarts, state
+       crm restart NAME restart a service (replica by replica, without a failed request) or the gateway
+       crm scale NAME=N run N replicas of a service from now on
+       crm backup DIR   a consistent copy of every service's database (CRM_DATA_DIR) into DIR,
+                        taken while the system runs
+       crm gateway [FLAGS]
+                        only the gateway (FLAGS as Gateway's), holding the port (CRM_HOST, CRM_PORT)
+                        across its restarts; SIGHUP replaces it without refusing a connection
 """
 
-let arguments = CommandLine.arguments.dropFirst()
-switch arguments.first {
-case "up":
+let arguments = Array(CommandLine.arguments.dropFirst())
+let dataDir = URL(fileURLWithPath: ProcessInfo.processInfo.environment["CRM_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data").standardizedFileURL.path
+switch (arguments.first, arguments.count) {
+case ("up", _):
     do {
-        try Launcher.fromEnvironment().run()
+        try Launcher.fromEnvironment(arguments: Array(arguments.dropFirst())).run()
     } catch {
         StdIO.error("crm: \(error)\n")
         exit(1)
     }
-case "backup":
+case ("backup", _):
     umask(0o077)
     exit(BackupCommand.run(Array(arguments.dropFirst())))
+case ("gateway", _):
+    do {
+        try GatewaySupervisor.run(Array(arguments.dropFirst()))
+    } catch {
+        StdIO.error("crm: \(error)\n")
+        exit(1)
+    }
+case ("status", 1):
+    exit(ControlClient.run("status", dataDir: dataDir))
+case ("restart", 2), ("scale", 2):
+    exit(ControlClient.run(arguments.joined(separator: " "), dataDir: dataDir))
 default:
     StdIO.out(usage)
     exit(arguments.isEmpty || arguments.first == "help" || arguments.first == "--help" ? 0 : 2)

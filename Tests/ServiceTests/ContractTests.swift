@@ -312,7 +312,7 @@ final class ContractTests: SystemTestCase {
         XCTAssertEqual(try system.post("/api/contract/delcontract", json: ["contract_id": .int(ids[0])], token: admin).status, 200)
 
         let loop = try EventLoop.start(name: "contract-events-test")
-        let client = WireClient(loop: loop, endpoint: .unix(path: try system.dataDir + "/run/contracts.sock"), serviceName: "contracts",
+        let client = WireClient(loop: loop, endpoint: .unix(path: try system.dataDir + "/run/contracts/1.sock"), serviceName: "contracts",
                                 hello: Hello(peer: "stats", replica: "contract-test"))
         client.start()
         defer { client.stop(); loop.stop() }

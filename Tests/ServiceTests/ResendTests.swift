@@ -19,7 +19,7 @@ final class ResendTests: SystemTestCase {
 
         init(_ system: SystemHarness) throws {
             loop = try EventLoop.start(name: "resend-test")
-            client = WireClient(loop: loop, endpoint: .unix(path: system.dataDir + "/run/users.sock"), serviceName: "users",
+            client = WireClient(loop: loop, endpoint: .unix(path: system.dataDir + "/run/users/1.sock"), serviceName: "users",
                                 hello: Hello(peer: "gateway", replica: "resend-test"))
             client.start()
         }

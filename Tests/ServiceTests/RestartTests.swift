@@ -69,7 +69,9 @@ final class RestartTests: XCTestCase {
         XCTAssertEqual(stat(runDir, &info), 0)
         XCTAssertEqual(info.st_mode & 0o777, 0o700, "only the owner may reach the service sockets")
         for name in ["users", "customers", "records", "contracts", "stats"] {
-            XCTAssertEqual(stat("\(runDir)/\(name).sock", &info), 0, name)
+            XCTAssertEqual(stat("\(runDir)/\(name)", &info), 0, name)
+            XCTAssertEqual(info.st_mode & 0o777, 0o700, "the socket folder of \(name) is the owner's")
+            XCTAssertEqual(stat("\(runDir)/\(name)/1.sock", &info), 0, name)
             XCTAssertEqual(info.st_mode & 0o777, 0o600, name)
             XCTAssertEqual(stat("\(system.dataDir)/\(name).sqlite", &info), 0, name)
             XCTAssertEqual(info.st_mode & 0o777, 0o600, "\(name).sqlite holds hashes and digests: owner only")
@@ -88,6 +90,9 @@ final class RestartTests: XCTestCase {
         second.waitUntilExit()
         XCTAssertEqual(second.terminationStatus, 1)
         XCTAssertTrue(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("already running"))
+        var control = stat()
+        XCTAssertEqual(stat(system.dataDir + "/crm.sock", &control), 0, "the control socket is in the data folder")
+        XCTAssertEqual(control.st_mode & 0o777, 0o600, "only the owner may command the launcher")
         // SIGTERM to the launcher stops every child before it exits.
         system.stop()
         for pid in children {

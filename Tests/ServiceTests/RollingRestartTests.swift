@@ -83,8 +83,8 @@ extension RollingRestartTests {
 
         system.signalLauncher(SIGHUP)
         XCTAssertTrue(eventually(timeout: 60, interval: 0.05) { system.log.contains("crm: restart done") }, system.log)
-        XCTAssertTrue(system.log.contains("crm: the new users exited (status 1) before it settled; the old one keeps running"), system.log)
-        XCTAssertTrue(system.log.contains("crm: restart done; still the old users"), system.log)
+        XCTAssertTrue(system.log.contains("crm: the new users#1 exited (status 1) before it settled; the old one keeps running"), system.log)
+        XCTAssertTrue(system.log.contains("crm: restart done; still the old users#1"), system.log)
 
         // Not retried: the restart backoff (100 ms, doubling) would have run it several times by now.
         // A run that does not happen cannot be polled for: the wait is the check.

@@ -66,7 +66,7 @@ final class SystemHarness: @unchecked Sendable {
     static let executables = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]
 
     func stop() {
-        let children = launcher.isRunning ? SystemHarness.executables.compactMap { childPID($0) } : []
+        let children = launcher.isRunning ? SystemHarness.executables.flatMap { childPIDs($0) } : []
         if launcher.isRunning {
             launcher.terminate()
             launcher.waitUntilExit()
@@ -83,8 +83,28 @@ final class SystemHarness: @unchecked Sendable {
     }
 
     /// The pid of a child process of the launcher by executable name (e.g. "UserService").
-    func childPID(_ name: String) -> pid_t? {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+    func childPID(_ name: String) -> pid_t? { childPIDs(name).first }
+
+    /// Runs `crm ARGUMENTS` (a control command) against this launcher; answers its exit status
+    /// and output.
+    func crm(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/crm")
+        process.arguments = arguments
+        process.environment = ["CRM_DATA_DIR": dataDir]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    /// The pids of every child process of the launcher by executable name (every replica).
+    func childPIDs(_ name: String) -> [pid_t] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var found: [pid_t] = []
         for entry in entries {
             guard let pid = Int32(entry),
                   let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
@@ -92,10 +112,10 @@ final class SystemHarness: @unchecked Sendable {
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 2, Int32(fields[1]) == launcher.processIdentifier else { continue }
             if let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmd.contains("/\(name)\u{0}") {
-                return pid
+                found.append(pid)
             }
         }
-        return nil
+        return found.sorted()
     }
 
     /// Waits until the kernel reports `state` (e.g. "T" for stopped) for `pid`.
