@@ -52,6 +52,41 @@ enum DayBlocks {
         return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))"
     }
 
+    /// A normalized time (`YYYY-MM-DD HH:MM:SS`) as one integer, `YYYYMMDDhhmmss`: ordered like
+    /// the text, compared and summed without a string per row.
+    static func stamp(_ time: String) -> Int64? {
+        let b = Array(time.utf8)
+        guard b.count == 19 else { return nil }
+        var v: Int64 = 0
+        for (i, byte) in b.enumerated() where ![4, 7, 10, 13, 16].contains(i) {
+            guard byte >= 48 && byte <= 57 else { return nil }
+            v = v * 10 + Int64(byte - 48)
+        }
+        return v
+    }
+
+    /// The first moment of a day, as a stamp.
+    static func stamp(day: Int64) -> Int64 {
+        (Int64(date(day).utf8.filter { $0 != UInt8(ascii: "-") }.reduce(0) { $0 * 10 + Int($1 - 48) })) * 1_000_000
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS` of a stamp.
+    static func time(_ stamp: Int64) -> String {
+        var digits = Array(String(stamp).utf8)
+        while digits.count < 14 { digits.insert(UInt8(ascii: "0"), at: 0) }
+        var text: [UInt8] = []
+        for (i, digit) in digits.enumerated() {
+            switch i {
+            case 4, 6: text.append(UInt8(ascii: "-"))
+            case 8: text.append(UInt8(ascii: " "))
+            case 10, 12: text.append(UInt8(ascii: ":"))
+            default: break
+            }
+            text.append(digit)
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
     /// The days of block `block` at `level`: first and last day number.
     static func days(level: Int, block: Int64) -> (first: Int64, last: Int64) {
         (block << Int64(level), ((block + 1) << Int64(level)) - 1)

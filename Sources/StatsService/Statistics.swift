@@ -20,20 +20,20 @@ struct Statistic: Sendable {
     static let sign = Statistic(path: "/api/stats/sign", tally: Tally(name: "sign", timeField: "sign_time", amountField: "amount"),
                                 order: .firstDescending, nested: false) { total in
         .object(JSONObject([("organization_id", organization(total)), ("sign_amount", .string(Params.moneyText(total.cents))),
-                            ("sign_count", .int(total.count)), ("min_sign_time", .string(total.first))]))
+                            ("sign_count", .int(total.count)), ("min_sign_time", .string(DayBlocks.time(total.first)))]))
     }
 
     /// Demand changes by `recordTime`: `{organization_id, demand_count, m_recordTime}`, most first.
     static let demand = Statistic(path: "/api/stats/demand", tally: Tally(name: "demand", timeField: "recordTime", amountField: nil),
                                   order: .countDescending, nested: true) { total in
-        .object(JSONObject([("organization_id", organization(total)), ("demand_count", .int(total.count)), ("m_recordTime", .string(total.first))]))
+        .object(JSONObject([("organization_id", organization(total)), ("demand_count", .int(total.count)), ("m_recordTime", .string(DayBlocks.time(total.first)))]))
     }
 
     /// Follow-up records by `recordTime`: `{organization_id, follow_count, min_sign_time}` (the
     /// seed's name for the earliest follow-up time), most first.
     static let follow = Statistic(path: "/api/stats/follow", tally: Tally(name: "follow", timeField: "recordTime", amountField: nil),
                                   order: .countDescending, nested: true) { total in
-        .object(JSONObject([("organization_id", organization(total)), ("follow_count", .int(total.count)), ("min_sign_time", .string(total.first))]))
+        .object(JSONObject([("organization_id", organization(total)), ("follow_count", .int(total.count)), ("min_sign_time", .string(DayBlocks.time(total.first)))]))
     }
 
     static let all = [sign, demand, follow]
@@ -59,11 +59,11 @@ struct Statistic: Sendable {
     /// The three routes, sharing one answer cache (per definition, so two services in one
     /// process never share answers).
     static func routes() -> [Route] {
-        let cache = AnswerCache<[JSON]>()
+        let cache = AnswerCache<[Tally.Total]>()
         return all.map { statistic in Route.get(statistic.path) { try await statistic.answer($0, cache: cache) } }
     }
 
-    func answer(_ ctx: RequestContext, cache: AnswerCache<[JSON]>) async throws -> WireResponse {
+    func answer(_ ctx: RequestContext, cache: AnswerCache<[Tally.Total]>) async throws -> WireResponse {
         let params = ctx.params
         let organizations = try params.idArray("organization_ids").flatMap { $0.isEmpty ? nil : $0 }
         let window = try params.timeWindow()
@@ -71,15 +71,15 @@ struct Statistic: Sendable {
         // Read before the data: a commit after this point makes the entry stale at once.
         let generation = ctx.database.commitSignal.generation
         let key = "\(path) \(window.start) \(window.end) \(organizations.map { $0.map(String.init).joined(separator: ",") } ?? "*")"
-        let tally = self.tally, order = self.order, row = self.row
+        let tally = self.tally, order = self.order
         let all = try await cache.value(key, generation: generation) {
             try await ctx.database.read { db in
-                try tally.totals(db, start: window.start, end: window.end, organizations: organizations, order: order).map(row)
+                try tally.totals(db, start: window.start, end: window.end, organizations: organizations, order: order)
             }
         }
         let total = Int64(all.count)
         let from = Int(min(paging.offset, total)), to = Int(min(paging.offset + paging.count, total))
-        let page = JSON.array(Array(all[from..<to]))
+        let page = JSON.array(all[from..<to].map(row))
         let info = paging.info(total: total)
         return nested ? Reply.ok(data: .array([page, info.json])) : Reply.ok(data: page, page: info)
     }

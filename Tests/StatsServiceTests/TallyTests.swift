@@ -37,6 +37,11 @@ final class TallyTests: XCTestCase {
         for number in stride(from: Int64(-100_000), through: 100_000, by: 7) { XCTAssertEqual(DayBlocks.day(DayBlocks.date(number)), number) }
         XCTAssertEqual(DayBlocks.date(DayBlocks.day("2026-11-29") ?? 0), "2026-11-29")
         XCTAssertEqual(DayBlocks.date(-719_162), "0001-01-01")
+        XCTAssertEqual(DayBlocks.stamp("2021-07-26 09:31:33"), 20_210_726_093_133)
+        XCTAssertEqual(DayBlocks.time(20_210_726_093_133), "2021-07-26 09:31:33")
+        XCTAssertEqual(DayBlocks.time(10_101_000_000), "0001-01-01 00:00:00")
+        XCTAssertEqual(DayBlocks.stamp(day: DayBlocks.day("2021-07-26") ?? 0), 20_210_726_000_000)
+        XCTAssertNil(DayBlocks.stamp("2021-07-26"))
     }
 
     func testCoverIsExactAndShort() {
@@ -74,10 +79,11 @@ final class TallyTests: XCTestCase {
     func expected(_ models: [Int64: Model], start: String, end: String, organizations: [Int64]?) -> [Tally.Total] {
         var byOrganization: [Int64: Tally.Total] = [:]
         for m in models.values where !m.deleted && m.time >= start && m.time <= end && (organizations?.contains(m.organization) ?? true) {
-            var total = byOrganization[m.organization] ?? Tally.Total(organization: m.organization, count: 0, cents: 0, first: m.time)
+            let stamp = DayBlocks.stamp(m.time) ?? 0
+            var total = byOrganization[m.organization] ?? Tally.Total(organization: m.organization, count: 0, cents: 0, first: stamp)
             total.count += 1
             total.cents += m.cents
-            total.first = min(total.first, m.time)
+            total.first = min(total.first, stamp)
             byOrganization[m.organization] = total
         }
         return byOrganization.values.sorted { $0.first != $1.first ? $0.first > $1.first : $0.organization < $1.organization }
@@ -136,7 +142,7 @@ final class TallyTests: XCTestCase {
         }
         // No block is left empty, and every earliest time is a row's.
         let leftovers = try tester.database.sync { db in
-            try db.scalar("SELECT COUNT(*) FROM sign_blocks b WHERE n <= 0 OR NOT EXISTS (SELECT 1 FROM sign_rows r WHERE r.organization_id = b.organization_id AND r.time = b.min_time)")
+            try db.scalar("SELECT COUNT(*) FROM sign_blocks b WHERE n <= 0 OR NOT EXISTS (SELECT 1 FROM sign_rows r WHERE r.organization_id = b.organization_id AND r.t = b.min_t)")
         }
         XCTAssertEqual(leftovers, 0)
     }
