@@ -67,7 +67,7 @@ enum DayBlocks {
 
     /// The first moment of a day, as a stamp.
     static func stamp(day: Int64) -> Int64 {
-        (Int64(date(day).utf8.filter { $0 != UInt8(ascii: "-") }.reduce(0) { $0 * 10 + Int($1 - 48) })) * 1_000_000
+        stamp(date(day) + " 00:00:00") ?? 0
     }
 
     /// `YYYY-MM-DD HH:MM:SS` of a stamp.

@@ -70,7 +70,7 @@ struct Statistic: Sendable {
         let paging = try params.paging()
         // Read before the data: a commit after this point makes the entry stale at once.
         let generation = ctx.database.commitSignal.generation
-        let key = "\(path) \(window.start) \(window.end) \(organizations.map { $0.map(String.init).joined(separator: ",") } ?? "*")"
+        let key = "\(path) \(window.start) \(window.end) \(organizations.map { $0.sorted().map(String.init).joined(separator: ",") } ?? "*")"
         let tally = self.tally, order = self.order
         let all = try await cache.value(key, generation: generation) {
             try await ctx.database.read { db in
