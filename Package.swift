@@ -42,9 +42,10 @@ let package = Package(
         .testTarget(name: "UserServiceTests", dependencies: ["UserService", "ServiceKit", "WireProtocol"]),
         .testTarget(name: "RecordServiceTests", dependencies: ["RecordService", "ServiceKit", "WireProtocol"]),
         .testTarget(name: "ContractServiceTests", dependencies: ["ContractService", "ServiceKit", "WireProtocol"]),
+        .testTarget(name: "StatsServiceTests", dependencies: ["StatsService", "ServiceKit", "WireProtocol"]),
         // The system through the real executables (`crm up`), over HTTP and Unix sockets, and the
         // catalog checked against the gateway and every service's definition.
-        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService", "RecordService", "ContractService"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Gateway", "ServiceKit", "WireProtocol", "APICatalog", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]),
     ],
     swiftLanguageModes: [.v6]
 )

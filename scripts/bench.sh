@@ -19,6 +19,12 @@
 # Before the record scenarios (follow-page, potential-page, follow-create) it seeds their own
 # CRM_BENCH_ORGS organizations, potential and follow-up records with scripts/bench/seed_records.py.
 #   CRM_BENCH_CONTRACTS=5000 scripts/bench.sh contracts to seed before the contract-* scenarios (default 20000)
+#   CRM_BENCH_FOLLOW_DAYS=60 scripts/bench.sh spread the seeded follow-up records over 60 days (default 6)
+# stats-sign and stats-sign-cold run with the contract scenarios (after the contract seeding),
+# stats-follow and stats-follow-cold with the record scenarios; `stats-lag` runs
+# scripts/bench/stats_lag.py. The figures of docs/BENCHMARKS.md:
+#   CRM_BENCH_FOLLOWS=100000 CRM_BENCH_FOLLOW_DAYS=60 \
+#       CRM_BENCH_ONLY="stats-sign stats-sign-cold stats-follow stats-follow-cold stats-lag" scripts/bench.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,8 +45,9 @@ BENCH_CONTRACT_ORGS=200                       # organizations seeded for them
 SEED_CONNECTIONS=16
 SEED_FOLLOWS=${CRM_BENCH_FOLLOWS:-10000}       # follow-up records seeded before the record scenarios
 SEED_POTENTIALS=${CRM_BENCH_POTENTIALS:-5000}  # potential records they belong to
-[[ $SEED_FOLLOWS =~ ^[1-9][0-9]*$ && $SEED_POTENTIALS =~ ^[1-9][0-9]*$ ]] \
-    || { echo "bench: CRM_BENCH_FOLLOWS and CRM_BENCH_POTENTIALS must be positive integers" >&2; exit 1; }
+SEED_FOLLOW_DAYS=${CRM_BENCH_FOLLOW_DAYS:-6}   # days the follow-up records' times spread over
+[[ $SEED_FOLLOWS =~ ^[1-9][0-9]*$ && $SEED_POTENTIALS =~ ^[1-9][0-9]*$ && $SEED_FOLLOW_DAYS =~ ^[1-9][0-9]*$ ]] \
+    || { echo "bench: CRM_BENCH_FOLLOWS, CRM_BENCH_POTENTIALS and CRM_BENCH_FOLLOW_DAYS must be positive integers" >&2; exit 1; }
 [[ $SEED_ORGS =~ ^[1-9][0-9]*$ && $SEED_CUSTOMERS =~ ^[1-9][0-9]*$ && $BENCH_CONTRACTS =~ ^[1-9][0-9]*$ ]] \
     || { echo "bench: CRM_BENCH_ORGS, CRM_BENCH_CUSTOMERS and CRM_BENCH_CONTRACTS must be positive integers" >&2; exit 1; }
 
@@ -83,21 +90,36 @@ add_customer_scenarios() {
 # CRM_BENCH_FOLLOWS follow-up records (spread evenly over them) with scripts/bench/seed_records.py.
 # RECORD_ORG_ID is a seeded organization (about FOLLOWS/ORGS follow-up records in the default
 # window), POTENTIAL_ID a seeded potential record.
-RECORD_SCENARIOS=(follow-page potential-page follow-create)
+# stats-follow: the follow-up statistic over the last 60 days (every seeded record when
+# CRM_BENCH_FOLLOW_DAYS ≤ 60), all organizations, first page; one fixed window, so after the
+# first request every answer comes from StatsService's answer cache (valid until the next
+# event). stats-follow-cold: the same with another end_time in every request (stats-cold.lua),
+# so every answer is computed from the read model.
+RECORD_SCENARIOS=(follow-page potential-page follow-create stats-follow stats-follow-cold)
 add_record_scenarios() {
     add_scenario follow-page    GET "/api/record/follow?organization_id=$RECORD_ORG_ID"
     add_scenario potential-page GET "/api/record/potential?page=1&count=20"
     add_scenario follow-create  POST /api/record/follow \
         "{\"protent_id\":$POTENTIAL_ID,\"follower_id\":[1],\"record_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\"}" \
         application/json scripts/bench/follow-create.lua
+    local start end
+    start=$(date -d '60 days ago' '+%Y-%m-%d%%20%H:%M:%S') end=$(date '+%Y-%m-%d%%20%H:%M:%S')
+    add_scenario stats-follow      GET "/api/stats/follow?start_time=$start&end_time=$end"
+    add_scenario stats-follow-cold GET "/api/stats/follow?start_time=$start" "" "" scripts/bench/stats-cold.lua
 }
 
 # Run after seeding BENCH_CONTRACT_ORGS organizations and CRM_BENCH_CONTRACTS contracts (signed
 # over the last 540 days) with scripts/bench/seed.py --contracts. CONTRACT_ORG_ID is a seeded
 # organization. contract-page is the default list: one year of sign_time, newest first, with
 # page_info.total; contract-create one write (contract, follower link, day count, outbox).
-CONTRACT_SCENARIOS=(contract-page contract-create)
+# stats-sign: the signing statistic over one year, all organizations, first page (one fixed
+# window: cached answers); stats-sign-cold: another end_time in every request (computed answers).
+CONTRACT_SCENARIOS=(contract-page contract-create stats-sign stats-sign-cold)
 add_contract_scenarios() {
+    local start end
+    start=$(date -d '365 days ago' '+%Y-%m-%d%%20%H:%M:%S') end=$(date '+%Y-%m-%d%%20%H:%M:%S')
+    add_scenario stats-sign      GET "/api/stats/sign?start_time=$start&end_time=$end"
+    add_scenario stats-sign-cold GET "/api/stats/sign?start_time=$start" "" "" scripts/bench/stats-cold.lua
     add_scenario contract-page   GET "/api/contract/contract?page=1&count=20"
     add_scenario contract-create POST /api/contract/contract \
         "{\"organization_id\":$CONTRACT_ORG_ID,\"name\":\"压测合同\",\"code\":\"HT-WRK\",\"amount\":\"112.50\",\"sign_time\":\"$(date '+%Y-%m-%d %H:%M:%S')\",\"follower_id\":[1]}" \
@@ -257,6 +279,9 @@ import json, sys
 answer = json.load(open(sys.argv[1], encoding="utf-8"))
 total = (answer.get("page_info") or {}).get("total", "-")
 data = answer.get("data")
+# The statistics' nested [[rows], {total, page, count}].
+if isinstance(data, list) and len(data) == 2 and isinstance(data[0], list) and isinstance(data[1], dict):
+    total, data = data[1].get("total", "-"), data[0]
 print(total, len(data) if isinstance(data, list) else "-")
 PY
 }
@@ -272,7 +297,7 @@ verify_scenario() {
         die "scenario ${SC_NAME[i]} does not work: ${SC_METHOD[i]} ${SC_PATH[i]} answered HTTP $code: $body"
     fi
     case ${SC_NAME[i]} in
-        customer-page|customer-search|contract-page|follow-page|potential-page)
+        customer-page|customer-search|contract-page|follow-page|potential-page|stats-*)
             read -r VERIFY_TOTAL VERIFY_ROWS <<<"$(page_figures "$TMP/verify.body")"
             [[ $VERIFY_ROWS =~ ^[1-9] ]] || die "scenario ${SC_NAME[i]}: GET ${SC_PATH[i]} answered no rows: $body"
             ;;
@@ -289,6 +314,10 @@ verify_scenario() {
             say "check:   customer-create: answered $(head -c 200 "$TMP/verify.body")" ;;
         contract-page)
             say "check:   contract-page: page_info.total $VERIFY_TOTAL (seed.py: $CONTRACTS_IN_WINDOW of $BENCH_CONTRACTS in the last 365 days), $VERIFY_ROWS rows on page 1" ;;
+        stats-sign|stats-sign-cold)
+            say "check:   ${SC_NAME[i]}: $VERIFY_TOTAL organizations signed in the window, $VERIFY_ROWS rows on page 1" ;;
+        stats-follow|stats-follow-cold)
+            say "check:   ${SC_NAME[i]}: $VERIFY_TOTAL organizations with follow-up records in the window, $VERIFY_ROWS rows on page 1" ;;
         contract-create|follow-create)
             say "check:   ${SC_NAME[i]}: answered $(head -c 200 "$TMP/verify.body")" ;;
     esac
@@ -471,9 +500,10 @@ fi
 
 if any_selected "${RECORD_SCENARIOS[@]}"; then
     say ""
-    say "seed:    $SEED_ORGS organizations, $SEED_POTENTIALS potential records, $SEED_FOLLOWS follow-up records (scripts/bench/seed_records.py, $SEED_CONNECTIONS connections)"
+    say "seed:    $SEED_ORGS organizations, $SEED_POTENTIALS potential records, $SEED_FOLLOWS follow-up records over $SEED_FOLLOW_DAYS days (scripts/bench/seed_records.py, $SEED_CONNECTIONS connections)"
     run_helper "$TMP/seed_records.log" python3 scripts/bench/seed_records.py --port "$PORT" --token="$TOKEN" --organizations "$SEED_ORGS" \
-        --potentials "$SEED_POTENTIALS" --follows "$SEED_FOLLOWS" --connections "$SEED_CONNECTIONS" --env "$TMP/seed_records.env"
+        --potentials "$SEED_POTENTIALS" --follows "$SEED_FOLLOWS" --follow-days "$SEED_FOLLOW_DAYS" --connections "$SEED_CONNECTIONS" \
+        --env "$TMP/seed_records.env"
     rdb=$TMP/data/records.sqlite
     say "         records.sqlite $(size_of "$rdb"), records.sqlite-wal $(size_of "$rdb-wal") after seeding"
     # shellcheck disable=SC1091
@@ -498,6 +528,15 @@ if selected event-lag; then
     say ""
     say "event-lag: scripts/bench/event_lag.py on potential record $POTENTIAL_ID"
     run_helper "$TMP/event_lag.log" python3 scripts/bench/event_lag.py --port "$PORT" --token="$TOKEN" --potential "$POTENTIAL_ID"
+fi
+
+# Stats lag (CRM_BENCH_ONLY="stats-lag", or every scenario): from an acknowledged contract or
+# follow-up write to the statistic showing it, under a steady follow-up write load
+# (scripts/bench/stats_lag.py).
+if selected stats-lag; then
+    say ""
+    say "stats-lag: scripts/bench/stats_lag.py"
+    run_helper "$TMP/stats_lag.log" python3 scripts/bench/stats_lag.py --port "$PORT" --token="$TOKEN"
 fi
 
 

@@ -61,7 +61,10 @@ enum OpenAPI {
             properties.append(("page_info", pageInfo))
             required.append("data")
         case .nestedList:
-            properties.append(("data", .object(JSONObject([("type", "array"), ("minItems", 2), ("maxItems", 2)]))))
+            // `[[rows], {total, page, count}]`: OpenAPI 3.0 has no tuple schema, so each item is either.
+            let rows = JSON.object(JSONObject([("type", "array"), ("items", .object(JSONObject([("type", "object")])))]))
+            properties.append(("data", .object(JSONObject([("type", "array"), ("minItems", 2), ("maxItems", 2),
+                                                           ("items", .object(JSONObject([("anyOf", .array([rows, pageInfo]))])))]))))
             required.append("data")
         case .mutation:
             properties.append(("data", object([("id", integer)], required: ["id"])))

@@ -37,8 +37,7 @@ public enum Outbox {
     public static func read(_ db: SQLiteConnection, after seq: Int64, limit: Int64, types: [String] = []) throws -> (events: [JSON], last: Int64) {
         let rows = types.isEmpty
             ? try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [.int(seq), .int(limit)])
-            : try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? AND type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
-                           [.int(seq), .text(JSON.array(types.map { .string($0) }).jsonString), .int(limit)])
+            : try db.query(typedReadSQL, [.int(seq), .text(JSON.array(types.map { .string($0) }).jsonString), .int(limit)])
         let events: [JSON] = rows.map { row in
             let state = (try? JSONParser.parse(row.string("state") ?? "{}")) ?? .null
             return .object(JSONObject([("seq", row["seq"].json), ("type", row["type"].json), ("entity_id", row["entity_id"].json), ("state", state), ("time", row["time"].json)]))
@@ -47,6 +46,13 @@ public enum Outbox {
         // Everything after `seq` was looked at: continue after the newest event.
         return (events, max(seq, try db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events")))
     }
+
+    /// The feed's read with a `types` filter. `+type` keeps SQLite from answering it through
+    /// `events_by_entity (type, …)`: that plan read every event of the types ever written and
+    /// sorted them by `seq` — 22 ms per poll over 100,000 follow-up events, on every long-poll
+    /// recheck (RecordService spent 6 % of a core idle, and StatsService's statistics lagged by
+    /// tens of ms). Walking the primary key from `seq` reads only the events after the cursor.
+    static let typedReadSQL = "SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? AND +type IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?"
 
     /// How old a superseded event must be before compaction deletes it: followers within a day
     /// of the head see every event in order (docs/EVENTS.md, "Compaction").

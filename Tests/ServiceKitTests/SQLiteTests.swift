@@ -33,6 +33,20 @@ final class SQLiteTests: XCTestCase {
         db.close()
     }
 
+    func testForEachRowReadsIntegerColumnsRowByRowAndReportsErrors() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE t(a INTEGER, b INTEGER); INSERT INTO t VALUES (1, 10), (2, NULL), (3, 30);")
+        var seen: [[Int64]] = []
+        try db.forEachRow("SELECT a, b FROM t WHERE a >= ? ORDER BY a", [.int(2)]) { row in seen.append([row.int(0), row.int(1)]) }
+        XCTAssertEqual(seen, [[2, 0], [3, 30]], "NULL reads as 0")
+        // The statement is reset after use: it runs again from the start.
+        var count = 0
+        try db.forEachRow("SELECT a, b FROM t WHERE a >= ? ORDER BY a", [.int(1)]) { _ in count += 1 }
+        XCTAssertEqual(count, 3)
+        XCTAssertThrowsError(try db.forEachRow("SELECT nope FROM t") { _ in })
+        db.close()
+    }
+
     func testPragmasMigrationsAndUserVersion() throws {
         let migrations = [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"),
                           Migration(name: "a.n", sql: "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;")]

@@ -2,7 +2,7 @@
 """Seeds the CRM with records through the HTTP API, for the benchmark's record scenarios.
 
     scripts/bench/seed_records.py --port 9015 --token TOKEN [--organizations 1000]
-        [--potentials 5000] [--follows 10000] [--customers 200] [--env FILE]
+        [--potentials 5000] [--follows 10000] [--follow-days 6] [--customers 200] [--env FILE]
 
 Python 3 standard library only; POSTs with the same worker pool as seed.py (--connections
 keep-alive connections, default 16):
@@ -16,7 +16,8 @@ keep-alive connections, default 16):
                                  evenly over the potential records, so over the organizations)
 
 Every `record_time` is a random time in the last six days, inside the lists' default window
-(the last week). With --env FILE it writes SEED_RECORD_ORGANIZATION_ID (an organization with
+(the last week); with --follow-days N the follow-up records' times spread over the last N days
+instead (the stats-follow scenario uses 60). With --env FILE it writes SEED_RECORD_ORGANIZATION_ID (an organization with
 records), SEED_POTENTIAL_ID, SEED_FOLLOWS, SEED_POTENTIALS and SEED_RECORD_SECONDS for
 scripts/bench.sh. Any failed answer stops the seeding with exit status 1.
 """
@@ -39,6 +40,7 @@ def main():
     parser.add_argument("--organizations", type=int, default=1000)
     parser.add_argument("--potentials", type=int, default=5000)
     parser.add_argument("--follows", type=int, default=10000)
+    parser.add_argument("--follow-days", type=int, default=6)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--random-seed", type=int, default=2)
@@ -50,8 +52,8 @@ def main():
     rng = random.Random(args.random_seed)
     now = datetime.now()
 
-    def record_time():
-        return (now - timedelta(seconds=rng.randrange(6 * 86400))).strftime("%Y-%m-%d %H:%M:%S")
+    def record_time(days=6):
+        return (now - timedelta(seconds=rng.randrange(days * 86400))).strftime("%Y-%m-%d %H:%M:%S")
 
     def step(label, path, bodies):
         started = time.monotonic()
@@ -71,7 +73,7 @@ def main():
         follows, s4 = step("follow-up records", "/api/record/follow",
                            [{"protent_id": potentials[i % len(potentials)], "follower_id": [1],
                              "customers_id": rng.sample(customers, min(len(customers), rng.choice([1, 2]))),
-                             "record_time": record_time(), "event": rng.randint(1, 5)}
+                             "record_time": record_time(args.follow_days), "event": rng.randint(1, 5)}
                             for i in range(args.follows)])
     except SeedError as error:
         print("seed: FAILED: %s" % error, file=sys.stderr)

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Stats lag: time from an acknowledged contract or follow-up write to the statistic showing it.
+
+    scripts/bench/stats_lag.py --port 9015 --token TOKEN [--writes 200] [--writers 4]
+
+Python 3 standard library only. Creates an organization with a potential record (the watched
+one) and another with a potential record for the load; starts --writers threads that keep
+creating follow-up records on the load's potential record (steady writes, so StatsService keeps
+applying events), and then --writes times, alternately, creates a contract or a follow-up record
+in the watched organization: after the write is acknowledged (HTTP 200), it polls
+`GET /api/stats/sign` (or `/api/stats/follow`) with `organization_ids` of the watched
+organization until its count includes the write, and records the time from the acknowledgement.
+Prints the median, p90, p99 and maximum per kind and overall, and the write rate of the load.
+Exit status 1 on any failed answer or a write not shown within 10 s.
+"""
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+
+from event_lag import Client
+
+
+def now():
+    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def summary(label, lags):
+    lags = sorted(lags)
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
+    return "%s over %d writes: median %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms" % (
+        label, len(lags), statistics.median(lags), p(0.90), p(0.99), lags[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--writes", type=int, default=200)
+    parser.add_argument("--writers", type=int, default=4)
+    args = parser.parse_args()
+
+    client = Client(args.port, args.token)
+    stamp = int(time.time() * 1000)
+    watched = client.call("POST", "/api/customers/organization", {"groupName": "stats-lag-%d" % stamp})["data"]["id"]
+    loaded = client.call("POST", "/api/customers/organization", {"groupName": "stats-load-%d" % stamp})["data"]["id"]
+    potential = client.call("POST", "/api/record/potential", {"organization_id": watched, "director_id": 1, "record_time": now()})["data"]["id"]
+    load_potential = client.call("POST", "/api/record/potential", {"organization_id": loaded, "director_id": 1, "record_time": now()})["data"]["id"]
+    # A three-day window around now: the poll itself stays cheap (a few blocks and rows), so
+    # what is measured is the event's way, not the cost of the question.
+    today = datetime.now().date()
+    window = "organization_ids=%d&start_time=%s&end_time=%s%%2023:59:59" % (
+        watched, today - timedelta(days=1), today + timedelta(days=1))
+
+    stop = threading.Event()
+    written = [0]
+    failures = []
+
+    def writer():
+        c = Client(args.port, args.token)
+        try:
+            while not stop.is_set():
+                c.call("POST", "/api/record/follow", {"protent_id": load_potential, "follower_id": [1], "record_time": now()})
+                written[0] += 1
+        except Exception as error:  # noqa: BLE001
+            failures.append(repr(error))
+
+    def count(path, field):
+        rows = client.call("GET", "%s?%s" % (path, window))["data"]
+        if path.endswith("/follow"):
+            rows = rows[0]
+        return sum(row[field] for row in rows if row.get("organization_id") == watched)
+
+    threads = [threading.Thread(target=writer, daemon=True) for _ in range(args.writers)]
+    for t in threads:
+        t.start()
+    started = time.monotonic()
+    lags = {"contract": [], "follow": []}
+    expected = {"contract": 0, "follow": 0}
+    try:
+        for i in range(args.writes):
+            kind = "contract" if i % 2 == 0 else "follow"
+            if kind == "contract":
+                client.call("POST", "/api/contract/contract", {"organization_id": watched, "name": "lag-%d" % i, "amount": "1.00", "sign_time": now()})
+                path, field = "/api/stats/sign", "sign_count"
+            else:
+                client.call("POST", "/api/record/follow", {"protent_id": potential, "follower_id": [1], "record_time": now()})
+                path, field = "/api/stats/follow", "follow_count"
+            acknowledged = time.monotonic()
+            expected[kind] += 1
+            while count(path, field) < expected[kind]:
+                if time.monotonic() - acknowledged > 10:
+                    raise RuntimeError("%s write %d did not show within 10 s" % (kind, i))
+            lags[kind].append((time.monotonic() - acknowledged) * 1000)
+    except Exception as error:  # noqa: BLE001
+        print("stats-lag: FAILED: %s" % error, file=sys.stderr)
+        return 1
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    seconds = time.monotonic() - started
+    if failures:
+        print("stats-lag: a writer FAILED: %s" % failures[0], file=sys.stderr)
+        return 1
+    print(summary("stats lag, contract -> /api/stats/sign", lags["contract"]))
+    print(summary("stats lag, follow-up -> /api/stats/follow", lags["follow"]))
+    print(summary("stats lag, both", lags["contract"] + lags["follow"])
+          + "; write load %.0f follow-up records/s (%d writers)" % (written[0] / seconds, args.writers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
