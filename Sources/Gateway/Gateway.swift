@@ -289,7 +289,8 @@ final class Gateway: @unchecked Sendable {
         case .success(let answer):
             let secure = configuration.cookieSecure
             let headers = answer.headers.filter { $0.name.lowercased() == "set-cookie" }.map { (name: "Set-Cookie", value: secure ? $0.value + "; Secure" : $0.value) }
-            return HTTPResponse(status: answer.status, json: answer.body, headers: headers)
+            // The service's body bytes as they came (validated by the frame decoder).
+            return HTTPResponse(status: answer.status, body: answer.bodyBytes, headers: headers)
         case .failure(.unavailable):
             return HTTPResponse.error(503, "the \(service) service is unavailable; try again shortly")
         case .failure(.timedOut):
@@ -335,7 +336,7 @@ final class Gateway: @unchecked Sendable {
             case .success(let answer) where answer.status < 500:
                 usersAnsweredAt = monotonicMillis()
                 sessions.forget(token)
-                outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
+                outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, body: answer.bodyBytes)))
             default:
                 // UserService is unreachable, slow or failing: a recently validated session stays
                 // good for reads, if no revocation can have been missed.
@@ -343,7 +344,7 @@ final class Gateway: @unchecked Sendable {
                 if revocationFeedIsCurrent(now: now), let caller = sessions.lookupStale(token, now: now) {
                     outcome = .success(Authenticated(caller: caller, fromFallback: true))
                 } else if case .success(let answer) = result {
-                    outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
+                    outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, body: answer.bodyBytes)))
                 } else {
                     outcome = .failure(AuthFailure(response: response(for: result, service: .users)))
                 }
