@@ -16,12 +16,14 @@ final class Gateway: @unchecked Sendable {
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
     let metrics = Metrics()
+    private let accessLog: AccessLog
     private let ridPrefix: String
     private var ridCounter: UInt64 = 0
 
     init(configuration: GatewayConfiguration, loop: EventLoop) throws {
         self.configuration = configuration
         self.loop = loop
+        accessLog = AccessLog(loop: loop)
         sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
         // Request ids must not repeat across gateways and restarts: without real randomness
         // the gateway does not start (fails closed).
@@ -106,7 +108,7 @@ final class Gateway: @unchecked Sendable {
             listener?.close()
             let deadline = monotonicMillis() + timeoutMillis
             func check() {
-                if connections.isEmpty || monotonicMillis() > deadline { completion(); return }
+                if connections.isEmpty || monotonicMillis() > deadline { accessLog.flush(); completion(); return }
                 loop.schedule(afterMillis: 20) { check() }
             }
             check()
@@ -154,12 +156,19 @@ final class Gateway: @unchecked Sendable {
             var response = answer
             response.headers.append((name: "X-Request-Id", value: trace))
             if Log.enabled(.info) {
-                Log.access(JSONObject([
-                    ("time", .string(Timestamp.now())), ("request_id", .string(trace)), ("caller", record.caller.map { .int($0) } ?? .null),
-                    ("method", .string(method)), ("route", .string(label == "other" ? String(path.prefix(200)) : label)),
-                    ("status", .int(Int64(response.status))), ("ms", .int(millis)), ("service", record.service.map { .string($0.rawValue) } ?? .null),
-                    ("in", .int(Int64(request.body.count))), ("out", .int(Int64(response.body.count))),
-                ]))
+                var line = JSONObject()
+                line.reserveCapacity(11)
+                line.append("time", .string(accessLog.now))
+                line.append("request_id", .string(trace))
+                line.append("caller", record.caller.map { .int($0) } ?? .null)
+                line.append("method", .string(method))
+                line.append("route", .string(label == "other" ? String(path.prefix(200)) : label))
+                line.append("status", .int(Int64(response.status)))
+                line.append("ms", .int(millis))
+                line.append("service", record.service.map { .string($0.rawValue) } ?? .null)
+                line.append("in", .int(Int64(request.body.count)))
+                line.append("out", .int(Int64(response.body.count)))
+                accessLog.append(line)
             }
             respond(response)
         }
