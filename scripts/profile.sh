@@ -175,11 +175,11 @@ PY
     printf '%-16s %14s %14s\n' "$pattern" "$gw" "$sv"
     if [[ -n ${CRM_PROFILE_TOP:-} ]]; then
         mkdir -p "$CRM_PROFILE_TOP"
-        callgrind_annotate --threshold=100 --inclusive=no "$gw_file" 2>/dev/null | head -60 >"$CRM_PROFILE_TOP/$pattern-gateway.txt"
-        callgrind_annotate --threshold=100 --inclusive=yes "$gw_file" 2>/dev/null | head -120 >"$CRM_PROFILE_TOP/$pattern-gateway-inclusive.txt"
+        callgrind_annotate --threshold=100 --inclusive=no "$gw_file" 2>/dev/null >"$CRM_PROFILE_TOP/$pattern-gateway.txt"
+        callgrind_annotate --threshold=100 --inclusive=yes "$gw_file" 2>/dev/null >"$CRM_PROFILE_TOP/$pattern-gateway-inclusive.txt"
         if [[ -n $service_pid ]]; then
-            callgrind_annotate --threshold=100 --inclusive=no "$sv_file" 2>/dev/null | head -60 >"$CRM_PROFILE_TOP/$pattern-service.txt"
-            callgrind_annotate --threshold=100 --inclusive=yes "$sv_file" 2>/dev/null | head -120 >"$CRM_PROFILE_TOP/$pattern-service-inclusive.txt"
+            callgrind_annotate --threshold=100 --inclusive=no "$sv_file" 2>/dev/null >"$CRM_PROFILE_TOP/$pattern-service.txt"
+            callgrind_annotate --threshold=100 --inclusive=yes "$sv_file" 2>/dev/null >"$CRM_PROFILE_TOP/$pattern-service-inclusive.txt"
         fi
     fi
 done

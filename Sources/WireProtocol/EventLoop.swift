@@ -81,7 +81,14 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs `task` on the loop's thread, soon.
     public func execute(_ task: @escaping Task) {
-        queue.withLock { $0.append(task) }
+        // Only the task that makes the queue non-empty wakes the loop: the loop takes the whole
+        // queue at once, so later ones ride on that wake-up (one eventfd write per batch of
+        // answers, not one per answer).
+        let wasEmpty = queue.withLock { queue -> Bool in
+            queue.append(task)
+            return queue.count == 1
+        }
+        guard wasEmpty else { return }
         var one: UInt64 = 1
         _ = write(wakeFd, &one, 8)
     }
