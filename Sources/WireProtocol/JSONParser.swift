@@ -434,9 +434,10 @@ private struct Parser {
             try skipObject(depth: depth + 1)
         case JSONASCII.openBracket:
             try skipArray(depth: depth + 1)
+        case JSONASCII.minus, JSONASCII.zero...JSONASCII.nine:
+            try skipNumber()
         default:
-            // Numbers and literals build nothing on the heap (a number allocates only in the
-            // rare slow path that needs Swift's conversion), so they share `parseValue`.
+            // Literals (and errors) build nothing on the heap: they share `parseValue`.
             _ = try parseValue(depth: depth)
         }
     }
@@ -528,9 +529,36 @@ private struct Parser {
             if byte < 0x20 {
                 throw error("unescaped control character \(hex(byte)) in string", at: position)
             }
-            position = byte < 0x80 ? position + 1 : try validateUTF8Sequence(at: position)
+            if byte < 0x80 {
+                position += 1
+            } else if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
+                      bytes[position + 1] & 0xC0 == 0x80, bytes[position + 2] & 0xC0 == 0x80 {
+                // The common three-byte form (CJK text), checked in place: these lead bytes
+                // allow any continuation bytes (Unicode Table 3-7).
+                position += 3
+            } else {
+                position = try validateUTF8Sequence(at: position)
+            }
         }
         throw error("unterminated string", at: index)
+    }
+
+    /// Checks the number at `index` without converting it when it is a plain integer of at
+    /// most 18 digits (always in range); anything else goes through `parseNumber`, whose range
+    /// check and errors are the reference.
+    mutating func skipNumber() throws(JSONParseError) {
+        var position = index
+        if bytes[position] == JSONASCII.minus { position += 1 }
+        let digitsStart = position
+        while position < end && isDigit(bytes[position]) { position += 1 }
+        let digits = position - digitsStart
+        let plain = digits >= 1 && digits <= 18 && (digits == 1 || bytes[digitsStart] != JSONASCII.zero)
+            && (position == end || !(bytes[position] == JSONASCII.dot || bytes[position] == JSONASCII.lowerE || bytes[position] == JSONASCII.upperE))
+        if plain {
+            index = position
+        } else {
+            _ = try parseNumber()
+        }
     }
 
     // MARK: Strings
