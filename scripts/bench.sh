@@ -8,6 +8,7 @@
 #   scripts/bench.sh                          build, then 10 s per scenario
 #   CRM_BENCH_SECONDS=30 scripts/bench.sh     longer runs
 #   CRM_BENCH_SKIP_BUILD=1 scripts/bench.sh   reuse .build-bench/release as it is
+#   CRM_BENCH_BIN=/tmp/old scripts/bench.sh   measure the binaries in /tmp/old (no build), e.g. old against new
 #   CRM_BENCH_ONLY="livez" scripts/bench.sh   only the named scenarios
 #   CRM_BENCH_KEEP=1 scripts/bench.sh         keep the temporary folder (launcher log, raw wrk output)
 #   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000 (about 1 min)
@@ -29,7 +30,7 @@ WARMUP=2                            # seconds of an unmeasured run before each o
 CONNECTIONS=64
 THREADS=2
 ADMIN_PASSWORD=bench-password-1
-BIN=.build-bench/release
+BIN=${CRM_BENCH_BIN:-.build-bench/release}   # CRM_BENCH_BIN: measure other binaries (e.g. a copy of an older build); no build then
 GENERIC_LUA=scripts/bench/request.lua
 PROCESS_NAMES=(crm Gateway UserService CustomerService RecordService ContractService StatsService)
 SEED_ORGS=${CRM_BENCH_ORGS:-1000}           # organizations seeded before the customer scenarios
@@ -198,7 +199,9 @@ say "loadavg: $(cut -d' ' -f1-3 /proc/loadavg) before the start (anything else r
 say "load:    wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency per scenario, after a ${WARMUP} s warm-up run"
 
 if ! command -v swift >/dev/null && [[ -x /opt/swift/usr/bin/swift ]]; then PATH=/opt/swift/usr/bin:$PATH; fi
-if [[ ${CRM_BENCH_SKIP_BUILD:-0} == 1 ]]; then
+if [[ -n ${CRM_BENCH_BIN:-} ]]; then
+    say "build:   skipped, binaries from $BIN (CRM_BENCH_BIN)"
+elif [[ ${CRM_BENCH_SKIP_BUILD:-0} == 1 ]]; then
     say "build:   skipped (CRM_BENCH_SKIP_BUILD=1)"
 else
     started=$(date +%s)

@@ -133,7 +133,7 @@ for pattern in $PATTERNS; do
         "${gateway_args[@]}" >"$run/gateway.log" 2>&1 &
     gateway_pid=$!
     PIDS+=("$gateway_pid")
-    for _ in $(seq 600); do [[ $(http_code "http://127.0.0.1:$PORT/healthz") == 200 ]] && break; sleep 0.2; done
+    for _ in $(seq 1500); do [[ $(http_code "http://127.0.0.1:$PORT/healthz") == 200 ]] && break; sleep 0.2; done
     [[ $(http_code "http://127.0.0.1:$PORT/healthz") == 200 ]] || die "$pattern: the system did not come up (logs in $run)"
     TOKEN=$(curl -s -X POST "http://127.0.0.1:$PORT/api/user/login" -d "phoneNumber=admin&password=$PASSWORD" \
         | sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
