@@ -504,12 +504,25 @@ private struct Parser {
         }
     }
 
-    /// Checks the string whose opening quote is at `index` as `parseString` does.
+    /// Checks the string whose opening quote is at `index` as `parseString` does. Eight ASCII
+    /// bytes at a time where it can; the common three-byte UTF-8 form (CJK text) checked in
+    /// place without a call.
     mutating func skipString() throws(JSONParseError) {
         let start = index + 1
         var position = start
         let raw = UnsafeRawBufferPointer(bytes)
         while position < end {
+            let byte = bytes[position]
+            if byte >= 0x80 {
+                if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
+                   bytes[position + 1] & 0xC0 == 0x80, bytes[position + 2] & 0xC0 == 0x80 {
+                    // These lead bytes allow any continuation bytes (Unicode Table 3-7).
+                    position += 3
+                } else {
+                    position = try validateUTF8Sequence(at: position)
+                }
+                continue
+            }
             if position + 8 <= end {
                 let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
                 if !JSONSWAR.hasNonASCII(word) && !JSONSWAR.hasQuoteBackslashOrControl(word) {
@@ -517,7 +530,6 @@ private struct Parser {
                     continue
                 }
             }
-            let byte = bytes[position]
             if byte == JSONASCII.quote {
                 index = position + 1
                 return
@@ -529,16 +541,7 @@ private struct Parser {
             if byte < 0x20 {
                 throw error("unescaped control character \(hex(byte)) in string", at: position)
             }
-            if byte < 0x80 {
-                position += 1
-            } else if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
-                      bytes[position + 1] & 0xC0 == 0x80, bytes[position + 2] & 0xC0 == 0x80 {
-                // The common three-byte form (CJK text), checked in place: these lead bytes
-                // allow any continuation bytes (Unicode Table 3-7).
-                position += 3
-            } else {
-                position = try validateUTF8Sequence(at: position)
-            }
+            position += 1
         }
         throw error("unterminated string", at: index)
     }
