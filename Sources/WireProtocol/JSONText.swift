@@ -1,8 +1,7 @@
 /// JSON written straight to bytes, for answers too large to build as a `JSON` tree first (a
 /// page of list rows): the same compact encoding as `JSON.serialized()`, without the tree's
-/// allocations. The caller writes the structure (`{`, `,`, keys) in order; `WireResponse(status:
-/// jsonText:)` checks the result before it goes out, so a mistake fails one answer, never a
-/// connection.
+/// allocations. The caller writes the structure (`{`, `,`, keys) in order; values are always
+/// encoded by the serializer. See `WireResponse(status:jsonText:)` for how the result is checked.
 public struct JSONText: ~Copyable {
     private var writer: JSONByteWriter
 
@@ -49,24 +48,29 @@ public struct JSONText: ~Copyable {
 }
 
 extension WireResponse {
-    /// An answer whose body was written as `JSONText`; checked with `JSONParser.validate`
-    /// (what the receiver's frame decoder checks), so invalid text is a 500 for this answer
-    /// alone instead of a protocol error on the shared connection.
+    /// An answer whose body was written as `JSONText`. Debug builds (the tests) check it with
+    /// `JSONParser.validate`, what the receiver's frame decoder checks, and answer 500 for an
+    /// invalid one; release builds trust it: every value goes through the serializer, and only
+    /// the structure is the caller's, which its tests hold against the tree's serialization.
     public init(status: Int, jsonText: consuming JSONText, headers: [(name: String, value: String)] = []) {
         let bytes = jsonText.bytes()
-        let problem = bytes.withUnsafeBytes { raw -> JSONParseError? in
-            do throws(JSONParseError) {
-                try JSONParser.validate(raw, maxDepth: JSONParser.defaultMaxDepth - 1)
-                return nil
-            } catch {
-                return error
+        var problem: JSONParseError?
+        assert({
+            problem = bytes.withUnsafeBytes { raw -> JSONParseError? in
+                do throws(JSONParseError) {
+                    try JSONParser.validate(raw, maxDepth: JSONParser.defaultMaxDepth - 1)
+                    return nil
+                } catch {
+                    return error
+                }
             }
-        }
-        if let problem { Log.error("an answer written as JSON text is not valid JSON: \(problem)") }
-        if problem == nil {
-            self.init(id: 0, status: status, validatedBody: bytes, headers: headers)
-        } else {
+            return true
+        }())
+        if let problem {
+            Log.error("an answer written as JSON text is not valid JSON: \(problem)")
             self.init(status: 500, body: .object(JSONObject([("status", .int(1)), ("msg", .string("the service wrote an invalid answer"))])))
+        } else {
+            self.init(id: 0, status: status, validatedBody: bytes, headers: headers)
         }
     }
 }

@@ -50,6 +50,8 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     private var connecting = false
     private var onConnect: ((SyscallError?) -> Void)?
     private static let readChunk = 64 * 1024
+    /// Queued output of at least this many bytes is written at once, not at the iteration's end.
+    static let eagerFlushBytes = 64 * 1024
     private var readBuffer: UnsafeMutableRawBufferPointer
 
     public init(fd: Int32, loop: EventLoop) {
@@ -85,6 +87,12 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         if pendingOutputBytes == 0 { lastWriteProgress = monotonicMillis() }
         outbound.append(bytes)
         pendingOutputBytes += bytes.count
+        // Large output gains nothing from waiting: write now, so the socket's buffer fills
+        // first and `pendingOutputBytes` (what callers bound) counts only what it did not take.
+        if pendingOutputBytes >= StreamConnection.eagerFlushBytes && !connecting && registeredEvents & EPOLLOUT.rawValue == 0 {
+            flush()
+            return
+        }
         if !flushScheduled && !connecting {
             flushScheduled = true
             loop.flushAtEndOfIteration(self)
