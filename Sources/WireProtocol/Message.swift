@@ -61,7 +61,7 @@ public struct WireResponse: Sendable {
     public var id: UInt64
     public var status: Int
     /// One valid JSON document (compact when a service made it): made from a `JSON` value here,
-    /// or sliced from a frame that was validated.
+    /// written as `JSONText`, or sliced from a frame that was validated.
     public private(set) var bodyBytes: [UInt8]
     public var headers: [(name: String, value: String)]
 
