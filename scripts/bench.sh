@@ -8,6 +8,7 @@
 #   scripts/bench.sh                          build, then 10 s per scenario
 #   CRM_BENCH_SECONDS=30 scripts/bench.sh     longer runs
 #   CRM_BENCH_SKIP_BUILD=1 scripts/bench.sh   reuse .build-bench/release as it is
+#   CRM_BENCH_BIN=/tmp/old scripts/bench.sh   measure the binaries in /tmp/old (no build), e.g. old against new
 #   CRM_BENCH_ONLY="livez" scripts/bench.sh   only the named scenarios
 #   CRM_BENCH_KEEP=1 scripts/bench.sh         keep the temporary folder (launcher log, raw wrk output)
 #   CRM_BENCH_CUSTOMERS=100000 scripts/bench.sh   seed 100,000 customers instead of 10,000 (about 1 min)
@@ -35,7 +36,7 @@ WARMUP=2                            # seconds of an unmeasured run before each o
 CONNECTIONS=64
 THREADS=2
 ADMIN_PASSWORD=bench-password-1
-BIN=.build-bench/release
+BIN=${CRM_BENCH_BIN:-.build-bench/release}   # CRM_BENCH_BIN: measure other binaries (e.g. a copy of an older build); no build then
 GENERIC_LUA=scripts/bench/request.lua
 PROCESS_NAMES=(crm Gateway UserService CustomerService RecordService ContractService StatsService)
 SEED_ORGS=${CRM_BENCH_ORGS:-1000}           # organizations seeded before the customer scenarios
@@ -62,14 +63,17 @@ SEED_FOLLOW_DAYS=${CRM_BENCH_FOLLOW_DAYS:-6}   # days the follow-up records' tim
 # Before it is measured, each scenario is requested once with curl and must answer 2xx with
 # "status":0, or the benchmark stops.
 # ---------------------------------------------------------------------------------------------
-SC_NAME=() SC_METHOD=() SC_PATH=() SC_BODY=() SC_TYPE=() SC_SCRIPT=()
+SC_NAME=() SC_METHOD=() SC_PATH=() SC_BODY=() SC_TYPE=() SC_SCRIPT=() SC_BASE=()
 add_scenario() {
     local name=$1 method=$2 path=$3 body=${4:-} type=${5:-} script=${6:-}
     if [[ -z $script && ( $method != GET || -n $body ) ]]; then script=$GENERIC_LUA; fi
     SC_NAME+=("$name") SC_METHOD+=("$method") SC_PATH+=("$path")
-    SC_BODY+=("$body") SC_TYPE+=("$type") SC_SCRIPT+=("$script")
+    SC_BODY+=("$body") SC_TYPE+=("$type") SC_SCRIPT+=("$script") SC_BASE+=("${SCENARIO_BASE:-}")
 }
 
+# The floor: nginx (Debian's nginx-light, one worker per core) answering the bytes of /livez on
+# another port, measured like every scenario; each scenario's ratio to it is printed at the end.
+SCENARIO_BASE=nginx add_scenario nginx-livez GET /livez
 add_scenario livez       GET /livez             # answered by the gateway itself
 add_scenario group-list  GET /api/user/group    # one hop to UserService
 
@@ -171,6 +175,7 @@ cleanup() {
     trap - EXIT INT TERM
     if [[ -n $WRK_PID ]]; then kill "$WRK_PID" 2>/dev/null || true; fi
     if [[ -n $SEED_PID ]]; then kill "$SEED_PID" 2>/dev/null || true; fi
+    if [[ -n ${NGINX_PID:-} ]]; then kill -TERM "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
     if [[ -n $CRM_PID ]]; then
         remember_children
         kill -TERM "$CRM_PID" 2>/dev/null || true
@@ -220,7 +225,9 @@ say "loadavg: $(cut -d' ' -f1-3 /proc/loadavg) before the start (anything else r
 say "load:    wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency per scenario, after a ${WARMUP} s warm-up run"
 
 if ! command -v swift >/dev/null && [[ -x /opt/swift/usr/bin/swift ]]; then PATH=/opt/swift/usr/bin:$PATH; fi
-if [[ ${CRM_BENCH_SKIP_BUILD:-0} == 1 ]]; then
+if [[ -n ${CRM_BENCH_BIN:-} ]]; then
+    say "build:   skipped, binaries from $BIN (CRM_BENCH_BIN)"
+elif [[ ${CRM_BENCH_SKIP_BUILD:-0} == 1 ]]; then
     say "build:   skipped (CRM_BENCH_SKIP_BUILD=1)"
 else
     started=$(date +%s)
@@ -286,12 +293,16 @@ print(total, len(data) if isinstance(data, list) else "-")
 PY
 }
 
+scenario_url() {   # scenario_url INDEX
+    if [[ ${SC_BASE[$1]} == nginx ]]; then echo "$NGINX_BASE${SC_PATH[$1]}"; else echo "$BASE${SC_PATH[$1]}"; fi
+}
+
 verify_scenario() {
     local i=$1 code body figures
     local args=(-s -o "$TMP/verify.body" -w '%{http_code}' --max-time 10 -X "${SC_METHOD[i]}" -H "$AUTH")
     [[ -n ${SC_TYPE[i]} ]] && args+=(-H "Content-Type: ${SC_TYPE[i]}")
     [[ -n ${SC_BODY[i]} ]] && args+=(--data-binary "${SC_BODY[i]}")
-    code=$(curl "${args[@]}" "$BASE${SC_PATH[i]}" || true)
+    code=$(curl "${args[@]}" "$(scenario_url "$i")" || true)
     body=$(head -c 400 "$TMP/verify.body" 2>/dev/null || true)
     if [[ $code != 2?? ]] || ! grep -Eq '"status"[[:space:]]*:[[:space:]]*0[[:space:]]*[,}]' <<<"$body"; then
         die "scenario ${SC_NAME[i]} does not work: ${SC_METHOD[i]} ${SC_PATH[i]} answered HTTP $code: $body"
@@ -336,7 +347,8 @@ children_ms() {   # CHILDREN_MS = CPU time of the shell's reaped children (call 
 cpu_begin() {
     local pid
     CPU_BEFORE=()
-    for pid in $(child_pids "$CRM_PID") "$CRM_PID"; do CPU_BEFORE[$pid]=$(proc_ticks "$pid"); done
+    # nginx (master and workers) is counted too when it runs, so its CPU is not "other".
+    for pid in $(child_pids "$CRM_PID") "$CRM_PID" ${NGINX_PID:+"$NGINX_PID" $(child_pids "$NGINX_PID")}; do CPU_BEFORE[$pid]=$(proc_ticks "$pid"); done
     read -r CPU_BUSY0 CPU_IDLE0 <<<"$(machine_ticks)"
     children_ms
     CPU_CHILDREN0=$CHILDREN_MS
@@ -388,7 +400,7 @@ run_wrk() {   # run_wrk INDEX SECONDS OUTPUT_FILE
     [[ -n ${SC_SCRIPT[i]} ]] && args+=(-s "${SC_SCRIPT[i]}")
     # In the background, so that Ctrl-C or SIGTERM stops the benchmark at once (see cleanup).
     WRK_METHOD=${SC_METHOD[i]} WRK_BODY=${SC_BODY[i]} WRK_CONTENT_TYPE=${SC_TYPE[i]} WRK_ORG_ID=${ORG_ID:-1} \
-        wrk "${args[@]}" "$BASE${SC_PATH[i]}" >"$out" 2>&1 &
+        wrk "${args[@]}" "$(scenario_url "$i")" >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || { cat "$out" >&2; die "wrk failed for ${SC_NAME[i]}"; }
     WRK_PID=
@@ -403,9 +415,11 @@ report_line() {   # report_line NAME OUTPUT_FILE
     non2xx=$(awk -F: '/Non-2xx or 3xx responses:/ { gsub(/ /, "", $2); print $2 }' "$out")
     sockets=$(sed -n 's/^ *Socket errors: *//p' "$out")
     printf '%-18s %12s %10s %10s %8s  %s\n' "$1" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${non2xx:-0}" "${sockets:-none}"
+    RESULT_NAMES+=("$1") RESULT_RPS+=("${rps:-}") RESULT_P99+=("${p99:-}")
     if [[ -n $non2xx && $non2xx != 0 ]]; then NON2XX_SCENARIOS+=("$1 ($non2xx)"); fi
 }
 NON2XX_SCENARIOS=()
+RESULT_NAMES=() RESULT_RPS=() RESULT_P99=()
 
 run_scenarios() {   # run_scenarios FIRST_INDEX: check, then measure, scenarios FIRST_INDEX…
     local first=$1 i any=0
@@ -426,6 +440,49 @@ run_scenarios() {   # run_scenarios FIRST_INDEX: check, then measure, scenarios 
         cpu_line
     done
 }
+
+# nginx-livez: nginx-light from Debian (installed when missing), one worker per core, answering
+# what the gateway's /livez answers, on another free port. Stopped with everything else.
+NGINX_PID=
+if selected nginx-livez; then
+    if ! command -v nginx >/dev/null; then
+        say "nginx:   not found; installing nginx-light with apt-get"
+        { apt-get update -qq -o DPkg::Lock::Timeout=300 && apt-get install -y -qq -o DPkg::Lock::Timeout=300 nginx-light; } >"$TMP/apt-nginx.log" 2>&1 \
+            || { cat "$TMP/apt-nginx.log" >&2; die "could not install nginx-light"; }
+    fi
+    NGINX_PORT=$(free_port)
+    NGINX_BASE=http://127.0.0.1:$NGINX_PORT
+    mkdir -p "$TMP/nginx"
+    cat >"$TMP/nginx/nginx.conf" <<NGINX
+worker_processes $(nproc);
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location = /livez {
+            default_type "application/json; charset=utf-8";
+            add_header X-Content-Type-Options nosniff;
+            add_header Cache-Control no-store;
+            return 200 '{"status":0}';
+        }
+    }
+}
+NGINX
+    nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' >"$TMP/nginx/out.log" 2>&1 &
+    NGINX_PID=$!
+    for _ in $(seq 50); do [[ $(http_code "$NGINX_BASE/livez") == 200 ]] && break; sleep 0.1; done
+    [[ $(http_code "$NGINX_BASE/livez") == 200 ]] || { cat "$TMP/nginx/out.log" "$TMP/nginx/error.log" >&2 2>/dev/null; die "nginx did not answer on $NGINX_BASE/livez"; }
+    say "nginx:   $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(nproc) workers, $NGINX_BASE/livez"
+fi
 
 run_scenarios 0
 
@@ -539,6 +596,19 @@ if selected stats-lag; then
     run_helper "$TMP/stats_lag.log" python3 scripts/bench/stats_lag.py --port "$PORT" --token="$TOKEN"
 fi
 
+
+# Every scenario against the floor: nginx answering the same bytes on the same machine.
+nginx_rps=
+for (( i = 0; i < ${#RESULT_NAMES[@]}; i++ )); do [[ ${RESULT_NAMES[i]} == nginx-livez ]] && nginx_rps=${RESULT_RPS[i]}; done
+if [[ -n $nginx_rps ]]; then
+    say ""
+    say "against nginx-livez ($nginx_rps requests/s): requests/s as a share of it"
+    for (( i = 0; i < ${#RESULT_NAMES[@]}; i++ )); do
+        [[ -n ${RESULT_RPS[i]} ]] || continue
+        printf '%-18s %12s %10s  %s\n' "${RESULT_NAMES[i]}" "${RESULT_RPS[i]}" "${RESULT_P99[i]}" \
+            "$(awk -v a="${RESULT_RPS[i]}" -v b="$nginx_rps" 'BEGIN { printf "%.3f of nginx (1/%.1f)", a / b, b / a }')"
+    done
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Memory, and whether anything died

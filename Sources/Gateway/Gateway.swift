@@ -17,12 +17,14 @@ final class Gateway: @unchecked Sendable {
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
     let metrics = Metrics()
+    private let accessLog: AccessLog
     private let ridPrefix: String
     private var ridCounter: UInt64 = 0
 
     init(configuration: GatewayConfiguration, loop: EventLoop) throws {
         self.configuration = configuration
         self.loop = loop
+        accessLog = AccessLog(loop: loop)
         sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
         // Request ids must not repeat across gateways and restarts: without real randomness
         // the gateway does not start (fails closed).
@@ -109,7 +111,7 @@ final class Gateway: @unchecked Sendable {
             listener?.close()
             let deadline = monotonicMillis() + timeoutMillis
             func check() {
-                if connections.isEmpty || monotonicMillis() > deadline { completion(); return }
+                if connections.isEmpty || monotonicMillis() > deadline { accessLog.flush(); completion(); return }
                 loop.schedule(afterMillis: 20) { check() }
             }
             check()
@@ -157,12 +159,19 @@ final class Gateway: @unchecked Sendable {
             var response = answer
             response.headers.append((name: "X-Request-Id", value: trace))
             if Log.enabled(.info) {
-                Log.access(JSONObject([
-                    ("time", .string(Timestamp.now())), ("request_id", .string(trace)), ("caller", record.caller.map { .int($0) } ?? .null),
-                    ("method", .string(method)), ("route", .string(label == "other" ? String(path.prefix(200)) : label)),
-                    ("status", .int(Int64(response.status))), ("ms", .int(millis)), ("service", record.service.map { .string($0.rawValue) } ?? .null),
-                    ("in", .int(Int64(request.body.count))), ("out", .int(Int64(response.body.count))),
-                ]))
+                var line = JSONObject()
+                line.reserveCapacity(11)
+                line.append("time", .string(accessLog.now))
+                line.append("request_id", .string(trace))
+                line.append("caller", record.caller.map { .int($0) } ?? .null)
+                line.append("method", .string(method))
+                line.append("route", .string(label == "other" ? String(path.prefix(200)) : label))
+                line.append("status", .int(Int64(response.status)))
+                line.append("ms", .int(millis))
+                line.append("service", record.service.map { .string($0.rawValue) } ?? .null)
+                line.append("in", .int(Int64(request.body.count)))
+                line.append("out", .int(Int64(response.body.count)))
+                accessLog.append(line)
             }
             respond(response)
         }
@@ -292,7 +301,8 @@ final class Gateway: @unchecked Sendable {
         case .success(let answer):
             let secure = configuration.cookieSecure
             let headers = answer.headers.filter { $0.name.lowercased() == "set-cookie" }.map { (name: "Set-Cookie", value: secure ? $0.value + "; Secure" : $0.value) }
-            return HTTPResponse(status: answer.status, json: answer.body, headers: headers)
+            // The service's body bytes as they came (validated by the frame decoder).
+            return HTTPResponse(status: answer.status, body: answer.bodyBytes, headers: headers)
         case .failure(.unavailable):
             return HTTPResponse.error(503, "the \(service) service is unavailable; try again shortly")
         case .failure(.timedOut):
@@ -338,7 +348,7 @@ final class Gateway: @unchecked Sendable {
             case .success(let answer) where answer.status < 500:
                 usersAnsweredAt = monotonicMillis()
                 sessions.forget(token)
-                outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
+                outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, body: answer.bodyBytes)))
             default:
                 // UserService is unreachable, slow or failing: a recently validated session stays
                 // good for reads, if no revocation can have been missed.
@@ -346,7 +356,7 @@ final class Gateway: @unchecked Sendable {
                 if revocationFeedIsCurrent(now: now), let caller = sessions.lookupStale(token, now: now) {
                     outcome = .success(Authenticated(caller: caller, fromFallback: true))
                 } else if case .success(let answer) = result {
-                    outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, json: answer.body)))
+                    outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, body: answer.bodyBytes)))
                 } else {
                     outcome = .failure(AuthFailure(response: response(for: result, service: .users)))
                 }

@@ -50,15 +50,46 @@ struct HTTPResponse: Sendable {
         }
     }
 
-    /// The bytes on the wire; `headOnly` omits the body (HEAD).
+    /// The bytes on the wire; `headOnly` omits the body (HEAD). Written straight into one
+    /// buffer sized for the head and the body (no intermediate strings).
     func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + (headOnly ? 0 : body.count))
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        HTTPResponse.appendDecimal(status, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: HTTPResponse.reason(status).utf8)
+        out.append(contentsOf: "\r\nContent-Type: ".utf8)
+        out.append(contentsOf: contentType.utf8)
+        out.append(contentsOf: "\r\nContent-Length: ".utf8)
+        HTTPResponse.appendDecimal(body.count, to: &out)
         // Answers are data for one client, never a page to sniff or a copy to keep.
-        var head = "HTTP/1.1 \(status) \(HTTPResponse.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
-            + "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        head += keepAlive && !close ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n"
-        var out = Array(head.utf8)
+        out.append(contentsOf: "\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n".utf8)
+        for (name, value) in headers {
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        out.append(contentsOf: (keepAlive && !close ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
         if !headOnly { out.append(contentsOf: body) }
         return out
+    }
+
+    /// Appends the decimal digits of a non-negative `value`.
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        guard value > 0 else { out.append(UInt8(ascii: "0")); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var remaining = value
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while remaining > 0 {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(remaining % 10)
+                remaining /= 10
+                count += 1
+            }
+            out.append(contentsOf: buffer[(20 - count)...])
+        }
     }
 }

@@ -73,7 +73,7 @@ public enum IdempotencyStore {
         guard !key.requestID.isEmpty else { return }
         let now = Int64(time(nil))
         try db.run("INSERT INTO applied_requests(request_id, caller_id, fingerprint, status, body, created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
-                   [.text(key.requestID), .int(key.callerID), .text(key.fingerprint), .int(Int64(response.status)), .text(response.body.jsonString),
+                   [.text(key.requestID), .int(key.callerID), .text(key.fingerprint), .int(Int64(response.status)), .text(String(decoding: response.bodyBytes, as: UTF8.self)),
                     .int(now), keepSeconds.map { .int(now + max(1, $0)) } ?? .null])
     }
 

@@ -76,9 +76,12 @@ public struct Resource: Sendable {
         self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
+        answerPlan = AnswerPlan(columns: columns, references: references, links: links)
     }
 
     let selectList: String
+    /// How list rows are written as JSON text (keys encoded once).
+    let answerPlan: AnswerPlan
     /// The writable columns.
     public let fields: [Field]
 }
@@ -381,13 +384,19 @@ extension Resource {
         return row
     }
 
-    /// Linked ids and names of many rows at once (one query per link, never one per row).
+    /// Linked ids and names of many rows at once (one query per link, never one per row), each
+    /// row's in its `position` order. The few links of one row are ordered here rather than by
+    /// `ORDER BY owner, position`, which made SQLite build a sorter for every page.
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
-        try db.links("""
-            SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)") FROM \(link.table) l
-            JOIN \(link.target) x ON x.id = l.\(link.targetColumn)
-            WHERE l.\(link.ownerColumn) IN (%@) ORDER BY l.\(link.ownerColumn), l.position
-            """, owners: ids)
+        guard !ids.isEmpty else { return [:] }
+        let sql = "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM \(link.table) l "
+            + "JOIN \(link.target) x ON x.id = l.\(link.targetColumn) WHERE l.\(link.ownerColumn) IN (\(SQLFilter.marks(ids.count)))"
+        var found: [Int64: [(position: Int64, id: Int64, name: JSON)]] = [:]
+        for row in try db.query(sql, ids.map { .int($0) }) {
+            guard let owner = row.int(0), let linked = row.int(1) else { continue }
+            found[owner, default: []].append((row.int(3) ?? 0, linked, row[2].json))
+        }
+        return found.mapValues { items in items.sorted { $0.position < $1.position }.map { (id: $0.id, name: $0.name) } }
     }
 
     /// The answer rows, in order, with their links and referenced names.
@@ -425,6 +434,72 @@ extension Resource {
             }
             return .object(o)
         }
+    }
+
+    /// The answer rows written as a JSON array into `out`: the same text as `json(_:_:)`
+    /// serialized, without building the tree (list pages are the hot path).
+    func writeRows(_ rows: [Row], _ db: SQLiteConnection, into out: inout JSONText) throws {
+        let plan = answerPlan
+        let ids = rows.map { $0.int(0) ?? 0 }
+        let linkedByLink = try links.map { try linked($0, of: ids, db) }
+        var names: [[Int64: JSON]] = []
+        names.reserveCapacity(references.count)
+        for (r, reference) in references.enumerated() {
+            var found: [Int64: JSON] = [:]
+            if let column = plan.referenceColumns[r] {
+                let targets = Array(Set(rows.compactMap { $0.int(column) }))
+                if !targets.isEmpty {
+                    for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
+                                            targets.map { .int($0) }) {
+                        found[row.int(0) ?? 0] = row[1].json
+                    }
+                }
+            }
+            names.append(found)
+        }
+        out.openArray()
+        for (r, row) in rows.enumerated() {
+            if r > 0 { out.comma() }
+            let id = ids[r]
+            out.openObject()
+            for (i, slot) in plan.slots.enumerated() {
+                out.raw(slot.key)
+                switch row[i] {
+                case .null: out.null()
+                case .int(let v): if slot.money { out.string(Params.moneyText(v)) } else { out.int(v) }
+                case .double(let v): out.value(.double(v))
+                case .text(let v): out.string(v)
+                case .blob(let v): out.string(String(decoding: v, as: UTF8.self))
+                }
+                for reference in slot.references {
+                    out.raw(plan.referenceKeys[reference])
+                    if let target = row.int(i), let name = names[reference][target] { out.value(name) } else { out.null() }
+                }
+                for link in slot.firstIDLinks {
+                    out.raw(plan.firstIDKeys[link])
+                    if let first = linkedByLink[link][id]?.first { out.int(first.id) } else { out.null() }
+                }
+            }
+            for (l, found) in linkedByLink.enumerated() {
+                let items = found[id] ?? []
+                out.raw(plan.linkNamesKeys[l])
+                out.openArray()
+                for (n, item) in items.enumerated() {
+                    if n > 0 { out.comma() }
+                    out.value(item.name)
+                }
+                out.closeArray()
+                out.raw(plan.linkIDsKeys[l])
+                out.openArray()
+                for (n, item) in items.enumerated() {
+                    if n > 0 { out.comma() }
+                    out.int(item.id)
+                }
+                out.closeArray()
+            }
+            out.closeObject()
+        }
+        out.closeArray()
     }
 
     /// `GET`: status (default, aliases, `all`), the declared filters, search, links; newest
@@ -485,7 +560,7 @@ extension Resource {
         // Only status and the window filter: the window's unit counts can answer the total.
         let dayCounted = folded == nil && deferred.isEmpty && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
-        let (rows, total) = try await ctx.database.read { db -> ([JSON], Int64) in
+        return try await ctx.database.read { db -> WireResponse in
             var filter = base
             for condition in conditions {
                 let made = try condition(db)
@@ -516,9 +591,19 @@ extension Resource {
                 found = try db.query("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
                                      filter.binds + limit)
             }
-            return (try json(found, db), total)
+            // Reply.ok's envelope, written with the rows instead of built as a tree.
+            var out = JSONText(capacity: 1024 + found.count * 256)
+            out.raw(#"{"status":0,"msg":"#)
+            out.string(Reply.queryMessage)
+            out.raw(#","data":"#)
+            try writeRows(found, db, into: &out)
+            if let page = paging?.info(total: total) {
+                out.raw(#","page_info":"#)
+                out.value(page.json)
+            }
+            out.closeObject()
+            return WireResponse(status: 200, jsonText: out)
         }
-        return Reply.ok(data: .array(rows), page: paging?.info(total: total))
     }
 }
 
@@ -798,6 +883,42 @@ extension Resource {
             try hooks.beforeStatus(db, current, newStatus)
             try changeStatus(db, current, to: newStatus)
             return Reply.mutation(id: id, message: messages[newStatus] ?? Reply.mutationMessage)
+        }
+    }
+}
+
+/// Where each part of a list row goes when it is written as JSON text (`Resource.writeRows`):
+/// keys encoded once, with the comma before every key but the first.
+struct AnswerPlan: Sendable {
+    struct Slot: Sendable {
+        var key: [UInt8]
+        var money: Bool
+        /// References answered right after this column (indexes into `referenceKeys`).
+        var references: [Int]
+        /// Links whose first id is answered right after this column (indexes into the links).
+        var firstIDLinks: [Int]
+    }
+    var slots: [Slot] = []
+    var referenceKeys: [[UInt8]] = []
+    /// The row position of each reference's column (nil when no column has its name).
+    var referenceColumns: [Int?] = []
+    var firstIDKeys: [[UInt8]] = []
+    var linkNamesKeys: [[UInt8]] = []
+    var linkIDsKeys: [[UInt8]] = []
+
+    init(columns: [Column], references: [Reference], links: [Link]) {
+        func key(_ name: String, first: Bool = false) -> [UInt8] { (first ? [] : [UInt8(ascii: ",")]) + JSONText.key(name) }
+        referenceKeys = references.map { key($0.nameKey) }
+        referenceColumns = references.map { reference in columns.firstIndex { $0.name == reference.column } }
+        firstIDKeys = links.map { key($0.firstIDKey?.key ?? "") }
+        linkNamesKeys = links.map { key($0.namesKey) }
+        linkIDsKeys = links.map { key($0.idsKey) }
+        for (i, column) in columns.enumerated() {
+            var money = false
+            if case .money = column.format { money = true }
+            slots.append(Slot(key: key(column.name, first: i == 0), money: money,
+                              references: references.indices.filter { references[$0].column == column.name },
+                              firstIDLinks: links.indices.filter { links[$0].firstIDKey?.after == column.name }))
         }
     }
 }

@@ -42,7 +42,15 @@ extension SQLiteConnection {
     public func links(_ sql: String, owners: [Int64]) throws -> [Int64: [(id: Int64, name: JSON)]] {
         guard !owners.isEmpty else { return [:] }
         var result: [Int64: [(id: Int64, name: JSON)]] = [:]
-        let expanded = sql.replacing("IN (%@)", with: "IN (\(SQLFilter.marks(owners.count)))")
+        // Found by bytes (not Character by Character, which costs more than the query's prepare
+        // check): the template's first `IN (%@)`.
+        let marker = Array("IN (%@)".utf8)
+        let utf8 = Array(sql.utf8)
+        var expanded = sql
+        if let at = (0...max(0, utf8.count - marker.count)).first(where: { utf8.count >= marker.count && utf8[$0..<($0 + marker.count)].elementsEqual(marker) }) {
+            expanded = String(decoding: utf8[..<at], as: UTF8.self) + "IN (\(SQLFilter.marks(owners.count)))"
+                + String(decoding: utf8[(at + marker.count)...], as: UTF8.self)
+        }
         for row in try query(expanded, owners.map { .int($0) }) {
             guard let owner = row.int(0), let linked = row.int(1) else { continue }
             result[owner, default: []].append((linked, row[2].json))

@@ -26,6 +26,8 @@ public final class EventLoop: @unchecked Sendable {
     private var timers = TimerHeap()
     private var nextTimerID: UInt64 = 1
     private var cancelledTimers: Set<UInt64> = []
+    /// Connections with output queued during this iteration, written once it ends.
+    private var pendingFlushes: [StreamConnection] = []
     private let threadID = Mutex<pthread_t?>(nil)
     public let name: String
 
@@ -79,7 +81,14 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs `task` on the loop's thread, soon.
     public func execute(_ task: @escaping Task) {
-        queue.withLock { $0.append(task) }
+        // Only the task that makes the queue non-empty wakes the loop: the loop takes the whole
+        // queue at once, so later ones ride on that wake-up (one eventfd write per batch of
+        // answers, not one per answer).
+        let wasEmpty = queue.withLock { queue -> Bool in
+            queue.append(task)
+            return queue.count == 1
+        }
+        guard wasEmpty else { return }
         var one: UInt64 = 1
         _ = write(wakeFd, &one, 8)
     }
@@ -129,6 +138,26 @@ public final class EventLoop: @unchecked Sendable {
         cancelledTimers.insert(id)
     }
 
+    // MARK: Output batching (loop thread only)
+
+    /// Writes `connection`'s queued output at the end of this iteration (once however many
+    /// frames or answers were queued in it), before the loop waits again.
+    func flushAtEndOfIteration(_ connection: StreamConnection) {
+        pendingFlushes.append(connection)
+    }
+
+    /// Runs the queued flushes; a flush's callbacks may queue more (a drained connection takes
+    /// its next pipelined requests), which run here too, for a bounded number of rounds.
+    private func runFlushes() {
+        var rounds = 0
+        while !pendingFlushes.isEmpty && rounds < 16 {
+            rounds += 1
+            let due = pendingFlushes
+            pendingFlushes.removeAll(keepingCapacity: true)
+            for connection in due { connection.flushDeferred() }
+        }
+    }
+
     // MARK: The loop
 
     /// Runs until `stop()`; blocks the calling thread.
@@ -155,6 +184,7 @@ public final class EventLoop: @unchecked Sendable {
             }
             runTasks()
             runTimers()
+            runFlushes()
         }
     }
 
@@ -179,7 +209,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func nextTimeout() -> Int32 {
-        if queue.withLock({ !$0.isEmpty }) { return 0 }
+        if !pendingFlushes.isEmpty || queue.withLock({ !$0.isEmpty }) { return 0 }
         guard let top = timers.peek() else { return 1000 }
         let wait = top.deadline - monotonicMillis()
         return Int32(max(0, min(wait, 1000)))

@@ -128,12 +128,17 @@ public enum FrameEncoder {
     public static func encode(_ json: JSON) -> [UInt8] {
         var frame: [UInt8] = [0, 0, 0, 0]
         json.serialize(into: &frame)
+        patchPrefix(&frame)
+        return frame
+    }
+
+    /// Writes the payload length into the 4 bytes reserved at the start of `frame`.
+    static func patchPrefix(_ frame: inout [UInt8]) {
         let length = lengthField(frame.count - 4)
         frame[0] = UInt8(truncatingIfNeeded: length >> 24)
         frame[1] = UInt8(truncatingIfNeeded: length >> 16)
         frame[2] = UInt8(truncatingIfNeeded: length >> 8)
         frame[3] = UInt8(truncatingIfNeeded: length)
-        return frame
     }
 
     private static func appendPrefix(_ count: Int, to frame: inout [UInt8]) {

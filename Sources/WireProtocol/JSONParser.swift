@@ -43,6 +43,57 @@ public enum JSONParser {
         return try result.get()
     }
 
+    /// Parses a frame: one JSON object whose member `rawKey` (when present, at the top level) is
+    /// validated exactly as `parse` would, but not built: its bytes' range in `bytes` is returned
+    /// instead (the last one when the key repeats). The other members are parsed as usual.
+    /// Accepts and rejects exactly the documents `parse` does; a document that is valid JSON but
+    /// not an object throws `EnvelopeError.notAnObject`.
+    public static func parseEnvelope(_ bytes: UnsafeRawBufferPointer, rawKey: StaticString,
+                                     maxDepth: Int = JSONParser.defaultMaxDepth) throws(EnvelopeError) -> (members: JSONObject, raw: Range<Int>?) {
+        var parser = Parser(bytes: bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
+        parser.skipWhitespace()
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.openBrace else {
+            // Not an object: the full parser says whether it is valid JSON at all.
+            do { _ = try parse(bytes, maxDepth: maxDepth) } catch { throw .invalid(error) }
+            throw .notAnObject
+        }
+        let result = rawKey.withUTF8Buffer { key -> Result<(members: JSONObject, raw: Range<Int>?), JSONParseError> in
+            parser.rawKey = key
+            defer { parser.rawKey = nil }
+            do throws(JSONParseError) {
+                guard case .object(let members) = try parser.parseDocument() else { return .failure(parser.error("not an object", at: 0)) }
+                return .success((members, parser.rawRange))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(let scanned): return scanned
+        case .failure(let error): throw .invalid(error)
+        }
+    }
+
+    /// Whether `bytes` hold exactly one JSON document `parse` accepts, without building it
+    /// (nothing is allocated for valid input; the error names the first problem as `parse` does).
+    public static func validate(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = JSONParser.defaultMaxDepth) throws(JSONParseError) {
+        var parser = Parser(bytes: bytes.assumingMemoryBound(to: UInt8.self), maxDepth: maxDepth)
+        parser.skipWhitespace()
+        guard parser.index < parser.end else {
+            throw parser.error("unexpected end of input, expected a JSON value", at: parser.index)
+        }
+        try parser.skipValue(depth: 0)
+        parser.skipWhitespace()
+        if parser.index < parser.end {
+            throw parser.error("unexpected \(parser.describeByte(at: parser.index)) after the JSON value", at: parser.index)
+        }
+    }
+
+    /// Why `parseEnvelope` refused a document.
+    public enum EnvelopeError: Error, Sendable, Equatable {
+        case invalid(JSONParseError)
+        case notAnObject
+    }
+
     private static func parseCatching(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) -> Result<JSON, JSONParseError> {
         do throws(JSONParseError) {
             return .success(try parse(bytes, maxDepth: maxDepth))
@@ -116,6 +167,9 @@ private struct Parser {
     /// so reserving this much avoids repeated regrowth.
     var lastObjectCount = 0
     var lastArrayCount = 0
+    /// `parseEnvelope`: the top-level member that is validated, not built, and where it was.
+    var rawKey: UnsafeBufferPointer<UInt8>?
+    var rawRange: Range<Int>?
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -284,6 +338,19 @@ private struct Parser {
             }
             index += 1
             skipWhitespace()
+            if depth == 1, let rawKey, key.utf8.elementsEqual(rawKey) {
+                let start = index
+                try skipValue(depth: depth)
+                rawRange = start..<index
+                skipWhitespace()
+                guard index < end else { throw unexpected("expected ',' or '}' in object", at: index) }
+                let byte = bytes[index]
+                index += 1
+                if byte == JSONASCII.closeBrace { break }
+                guard byte == JSONASCII.comma else { throw unexpected("expected ',' or '}' in object", at: index - 1) }
+                skipWhitespace()
+                continue
+            }
             let value = try parseValue(depth: depth)
 
             // Duplicate keys: last value wins, first position kept.
@@ -354,6 +421,149 @@ private struct Parser {
         return hash
     }
 
+    // MARK: Validation without building (`skipValue`)
+
+    /// Checks the value at `index` exactly as `parseValue(depth:)` would, and moves past it
+    /// without building anything.
+    mutating func skipValue(depth: Int) throws(JSONParseError) {
+        guard index < end else { throw unexpected("expected a JSON value", at: index) }
+        switch bytes[index] {
+        case JSONASCII.quote:
+            try skipString()
+        case JSONASCII.openBrace:
+            try skipObject(depth: depth + 1)
+        case JSONASCII.openBracket:
+            try skipArray(depth: depth + 1)
+        case JSONASCII.minus, JSONASCII.zero...JSONASCII.nine:
+            try skipNumber()
+        default:
+            // Literals (and errors) build nothing on the heap: they share `parseValue`.
+            _ = try parseValue(depth: depth)
+        }
+    }
+
+    mutating func skipArray(depth: Int) throws(JSONParseError) {
+        if depth > maxDepth {
+            throw error("maximum nesting depth \(maxDepth) exceeded", at: index)
+        }
+        index += 1  // [
+        skipWhitespace()
+        if index < end && bytes[index] == JSONASCII.closeBracket {
+            index += 1
+            return
+        }
+        while true {
+            try skipValue(depth: depth)
+            skipWhitespace()
+            guard index < end else { throw unexpected("expected ',' or ']' in array", at: index) }
+            let byte = bytes[index]
+            index += 1
+            if byte == JSONASCII.closeBracket { return }
+            guard byte == JSONASCII.comma else { throw unexpected("expected ',' or ']' in array", at: index - 1) }
+            skipWhitespace()
+            if index < end && bytes[index] == JSONASCII.closeBracket {
+                throw error("trailing comma in array", at: index)
+            }
+        }
+    }
+
+    mutating func skipObject(depth: Int) throws(JSONParseError) {
+        if depth > maxDepth {
+            throw error("maximum nesting depth \(maxDepth) exceeded", at: index)
+        }
+        index += 1  // {
+        skipWhitespace()
+        if index < end && bytes[index] == JSONASCII.closeBrace {
+            index += 1
+            return
+        }
+        var members = 0
+        while true {
+            guard index < end, bytes[index] == JSONASCII.quote else {
+                if index < end && bytes[index] == JSONASCII.closeBrace && members > 0 {
+                    throw error("trailing comma in object", at: index)
+                }
+                throw unexpected("expected a string key in object", at: index)
+            }
+            try skipString()
+            skipWhitespace()
+            guard index < end, bytes[index] == JSONASCII.colon else {
+                throw unexpected("expected ':' after object key", at: index)
+            }
+            index += 1
+            skipWhitespace()
+            try skipValue(depth: depth)
+            members += 1
+            skipWhitespace()
+            guard index < end else { throw unexpected("expected ',' or '}' in object", at: index) }
+            let byte = bytes[index]
+            index += 1
+            if byte == JSONASCII.closeBrace { return }
+            guard byte == JSONASCII.comma else { throw unexpected("expected ',' or '}' in object", at: index - 1) }
+            skipWhitespace()
+        }
+    }
+
+    /// Checks the string whose opening quote is at `index` as `parseString` does. Eight ASCII
+    /// bytes at a time where it can; the common three-byte UTF-8 form (CJK text) checked in
+    /// place without a call.
+    mutating func skipString() throws(JSONParseError) {
+        let start = index + 1
+        var position = start
+        let raw = UnsafeRawBufferPointer(bytes)
+        while position < end {
+            let byte = bytes[position]
+            if byte >= 0x80 {
+                if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
+                   bytes[position + 1] & 0xC0 == 0x80, bytes[position + 2] & 0xC0 == 0x80 {
+                    // These lead bytes allow any continuation bytes (Unicode Table 3-7).
+                    position += 3
+                } else {
+                    position = try validateUTF8Sequence(at: position)
+                }
+                continue
+            }
+            if position + 8 <= end {
+                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                if !JSONSWAR.hasNonASCII(word) && !JSONSWAR.hasQuoteBackslashOrControl(word) {
+                    position += 8
+                    continue
+                }
+            }
+            if byte == JSONASCII.quote {
+                index = position + 1
+                return
+            }
+            if byte == JSONASCII.backslash {
+                position = try decodeEscape(at: position, store: false)
+                continue
+            }
+            if byte < 0x20 {
+                throw error("unescaped control character \(hex(byte)) in string", at: position)
+            }
+            position += 1
+        }
+        throw error("unterminated string", at: index)
+    }
+
+    /// Checks the number at `index` without converting it when it is a plain integer of at
+    /// most 18 digits (always in range); anything else goes through `parseNumber`, whose range
+    /// check and errors are the reference.
+    mutating func skipNumber() throws(JSONParseError) {
+        var position = index
+        if bytes[position] == JSONASCII.minus { position += 1 }
+        let digitsStart = position
+        while position < end && isDigit(bytes[position]) { position += 1 }
+        let digits = position - digitsStart
+        let plain = digits >= 1 && digits <= 18 && (digits == 1 || bytes[digitsStart] != JSONASCII.zero)
+            && (position == end || !(bytes[position] == JSONASCII.dot || bytes[position] == JSONASCII.lowerE || bytes[position] == JSONASCII.upperE))
+        if plain {
+            index = position
+        } else {
+            _ = try parseNumber()
+        }
+    }
+
     // MARK: Strings
 
     /// Parses a string whose opening quote is at `index`.
@@ -415,9 +625,9 @@ private struct Parser {
         throw error("unterminated string", at: start - 1)
     }
 
-    /// Decodes the escape whose backslash is at `position` into `scratch`; returns the
-    /// position after it.
-    mutating func decodeEscape(at position: Int) throws(JSONParseError) -> Int {
+    /// Decodes the escape whose backslash is at `position` into `scratch` (only checks it
+    /// when `store` is false); returns the position after it.
+    mutating func decodeEscape(at position: Int, store: Bool = true) throws(JSONParseError) -> Int {
         guard position + 1 < end else { throw error("unterminated string", at: position) }
         let replacement: UInt8
         switch bytes[position + 1] {
@@ -430,16 +640,16 @@ private struct Parser {
         case UInt8(ascii: "r"): replacement = 0x0D
         case UInt8(ascii: "t"): replacement = 0x09
         case UInt8(ascii: "u"):
-            return try decodeUnicodeEscape(at: position)
+            return try decodeUnicodeEscape(at: position, store: store)
         default:
             throw error("invalid escape sequence '\\' followed by \(describeByte(at: position + 1))", at: position)
         }
-        scratch.append(replacement)
+        if store { scratch.append(replacement) }
         return position + 2
     }
 
     /// Decodes `\uXXXX` (and a following low surrogate escape when needed) at `position`.
-    mutating func decodeUnicodeEscape(at position: Int) throws(JSONParseError) -> Int {
+    mutating func decodeUnicodeEscape(at position: Int, store: Bool = true) throws(JSONParseError) -> Int {
         let first = try hexQuad(at: position + 2, escapeStart: position)
         var scalarValue = UInt32(first)
         var next = position + 6
@@ -456,7 +666,7 @@ private struct Parser {
         } else if (0xDC00...0xDFFF).contains(first) {
             throw error("lone low surrogate \\u\(hexDigits(first)) in string", at: position)
         }
-        appendUTF8(scalarValue)
+        if store { appendUTF8(scalarValue) }
         return next
     }
 

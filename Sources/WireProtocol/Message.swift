@@ -53,17 +53,60 @@ extension WireRequest {
 
 /// The answer to one request: an HTTP-like status, a JSON body and optional HTTP headers
 /// (e.g. `set-cookie`) for the gateway to pass on.
+///
+/// The body is kept as its compact JSON text (`bodyBytes`): a service serializes it once, the
+/// frame carries those bytes, and the gateway hands them to the HTTP client as they are, without
+/// building a tree and serializing it again. `body` builds the tree for callers that read it.
 public struct WireResponse: Sendable {
     public var id: UInt64
     public var status: Int
-    public var body: JSON
+    /// One valid JSON document (compact when a service made it): made from a `JSON` value here,
+    /// written as `JSONText`, or sliced from a frame that was validated.
+    public private(set) var bodyBytes: [UInt8]
     public var headers: [(name: String, value: String)]
 
     public init(id: UInt64 = 0, status: Int, body: JSON, headers: [(name: String, value: String)] = []) {
         self.id = id
         self.status = status
-        self.body = body
+        self.bodyBytes = body.serialized()
         self.headers = headers
+    }
+
+    /// Bytes already validated as one JSON document (a decoded frame's body).
+    init(id: UInt64, status: Int, validatedBody: [UInt8], headers: [(name: String, value: String)]) {
+        self.id = id
+        self.status = status
+        self.bodyBytes = validatedBody
+        self.headers = headers
+    }
+
+    /// The body as a tree (parsed on every read: hot paths use `bodyBytes`).
+    public var body: JSON {
+        get { (try? JSONParser.parse(bodyBytes)) ?? .null }
+        set { bodyBytes = newValue.serialized() }
+    }
+
+    /// The response frame, written directly: the envelope's members, then `body` last as its bytes.
+    func frame() -> [UInt8] {
+        var envelope = JSONObject()
+        envelope.append("kind", "response")
+        envelope.append("id", .int(Int64(truncatingIfNeeded: id)))
+        envelope.append("status", .int(Int64(status)))
+        if !headers.isEmpty {
+            var h = JSONObject()
+            for (name, value) in headers { h.append(name, .string(value)) }
+            envelope.append("headers", .object(h))
+        }
+        var frame: [UInt8] = []
+        frame.reserveCapacity(FrameEncoder.headerLength + 64 + bodyBytes.count)
+        frame.append(contentsOf: [0, 0, 0, 0])
+        envelope.serialize(into: &frame)
+        frame.removeLast()  // the envelope's closing brace
+        frame.append(contentsOf: #","body":"#.utf8)
+        frame.append(contentsOf: bodyBytes)
+        frame.append(JSONASCII.closeBrace)
+        FrameEncoder.patchPrefix(&frame)
+        return frame
     }
 }
 
@@ -101,18 +144,32 @@ public struct MessageError: Error, Sendable, CustomStringConvertible {
 
 extension Message {
     /// Decodes a frame payload. Anything that is not a JSON object of a known kind is an error.
+    /// A response's `body` is validated like the rest of the frame but not built: its bytes are
+    /// sliced out (`WireResponse.bodyBytes`).
     public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
-        let json: JSON
-        do {
-            json = try JSONParser.parse(payload)
-        } catch {
-            throw MessageError("frame is not valid JSON: \(error)")
+        let scanned = payload.withUnsafeBytes { raw -> Result<(members: JSONObject, raw: Range<Int>?), JSONParser.EnvelopeError> in
+            do throws(JSONParser.EnvelopeError) {
+                return .success(try JSONParser.parseEnvelope(raw, rawKey: "body"))
+            } catch {
+                return .failure(error)
+            }
         }
-        guard case .object(let object) = json else { throw MessageError("frame is not a JSON object") }
-        return try decode(object)
+        switch scanned {
+        case .failure(.invalid(let error)):
+            throw MessageError("frame is not valid JSON: \(error)")
+        case .failure(.notAnObject):
+            throw MessageError("frame is not a JSON object")
+        case .success(let (members, body)):
+            return try decode(members, body: body.map { Array(payload[$0]) })
+        }
     }
 
     public static func decode(_ object: JSONObject) throws(MessageError) -> Message {
+        try decode(object, body: object["body"].map { $0.serialized() })
+    }
+
+    /// `body` is the response body's JSON text (already validated), when the frame has one.
+    static func decode(_ object: JSONObject, body: [UInt8]?) throws(MessageError) -> Message {
         guard let kind = object["kind"]?.stringValue else { throw MessageError("frame has no 'kind'") }
         func id(_ key: String = "id") throws(MessageError) -> UInt64 {
             guard let value = object[key]?.intValue, value >= 0 else { throw MessageError("\(kind) frame has no valid '\(key)'") }
@@ -143,7 +200,7 @@ extension Message {
             if let h = object["headers"]?.objectValue {
                 for (name, value) in h { if let v = value.stringValue { headers.append((name, v)) } }
             }
-            return .response(WireResponse(id: try id(), status: Int(status), body: object["body"] ?? .null, headers: headers))
+            return .response(WireResponse(id: try id(), status: Int(status), validatedBody: body ?? Array("null".utf8), headers: headers))
         case "ping": return .ping(id: try id())
         case "pong": return .pong(id: try id())
         case "drain": return .drain(lastID: try id("last"))
@@ -201,6 +258,7 @@ extension Message {
 
     /// The full frame (length prefix + JSON).
     public func frame() -> [UInt8] {
-        FrameEncoder.encode(encode())
+        if case .response(let response) = self { return response.frame() }
+        return FrameEncoder.encode(encode())
     }
 }

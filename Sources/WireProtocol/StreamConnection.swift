@@ -18,15 +18,26 @@ extension StreamConnectionDelegate {
 
 /// A non-blocking stream socket registered with one event loop: reads are handed to the
 /// delegate, writes are queued and flushed as the socket allows. Loop-thread confined.
+///
+/// Writes are batched: what is queued during one loop iteration (every answer a service
+/// finished, every request the gateway forwarded) leaves in one `sendmsg` with a gather list
+/// at the end of that iteration, not one syscall per frame.
 public final class StreamConnection: EventHandler, @unchecked Sendable {
     public let fd: Int32
     public let loop: EventLoop
     public weak var delegate: StreamConnectionDelegate?
     public private(set) var isClosed = false
-    private var outbound: [UInt8] = []
+    /// Queued output: whole buffers as they were written (no copying into one), the first
+    /// `outboundHead` already sent, and `outboundStart` bytes of the next one.
+    private var outbound: [[UInt8]] = []
+    private var outboundHead = 0
     private var outboundStart = 0
+    public private(set) var pendingOutputBytes = 0
+    /// Queued output waits for the end of the loop iteration (`EventLoop.flushAtEndOfIteration`).
+    private var flushScheduled = false
     private var readingPaused = false
-    private var watchingWritable = false
+    /// The events last given to epoll, so unchanged interest costs no syscall.
+    private var registeredEvents: UInt32 = 0
     private var closeWhenFlushed = false
     /// After the last byte is written: half-close and discard input for this long (ms) before
     /// closing, so a client still sending gets our answer instead of a reset (RFC 9112 §9.6).
@@ -39,6 +50,8 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     private var connecting = false
     private var onConnect: ((SyscallError?) -> Void)?
     private static let readChunk = 64 * 1024
+    /// Queued output of at least this many bytes is written at once, not at the iteration's end.
+    static let eagerFlushBytes = 64 * 1024
     private var readBuffer: UnsafeMutableRawBufferPointer
 
     public init(fd: Int32, loop: EventLoop) {
@@ -54,42 +67,45 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
 
     /// Registers with the loop and starts reading.
     public func start() throws(SyscallError) {
-        try loop.register(fd: fd, events: currentEvents(), handler: self)
+        registeredEvents = currentEvents()
+        try loop.register(fd: fd, events: registeredEvents, handler: self)
     }
 
     /// Registers a socket whose connect is still in progress; `completion` runs once it resolves.
     public func startConnecting(completion: @escaping (SyscallError?) -> Void) throws(SyscallError) {
         connecting = true
         onConnect = completion
-        try loop.register(fd: fd, events: EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue, handler: self)
+        registeredEvents = EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue
+        try loop.register(fd: fd, events: registeredEvents, handler: self)
     }
 
-    public var pendingOutputBytes: Int { outbound.count - outboundStart }
-
-    /// Queues bytes and writes what the socket accepts now.
+    /// Queues bytes; they are written at the end of the loop iteration, together with
+    /// whatever else this connection queued in it.
     public func write(_ bytes: [UInt8]) {
         guard !isClosed, !bytes.isEmpty else { return }
-        if pendingOutputBytes == 0 && !connecting {
-            // Fast path: try the socket first, queue only what it did not take.
-            let written = bytes.withUnsafeBytes { raw -> Int in
-                var offset = 0
-                while offset < raw.count {
-                    let n = Glibc.send(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset, Int32(MSG_NOSIGNAL))
-                    if n > 0 { offset += n; continue }
-                    if n < 0 && errno == EINTR { continue }
-                    if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
-                    return -1
-                }
-                return offset
-            }
-            if written < 0 { fail(SyscallError(call: "send", errno: errno)); return }
-            lastWriteProgress = monotonicMillis()
-            if written == bytes.count { return }
-            outbound.append(contentsOf: bytes[written...])
-        } else {
-            outbound.append(contentsOf: bytes)
+        // The write-progress clock counts from when the queue stopped being empty.
+        if pendingOutputBytes == 0 { lastWriteProgress = monotonicMillis() }
+        outbound.append(bytes)
+        pendingOutputBytes += bytes.count
+        // Large output gains nothing from waiting: write now, so the socket's buffer fills
+        // first and `pendingOutputBytes` (what callers bound) counts only what it did not take.
+        if pendingOutputBytes >= StreamConnection.eagerFlushBytes && !connecting && registeredEvents & EPOLLOUT.rawValue == 0 {
+            flush()
+            return
         }
-        updateInterest()
+        if !flushScheduled && !connecting {
+            flushScheduled = true
+            loop.flushAtEndOfIteration(self)
+        }
+    }
+
+    /// The end-of-iteration flush (`EventLoop`).
+    func flushDeferred() {
+        flushScheduled = false
+        guard !isClosed, !connecting else { return }
+        // Waiting for EPOLLOUT already: the socket is full, writing now would only fail.
+        if registeredEvents & EPOLLOUT.rawValue != 0 { return }
+        flush()
     }
 
     /// Closes once the queued output has been written. With `lingerMillis` > 0 the socket is
@@ -137,11 +153,16 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
 
     private func finish(error: SyscallError?) {
         guard !isClosed else { return }
+        // Output queued in this iteration (e.g. a refusal written just before `close()`) gets
+        // the one non-blocking attempt it would have had before writes were batched.
+        if error == nil && flushScheduled && !connecting && registeredEvents & EPOLLOUT.rawValue == 0 { _ = send(batchLimit: 64) }
         isClosed = true
         loop.unregister(fd: fd)
         Glibc.close(fd)
         outbound = []
+        outboundHead = 0
         outboundStart = 0
+        pendingOutputBytes = 0
         if connecting, let onConnect {
             connecting = false
             self.onConnect = nil
@@ -162,7 +183,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
 
     private func updateInterest() {
         guard !isClosed else { return }
-        loop.modify(fd: fd, events: currentEvents())
+        let events = currentEvents()
+        guard events != registeredEvents else { return }
+        registeredEvents = events
+        loop.modify(fd: fd, events: events)
     }
 
     public func handleEvents(_ events: UInt32) {
@@ -180,6 +204,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
             }
             updateInterest()
             completion?(nil)
+            if pendingOutputBytes > 0 && !flushScheduled && !isClosed {
+                flushScheduled = true
+                loop.flushAtEndOfIteration(self)
+            }
             return
         }
         if events & EPOLLOUT.rawValue != 0 { flush() }
@@ -208,27 +236,72 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         }
     }
 
-    private func flush() {
+    /// Sends queued buffers with one `sendmsg` per up to `batchLimit` of them until the socket
+    /// is full or the queue empty. Returns the errno that stopped it (0: done or would block).
+    private func send(batchLimit: Int) -> Int32 {
         while pendingOutputBytes > 0 {
-            let n = outbound.withUnsafeBytes { raw in
-                Glibc.send(fd, raw.baseAddress.map { $0 + outboundStart }, raw.count - outboundStart, Int32(MSG_NOSIGNAL))
+            let count = min(batchLimit, outbound.count - outboundHead)
+            let n = withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors -> Int in
+                for i in 0..<count {
+                    let skip = i == 0 ? outboundStart : 0
+                    // The buffers stay alive and unmodified until sendmsg returns.
+                    outbound[outboundHead + i].withUnsafeBytes { raw in
+                        vectors[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress.map { $0 + skip }), iov_len: raw.count - skip)
+                    }
+                }
+                var message = msghdr()
+                message.msg_iov = vectors.baseAddress
+                message.msg_iovlen = count
+                return Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
             }
-            if n > 0 { outboundStart += n; lastWriteProgress = monotonicMillis(); continue }
+            if n > 0 {
+                consume(n)
+                lastWriteProgress = monotonicMillis()
+                continue
+            }
             let e = errno
             if n < 0 && e == EINTR { continue }
-            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
-            fail(SyscallError(call: "send", errno: e))
+            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { return 0 }
+            return n < 0 ? e : EIO
+        }
+        return 0
+    }
+
+    /// Drops `sent` bytes from the front of the queue.
+    private func consume(_ sent: Int) {
+        var left = sent
+        pendingOutputBytes -= sent
+        while left > 0 {
+            let remaining = outbound[outboundHead].count - outboundStart
+            if left < remaining {
+                outboundStart += left
+                return
+            }
+            left -= remaining
+            outboundHead += 1
+            outboundStart = 0
+        }
+        if outboundHead == outbound.count {
+            outbound.removeAll(keepingCapacity: outbound.capacity <= 256)
+            outboundHead = 0
+        } else if outboundHead >= 64 && outboundHead * 2 >= outbound.count {
+            outbound.removeFirst(outboundHead)
+            outboundHead = 0
+        }
+    }
+
+    private func flush() {
+        let error = send(batchLimit: 64)
+        if error != 0 {
+            fail(SyscallError(call: "sendmsg", errno: error))
             return
         }
         if pendingOutputBytes == 0 {
-            outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
-            outboundStart = 0
             if closeWhenFlushed { closeOrLinger(); return }
             updateInterest()
             delegate?.connectionDidDrainOutput(self)
-        } else if outboundStart > 1 << 20 {
-            outbound.removeFirst(outboundStart)
-            outboundStart = 0
+        } else {
+            updateInterest()  // wait for EPOLLOUT
         }
     }
 }

@@ -1,5 +1,5 @@
 import XCTest
-import ServiceKit
+@testable import ServiceKit
 @testable import ContractService
 import WireProtocol
 
@@ -82,6 +82,38 @@ final class ContractServiceInProcessTests: XCTestCase {
         }
         let archived = await post("/api/contract/contract", ["organization_id": 2, "name": "c", "sign_time": "2021-01-01"], admin)
         XCTAssertEqual(archived.status, 200, "an organization with status 0 is not deleted: \(archived.body)")
+    }
+
+    /// List pages are written as JSON text (`Resource.writeRows`), not built as a tree: the
+    /// bytes must be exactly what serializing the tree (`Resource.json`) in `Reply.ok`'s
+    /// envelope gives — money, references, ordered links (empty ones too), escapes, nulls.
+    func testListTextIsTheTreeAnswerSerialized() async throws {
+        let now = Timestamp.now()
+        for (i, organization) in [1, 2, 3, 1].enumerated() {
+            try await tester.database.write { db in
+                try db.execute("INSERT INTO organization_copies(id, groupName, status) VALUES (\(10 + i), 'org \"\\ \(i)', 1)")
+            }
+            let created = await post("/api/contract/contract", ["organization_id": .int(Int64(organization == 3 ? 10 + i : organization)),
+                                                                "name": .string("合同 \"\(i)\"\n\\"), "sign_time": .string(now),
+                                                                "amount": i == 1 ? .null : .string("\(i * 1000).0\(i)"), "remit_amount": "0.5",
+                                                                "follower_id": JSON.array(i == 2 ? [] : [JSON.int(2), .int(1), .int(3)].prefix(i + 1).map { $0 }),
+                                                                "note": i == 0 ? .null : "a\u{1}b\u{7f}é"], admin)
+            XCTAssertEqual(created.status, 200, "\(created.body)")
+        }
+        let feedback = await post("/api/feedback/satisfy", ["organization_id": 1, "record_time": .string(now), "value": -3,
+                                                            "customers_id": [2, 1], "follower_id": [1]], admin)
+        XCTAssertEqual(feedback.status, 200, "\(feedback.body)")
+        for (path, resource) in [("/api/contract/contract", Contracts.resource), ("/api/feedback/satisfy", Feedback.resource)] {
+            let list = await tester.call(method: "GET", path: path, params: ["page": 1, "count": 10], caller: admin)
+            XCTAssertEqual(list.status, 200, "\(list.body)")
+            let rows = try await tester.database.read { db in
+                try resource.json(db.query("SELECT \(resource.selectList) FROM \(resource.table) t WHERE t.status = 0 ORDER BY \(resource.ordering)"), db)
+            }
+            XCTAssertGreaterThan(rows.count, 0)
+            let total = try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
+            let expected = Reply.ok(data: .array(rows), page: PageInfo(total: total, page: 1, count: 10))
+            XCTAssertEqual(String(decoding: list.bodyBytes, as: UTF8.self), String(decoding: expected.bodyBytes, as: UTF8.self), path)
+        }
     }
 
     func testContractCreatorEditorAndMoney() async throws {

@@ -127,7 +127,7 @@ final class JSONDifferentialTests: XCTestCase {
 }
 
 /// Random JSON texts written by hand (not by our serializer), so the spellings vary.
-private struct DocumentGenerator {
+struct DocumentGenerator {
     var state: UInt64
 
     init(seed: UInt64) { state = seed }

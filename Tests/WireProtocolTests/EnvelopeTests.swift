@@ -1,0 +1,147 @@
+import XCTest
+
+@testable import WireProtocol
+
+/// The response path that passes a service's body bytes through: `JSONParser.validate` (checks
+/// without building), `JSONParser.parseEnvelope` (builds the envelope, slices the body) and
+/// `Message.decode` on top of them. Each must accept and refuse exactly what the full parser
+/// does, on generated documents, their random mutations, hand-picked edge cases and the
+/// fuzzer's corpus.
+final class EnvelopeTests: XCTestCase {
+    /// Every input of the JSON differential test, plus the same at small depth limits.
+    private func corpus() -> [[UInt8]] {
+        var generator = DocumentGenerator(seed: 0xB0D7_5EED)
+        var inputs = JSONDifferentialTests.edgeCases
+        for _ in 0..<1500 {
+            let document = generator.document()
+            inputs.append(document)
+            inputs.append(generator.mutated(document))
+        }
+        return inputs + JSONDifferentialTests.seedCorpus()
+    }
+
+    func testValidateAgreesWithTheParser() {
+        var accepted = 0, refused = 0
+        for input in corpus() {
+            for depth in [JSONParser.defaultMaxDepth, 2] {
+                let text = String(decoding: input.prefix(200), as: UTF8.self).debugDescription
+                let parsed = Result { () throws(JSONParseError) -> JSON in try JSONParser.parse(input, maxDepth: depth) }
+                let validated = input.withUnsafeBytes { raw in
+                    Result { () throws(JSONParseError) in try JSONParser.validate(raw, maxDepth: depth) }
+                }
+                switch (parsed, validated) {
+                case (.success, .success): accepted += 1
+                case (.failure(let expected), .failure(let got)):
+                    XCTAssertEqual(got, expected, "same error for \(text)")
+                    refused += 1
+                case (.success, .failure(let got)): XCTFail("validate refuses what parse accepts: \(text): \(got)")
+                case (.failure(let expected), .success): XCTFail("validate accepts what parse refuses: \(text): \(expected)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+        XCTAssertGreaterThan(refused, 500)
+    }
+
+    /// Each generated document as a response body, the whole frame mutated too: the envelope
+    /// scan accepts exactly what the parser accepts, and gives the same members and body.
+    func testEnvelopeAgreesWithTheParser() throws {
+        var generator = DocumentGenerator(seed: 0xE4E1_0BE5)
+        var frames: [[UInt8]] = []
+        for input in corpus() {
+            let frame = Array(#"{"kind":"response","id":7,"status":200,"body":"#.utf8) + input + Array("}".utf8)
+            frames.append(frame)
+            frames.append(generator.mutated(frame))
+            // The body first, and a repeated body key (the last one wins, as in the parser).
+            frames.append(Array(#" {"body": "#.utf8) + input + Array(#" , "kind":"response","body":[1,{"a":"\u00e9"}],"id":7,"status":200}"#.utf8))
+        }
+        frames += [Array("[1]".utf8), Array("\"body\"".utf8), Array("".utf8), Array("  ".utf8), Array("{".utf8), Array("{}".utf8), Array(#"{"body":1}x"#.utf8)]
+        var accepted = 0, refused = 0
+        for frame in frames {
+            let text = String(decoding: frame.prefix(200), as: UTF8.self).debugDescription
+            let parsed = try? JSONParser.parse(frame)
+            let scanned = frame.withUnsafeBytes { raw in
+                Result { () throws(JSONParser.EnvelopeError) in try JSONParser.parseEnvelope(raw, rawKey: "body") }
+            }
+            switch (parsed, scanned) {
+            case (.object(var expected)?, .success(let (members, body))):
+                let expectedBody = expected["body"]
+                expected["body"] = nil
+                XCTAssertEqual(members, expected, "members of \(text)")
+                XCTAssertEqual(body.map { try? JSONParser.parse(Array(frame[$0])) } ?? nil, expectedBody, "body of \(text)")
+                accepted += 1
+            case (_?, .failure(.notAnObject)): refused += 1
+            case (nil, .failure(.invalid)): refused += 1
+            default: XCTFail("parse gave \(parsed?.jsonString ?? "an error"), the envelope scan \(scanned) for \(text)")
+            }
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+        XCTAssertGreaterThan(refused, 500)
+    }
+
+    /// A response frame fed to the frame decoder one byte at a time decodes to the body bytes
+    /// the service wrote, whatever its position among the members.
+    func testResponseBodyBytesSurviveOneByteAtATime() throws {
+        let body: JSON = ["status": 0, "msg": "查询成功", "data": [["id": 1, "name": "a\"b\\c\u{1}"], ["id": 2, "name": nil]], "page_info": ["total": 2]]
+        let response = WireResponse(id: 42, status: 200, body: body, headers: [(name: "set-cookie", value: "a=b")])
+        let written = Message.response(response).frame()
+        let bodyFirst = FrameEncoder.encode(Array(#"{"body":"#.utf8) + body.serialized() + Array(#","status":200,"kind":"response","id":42,"headers":{"set-cookie":"a=b"}}"#.utf8))
+        for stream in [written, bodyFirst] {
+            var decoder = FrameDecoder()
+            var payloads: [[UInt8]] = []
+            for byte in stream {
+                decoder.feed([byte])
+                while let payload = try decoder.nextFrame() { payloads.append(payload) }
+            }
+            XCTAssertEqual(payloads.count, 1)
+            guard case .response(let decoded) = try Message.decode(payloads[0]) else { return XCTFail("not a response") }
+            XCTAssertEqual(decoded.id, 42)
+            XCTAssertEqual(decoded.status, 200)
+            XCTAssertEqual(decoded.bodyBytes, body.serialized())
+            XCTAssertEqual(decoded.body, body)
+            XCTAssertEqual(decoded.headers.map(\.name), ["set-cookie"])
+            XCTAssertEqual(decoded.headers.map(\.value), ["a=b"])
+        }
+        // What the service writes is the envelope with the body last, as one JSON object.
+        let payload = Array(written.dropFirst(FrameEncoder.headerLength))
+        XCTAssertTrue(String(decoding: payload, as: UTF8.self).hasPrefix(#"{"kind":"response","id":42,"status":200,"headers":{"set-cookie":"a=b"},"body":{"#))
+        XCTAssertEqual(try JSONParser.parse(payload)["body"], body)
+    }
+
+    func testAResponseWithoutBodyHasANullBody() throws {
+        guard case .response(let decoded) = try Message.decode(Array(#"{"kind":"response","id":1,"status":204}"#.utf8)) else {
+            return XCTFail("not a response")
+        }
+        XCTAssertEqual(decoded.bodyBytes, Array("null".utf8))
+        XCTAssertEqual(decoded.body, .null)
+    }
+
+    /// A malformed body fails the frame exactly as before (a protocol error for the connection),
+    /// with the parser's reason; nesting counts from the frame, as for the full parser.
+    func testMalformedBodiesFailTheFrame() throws {
+        let bad = [#"{"a":}"#, #"[1,]"#, #""\ud800""#, "\"\u{01}\"", #"{"a":1"#, "1e400", #"[01]"#, "tru", #""\x""#]
+        for body in bad {
+            let payload = Array(#"{"kind":"response","id":1,"status":200,"body":"#.utf8) + Array(body.utf8) + Array("}".utf8)
+            XCTAssertThrowsError(try Message.decode(payload), body) { error in
+                XCTAssertTrue("\(error)".hasPrefix("frame is not valid JSON: "), "\(error)")
+            }
+        }
+        let invalidUTF8 = Array(#"{"kind":"response","id":1,"status":200,"body":""#.utf8) + [0xC0, 0x80] + Array("\"}".utf8)
+        XCTAssertThrowsError(try Message.decode(invalidUTF8))
+        XCTAssertThrowsError(try Message.decode(Array("[]".utf8))) { XCTAssertEqual("\($0)", "frame is not a JSON object") }
+        // Depth: the frame is level 1, so the body may open 63 more containers, not 64.
+        let deep = { (n: Int) in Array(#"{"kind":"response","id":1,"status":200,"body":"#.utf8) + Array(repeating: UInt8(ascii: "["), count: n) + Array(repeating: UInt8(ascii: "]"), count: n) + Array("}".utf8) }
+        XCTAssertNoThrow(try Message.decode(deep(JSONParser.defaultMaxDepth - 1)))
+        XCTAssertThrowsError(try Message.decode(deep(JSONParser.defaultMaxDepth)))
+        XCTAssertThrowsError(try JSONParser.parse(deep(JSONParser.defaultMaxDepth)), "the full parser agrees")
+    }
+
+    /// The tree API still works on a response: reading and replacing `body`.
+    func testBodyCanBeReadAndReplaced() {
+        var response = WireResponse(status: 200, body: ["a": 1])
+        XCTAssertEqual(response.body["a"], 1)
+        response.body = ["b": "x"]
+        XCTAssertEqual(response.bodyBytes, Array(#"{"b":"x"}"#.utf8))
+        XCTAssertEqual(Message.response(response).encode()["body"], ["b": "x"])
+    }
+}
