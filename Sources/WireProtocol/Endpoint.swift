@@ -167,7 +167,8 @@ public enum Socket {
         }
     }
 
-    static func unixAddress(_ path: String) -> sockaddr_un {
+    /// The address of a Unix socket path (cut to what `sun_path` holds, NUL-terminated).
+    public static func unixAddress(_ path: String) -> sockaddr_un {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
