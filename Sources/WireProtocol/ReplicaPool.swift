@@ -251,14 +251,7 @@ public final class ReplicaPool: @unchecked Sendable {
     private func sweep() {
         sweepScheduled = false
         let now = monotonicMillis()
-        var expired: [(WireClient.Held, WireClientError)] = []
-        var keep: [WireClient.Held] = []
-        for item in held {
-            if item.holdUntil <= now { expired.append((item, .unavailable)) }
-            else if item.answerBy <= now { expired.append((item, .timedOut)) }
-            else { keep.append(item) }
-        }
-        held = keep
+        let expired = held.removeExpired(now: now)
         for (item, error) in expired { item.fail(error) }
         if !held.isEmpty { scheduleSweep() }
     }

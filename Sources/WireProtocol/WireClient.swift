@@ -51,7 +51,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     /// A completion that stays on the loop (for callers already on it).
     public typealias LoopCompletion = (Result<WireResponse, WireClientError>) -> Void
 
-    fileprivate struct Pending {
+    fileprivate struct Pending: HeldRequest {
         var request: WireRequest
         var completion: LoopCompletion
         /// Fixed when the request first arrives: resends never push it forward.
@@ -96,7 +96,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
 
     /// A request moved between the clients of a service's replicas, keeping its hold time,
     /// deadline and how often it was written (loop thread only).
-    public struct Held {
+    public struct Held: HeldRequest {
         fileprivate var pending: Pending
         public var holdUntil: Int64 { pending.holdUntil }
         public var answerBy: Int64 { pending.answerBy }
@@ -433,14 +433,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     private func sweep() {
         sweepScheduled = false
         let now = monotonicMillis()
-        var expired: [(Pending, WireClientError)] = []
-        var keep: [Pending] = []
-        for entry in waiting {
-            if entry.holdUntil <= now { expired.append((entry, .unavailable)) }
-            else if entry.answerBy <= now { expired.append((entry, .timedOut)) }
-            else { keep.append(entry) }
-        }
-        waiting = keep
+        var expired = waiting.removeExpired(now: now)
         for (id, entry) in inFlight where entry.answerBy <= now {
             inFlight[id] = nil
             expired.append((entry, .timedOut))
@@ -464,5 +457,29 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         waiting.removeAll()
         drainingConnections.removeAll()
         for entry in all { entry.completion(.failure(error)) }
+    }
+}
+
+/// A request waiting for a connection: when it stops waiting (`holdUntil`, then 503) and when
+/// its answer is no longer wanted (`answerBy`, then 504).
+protocol HeldRequest {
+    var holdUntil: Int64 { get }
+    var answerBy: Int64 { get }
+}
+
+extension Array where Element: HeldRequest {
+    /// Takes out the requests whose hold time or deadline has passed at `now`, each with the
+    /// error it is to be answered with; the others keep their order.
+    mutating func removeExpired(now: Int64) -> [(Element, WireClientError)] {
+        var expired: [(Element, WireClientError)] = []
+        var keep: [Element] = []
+        keep.reserveCapacity(count)
+        for item in self {
+            if item.holdUntil <= now { expired.append((item, .unavailable)) }
+            else if item.answerBy <= now { expired.append((item, .timedOut)) }
+            else { keep.append(item) }
+        }
+        self = keep
+        return expired
     }
 }
