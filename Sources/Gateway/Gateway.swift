@@ -358,7 +358,9 @@ final class Gateway: @unchecked Sendable {
                 } else if case .success(let answer) = result {
                     outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, body: answer.bodyBytes)))
                 } else {
-                    outcome = .failure(AuthFailure(response: response(for: result, service: .users)))
+                    // Not a slow answer to this request but a check that could not be made: the
+                    // request was not run, and the client may retry (503, not the 504 of a timeout).
+                    outcome = .failure(AuthFailure(response: HTTPResponse.error(503, "the session cannot be checked: the users service is unavailable; try again shortly")))
                 }
             }
             sessions.resolve(token, outcome, now: monotonicMillis())

@@ -227,7 +227,7 @@ final class RevocationTests: SystemTestCase {
 
         for (token, who) in [(disabledToken, "disabled employee"), (loggedOutToken, "logged-out session"), (loggedOutOther, "other session of a logged-out employee")] {
             let answer = try system.get("/api/customers/customers", token: token)
-            XCTAssertNotEqual(answer.status, 200, "\(who) must not be let in: \(answer.text)")
+            XCTAssertEqual(answer.status, 503, "\(who) must not be let in (and cannot be told apart from a valid session until UserService answers): \(answer.text)")
         }
         let read = try system.get("/api/customers/customers", token: admin)
         XCTAssertEqual(read.status, 200, "a valid session still reads during the outage: \(read.text)")
