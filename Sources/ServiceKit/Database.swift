@@ -186,6 +186,24 @@ public final class Database: @unchecked Sendable {
     }
     private var checkpointTimer: DispatchSourceTimer?
 
+    /// Signals `commitSignal` within `intervalMillis` of a commit by another process on the same
+    /// file (another replica of the service): `PRAGMA data_version` on the writer connection
+    /// changes exactly when some other connection committed. So what waits on the signal or
+    /// keys on its generation — event feed long polls, the answer cache of statistics — sees
+    /// another replica's writes too, not only this process's own.
+    public func watchOtherWriters(intervalMillis: Int = 100) {
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .milliseconds(intervalMillis), repeating: .milliseconds(intervalMillis))
+        var seen: Int64?
+        timer.setEventHandler { [self] in
+            guard !closed, let version = try? connection.scalar("PRAGMA data_version") else { return }
+            if let seen, seen != version { commitSignal.signal() }
+            seen = version
+        }
+        timer.resume()
+        maintenanceTimers.append(timer)
+    }
+
     /// Runs `task` in a write transaction on the writer every `intervalSeconds` (first run
     /// after one interval): for forgetting what has expired.
     public func every(seconds intervalSeconds: Int, _ task: @escaping (SQLiteConnection) throws -> Void) {

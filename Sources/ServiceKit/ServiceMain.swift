@@ -197,6 +197,7 @@ public final class ServiceRuntime: Sendable {
     public func start() throws {
         try server.start()
         database.startCheckpointing()
+        database.watchOtherWriters()
         for consumer in consumers { consumer.start() }
     }
 

@@ -2,7 +2,8 @@ import Synchronization
 
 /// Computed statistics, kept until the read model changes: an entry is valid for one commit
 /// generation of the database (`CommitSignal.generation`, which every applied event batch
-/// advances), so an answer never outlives the next write and freshness is unchanged.
+/// advances — also one applied by another replica of StatsService, seen within 100 ms through
+/// `Database.watchOtherWriters`), so an answer never outlives the next write for long.
 ///
 /// Requests for one key while it is being computed wait for that computation instead of
 /// starting their own (64 clients asking the same window at once cost one computation). At most

@@ -121,6 +121,28 @@ final class SQLiteTests: XCTestCase {
         }
     }
 
+    /// Two `Database`s on one file stand for two replicas: a commit through one wakes the
+    /// other's commit signal (what its feed long polls and statistics cache go by), and its own
+    /// commits are not counted twice by the watch.
+    func testAnotherWritersCommitIsSignalled() async throws {
+        let migrations = [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);")]
+        let one = try Database(path: path, migrations: migrations)
+        let other = try Database(path: path, migrations: migrations)
+        defer { one.close(); other.close() }
+        other.watchOtherWriters(intervalMillis: 10)
+        try await Task.sleep(nanoseconds: 50_000_000)   // the watch has read the first version
+        let before = other.commitSignal.generation
+        let waiter = Task { await other.commitSignal.wait(after: before, timeoutMillis: 5_000) }
+        _ = try await one.write { try $0.run("INSERT INTO a(t) VALUES ('from the other replica')") }
+        await waiter.value
+        XCTAssertGreaterThan(other.commitSignal.generation, before, "woken by the commit, not by the timeout")
+        // Quiet file: the watch signals nothing more.
+        try await Task.sleep(nanoseconds: 100_000_000)
+        let settled = other.commitSignal.generation
+        try await Task.sleep(nanoseconds: 100_000_000)
+        XCTAssertEqual(other.commitSignal.generation, settled)
+    }
+
     func testConcurrentWritesCommitTogetherButFailAlone() async throws {
         let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE);")])
         let outcomes = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
