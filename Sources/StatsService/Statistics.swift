@@ -56,14 +56,15 @@ struct Statistic: Sendable {
         }
     }
 
-    /// The three routes, sharing one answer cache (per definition, so two services in one
-    /// process never share answers).
+    /// The three routes, sharing two answer caches (per definition, so two services in one
+    /// process never share answers): a window's totals, and the answers (pages) made of them.
     static func routes() -> [Route] {
-        let cache = AnswerCache<[Tally.Total]>()
-        return all.map { statistic in Route.get(statistic.path) { try await statistic.answer($0, cache: cache) } }
+        let totals = AnswerCache<[Tally.Total]>()
+        let pages = AnswerCache<WireResponse>(capacity: 256)
+        return all.map { statistic in Route.get(statistic.path) { try await statistic.answer($0, totals: totals, pages: pages) } }
     }
 
-    func answer(_ ctx: RequestContext, cache: AnswerCache<[Tally.Total]>) async throws -> WireResponse {
+    func answer(_ ctx: RequestContext, totals cache: AnswerCache<[Tally.Total]>, pages: AnswerCache<WireResponse>) async throws -> WireResponse {
         let params = ctx.params
         let organizations = try params.idArray("organization_ids").flatMap { $0.isEmpty ? nil : $0 }
         let window = try params.timeWindow()
@@ -71,16 +72,19 @@ struct Statistic: Sendable {
         // Read before the data: a commit after this point makes the entry stale at once.
         let generation = ctx.database.commitSignal.generation
         let key = "\(path) \(window.start) \(window.end) \(organizations.map { $0.sorted().map(String.init).joined(separator: ",") } ?? "*")"
-        let tally = self.tally, order = self.order
-        let all = try await cache.value(key, generation: generation) {
-            try await ctx.database.read { db in
-                try tally.totals(db, start: window.start, end: window.end, organizations: organizations, order: order)
+        let tally = self.tally, order = self.order, row = self.row, nested = self.nested
+        // The same generation for both: a page is never made of totals newer or older than its key says.
+        return try await pages.value("\(key) \(paging.offset) \(paging.count)", generation: generation) {
+            let all = try await cache.value(key, generation: generation) {
+                try await ctx.database.read { db in
+                    try tally.totals(db, start: window.start, end: window.end, organizations: organizations, order: order)
+                }
             }
+            let total = Int64(all.count)
+            let from = Int(min(paging.offset, total)), to = Int(min(paging.offset + paging.count, total))
+            let page = JSON.array(all[from..<to].map(row))
+            let info = paging.info(total: total)
+            return nested ? Reply.ok(data: .array([page, info.json])) : Reply.ok(data: page, page: info)
         }
-        let total = Int64(all.count)
-        let from = Int(min(paging.offset, total)), to = Int(min(paging.offset + paging.count, total))
-        let page = JSON.array(all[from..<to].map(row))
-        let info = paging.info(total: total)
-        return nested ? Reply.ok(data: .array([page, info.json])) : Reply.ok(data: page, page: info)
     }
 }
