@@ -10,10 +10,7 @@ import WireProtocol
 /// For a container that runs the gateway alone (docker-compose.yml).
 enum GatewaySupervisor {
     static func run(_ arguments: [String]) throws -> Never {
-        let env = ProcessInfo.processInfo.environment
-        let host = env["CRM_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
-        let portText = env["CRM_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "9015"
-        guard let port = UInt16(portText) else { throw LaunchError("CRM_PORT '\(portText)' is not a port number") }
+        let (host, port) = try Launcher.address(ProcessInfo.processInfo.environment)
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         // No data folder: the gateway keeps nothing on disk.
         let launcher = Launcher(host: host, port: port, dataDir: "", binDir: URL(fileURLWithPath: exe).deletingLastPathComponent().path)
@@ -24,24 +21,9 @@ enum GatewaySupervisor {
                             arguments: ["--host", launcher.host, "--port", String(launcher.port)] + arguments + ["--listen-fd", "0"],
                             environment: environment, standardInput: listenFD)
         try gateway.start()
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                gateway.stop()
-                exit(0)
-            }
-            source.resume()
-            sources.append(source)
-        }
-        signal(SIGHUP, SIG_IGN)
-        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "crm.reload"))
-        reload.setEventHandler {
+        let sources = Signals.install(stop: { gateway.stop() }, reload: {
             if (try? gateway.replace()) != true { StdIO.error("crm: the new gateway did not take over; the old one keeps running") }
-        }
-        reload.resume()
-        sources.append(reload)
+        })
         withExtendedLifetime(sources) { dispatchMain() }
     }
 }

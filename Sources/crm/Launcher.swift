@@ -17,11 +17,17 @@ struct Launcher {
     /// Replicas per service (`--replicas NAME=N,…`, `CRM_REPLICAS_<NAME>`; 1 when not given).
     var replicas: [String: Int] = [:]
 
-    static func fromEnvironment(arguments: [String] = []) throws -> Launcher {
-        let env = ProcessInfo.processInfo.environment
+    /// Where the gateway listens: `CRM_HOST` (default 127.0.0.1) and `CRM_PORT` (default 9015).
+    static func address(_ env: [String: String]) throws -> (host: String, port: UInt16) {
         let host = env["CRM_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         let portText = env["CRM_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "9015"
         guard let port = UInt16(portText) else { throw LaunchError("CRM_PORT '\(portText)' is not a port number") }
+        return (host, port)
+    }
+
+    static func fromEnvironment(arguments: [String] = []) throws -> Launcher {
+        let env = ProcessInfo.processInfo.environment
+        let (host, port) = try address(env)
         let data = env["CRM_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
         let fm = FileManager.default
         try fm.createDirectory(atPath: data, withIntermediateDirectories: true)
@@ -103,32 +109,18 @@ struct Launcher {
         let control = try ControlServer(path: Launcher.controlPath(dataDir), fleet: fleet)
         control.start()
 
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                StdIO.error("crm: stopping")
-                control.close()
-                // No restarts from here on, even for a child that a terminal's Ctrl-C reached first.
-                fleet.stopAll()
-                exit(0)
-            }
-            source.resume()
-            sources.append(source)
-        }
-
         // SIGHUP: restart every process in turn without refusing a request (services first,
         // then the gateway) — e.g. after installing new binaries.
-        signal(SIGHUP, SIG_IGN)
-        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "crm.reload"))
-        reload.setEventHandler {
+        let sources = Signals.install(stop: {
+            StdIO.error("crm: stopping")
+            control.close()
+            // No restarts from here on, even for a child that a terminal's Ctrl-C reached first.
+            fleet.stopAll()
+        }, reload: {
             StdIO.error("crm: restarting every process in turn")
             let kept = fleet.restartAll { _ in }
             StdIO.error("crm: restart done" + (kept.isEmpty ? "" : "; still the old \(kept.joined(separator: ", "))"))
-        }
-        reload.resume()
-        sources.append(reload)
+        })
 
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
