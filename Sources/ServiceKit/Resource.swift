@@ -389,14 +389,19 @@ extension Resource {
     /// `ORDER BY owner, position`, which made SQLite build a sorter for every page.
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
         guard !ids.isEmpty else { return [:] }
-        let sql = "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM \(link.table) l "
-            + "JOIN \(link.target) x ON x.id = l.\(link.targetColumn) WHERE l.\(link.ownerColumn) IN (\(SQLFilter.marks(ids.count)))"
+        let sql = linkSQL(link, count: ids.count)
         var found: [Int64: [(position: Int64, id: Int64, name: JSON)]] = [:]
         for row in try db.query(sql, ids.map { .int($0) }) {
             guard let owner = row.int(0), let linked = row.int(1) else { continue }
             found[owner, default: []].append((row.int(3) ?? 0, linked, row[2].json))
         }
         return found.mapValues { items in items.sorted { $0.position < $1.position }.map { (id: $0.id, name: $0.name) } }
+    }
+
+    /// The owner, linked id, name and position of the links of `count` rows (`IN` marks).
+    func linkSQL(_ link: Link, count: Int) -> String {
+        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM \(link.table) l "
+            + "JOIN \(link.target) x ON x.id = l.\(link.targetColumn) WHERE l.\(link.ownerColumn) IN (\(SQLFilter.marks(count)))"
     }
 
     /// The answer rows, in order, with their links and referenced names.
@@ -436,70 +441,142 @@ extension Resource {
         }
     }
 
-    /// The answer rows written as a JSON array into `out`: the same text as `json(_:_:)`
-    /// serialized, without building the tree (list pages are the hot path).
-    func writeRows(_ rows: [Row], _ db: SQLiteConnection, into out: inout JSONText) throws {
+    /// The rows `sql` selects (`selectList`, in order) written as a JSON array into `out`: the
+    /// same text as `json(_:_:)` serialized, without building the tree, a `Row` or a `String`
+    /// per value (list pages are the hot path). Column values go from SQLite straight into the
+    /// text; the parts that need the page's ids (referenced names, links) are looked up after
+    /// the rows were stepped and placed at the cuts recorded while writing them.
+    func writeRows(_ sql: String, _ binds: [SQLValue], _ db: SQLiteConnection, into out: inout JSONText) throws {
         let plan = answerPlan
-        let ids = rows.map { $0.int(0) ?? 0 }
-        let linkedByLink = try links.map { try linked($0, of: ids, db) }
-        var names: [[Int64: JSON]] = []
-        names.reserveCapacity(references.count)
+        let referenceCount = references.count
+        var columnsText = JSONText(capacity: 4096)
+        var ids: [Int64] = []
+        /// Per row: where each of `plan.cutSlots` ends, then where the row ends, in `columnsText`.
+        var cuts: [Int] = []
+        /// Per row: the value of each reference's column.
+        var targets: [Int64?] = []
+        try db.forEachRow(sql, binds) { row in
+            ids.append(row.exactInt(0) ?? 0)
+            for (i, slot) in plan.slots.enumerated() {
+                columnsText.raw(slot.key)
+                switch row[Int32(i)] {
+                case .null: columnsText.null()
+                case .int(let v): if slot.money { columnsText.string(Params.moneyText(v)) } else { columnsText.int(v) }
+                case .double(let v): columnsText.double(v)
+                case .bytes(let v): columnsText.string(utf8: v)
+                }
+                if slot.cut { cuts.append(columnsText.count) }
+            }
+            cuts.append(columnsText.count)
+            for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
+        }
+        guard !ids.isEmpty else {
+            out.openArray()
+            out.closeArray()
+            return
+        }
+        // Referenced names and linked names, each written once as JSON into `names`.
+        var names = JSONText(capacity: 1024)
+        var nameRanges: [[Int64: Range<Int>]] = []
+        nameRanges.reserveCapacity(referenceCount)
         for (r, reference) in references.enumerated() {
-            var found: [Int64: JSON] = [:]
-            if let column = plan.referenceColumns[r] {
-                let targets = Array(Set(rows.compactMap { $0.int(column) }))
-                if !targets.isEmpty {
-                    for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
-                                            targets.map { .int($0) }) {
-                        found[row.int(0) ?? 0] = row[1].json
-                    }
+            var found: [Int64: Range<Int>] = [:]
+            let wanted = Array(Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] }))
+            if !wanted.isEmpty {
+                try db.forEachRow("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(wanted.count)))",
+                                  wanted.map { .int($0) }) { row in
+                    let start = names.count
+                    Resource.write(row[1], into: &names)
+                    found[row.exactInt(0) ?? 0] = start..<names.count
                 }
             }
-            names.append(found)
+            nameRanges.append(found)
         }
+        let linkedByLink = try links.map { try linked($0, of: ids, db, names: &names) }
         out.openArray()
-        for (r, row) in rows.enumerated() {
+        var start = 0
+        var c = 0
+        for (r, id) in ids.enumerated() {
             if r > 0 { out.comma() }
-            let id = ids[r]
             out.openObject()
-            for (i, slot) in plan.slots.enumerated() {
-                out.raw(slot.key)
-                switch row[i] {
-                case .null: out.null()
-                case .int(let v): if slot.money { out.string(Params.moneyText(v)) } else { out.int(v) }
-                case .double(let v): out.value(.double(v))
-                case .text(let v): out.string(v)
-                case .blob(let v): out.string(String(decoding: v, as: UTF8.self))
-                }
+            for slotIndex in plan.cutSlots {
+                let cut = cuts[c]
+                c += 1
+                out.raw(columnsText, start..<cut)
+                start = cut
+                let slot = plan.slots[slotIndex]
                 for reference in slot.references {
                     out.raw(plan.referenceKeys[reference])
-                    if let target = row.int(i), let name = names[reference][target] { out.value(name) } else { out.null() }
+                    if let target = targets[r * referenceCount + reference], let name = nameRanges[reference][target] { out.raw(names, name) } else { out.null() }
                 }
                 for link in slot.firstIDLinks {
                     out.raw(plan.firstIDKeys[link])
-                    if let first = linkedByLink[link][id]?.first { out.int(first.id) } else { out.null() }
+                    if let first = linkedByLink[link].owners[id]?.first { out.int(linkedByLink[link].items[first].id) } else { out.null() }
                 }
             }
+            let end = cuts[c]
+            c += 1
+            out.raw(columnsText, start..<end)
+            start = end
             for (l, found) in linkedByLink.enumerated() {
-                let items = found[id] ?? []
+                let items = found.owners[id] ?? 0..<0
                 out.raw(plan.linkNamesKeys[l])
                 out.openArray()
-                for (n, item) in items.enumerated() {
-                    if n > 0 { out.comma() }
-                    out.value(item.name)
+                for n in items {
+                    if n > items.lowerBound { out.comma() }
+                    out.raw(names, found.items[n].name)
                 }
                 out.closeArray()
                 out.raw(plan.linkIDsKeys[l])
                 out.openArray()
-                for (n, item) in items.enumerated() {
-                    if n > 0 { out.comma() }
-                    out.int(item.id)
+                for n in items {
+                    if n > items.lowerBound { out.comma() }
+                    out.int(found.items[n].id)
                 }
                 out.closeArray()
             }
             out.closeObject()
         }
         out.closeArray()
+    }
+
+    /// A linked row of a page: its owner, place, id and name (a range of the names' text).
+    struct LinkedItem {
+        var owner: Int64
+        var position: Int64
+        var id: Int64
+        var name: Range<Int>
+    }
+
+    /// `linked(_:of:_:)` for `writeRows`: the names written as JSON into `names`, the items
+    /// ordered by owner then position, and each owner's run of them.
+    func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], owners: [Int64: Range<Int>]) {
+        var items: [LinkedItem] = []
+        try db.forEachRow(linkSQL(link, count: ids.count), ids.map { .int($0) }) { row in
+            guard let owner = row.exactInt(0), let linked = row.exactInt(1) else { return }
+            let start = names.count
+            Resource.write(row[2], into: &names)
+            items.append(LinkedItem(owner: owner, position: row.exactInt(3) ?? 0, id: linked, name: start..<names.count))
+        }
+        // Stable, as `linked(_:of:_:)`'s sort of each owner's items in query order.
+        items.sort { $0.owner != $1.owner ? $0.owner < $1.owner : $0.position < $1.position }
+        var owners: [Int64: Range<Int>] = [:]
+        var first = 0
+        for i in items.indices where i + 1 == items.count || items[i + 1].owner != items[i].owner {
+            owners[items[i].owner] = first..<(i + 1)
+            first = i + 1
+        }
+        return (items, owners)
+    }
+
+    /// A column value as `SQLValue.json` serializes it.
+    static func write(_ value: ColumnValues.Value, into out: inout JSONText) {
+        switch value {
+        case .null: out.null()
+        case .int(let v): out.int(v)
+        case .double(let v): out.double(v)
+        case .bytes(let v): out.string(utf8: v)
+        }
     }
 
     /// `GET`: status (default, aliases, `all`), the declared filters, search, links; newest
@@ -566,14 +643,15 @@ extension Resource {
                 let made = try condition(db)
                 filter.add(made.sql, made.binds)
             }
-            let found: [Row]
+            /// The page's rows (nil: none).
+            let rows: (sql: String, binds: [SQLValue])?
             let total: Int64
             if let folded, let search, let paging {
                 let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                      folded: folded, statuses: statuses, filter: filter, paging: paging)
                 total = page.total
-                found = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
-                                                              page.ids.map { .int($0) })
+                rows = page.ids.isEmpty ? nil : ("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
+                                                 page.ids.map { .int($0) })
             } else {
                 if let statuses { filter.in("t.status", statuses) }
                 if let counters, !keys.isEmpty {
@@ -588,15 +666,20 @@ extension Resource {
                     total = 0
                 }
                 let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-                found = try db.query("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
-                                     filter.binds + limit)
+                rows = ("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+                        filter.binds + limit)
             }
             // Reply.ok's envelope, written with the rows instead of built as a tree.
-            var out = JSONText(capacity: 1024 + found.count * 256)
+            var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
             out.raw(#"{"status":0,"msg":"#)
             out.string(Reply.queryMessage)
             out.raw(#","data":"#)
-            try writeRows(found, db, into: &out)
+            if let rows {
+                try writeRows(rows.sql, rows.binds, db, into: &out)
+            } else {
+                out.openArray()
+                out.closeArray()
+            }
             if let page = paging?.info(total: total) {
                 out.raw(#","page_info":"#)
                 out.value(page.json)
@@ -897,8 +980,12 @@ struct AnswerPlan: Sendable {
         var references: [Int]
         /// Links whose first id is answered right after this column (indexes into the links).
         var firstIDLinks: [Int]
+        /// Something is answered right after this column (a reference or a first id).
+        var cut = false
     }
     var slots: [Slot] = []
+    /// The slots with a `cut`, in order.
+    var cutSlots: [Int] = []
     var referenceKeys: [[UInt8]] = []
     /// The row position of each reference's column (nil when no column has its name).
     var referenceColumns: [Int?] = []
@@ -920,5 +1007,7 @@ struct AnswerPlan: Sendable {
                               references: references.indices.filter { references[$0].column == column.name },
                               firstIDLinks: links.indices.filter { links[$0].firstIDKey?.after == column.name }))
         }
+        for i in slots.indices { slots[i].cut = !slots[i].references.isEmpty || !slots[i].firstIDLinks.isEmpty }
+        cutSlots = slots.indices.filter { slots[$0].cut }
     }
 }

@@ -185,6 +185,60 @@ struct JSONByteWriter: ~Copyable {
         }
     }
 
+    /// Writes UTF-8 bytes as a quoted, escaped string: the same bytes as writing
+    /// `String(decoding: utf8, as: UTF8.self)`, whose repairs (U+FFFD for invalid sequences)
+    /// are made only when the bytes are not valid UTF-8.
+    mutating func write(utf8String utf8: UnsafeBufferPointer<UInt8>) {
+        if JSONByteWriter.isValidUTF8(utf8) {
+            write(quoted: utf8)
+        } else {
+            write(string: String(decoding: utf8, as: UTF8.self))
+        }
+    }
+
+    /// Whether `utf8` is well-formed UTF-8 (Unicode Table 3-7: no overlongs, no surrogates,
+    /// nothing above U+10FFFF); ASCII runs are skipped eight bytes at a time.
+    static func isValidUTF8(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        let raw = UnsafeRawBufferPointer(utf8)
+        var position = 0
+        let end = utf8.count
+        while position < end {
+            if position + 8 <= end, raw.loadUnaligned(fromByteOffset: position, as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                position += 8
+                continue
+            }
+            let lead = utf8[position]
+            if lead < 0x80 {
+                position += 1
+                continue
+            }
+            let length: Int
+            var secondLow: UInt8 = 0x80
+            var secondHigh: UInt8 = 0xBF
+            switch lead {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; secondLow = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; secondHigh = 0x9F
+            case 0xF0: length = 4; secondLow = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; secondHigh = 0x8F
+            default: return false
+            }
+            guard position + length <= end else { return false }
+            let second = utf8[position + 1]
+            guard second >= secondLow && second <= secondHigh else { return false }
+            for offset in 2..<length where utf8[position + offset] & 0xC0 != 0x80 { return false }
+            position += length
+        }
+        return true
+    }
+
+    /// Calls `body` with the bytes written so far.
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
     /// Writes `utf8` in quotes, escaping what RFC 8259 requires and copying unescaped
     /// runs in bulk.
     private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {
