@@ -389,19 +389,38 @@ extension Resource {
     /// `ORDER BY owner, position`, which made SQLite build a sorter for every page.
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
         guard !ids.isEmpty else { return [:] }
-        let sql = linkSQL(link, count: ids.count)
         var found: [Int64: [(position: Int64, id: Int64, name: JSON)]] = [:]
-        for row in try db.query(sql, ids.map { .int($0) }) {
+        for row in try db.query(linkSQL(link), [Resource.idArray(ids)]) {
             guard let owner = row.int(0), let linked = row.int(1) else { continue }
             found[owner, default: []].append((row.int(3) ?? 0, linked, row[2].json))
         }
         return found.mapValues { items in items.sorted { $0.position < $1.position }.map { (id: $0.id, name: $0.name) } }
     }
 
-    /// The owner, linked id, name and position of the links of `count` rows (`IN` marks).
-    func linkSQL(_ link: Link, count: Int) -> String {
-        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM \(link.table) l "
-            + "JOIN \(link.target) x ON x.id = l.\(link.targetColumn) WHERE l.\(link.ownerColumn) IN (\(SQLFilter.marks(count)))"
+    /// The owner, linked id, name and position of the links of the rows whose ids are bound as
+    /// one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop (CROSS
+    /// JOIN fixes the order) rather than an `IN (?, …)` list: one statement text whatever the
+    /// count, and no temporary b-tree SQLite would build and sort for the list on every page.
+    func linkSQL(_ link: Link) -> String {
+        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM json_each(?) j "
+            + "CROSS JOIN \(link.table) l ON l.\(link.ownerColumn) = j.value JOIN \(link.target) x ON x.id = l.\(link.targetColumn)"
+    }
+
+    /// The id and name of the referenced rows whose ids are bound as one JSON array (as `linkSQL`).
+    func referenceSQL(_ reference: Reference) -> String {
+        "SELECT x.id, \(reference.nameSQL) FROM json_each(?) j CROSS JOIN \(reference.target) x ON x.id = j.value"
+    }
+
+    /// Ids as one JSON array (`[1,2,3]`), the parameter of `linkSQL` and `referenceSQL`.
+    static func idArray(_ ids: some Collection<Int64>) -> SQLValue {
+        var text = JSONText(capacity: 2 + ids.count * 8)
+        text.openArray()
+        for (i, id) in ids.enumerated() {
+            if i > 0 { text.comma() }
+            text.int(id)
+        }
+        text.closeArray()
+        return .text(String(decoding: text.bytes(), as: UTF8.self))
     }
 
     /// The answer rows, in order, with their links and referenced names.
@@ -413,8 +432,7 @@ extension Resource {
             let targets = Array(Set(rows.compactMap { $0.int(reference.column) }))
             guard !targets.isEmpty else { continue }
             var found: [Int64: JSON] = [:]
-            for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
-                                    targets.map { .int($0) }) {
+            for row in try db.query(referenceSQL(reference), [Resource.idArray(targets)]) {
                 found[row.int(0) ?? 0] = row[1].json
             }
             names[reference.column] = found
@@ -483,8 +501,7 @@ extension Resource {
             var found: [Int64: Range<Int>] = [:]
             let wanted = Array(Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] }))
             if !wanted.isEmpty {
-                try db.forEachRow("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(wanted.count)))",
-                                  wanted.map { .int($0) }) { row in
+                try db.forEachRow(referenceSQL(reference), [Resource.idArray(wanted)]) { row in
                     let start = names.count
                     Resource.write(row[1], into: &names)
                     found[row.exactInt(0) ?? 0] = start..<names.count
@@ -552,7 +569,7 @@ extension Resource {
     /// ordered by owner then position, and each owner's run of them.
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], owners: [Int64: Range<Int>]) {
         var items: [LinkedItem] = []
-        try db.forEachRow(linkSQL(link, count: ids.count), ids.map { .int($0) }) { row in
+        try db.forEachRow(linkSQL(link), [Resource.idArray(ids)]) { row in
             guard let owner = row.exactInt(0), let linked = row.exactInt(1) else { return }
             let start = names.count
             Resource.write(row[2], into: &names)

@@ -175,6 +175,7 @@ public final class SQLiteConnection {
 
     public init(path: String, busyTimeoutMillis: Int32 = 5000,
                 statementCacheCapacity: Int = SQLiteConnection.defaultStatementCacheCapacity) throws(SQLiteError) {
+        _ = SQLiteConnection.libraryConfigured
         cache = StatementCache(capacity: statementCacheCapacity)
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
@@ -199,6 +200,10 @@ public final class SQLiteConnection {
     }
 
     deinit { close() }
+
+    /// Process-wide settings made before the first connection initializes SQLite: no memory
+    /// statistics, which would take a global mutex on every allocation (no code reads them).
+    private static let libraryConfigured: Bool = crm_sqlite3_disable_memstatus() == SQLITE_OK
 
     /// Closes the connection (statements first); used on clean shutdown. Later calls, and the
     /// deinit, do nothing (closing a handle twice is undefined behaviour); later statements
