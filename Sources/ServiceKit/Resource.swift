@@ -77,7 +77,13 @@ public struct Resource: Sendable {
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
+        linkSQLs = links.map(Resource.linkSQL)
+        referenceSQLs = references.map(Resource.referenceSQL)
     }
+
+    /// `linkSQL` of each link and `referenceSQL` of each reference, made once.
+    let linkSQLs: [String]
+    let referenceSQLs: [String]
 
     let selectList: String
     /// How list rows are written as JSON text (keys encoded once).
@@ -174,19 +180,22 @@ public struct Window: Sendable {
 
     /// Rows with a status in `statuses` inside [start, end]: whole months, days, hours and
     /// minutes from the count table, rows only in the partial minutes at the edges (an index on
-    /// (status, column) keeps that to one minute's rows). About twenty small indexed lookups,
-    /// run as one statement.
+    /// (status, column) keeps that to one minute's rows). About twenty small indexed lookups per
+    /// status, run as one statement; each lookup names one status (`status = ?`), since an
+    /// `IN (?, …)` list made SQLite build a temporary b-tree for every one of them.
     func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
-        let statusSQL = "status IN (\(SQLFilter.marks(statuses.count)))"
-        let statusBinds = statuses.map { SQLValue.int($0) }
-        var terms: [String] = []
+        var sql = "SELECT 0"
         var binds: [SQLValue] = []
+        let rowsTerm = " + (SELECT COUNT(*) FROM \(table) WHERE status = ? AND \"\(column)\" BETWEEN ? AND ?)"
+        let countsTerm = " + (SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE status = ? AND level = ? AND period > ? AND period < ?)"
         // Bounds are times or unit markers: a unit's prefix sorts before every time in it, and
         // the prefix followed by "~" after every one of them.
         func count(_ from: String, _ to: String, level: Int) {
             guard level < Window.unitLengths.count else {
-                terms.append("(SELECT COUNT(*) FROM \(table) WHERE \(statusSQL) AND \"\(column)\" BETWEEN ? AND ?)")
-                binds += statusBinds + [.text(from), .text(to)]
+                for status in statuses {
+                    sql += rowsTerm
+                    binds += [.int(status), .text(from), .text(to)]
+                }
                 return
             }
             let length = Window.unitLengths[level]
@@ -195,13 +204,15 @@ public struct Window: Sendable {
             let first = fromIsTime ? String(from.prefix(length)) : from
             let last = toIsTime ? String(to.prefix(length)) : to
             if first == last { return count(from, to, level: level + 1) }
-            terms.append("(SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE \(statusSQL) AND level = ? AND period > ? AND period < ?)")
-            binds += statusBinds + [.int(Int64(length)), .text(first), .text(last)]
+            for status in statuses {
+                sql += countsTerm
+                binds += [.int(status), .int(Int64(length)), .text(first), .text(last)]
+            }
             if fromIsTime { count(from, first + "~", level: level + 1) }
             if toIsTime { count(last, to, level: level + 1) }
         }
         count(start, end, level: 0)
-        return try db.scalar("SELECT " + terms.joined(separator: " + "), binds)
+        return try db.scalar(sql, binds)
     }
 }
 
@@ -390,7 +401,7 @@ extension Resource {
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
         guard !ids.isEmpty else { return [:] }
         var found: [Int64: [(position: Int64, id: Int64, name: JSON)]] = [:]
-        for row in try db.query(linkSQL(link), [Resource.idArray(ids)]) {
+        for row in try db.query(Resource.linkSQL(link), [Resource.idArray(ids)]) {
             guard let owner = row.int(0), let linked = row.int(1) else { continue }
             found[owner, default: []].append((row.int(3) ?? 0, linked, row[2].json))
         }
@@ -401,13 +412,13 @@ extension Resource {
     /// one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop (CROSS
     /// JOIN fixes the order) rather than an `IN (?, …)` list: one statement text whatever the
     /// count, and no temporary b-tree SQLite would build and sort for the list on every page.
-    func linkSQL(_ link: Link) -> String {
+    static func linkSQL(_ link: Link) -> String {
         "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM json_each(?) j "
             + "CROSS JOIN \(link.table) l ON l.\(link.ownerColumn) = j.value JOIN \(link.target) x ON x.id = l.\(link.targetColumn)"
     }
 
     /// The id and name of the referenced rows whose ids are bound as one JSON array (as `linkSQL`).
-    func referenceSQL(_ reference: Reference) -> String {
+    static func referenceSQL(_ reference: Reference) -> String {
         "SELECT x.id, \(reference.nameSQL) FROM json_each(?) j CROSS JOIN \(reference.target) x ON x.id = j.value"
     }
 
@@ -432,7 +443,7 @@ extension Resource {
             let targets = Array(Set(rows.compactMap { $0.int(reference.column) }))
             guard !targets.isEmpty else { continue }
             var found: [Int64: JSON] = [:]
-            for row in try db.query(referenceSQL(reference), [Resource.idArray(targets)]) {
+            for row in try db.query(Resource.referenceSQL(reference), [Resource.idArray(targets)]) {
                 found[row.int(0) ?? 0] = row[1].json
             }
             names[reference.column] = found
@@ -497,11 +508,11 @@ extension Resource {
         var names = JSONText(capacity: 1024)
         var nameRanges: [[Int64: Range<Int>]] = []
         nameRanges.reserveCapacity(referenceCount)
-        for (r, reference) in references.enumerated() {
+        for r in references.indices {
             var found: [Int64: Range<Int>] = [:]
             let wanted = Array(Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] }))
             if !wanted.isEmpty {
-                try db.forEachRow(referenceSQL(reference), [Resource.idArray(wanted)]) { row in
+                try db.forEachRow(referenceSQLs[r], [Resource.idArray(wanted)]) { row in
                     let start = names.count
                     Resource.write(row[1], into: &names)
                     found[row.exactInt(0) ?? 0] = start..<names.count
@@ -509,7 +520,7 @@ extension Resource {
             }
             nameRanges.append(found)
         }
-        let linkedByLink = try links.map { try linked($0, of: ids, db, names: &names) }
+        let linkedByLink = try links.indices.map { try linked(link: $0, of: ids, db, names: &names) }
         out.openArray()
         var start = 0
         var c = 0
@@ -567,9 +578,9 @@ extension Resource {
 
     /// `linked(_:of:_:)` for `writeRows`: the names written as JSON into `names`, the items
     /// ordered by owner then position, and each owner's run of them.
-    func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], owners: [Int64: Range<Int>]) {
+    func linked(link: Int, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], owners: [Int64: Range<Int>]) {
         var items: [LinkedItem] = []
-        try db.forEachRow(linkSQL(link), [Resource.idArray(ids)]) { row in
+        try db.forEachRow(linkSQLs[link], [Resource.idArray(ids)]) { row in
             guard let owner = row.exactInt(0), let linked = row.exactInt(1) else { return }
             let start = names.count
             Resource.write(row[2], into: &names)
