@@ -1,3 +1,4 @@
+import Synchronization
 import WireProtocol
 
 /// A table the API lists, creates, updates and soft-deletes, declared once: its columns (which
@@ -184,18 +185,17 @@ public struct Window: Sendable {
     /// status, run as one statement; each lookup names one status (`status = ?`), since an
     /// `IN (?, …)` list made SQLite build a temporary b-tree for every one of them.
     func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
-        var sql = "SELECT 0"
-        var binds: [SQLValue] = []
-        let rowsTerm = " + (SELECT COUNT(*) FROM \(table) WHERE status = ? AND \"\(column)\" BETWEEN ? AND ?)"
-        let countsTerm = " + (SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE status = ? AND level = ? AND period > ? AND period < ?)"
+        // Each status and each pair of bounds is bound once (numbered parameters, the statuses
+        // first), however many lookups use it; the statement's text depends only on the shape
+        // (the lookups' units, the number of statuses), so it is made once per shape.
+        var binds: [SQLValue] = statuses.map { .int($0) }
+        var shape = TotalShape(table: table, counts: counts, statuses: statuses.count, terms: [])
         // Bounds are times or unit markers: a unit's prefix sorts before every time in it, and
         // the prefix followed by "~" after every one of them.
         func count(_ from: String, _ to: String, level: Int) {
             guard level < Window.unitLengths.count else {
-                for status in statuses {
-                    sql += rowsTerm
-                    binds += [.int(status), .text(from), .text(to)]
-                }
+                binds += [.text(from), .text(to)]
+                shape.terms.append(UInt8(level))
                 return
             }
             let length = Window.unitLengths[level]
@@ -204,15 +204,53 @@ public struct Window: Sendable {
             let first = fromIsTime ? String(from.prefix(length)) : from
             let last = toIsTime ? String(to.prefix(length)) : to
             if first == last { return count(from, to, level: level + 1) }
-            for status in statuses {
-                sql += countsTerm
-                binds += [.int(status), .int(Int64(length)), .text(first), .text(last)]
-            }
+            binds += [.text(first), .text(last)]
+            shape.terms.append(UInt8(level))
             if fromIsTime { count(from, first + "~", level: level + 1) }
             if toIsTime { count(last, to, level: level + 1) }
         }
         count(start, end, level: 0)
+        let sql: String
+        if let made = Window.totalSQLs.withLock({ $0[shape] }) {
+            sql = made
+        } else {
+            sql = totalSQL(shape)
+            Window.totalSQLs.withLock { made in
+                if made.count >= 512 { made.removeAll() }
+                made[shape] = sql
+            }
+        }
         return try db.scalar(sql, binds)
+    }
+
+    /// What the text of a `total` statement depends on: the lookups' units in order
+    /// (`unitLengths` indexes; `unitLengths.count` for rows counted in the table).
+    struct TotalShape: Hashable {
+        var table: String
+        var counts: String
+        var statuses: Int
+        var terms: [UInt8]
+    }
+
+    /// `total` statements by shape (a few dozen in practice; emptied if it ever reaches 512).
+    private static let totalSQLs = Mutex<[TotalShape: String]>([:])
+
+    /// One lookup per status and term: `status = ?` (an `IN (?, …)` list made SQLite build a
+    /// temporary b-tree for each lookup), each term's bounds bound once.
+    private func totalSQL(_ shape: TotalShape) -> String {
+        var sql = "SELECT 0"
+        for (t, level) in shape.terms.enumerated() {
+            let from = "?\(shape.statuses + 2 * t + 1)", to = "?\(shape.statuses + 2 * t + 2)"
+            for s in 1...max(1, shape.statuses) where shape.statuses > 0 {
+                if Int(level) < Window.unitLengths.count {
+                    sql += " + (SELECT COALESCE(SUM(n), 0) FROM \(shape.counts) WHERE status = ?\(s) AND level = \(Window.unitLengths[Int(level)])"
+                        + " AND period > \(from) AND period < \(to))"
+                } else {
+                    sql += " + (SELECT COUNT(*) FROM \(shape.table) WHERE status = ?\(s) AND \"\(column)\" BETWEEN \(from) AND \(to))"
+                }
+            }
+        }
+        return sql
     }
 }
 
@@ -484,20 +522,23 @@ extension Resource {
         var cuts: [Int] = []
         /// Per row: the value of each reference's column.
         var targets: [Int64?] = []
-        try db.forEachRow(sql, binds) { row in
-            ids.append(row.exactInt(0) ?? 0)
-            for (i, slot) in plan.slots.enumerated() {
-                columnsText.raw(slot.key)
-                switch row[Int32(i)] {
-                case .null: columnsText.null()
-                case .int(let v): if slot.money { columnsText.string(Params.moneyText(v)) } else { columnsText.int(v) }
-                case .double(let v): columnsText.double(v)
-                case .bytes(let v): columnsText.string(utf8: v)
+        // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
+        try plan.columnKeys.withUnsafeBufferPointer { keys in
+            try db.forEachRow(sql, binds) { row in
+                ids.append(row.exactInt(0) ?? 0)
+                for i in 0..<plan.columnKeyRanges.count {
+                    columnsText.raw(UnsafeBufferPointer(rebasing: keys[plan.columnKeyRanges[i]]))
+                    switch row[Int32(i)] {
+                    case .null: columnsText.null()
+                    case .int(let v): if plan.columnMoney[i] { columnsText.string(Params.moneyText(v)) } else { columnsText.int(v) }
+                    case .double(let v): columnsText.double(v)
+                    case .bytes(let v): columnsText.string(utf8: v)
+                    }
+                    if plan.columnCut[i] { cuts.append(columnsText.count) }
                 }
-                if slot.cut { cuts.append(columnsText.count) }
+                cuts.append(columnsText.count)
+                for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
             }
-            cuts.append(columnsText.count)
-            for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
         }
         guard !ids.isEmpty else {
             out.openArray()
@@ -1014,6 +1055,11 @@ struct AnswerPlan: Sendable {
     var slots: [Slot] = []
     /// The slots with a `cut`, in order.
     var cutSlots: [Int] = []
+    /// The slots' keys, money and cut flags as flat arrays, for the loop over every value.
+    var columnKeys: [UInt8] = []
+    var columnKeyRanges: [Range<Int>] = []
+    var columnMoney: [Bool] = []
+    var columnCut: [Bool] = []
     var referenceKeys: [[UInt8]] = []
     /// The row position of each reference's column (nil when no column has its name).
     var referenceColumns: [Int?] = []
@@ -1037,5 +1083,11 @@ struct AnswerPlan: Sendable {
         }
         for i in slots.indices { slots[i].cut = !slots[i].references.isEmpty || !slots[i].firstIDLinks.isEmpty }
         cutSlots = slots.indices.filter { slots[$0].cut }
+        for slot in slots {
+            columnKeyRanges.append(columnKeys.count..<(columnKeys.count + slot.key.count))
+            columnKeys += slot.key
+        }
+        columnMoney = slots.map(\.money)
+        columnCut = slots.map(\.cut)
     }
 }

@@ -21,6 +21,10 @@ public struct JSONText: ~Copyable {
         bytes.withUnsafeBufferPointer { writer.write(bytes: $0) }
     }
 
+    public mutating func raw(_ bytes: UnsafeBufferPointer<UInt8>) {
+        writer.write(bytes: bytes)
+    }
+
     public mutating func raw(_ text: StaticString) {
         writer.write(ascii: text)
     }
