@@ -530,7 +530,7 @@ extension Resource {
                     columnsText.raw(UnsafeBufferPointer(rebasing: keys[plan.columnKeyRanges[i]]))
                     switch row[Int32(i)] {
                     case .null: columnsText.null()
-                    case .int(let v): if plan.columnMoney[i] { columnsText.string(Params.moneyText(v)) } else { columnsText.int(v) }
+                    case .int(let v): if plan.columnMoney[i] { Resource.writeMoney(v, into: &columnsText) } else { columnsText.int(v) }
                     case .double(let v): columnsText.double(v)
                     case .bytes(let v): columnsText.string(utf8: v)
                     }
@@ -636,6 +636,17 @@ extension Resource {
             first = i + 1
         }
         return (items, owners)
+    }
+
+    /// `Params.moneyText(cents)` as a JSON string, written without making the `String` (the
+    /// same characters: integer part, ".", a "0" when the remainder is below 10, the remainder).
+    static func writeMoney(_ cents: Int64, into out: inout JSONText) {
+        let fraction = cents % 100
+        out.raw("\"")
+        out.int(cents / 100)
+        out.raw(fraction < 10 ? ".0" : ".")
+        out.int(fraction)
+        out.raw("\"")
     }
 
     /// A column value as `SQLValue.json` serializes it.
