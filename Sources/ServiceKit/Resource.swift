@@ -446,12 +446,12 @@ extension Resource {
         return found.mapValues { items in items.sorted { $0.position < $1.position }.map { (id: $0.id, name: $0.name) } }
     }
 
-    /// The owner, linked id, name and position of the links of the rows whose ids are bound as
-    /// one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop (CROSS
+    /// The owner, linked id, name, position and owner's index in the array of the links of the
+    /// rows whose ids are bound as one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop (CROSS
     /// JOIN fixes the order) rather than an `IN (?, …)` list: one statement text whatever the
     /// count, and no temporary b-tree SQLite would build and sort for the list on every page.
     static func linkSQL(_ link: Link) -> String {
-        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM json_each(?) j "
+        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position, j.key FROM json_each(?) j "
             + "CROSS JOIN \(link.table) l ON l.\(link.ownerColumn) = j.value JOIN \(link.target) x ON x.id = l.\(link.targetColumn)"
     }
 
@@ -565,7 +565,7 @@ extension Resource {
         out.openArray()
         var start = 0
         var c = 0
-        for (r, id) in ids.enumerated() {
+        for r in ids.indices {
             if r > 0 { out.comma() }
             out.openObject()
             for slotIndex in plan.cutSlots {
@@ -580,7 +580,7 @@ extension Resource {
                 }
                 for link in slot.firstIDLinks {
                     out.raw(plan.firstIDKeys[link])
-                    if let first = linkedByLink[link].owners[id]?.first { out.int(linkedByLink[link].items[first].id) } else { out.null() }
+                    if let first = linkedByLink[link].rows[r].first { out.int(linkedByLink[link].items[first].id) } else { out.null() }
                 }
             }
             let end = cuts[c]
@@ -588,7 +588,7 @@ extension Resource {
             out.raw(columnsText, start..<end)
             start = end
             for (l, found) in linkedByLink.enumerated() {
-                let items = found.owners[id] ?? 0..<0
+                let items = found.rows[r]
                 out.raw(plan.linkNamesKeys[l])
                 out.openArray()
                 for n in items {
@@ -609,33 +609,35 @@ extension Resource {
         out.closeArray()
     }
 
-    /// A linked row of a page: its owner, place, id and name (a range of the names' text).
+    /// A linked row of a page: its owner (as the row's index in the page), place, id and name
+    /// (a range of the names' text).
     struct LinkedItem {
-        var owner: Int64
+        var row: Int
         var position: Int64
         var id: Int64
         var name: Range<Int>
     }
 
     /// `linked(_:of:_:)` for `writeRows`: the names written as JSON into `names`, the items
-    /// ordered by owner then position, and each owner's run of them.
-    func linked(link: Int, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], owners: [Int64: Range<Int>]) {
+    /// ordered by row then position, and each row's run of them (by the row's index: `j.key`,
+    /// the id's place in the bound array).
+    func linked(link: Int, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], rows: [Range<Int>]) {
         var items: [LinkedItem] = []
         try db.forEachRow(linkSQLs[link], [Resource.idArray(ids)]) { row in
-            guard let owner = row.exactInt(0), let linked = row.exactInt(1) else { return }
+            guard row.exactInt(0) != nil, let linked = row.exactInt(1), let index = row.exactInt(4), index >= 0, index < ids.count else { return }
             let start = names.count
             Resource.write(row[2], into: &names)
-            items.append(LinkedItem(owner: owner, position: row.exactInt(3) ?? 0, id: linked, name: start..<names.count))
+            items.append(LinkedItem(row: Int(index), position: row.exactInt(3) ?? 0, id: linked, name: start..<names.count))
         }
         // Stable, as `linked(_:of:_:)`'s sort of each owner's items in query order.
-        items.sort { $0.owner != $1.owner ? $0.owner < $1.owner : $0.position < $1.position }
-        var owners: [Int64: Range<Int>] = [:]
+        items.sort { $0.row != $1.row ? $0.row < $1.row : $0.position < $1.position }
+        var rows = [Range<Int>](repeating: 0..<0, count: ids.count)
         var first = 0
-        for i in items.indices where i + 1 == items.count || items[i + 1].owner != items[i].owner {
-            owners[items[i].owner] = first..<(i + 1)
+        for i in items.indices where i + 1 == items.count || items[i + 1].row != items[i].row {
+            rows[items[i].row] = first..<(i + 1)
             first = i + 1
         }
-        return (items, owners)
+        return (items, rows)
     }
 
     /// `Params.moneyText(cents)` as a JSON string, written without making the `String` (the
