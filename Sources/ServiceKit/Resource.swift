@@ -1,3 +1,4 @@
+import Synchronization
 import WireProtocol
 
 /// A table the API lists, creates, updates and soft-deletes, declared once: its columns (which
@@ -77,7 +78,13 @@ public struct Resource: Sendable {
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
+        linkSQLs = links.map(Resource.linkSQL)
+        referenceSQLs = references.map(Resource.referenceSQL)
     }
+
+    /// `linkSQL` of each link and `referenceSQL` of each reference, made once.
+    let linkSQLs: [String]
+    let referenceSQLs: [String]
 
     let selectList: String
     /// How list rows are written as JSON text (keys encoded once).
@@ -174,19 +181,21 @@ public struct Window: Sendable {
 
     /// Rows with a status in `statuses` inside [start, end]: whole months, days, hours and
     /// minutes from the count table, rows only in the partial minutes at the edges (an index on
-    /// (status, column) keeps that to one minute's rows). About twenty small indexed lookups,
-    /// run as one statement.
+    /// (status, column) keeps that to one minute's rows). About twenty small indexed lookups per
+    /// status, run as one statement; each lookup names one status (`status = ?`), since an
+    /// `IN (?, …)` list made SQLite build a temporary b-tree for every one of them.
     func total(_ db: SQLiteConnection, table: String, counts: String, statuses: [Int64], start: String, end: String) throws -> Int64 {
-        let statusSQL = "status IN (\(SQLFilter.marks(statuses.count)))"
-        let statusBinds = statuses.map { SQLValue.int($0) }
-        var terms: [String] = []
-        var binds: [SQLValue] = []
+        // Each status and each pair of bounds is bound once (numbered parameters, the statuses
+        // first), however many lookups use it; the statement's text depends only on the shape
+        // (the lookups' units, the number of statuses), so it is made once per shape.
+        var binds: [SQLValue] = statuses.map { .int($0) }
+        var shape = TotalShape(table: table, counts: counts, statuses: statuses.count, terms: [])
         // Bounds are times or unit markers: a unit's prefix sorts before every time in it, and
         // the prefix followed by "~" after every one of them.
         func count(_ from: String, _ to: String, level: Int) {
             guard level < Window.unitLengths.count else {
-                terms.append("(SELECT COUNT(*) FROM \(table) WHERE \(statusSQL) AND \"\(column)\" BETWEEN ? AND ?)")
-                binds += statusBinds + [.text(from), .text(to)]
+                binds += [.text(from), .text(to)]
+                shape.terms.append(UInt8(level))
                 return
             }
             let length = Window.unitLengths[level]
@@ -195,13 +204,53 @@ public struct Window: Sendable {
             let first = fromIsTime ? String(from.prefix(length)) : from
             let last = toIsTime ? String(to.prefix(length)) : to
             if first == last { return count(from, to, level: level + 1) }
-            terms.append("(SELECT COALESCE(SUM(n), 0) FROM \(counts) WHERE \(statusSQL) AND level = ? AND period > ? AND period < ?)")
-            binds += statusBinds + [.int(Int64(length)), .text(first), .text(last)]
+            binds += [.text(first), .text(last)]
+            shape.terms.append(UInt8(level))
             if fromIsTime { count(from, first + "~", level: level + 1) }
             if toIsTime { count(last, to, level: level + 1) }
         }
         count(start, end, level: 0)
-        return try db.scalar("SELECT " + terms.joined(separator: " + "), binds)
+        let sql: String
+        if let made = Window.totalSQLs.withLock({ $0[shape] }) {
+            sql = made
+        } else {
+            sql = totalSQL(shape)
+            Window.totalSQLs.withLock { made in
+                if made.count >= 512 { made.removeAll() }
+                made[shape] = sql
+            }
+        }
+        return try db.scalar(sql, binds)
+    }
+
+    /// What the text of a `total` statement depends on: the lookups' units in order
+    /// (`unitLengths` indexes; `unitLengths.count` for rows counted in the table).
+    struct TotalShape: Hashable {
+        var table: String
+        var counts: String
+        var statuses: Int
+        var terms: [UInt8]
+    }
+
+    /// `total` statements by shape (a few dozen in practice; emptied if it ever reaches 512).
+    private static let totalSQLs = Mutex<[TotalShape: String]>([:])
+
+    /// One lookup per status and term: `status = ?` (an `IN (?, …)` list made SQLite build a
+    /// temporary b-tree for each lookup), each term's bounds bound once.
+    private func totalSQL(_ shape: TotalShape) -> String {
+        var sql = "SELECT 0"
+        for (t, level) in shape.terms.enumerated() {
+            let from = "?\(shape.statuses + 2 * t + 1)", to = "?\(shape.statuses + 2 * t + 2)"
+            for s in 1...max(1, shape.statuses) where shape.statuses > 0 {
+                if Int(level) < Window.unitLengths.count {
+                    sql += " + (SELECT COALESCE(SUM(n), 0) FROM \(shape.counts) WHERE status = ?\(s) AND level = \(Window.unitLengths[Int(level)])"
+                        + " AND period > \(from) AND period < \(to))"
+                } else {
+                    sql += " + (SELECT COUNT(*) FROM \(shape.table) WHERE status = ?\(s) AND \"\(column)\" BETWEEN \(from) AND \(to))"
+                }
+            }
+        }
+        return sql
     }
 }
 
@@ -389,14 +438,38 @@ extension Resource {
     /// `ORDER BY owner, position`, which made SQLite build a sorter for every page.
     func linked(_ link: Link, of ids: [Int64], _ db: SQLiteConnection) throws -> [Int64: [(id: Int64, name: JSON)]] {
         guard !ids.isEmpty else { return [:] }
-        let sql = "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position FROM \(link.table) l "
-            + "JOIN \(link.target) x ON x.id = l.\(link.targetColumn) WHERE l.\(link.ownerColumn) IN (\(SQLFilter.marks(ids.count)))"
         var found: [Int64: [(position: Int64, id: Int64, name: JSON)]] = [:]
-        for row in try db.query(sql, ids.map { .int($0) }) {
+        for row in try db.query(Resource.linkSQL(link), [Resource.idArray(ids)]) {
             guard let owner = row.int(0), let linked = row.int(1) else { continue }
             found[owner, default: []].append((row.int(3) ?? 0, linked, row[2].json))
         }
         return found.mapValues { items in items.sorted { $0.position < $1.position }.map { (id: $0.id, name: $0.name) } }
+    }
+
+    /// The owner, linked id, name, position and owner's index in the array of the links of the
+    /// rows whose ids are bound as one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop (CROSS
+    /// JOIN fixes the order) rather than an `IN (?, …)` list: one statement text whatever the
+    /// count, and no temporary b-tree SQLite would build and sort for the list on every page.
+    static func linkSQL(_ link: Link) -> String {
+        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position, j.key FROM json_each(?) j "
+            + "CROSS JOIN \(link.table) l ON l.\(link.ownerColumn) = j.value JOIN \(link.target) x ON x.id = l.\(link.targetColumn)"
+    }
+
+    /// The id and name of the referenced rows whose ids are bound as one JSON array (as `linkSQL`).
+    static func referenceSQL(_ reference: Reference) -> String {
+        "SELECT x.id, \(reference.nameSQL) FROM json_each(?) j CROSS JOIN \(reference.target) x ON x.id = j.value"
+    }
+
+    /// Ids as one JSON array (`[1,2,3]`), the parameter of `linkSQL` and `referenceSQL`.
+    static func idArray(_ ids: some Collection<Int64>) -> SQLValue {
+        var text = JSONText(capacity: 2 + ids.count * 8)
+        text.openArray()
+        for (i, id) in ids.enumerated() {
+            if i > 0 { text.comma() }
+            text.int(id)
+        }
+        text.closeArray()
+        return .text(String(decoding: text.bytes(), as: UTF8.self))
     }
 
     /// The answer rows, in order, with their links and referenced names.
@@ -408,8 +481,7 @@ extension Resource {
             let targets = Array(Set(rows.compactMap { $0.int(reference.column) }))
             guard !targets.isEmpty else { continue }
             var found: [Int64: JSON] = [:]
-            for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
-                                    targets.map { .int($0) }) {
+            for row in try db.query(Resource.referenceSQL(reference), [Resource.idArray(targets)]) {
                 found[row.int(0) ?? 0] = row[1].json
             }
             names[reference.column] = found
@@ -436,70 +508,157 @@ extension Resource {
         }
     }
 
-    /// The answer rows written as a JSON array into `out`: the same text as `json(_:_:)`
-    /// serialized, without building the tree (list pages are the hot path).
-    func writeRows(_ rows: [Row], _ db: SQLiteConnection, into out: inout JSONText) throws {
+    /// The rows `sql` selects (`selectList`, in order) written as a JSON array into `out`: the
+    /// same text as `json(_:_:)` serialized, without building the tree, a `Row` or a `String`
+    /// per value (list pages are the hot path). Column values go from SQLite straight into the
+    /// text; the parts that need the page's ids (referenced names, links) are looked up after
+    /// the rows were stepped and placed at the cuts recorded while writing them.
+    func writeRows(_ sql: String, _ binds: [SQLValue], _ db: SQLiteConnection, into out: inout JSONText) throws {
         let plan = answerPlan
-        let ids = rows.map { $0.int(0) ?? 0 }
-        let linkedByLink = try links.map { try linked($0, of: ids, db) }
-        var names: [[Int64: JSON]] = []
-        names.reserveCapacity(references.count)
-        for (r, reference) in references.enumerated() {
-            var found: [Int64: JSON] = [:]
-            if let column = plan.referenceColumns[r] {
-                let targets = Array(Set(rows.compactMap { $0.int(column) }))
-                if !targets.isEmpty {
-                    for row in try db.query("SELECT x.id, \(reference.nameSQL) FROM \(reference.target) x WHERE x.id IN (\(SQLFilter.marks(targets.count)))",
-                                            targets.map { .int($0) }) {
-                        found[row.int(0) ?? 0] = row[1].json
+        let referenceCount = references.count
+        var columnsText = JSONText(capacity: 4096)
+        var ids: [Int64] = []
+        /// Per row: where each of `plan.cutSlots` ends, then where the row ends, in `columnsText`.
+        var cuts: [Int] = []
+        /// Per row: the value of each reference's column.
+        var targets: [Int64?] = []
+        // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
+        try plan.columnKeys.withUnsafeBufferPointer { keys in
+            try db.forEachRow(sql, binds) { row in
+                ids.append(row.exactInt(0) ?? 0)
+                for i in 0..<plan.columnKeyRanges.count {
+                    columnsText.raw(UnsafeBufferPointer(rebasing: keys[plan.columnKeyRanges[i]]))
+                    switch row[Int32(i)] {
+                    case .null: columnsText.null()
+                    case .int(let v): if plan.columnMoney[i] { Resource.writeMoney(v, into: &columnsText) } else { columnsText.int(v) }
+                    case .double(let v): columnsText.double(v)
+                    case .bytes(let v): columnsText.string(utf8: v)
                     }
+                    if plan.columnCut[i] { cuts.append(columnsText.count) }
+                }
+                cuts.append(columnsText.count)
+                for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
+            }
+        }
+        guard !ids.isEmpty else {
+            out.openArray()
+            out.closeArray()
+            return
+        }
+        // Referenced names and linked names, each written once as JSON into `names`.
+        var names = JSONText(capacity: 1024)
+        var nameRanges: [[Int64: Range<Int>]] = []
+        nameRanges.reserveCapacity(referenceCount)
+        for r in references.indices {
+            var found: [Int64: Range<Int>] = [:]
+            let wanted = Array(Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] }))
+            if !wanted.isEmpty {
+                try db.forEachRow(referenceSQLs[r], [Resource.idArray(wanted)]) { row in
+                    let start = names.count
+                    Resource.write(row[1], into: &names)
+                    found[row.exactInt(0) ?? 0] = start..<names.count
                 }
             }
-            names.append(found)
+            nameRanges.append(found)
         }
+        let linkedByLink = try links.indices.map { try linked(link: $0, of: ids, db, names: &names) }
         out.openArray()
-        for (r, row) in rows.enumerated() {
+        var start = 0
+        var c = 0
+        for r in ids.indices {
             if r > 0 { out.comma() }
-            let id = ids[r]
             out.openObject()
-            for (i, slot) in plan.slots.enumerated() {
-                out.raw(slot.key)
-                switch row[i] {
-                case .null: out.null()
-                case .int(let v): if slot.money { out.string(Params.moneyText(v)) } else { out.int(v) }
-                case .double(let v): out.value(.double(v))
-                case .text(let v): out.string(v)
-                case .blob(let v): out.string(String(decoding: v, as: UTF8.self))
-                }
+            for slotIndex in plan.cutSlots {
+                let cut = cuts[c]
+                c += 1
+                out.raw(columnsText, start..<cut)
+                start = cut
+                let slot = plan.slots[slotIndex]
                 for reference in slot.references {
                     out.raw(plan.referenceKeys[reference])
-                    if let target = row.int(i), let name = names[reference][target] { out.value(name) } else { out.null() }
+                    if let target = targets[r * referenceCount + reference], let name = nameRanges[reference][target] { out.raw(names, name) } else { out.null() }
                 }
                 for link in slot.firstIDLinks {
                     out.raw(plan.firstIDKeys[link])
-                    if let first = linkedByLink[link][id]?.first { out.int(first.id) } else { out.null() }
+                    if let first = linkedByLink[link].rows[r].first { out.int(linkedByLink[link].items[first].id) } else { out.null() }
                 }
             }
+            let end = cuts[c]
+            c += 1
+            out.raw(columnsText, start..<end)
+            start = end
             for (l, found) in linkedByLink.enumerated() {
-                let items = found[id] ?? []
+                let items = found.rows[r]
                 out.raw(plan.linkNamesKeys[l])
                 out.openArray()
-                for (n, item) in items.enumerated() {
-                    if n > 0 { out.comma() }
-                    out.value(item.name)
+                for n in items {
+                    if n > items.lowerBound { out.comma() }
+                    out.raw(names, found.items[n].name)
                 }
                 out.closeArray()
                 out.raw(plan.linkIDsKeys[l])
                 out.openArray()
-                for (n, item) in items.enumerated() {
-                    if n > 0 { out.comma() }
-                    out.int(item.id)
+                for n in items {
+                    if n > items.lowerBound { out.comma() }
+                    out.int(found.items[n].id)
                 }
                 out.closeArray()
             }
             out.closeObject()
         }
         out.closeArray()
+    }
+
+    /// A linked row of a page: its owner (as the row's index in the page), place, id and name
+    /// (a range of the names' text).
+    struct LinkedItem {
+        var row: Int
+        var position: Int64
+        var id: Int64
+        var name: Range<Int>
+    }
+
+    /// `linked(_:of:_:)` for `writeRows`: the names written as JSON into `names`, the items
+    /// ordered by row then position, and each row's run of them (by the row's index: `j.key`,
+    /// the id's place in the bound array).
+    func linked(link: Int, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], rows: [Range<Int>]) {
+        var items: [LinkedItem] = []
+        try db.forEachRow(linkSQLs[link], [Resource.idArray(ids)]) { row in
+            guard row.exactInt(0) != nil, let linked = row.exactInt(1), let index = row.exactInt(4), index >= 0, index < ids.count else { return }
+            let start = names.count
+            Resource.write(row[2], into: &names)
+            items.append(LinkedItem(row: Int(index), position: row.exactInt(3) ?? 0, id: linked, name: start..<names.count))
+        }
+        // Stable, as `linked(_:of:_:)`'s sort of each owner's items in query order.
+        items.sort { $0.row != $1.row ? $0.row < $1.row : $0.position < $1.position }
+        var rows = [Range<Int>](repeating: 0..<0, count: ids.count)
+        var first = 0
+        for i in items.indices where i + 1 == items.count || items[i + 1].row != items[i].row {
+            rows[items[i].row] = first..<(i + 1)
+            first = i + 1
+        }
+        return (items, rows)
+    }
+
+    /// `Params.moneyText(cents)` as a JSON string, written without making the `String` (the
+    /// same characters: integer part, ".", a "0" when the remainder is below 10, the remainder).
+    static func writeMoney(_ cents: Int64, into out: inout JSONText) {
+        let fraction = cents % 100
+        out.raw("\"")
+        out.int(cents / 100)
+        out.raw(fraction < 10 ? ".0" : ".")
+        out.int(fraction)
+        out.raw("\"")
+    }
+
+    /// A column value as `SQLValue.json` serializes it.
+    static func write(_ value: ColumnValues.Value, into out: inout JSONText) {
+        switch value {
+        case .null: out.null()
+        case .int(let v): out.int(v)
+        case .double(let v): out.double(v)
+        case .bytes(let v): out.string(utf8: v)
+        }
     }
 
     /// `GET`: status (default, aliases, `all`), the declared filters, search, links; newest
@@ -566,14 +725,15 @@ extension Resource {
                 let made = try condition(db)
                 filter.add(made.sql, made.binds)
             }
-            let found: [Row]
+            /// The page's rows (nil: none).
+            let rows: (sql: String, binds: [SQLValue])?
             let total: Int64
             if let folded, let search, let paging {
                 let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                      folded: folded, statuses: statuses, filter: filter, paging: paging)
                 total = page.total
-                found = page.ids.isEmpty ? [] : try db.query("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
-                                                              page.ids.map { .int($0) })
+                rows = page.ids.isEmpty ? nil : ("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
+                                                 page.ids.map { .int($0) })
             } else {
                 if let statuses { filter.in("t.status", statuses) }
                 if let counters, !keys.isEmpty {
@@ -588,15 +748,20 @@ extension Resource {
                     total = 0
                 }
                 let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-                found = try db.query("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
-                                     filter.binds + limit)
+                rows = ("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+                        filter.binds + limit)
             }
             // Reply.ok's envelope, written with the rows instead of built as a tree.
-            var out = JSONText(capacity: 1024 + found.count * 256)
+            var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
             out.raw(#"{"status":0,"msg":"#)
             out.string(Reply.queryMessage)
             out.raw(#","data":"#)
-            try writeRows(found, db, into: &out)
+            if let rows {
+                try writeRows(rows.sql, rows.binds, db, into: &out)
+            } else {
+                out.openArray()
+                out.closeArray()
+            }
             if let page = paging?.info(total: total) {
                 out.raw(#","page_info":"#)
                 out.value(page.json)
@@ -897,8 +1062,17 @@ struct AnswerPlan: Sendable {
         var references: [Int]
         /// Links whose first id is answered right after this column (indexes into the links).
         var firstIDLinks: [Int]
+        /// Something is answered right after this column (a reference or a first id).
+        var cut = false
     }
     var slots: [Slot] = []
+    /// The slots with a `cut`, in order.
+    var cutSlots: [Int] = []
+    /// The slots' keys, money and cut flags as flat arrays, for the loop over every value.
+    var columnKeys: [UInt8] = []
+    var columnKeyRanges: [Range<Int>] = []
+    var columnMoney: [Bool] = []
+    var columnCut: [Bool] = []
     var referenceKeys: [[UInt8]] = []
     /// The row position of each reference's column (nil when no column has its name).
     var referenceColumns: [Int?] = []
@@ -920,5 +1094,13 @@ struct AnswerPlan: Sendable {
                               references: references.indices.filter { references[$0].column == column.name },
                               firstIDLinks: links.indices.filter { links[$0].firstIDKey?.after == column.name }))
         }
+        for i in slots.indices { slots[i].cut = !slots[i].references.isEmpty || !slots[i].firstIDLinks.isEmpty }
+        cutSlots = slots.indices.filter { slots[$0].cut }
+        for slot in slots {
+            columnKeyRanges.append(columnKeys.count..<(columnKeys.count + slot.key.count))
+            columnKeys += slot.key
+        }
+        columnMoney = slots.map(\.money)
+        columnCut = slots.map(\.cut)
     }
 }

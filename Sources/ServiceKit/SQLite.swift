@@ -175,6 +175,7 @@ public final class SQLiteConnection {
 
     public init(path: String, busyTimeoutMillis: Int32 = 5000,
                 statementCacheCapacity: Int = SQLiteConnection.defaultStatementCacheCapacity) throws(SQLiteError) {
+        _ = SQLiteConnection.libraryConfigured
         cache = StatementCache(capacity: statementCacheCapacity)
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
@@ -199,6 +200,10 @@ public final class SQLiteConnection {
     }
 
     deinit { close() }
+
+    /// Process-wide settings made before the first connection initializes SQLite: no memory
+    /// statistics, which would take a global mutex on every allocation (no code reads them).
+    private static let libraryConfigured: Bool = crm_sqlite3_disable_memstatus() == SQLITE_OK
 
     /// Closes the connection (statements first); used on clean shutdown. Later calls, and the
     /// deinit, do nothing (closing a handle twice is undefined behaviour); later statements
@@ -271,7 +276,7 @@ public final class SQLiteConnection {
         }
     }
 
-    private func column(_ stmt: OpaquePointer, _ i: Int32) -> SQLValue {
+    static func value(_ stmt: OpaquePointer, _ i: Int32) -> SQLValue {
         switch sqlite3_column_type(stmt, i) {
         case SQLITE_INTEGER: return .int(sqlite3_column_int64(stmt, i))
         case SQLITE_FLOAT: return .double(sqlite3_column_double(stmt, i))
@@ -301,7 +306,7 @@ public final class SQLiteConnection {
             guard rc == SQLITE_ROW else { throw error(rc, sql) }
             var values: [SQLValue] = []
             values.reserveCapacity(Int(columns))
-            for i in 0..<columns { values.append(column(statement.handle, i)) }
+            for i in 0..<columns { values.append(SQLiteConnection.value(statement.handle, i)) }
             rows.append(Row(values: values, names: names))
         }
         return rows
@@ -323,13 +328,14 @@ public final class SQLiteConnection {
     }
 
     /// Steps a query's rows without building a `Row` per row: `body` reads the current row's
-    /// integer columns. For hot loops over thousands of rows of numbers (the statistics' sums),
-    /// where a `Row` with its array of values per row would cost more than SQLite's own work.
-    public func forEachRow(_ sql: String, _ values: [SQLValue] = [], _ body: (IntegerColumns) throws -> Void) throws {
+    /// columns in place, by index. For hot loops (the statistics' sums, list pages written
+    /// straight into JSON text), where a `Row` with its array of values and a `String` per text
+    /// would cost more than SQLite's own work.
+    public func forEachRow(_ sql: String, _ values: [SQLValue] = [], _ body: (ColumnValues) throws -> Void) throws {
         let statement = try statement(sql)
         try bind(statement, values)
         defer { sqlite3_reset(statement.handle) }
-        let columns = IntegerColumns(handle: statement.handle)
+        let columns = ColumnValues(handle: statement.handle)
         while true {
             let rc = sqlite3_step(statement.handle)
             if rc == SQLITE_DONE { break }
@@ -390,9 +396,48 @@ public final class SQLiteConnection {
     }
 }
 
-/// The current row of `SQLiteConnection.forEachRow`, read as integers (NULL reads as 0). Valid
-/// only inside the body it is given to.
-public struct IntegerColumns {
+/// The current row of `SQLiteConnection.forEachRow`, read in place by column index. Valid only
+/// inside the body it is given to (and `text` only until the next call on the same column).
+public struct ColumnValues {
     let handle: OpaquePointer
+
+    /// The column as an integer, SQLite's conversion (NULL reads as 0).
     public func int(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+
+    /// The column's value as `Row` holds it.
+    public func value(_ index: Int32) -> SQLValue { SQLiteConnection.value(handle, index) }
+
+    /// The column as an integer the way `Row.int(_:)` reads it: integers, and reals that are
+    /// whole numbers; nil for anything else.
+    public func exactInt(_ index: Int32) -> Int64? {
+        switch sqlite3_column_type(handle, index) {
+        case SQLITE_INTEGER: return sqlite3_column_int64(handle, index)
+        case SQLITE_FLOAT: return Int64(exactly: sqlite3_column_double(handle, index))
+        default: return nil
+        }
+    }
+
+    /// What the column holds, and for text and blobs the bytes, in place (no copy, no `String`).
+    public enum Value {
+        case null
+        case int(Int64)
+        case double(Double)
+        /// Text or blob bytes; valid until the statement steps or is reset.
+        case bytes(UnsafeBufferPointer<UInt8>)
+    }
+
+    public subscript(_ index: Int32) -> Value {
+        switch sqlite3_column_type(handle, index) {
+        case SQLITE_INTEGER: return .int(sqlite3_column_int64(handle, index))
+        case SQLITE_FLOAT: return .double(sqlite3_column_double(handle, index))
+        case SQLITE_TEXT:
+            guard let text = sqlite3_column_text(handle, index) else { return .null }
+            return .bytes(UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, index))))
+        case SQLITE_BLOB:
+            let count = Int(sqlite3_column_bytes(handle, index))
+            guard count > 0, let bytes = sqlite3_column_blob(handle, index) else { return .bytes(UnsafeBufferPointer(start: nil, count: 0)) }
+            return .bytes(UnsafeBufferPointer(start: bytes.assumingMemoryBound(to: UInt8.self), count: count))
+        default: return .null
+        }
+    }
 }

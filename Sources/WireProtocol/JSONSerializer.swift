@@ -185,6 +185,80 @@ struct JSONByteWriter: ~Copyable {
         }
     }
 
+    /// Writes UTF-8 bytes as a quoted, escaped string: the same bytes as writing
+    /// `String(decoding: utf8, as: UTF8.self)`, whose repairs (U+FFFD for invalid sequences)
+    /// are made only when the bytes are not valid UTF-8.
+    mutating func write(utf8String utf8: UnsafeBufferPointer<UInt8>) {
+        // One pass: escapes as `write(quoted:)`, checking multi-byte sequences on the way
+        // (ASCII runs without escapes skipped eight bytes at a time); on an invalid sequence
+        // what was written is dropped and the repaired string written instead.
+        let start = count
+        reserve(utf8.count + 2)
+        write(byte: JSONASCII.quote)
+        let raw = UnsafeRawBufferPointer(utf8)
+        var runStart = 0
+        var position = 0
+        let end = utf8.count
+        while position < end {
+            if position + 8 <= end {
+                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                if word & 0x8080_8080_8080_8080 == 0 && !JSONSWAR.hasQuoteBackslashOrControl(word) {
+                    position += 8
+                    continue
+                }
+            }
+            let byte = utf8[position]
+            if byte < 0x80 {
+                if byte < 0x20 || byte == JSONASCII.quote || byte == JSONASCII.backslash {
+                    if runStart < position { write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart..<position])) }
+                    writeEscape(for: byte)
+                    runStart = position + 1
+                }
+                position += 1
+                continue
+            }
+            guard let length = JSONByteWriter.utf8SequenceLength(utf8, at: position) else {
+                count = start
+                write(string: String(decoding: utf8, as: UTF8.self))
+                return
+            }
+            position += length
+        }
+        if runStart < end { write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
+        write(byte: JSONASCII.quote)
+    }
+
+    /// The length of the well-formed multi-byte UTF-8 sequence whose lead byte (>= 0x80) is at
+    /// `position` (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF);
+    /// nil when it is not one.
+    @inline(__always)
+    static func utf8SequenceLength(_ utf8: UnsafeBufferPointer<UInt8>, at position: Int) -> Int? {
+        let lead = utf8[position]
+        let length: Int
+        var secondLow: UInt8 = 0x80
+        var secondHigh: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; secondLow = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; secondHigh = 0x9F
+        case 0xF0: length = 4; secondLow = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; secondHigh = 0x8F
+        default: return nil
+        }
+        guard position + length <= utf8.count else { return nil }
+        let second = utf8[position + 1]
+        guard second >= secondLow && second <= secondHigh else { return nil }
+        for offset in 2..<length where utf8[position + offset] & 0xC0 != 0x80 { return nil }
+        return length
+    }
+
+    /// Calls `body` with the bytes written so far.
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
     /// Writes `utf8` in quotes, escaping what RFC 8259 requires and copying unescaped
     /// runs in bulk.
     private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {

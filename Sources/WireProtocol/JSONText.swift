@@ -21,6 +21,10 @@ public struct JSONText: ~Copyable {
         bytes.withUnsafeBufferPointer { writer.write(bytes: $0) }
     }
 
+    public mutating func raw(_ bytes: UnsafeBufferPointer<UInt8>) {
+        writer.write(bytes: bytes)
+    }
+
     public mutating func raw(_ text: StaticString) {
         writer.write(ascii: text)
     }
@@ -34,6 +38,16 @@ public struct JSONText: ~Copyable {
     public mutating func int(_ value: Int64) { writer.write(integer: value) }
     public mutating func string(_ value: String) { writer.write(string: value) }
     public mutating func null() { writer.write(ascii: "null") }
+    public mutating func double(_ value: Double) { writer.write(double: value) }
+    /// A string given as UTF-8 bytes (e.g. read in place from SQLite): the same text as
+    /// `string(String(decoding: utf8, as: UTF8.self))`, without making the `String`.
+    public mutating func string(utf8: UnsafeBufferPointer<UInt8>) { writer.write(utf8String: utf8) }
+
+    /// Copies bytes `range` of what `other` has written (a part written ahead, placed now).
+    public mutating func raw(_ other: borrowing JSONText, _ range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        other.writer.withBytes { bytes in writer.write(bytes: UnsafeBufferPointer(rebasing: bytes[range])) }
+    }
     public mutating func value(_ value: JSON) { writer.write(value) }
 
     /// The bytes written so far.

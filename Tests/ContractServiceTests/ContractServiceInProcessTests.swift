@@ -103,6 +103,18 @@ final class ContractServiceInProcessTests: XCTestCase {
         let feedback = await post("/api/feedback/satisfy", ["organization_id": 1, "record_time": .string(now), "value": -3,
                                                             "customers_id": [2, 1], "follower_id": [1]], admin)
         XCTAssertEqual(feedback.status, 200, "\(feedback.body)")
+        // Values the API never writes but a file may hold: read from SQLite straight into the
+        // text, they must come out as the tree has them (blobs and invalid UTF-8 as repaired
+        // strings, reals as reals, money too, a real id reference as its integer).
+        try await tester.database.write { db in
+            try db.execute("""
+                UPDATE contracts SET name = X'6162ff63', code = CAST(X'e6b7b1c3' AS TEXT), amount = 12.5, remit_amount = 7.0,
+                    note = CAST(X'eda080' AS TEXT), aging_start_time = X'' WHERE id = (SELECT MIN(id) FROM contracts);
+                UPDATE contracts SET organization_id = 1.5, note = X'f48fbfbf' WHERE id = (SELECT MAX(id) FROM contracts);
+                UPDATE organization_copies SET groupName = CAST(X'c0af' AS TEXT) WHERE id = 10;
+                UPDATE employee_copies SET realName = '', nickName = X'e282' WHERE id = 3;
+                """)
+        }
         for (path, resource) in [("/api/contract/contract", Contracts.resource), ("/api/feedback/satisfy", Feedback.resource)] {
             let list = await tester.call(method: "GET", path: path, params: ["page": 1, "count": 10], caller: admin)
             XCTAssertEqual(list.status, 200, "\(list.body)")

@@ -1,5 +1,5 @@
 import XCTest
-import ServiceKit
+@testable import ServiceKit
 import WireProtocol
 
 /// Parameter parsing as API.md §1 sets it out: pure, no sockets.
@@ -159,5 +159,19 @@ final class ParamsTests: XCTestCase {
         XCTAssertEqual(Params.moneyText(5), "0.05")
         XCTAssertEqual(Params.moneyText(11250), "112.50")
         XCTAssertEqual(Params.moneyText(1_000_000_000_000_000), "10000000000000.00")
+    }
+
+    /// List pages write money straight into the JSON text: the same characters as `moneyText`
+    /// in a string, whatever the stored integer (negative ones too, which the API never writes).
+    func testMoneyWrittenAsTextMatchesMoneyText() {
+        for cents: Int64 in [0, 5, 10, 99, 100, 101, 11250, 1_000_000_000_000_000, -1, -5, -10, -150, -10001, .max, .min] {
+            var direct = JSONText()
+            Resource.writeMoney(cents, into: &direct)
+            var viaString = JSONText()
+            viaString.string(Params.moneyText(cents))
+            let written = direct.bytes()
+            let expected = viaString.bytes()
+            XCTAssertEqual(String(decoding: written, as: UTF8.self), String(decoding: expected, as: UTF8.self), "\(cents)")
+        }
     }
 }

@@ -497,4 +497,29 @@ final class JSONTests: XCTestCase {
             XCTAssertTrue(matches(ours, reread), "Foundation re-read mismatch for \(ours.jsonString)")
         }
     }
+
+    /// `JSONText.string(utf8:)` writes bytes read in place exactly as the `String` they decode
+    /// to would be written: valid UTF-8 as is, anything else repaired the way `String` repairs it.
+    func testJSONTextStringFromUTF8BytesMatchesTheDecodedString() {
+        var cases: [[UInt8]] = [
+            [], Array("plain ascii, longer than eight bytes".utf8), Array("合同 \"q\"\n\\ é\u{1}\u{7f} 😀".utf8),
+            [0xff], [0x61, 0x62, 0xff, 0x63], [0xc0, 0xaf], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80],
+            [0xf4, 0x8f, 0xbf, 0xbf], [0xe2, 0x82], [0xe6, 0xb7, 0xb1, 0xc3], [0xf0, 0x9f, 0x98], [0x80, 0x41], [0xc2, 0x41],
+            // Escapes written before an invalid sequence is met (what was written is dropped).
+            Array("x\"y\n1234567890\u{1}".utf8) + [0xe6, 0xb7, 0xb1, 0xff] + Array("\"z".utf8),
+        ]
+        // Every two-byte sequence after eight ASCII bytes (the word-at-a-time path, then the tail).
+        for lead in stride(from: 0x80, through: 0xff, by: 3) {
+            for next in [0x00, 0x41, 0x80, 0x9f, 0xa0, 0xbf, 0xc0] { cases.append(Array("12345678".utf8) + [UInt8(lead), UInt8(next)]) }
+        }
+        for bytes in cases {
+            var fromBytes = JSONText()
+            bytes.withUnsafeBufferPointer { fromBytes.string(utf8: $0) }
+            var fromString = JSONText()
+            fromString.string(String(decoding: bytes, as: UTF8.self))
+            let written = fromBytes.bytes()
+            let expected = fromString.bytes()
+            XCTAssertEqual(written, expected, "\(bytes)")
+        }
+    }
 }
