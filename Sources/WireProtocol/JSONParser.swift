@@ -709,38 +709,20 @@ private struct Parser {
         }
     }
 
-    /// Validates one multi-byte UTF-8 sequence whose lead byte (>= 0x80) is at
-    /// `position` (Unicode Table 3-7: no overlongs, no surrogates, max U+10FFFF).
-    /// Returns the position after it.
+    /// Validates one multi-byte UTF-8 sequence whose lead byte (>= 0x80) is at `position`
+    /// (`UTF8Sequence.check`). Returns the position after it.
+    @inline(__always)
     func validateUTF8Sequence(at position: Int) throws(JSONParseError) -> Int {
-        let lead = bytes[position]
-        let length: Int
-        var secondLow: UInt8 = 0x80
-        var secondHigh: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondLow = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondHigh = 0x9F
-        case 0xF0: length = 4; secondLow = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondHigh = 0x8F
-        default:
-            throw error("invalid UTF-8: unexpected byte \(hex(lead)) in string", at: position)
-        }
-        guard position + length <= end else {
+        switch UTF8Sequence.check(bytes, at: position) {
+        case .valid(let length):
+            return position + length
+        case .badLead:
+            throw error("invalid UTF-8: unexpected byte \(hex(bytes[position])) in string", at: position)
+        case .truncated:
             throw error("invalid UTF-8: truncated sequence in string", at: position)
+        case .badContinuation(let at):
+            throw error("invalid UTF-8: bad continuation byte \(hex(bytes[at])) in string", at: at)
         }
-        let second = bytes[position + 1]
-        guard second >= secondLow && second <= secondHigh else {
-            throw error("invalid UTF-8: bad continuation byte \(hex(second)) in string", at: position + 1)
-        }
-        for offset in 2..<length where bytes[position + offset] & 0xC0 != 0x80 {
-            throw error(
-                "invalid UTF-8: bad continuation byte \(hex(bytes[position + offset])) in string",
-                at: position + offset)
-        }
-        return position + length
     }
 
     // MARK: Numbers

@@ -229,29 +229,11 @@ struct JSONByteWriter: ~Copyable {
     }
 
     /// The length of the well-formed multi-byte UTF-8 sequence whose lead byte (>= 0x80) is at
-    /// `position` (Unicode Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF);
-    /// nil when it is not one.
+    /// `position`; nil when it is not one (`UTF8Sequence.check` says why).
     @inline(__always)
     static func utf8SequenceLength(_ utf8: UnsafeBufferPointer<UInt8>, at position: Int) -> Int? {
-        let lead = utf8[position]
-        let length: Int
-        var secondLow: UInt8 = 0x80
-        var secondHigh: UInt8 = 0xBF
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; secondLow = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; secondHigh = 0x9F
-        case 0xF0: length = 4; secondLow = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; secondHigh = 0x8F
-        default: return nil
-        }
-        guard position + length <= utf8.count else { return nil }
-        let second = utf8[position + 1]
-        guard second >= secondLow && second <= secondHigh else { return nil }
-        for offset in 2..<length where utf8[position + offset] & 0xC0 != 0x80 { return nil }
-        return length
+        if case .valid(let length) = UTF8Sequence.check(utf8, at: position) { return length }
+        return nil
     }
 
     /// Calls `body` with the bytes written so far.
@@ -338,5 +320,44 @@ enum JSONSWAR {
     @inline(__always)
     static func hasNonASCII(_ word: UInt64) -> Bool {
         word & highBits != 0
+    }
+}
+
+/// The rules of one multi-byte UTF-8 sequence (Unicode Table 3-7: no overlongs, no surrogates,
+/// nothing above U+10FFFF), written once for the parser (which names the problem) and the
+/// serializer (which repairs it).
+enum UTF8Sequence {
+    enum Verdict {
+        case valid(length: Int)
+        /// The byte at `position` cannot start a sequence.
+        case badLead
+        /// The sequence runs past the end.
+        case truncated
+        /// The continuation byte at this position is wrong.
+        case badContinuation(at: Int)
+    }
+
+    /// The sequence whose lead byte (>= 0x80) is at `position`.
+    @inline(__always)
+    static func check(_ utf8: UnsafeBufferPointer<UInt8>, at position: Int) -> Verdict {
+        let lead = utf8[position]
+        let length: Int
+        var secondLow: UInt8 = 0x80
+        var secondHigh: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; secondLow = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; secondHigh = 0x9F
+        case 0xF0: length = 4; secondLow = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; secondHigh = 0x8F
+        default: return .badLead
+        }
+        guard position + length <= utf8.count else { return .truncated }
+        let second = utf8[position + 1]
+        guard second >= secondLow && second <= secondHigh else { return .badContinuation(at: position + 1) }
+        for offset in 2..<length where utf8[position + offset] & 0xC0 != 0x80 { return .badContinuation(at: position + offset) }
+        return .valid(length: length)
     }
 }
