@@ -100,7 +100,9 @@ final class StatsTests: SystemTestCase {
         // The window: the default week leaves the contract of ten days ago out, a wider one counts it.
         try expect("/api/stats/sign?\(ids)&start_time=\(Self.query(Self.daysAgo(11)))", admin, [sign(b, "0.00", 1, t3), sign(a, "301.50", 3, old)])
         try expect("/api/stats/sign?\(ids)&start_time=\(Self.query(t2))&end_time=\(Self.query(t3))", admin, [sign(b, "0.00", 1, t3), sign(a, "200.00", 1, t2)])
-        try expect("/api/stats/sign?\(ids)&start_time=\(Self.query(Self.daysAgo(3, 1)))&end_time=\(Self.query(Self.daysAgo(2, -1)))", admin, [])
+        // Strictly between t1 and t2 (from their own texts: "now" has moved on since they were made).
+        let afterT1 = try XCTUnwrap(Timestamp.shift(t1, seconds: 1)), beforeT2 = try XCTUnwrap(Timestamp.shift(t2, seconds: -1))
+        try expect("/api/stats/sign?\(ids)&start_time=\(Self.query(afterT1))&end_time=\(Self.query(beforeT2))", admin, [])
 
         // Every array form of organization_ids.
         for form in ["organization_ids=\(a)", "organization_ids=%5B\(a)%5D", "organization_ids=\(a)&organization_ids=\(a)", "organization_ids%5B%5D=\(a)"] {
