@@ -14,6 +14,8 @@ public final class Database: @unchecked Sendable {
     private let readers: [(queue: DispatchQueue, connection: SQLiteConnection)]
     private let nextReader = Atomic<Int>(0)
     private var lastWrite: Int64 = 0
+    /// `PRAGMA data_version` as `watchOtherWriters` last read it (touched only on `queue`).
+    private var dataVersion: Int64?
     private let closedFlag = Atomic<Bool>(false)
     private let closingFlag = Atomic<Bool>(false)
     /// True once the service began shutting down: long polls answer at once, so a drain is
@@ -191,14 +193,15 @@ public final class Database: @unchecked Sendable {
     /// changes exactly when some other connection committed. So what waits on the signal or
     /// keys on its generation — event feed long polls, the answer cache of statistics — sees
     /// another replica's writes too, not only this process's own.
+    /// Every commit by another connection after this returns is signalled.
     public func watchOtherWriters(intervalMillis: Int = 100) {
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now() + .milliseconds(intervalMillis), repeating: .milliseconds(intervalMillis))
-        var seen: Int64?
+        queue.sync { dataVersion = try? connection.scalar("PRAGMA data_version") }
         timer.setEventHandler { [self] in
             guard !closed, let version = try? connection.scalar("PRAGMA data_version") else { return }
-            if let seen, seen != version { commitSignal.signal() }
-            seen = version
+            if let seen = dataVersion, seen != version { commitSignal.signal() }
+            dataVersion = version
         }
         timer.resume()
         maintenanceTimers.append(timer)

@@ -130,7 +130,6 @@ final class SQLiteTests: XCTestCase {
         let other = try Database(path: path, migrations: migrations)
         defer { one.close(); other.close() }
         other.watchOtherWriters(intervalMillis: 10)
-        try await Task.sleep(nanoseconds: 50_000_000)   // the watch has read the first version
         let before = other.commitSignal.generation
         let waiter = Task { await other.commitSignal.wait(after: before, timeoutMillis: 5_000) }
         _ = try await one.write { try $0.run("INSERT INTO a(t) VALUES ('from the other replica')") }
