@@ -44,6 +44,56 @@ def now():
     return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def summary(label, lags, unit="writes"):
+    """`LABEL over N UNIT: median, p90, p99, max` of lags in milliseconds."""
+    lags = sorted(lags)
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
+    return "%s over %d %s: median %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms" % (
+        label, len(lags), unit, statistics.median(lags), p(0.90), p(0.99), lags[-1])
+
+
+class FollowLoad:
+    """The steady write load of the lag scripts: WRITERS threads, each with its own connection,
+    creating follow-up records on one potential record until stopped."""
+
+    def __init__(self, port, token, potential, writers):
+        self.port, self.token, self.potential, self.writers = port, token, potential, writers
+        self.stop = threading.Event()
+        self.written = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.write, daemon=True) for _ in range(writers)]
+
+    def write(self):
+        c = Client(self.port, self.token)
+        try:
+            while not self.stop.is_set():
+                c.call("POST", "/api/record/follow", {"protent_id": self.potential, "follower_id": [1], "record_time": now()})
+                with self.lock:
+                    self.written += 1
+        except Exception as error:  # noqa: BLE001
+            self.failures.append(repr(error))
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        self.started = time.monotonic()
+
+    def finish(self):
+        """Stops the writers; answers the rate as text, or raises when a writer failed."""
+        self.finish_quietly()
+        seconds = time.monotonic() - self.started
+        if self.failures:
+            raise RuntimeError("a writer FAILED: %s" % self.failures[0])
+        return "write load %.0f follow-up records/s (%d writers)" % (self.written / seconds, self.writers)
+
+    def finish_quietly(self):
+        """Stops the writers after the measurement itself failed."""
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
@@ -61,23 +111,8 @@ def main():
     watched = client.call("POST", "/api/record/potential", {"organization_id": organization, "director_id": 1, "record_time": now()})["data"]["id"]
     client.call("POST", "/api/record/follow", {"protent_id": watched, "follower_id": [employee], "record_time": now()})
 
-    stop = threading.Event()
-    written = [0]
-    failures = []
-
-    def writer():
-        c = Client(args.port, args.token)
-        try:
-            while not stop.is_set():
-                c.call("POST", "/api/record/follow", {"protent_id": args.potential, "follower_id": [1], "record_time": now()})
-                written[0] += 1
-        except Exception as error:  # noqa: BLE001
-            failures.append(repr(error))
-
-    threads = [threading.Thread(target=writer, daemon=True) for _ in range(args.writers)]
-    for t in threads:
-        t.start()
-    started = time.monotonic()
+    load = FollowLoad(args.port, args.token, args.potential, args.writers)
+    load.start()
     lags = []
     path = "/api/record/follow?protent_id=%d" % watched
     try:
@@ -93,20 +128,15 @@ def main():
                 if time.monotonic() - acknowledged > 10:
                     raise RuntimeError("rename %d did not show within 10 s" % i)
     except Exception as error:  # noqa: BLE001
+        load.finish_quietly()
         print("event-lag: FAILED: %s" % error, file=sys.stderr)
         return 1
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    seconds = time.monotonic() - started
-    if failures:
-        print("event-lag: a writer FAILED: %s" % failures[0], file=sys.stderr)
+    try:
+        rate = load.finish()
+    except RuntimeError as error:
+        print("event-lag: %s" % error, file=sys.stderr)
         return 1
-    lags.sort()
-    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
-    print("event lag over %d renames: median %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; write load %.0f follow-up records/s (%d writers)"
-          % (len(lags), statistics.median(lags), p(0.90), p(0.99), lags[-1], written[0] / seconds, args.writers))
+    print(summary("event lag", lags, "renames") + "; " + rate)
     return 0
 
 

@@ -15,24 +15,11 @@ Exit status 1 on any failed answer or a write not shown within 10 s.
 """
 
 import argparse
-import statistics
 import sys
-import threading
 import time
 from datetime import datetime, timedelta
 
-from event_lag import Client
-
-
-def now():
-    return datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def summary(label, lags):
-    lags = sorted(lags)
-    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
-    return "%s over %d writes: median %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms" % (
-        label, len(lags), statistics.median(lags), p(0.90), p(0.99), lags[-1])
+from event_lag import Client, FollowLoad, now, summary
 
 
 def main():
@@ -55,29 +42,14 @@ def main():
     window = "organization_ids=%d&start_time=%s&end_time=%s%%2023:59:59" % (
         watched, today - timedelta(days=1), today + timedelta(days=1))
 
-    stop = threading.Event()
-    written = [0]
-    failures = []
-
-    def writer():
-        c = Client(args.port, args.token)
-        try:
-            while not stop.is_set():
-                c.call("POST", "/api/record/follow", {"protent_id": load_potential, "follower_id": [1], "record_time": now()})
-                written[0] += 1
-        except Exception as error:  # noqa: BLE001
-            failures.append(repr(error))
-
     def count(path, field):
         rows = client.call("GET", "%s?%s" % (path, window))["data"]
         if path.endswith("/follow"):
             rows = rows[0]
         return sum(row[field] for row in rows if row.get("organization_id") == watched)
 
-    threads = [threading.Thread(target=writer, daemon=True) for _ in range(args.writers)]
-    for t in threads:
-        t.start()
-    started = time.monotonic()
+    load = FollowLoad(args.port, args.token, load_potential, args.writers)
+    load.start()
     lags = {"contract": [], "follow": []}
     expected = {"contract": 0, "follow": 0}
     try:
@@ -96,20 +68,18 @@ def main():
                     raise RuntimeError("%s write %d did not show within 10 s" % (kind, i))
             lags[kind].append((time.monotonic() - acknowledged) * 1000)
     except Exception as error:  # noqa: BLE001
+        load.finish_quietly()
         print("stats-lag: FAILED: %s" % error, file=sys.stderr)
         return 1
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    seconds = time.monotonic() - started
-    if failures:
-        print("stats-lag: a writer FAILED: %s" % failures[0], file=sys.stderr)
+    try:
+        rate = load.finish()
+    except RuntimeError as error:
+        print("stats-lag: %s" % error, file=sys.stderr)
         return 1
     print(summary("stats lag, contract -> /api/stats/sign", lags["contract"]))
     print(summary("stats lag, follow-up -> /api/stats/follow", lags["follow"]))
     print(summary("stats lag, both", lags["contract"] + lags["follow"])
-          + "; write load %.0f follow-up records/s (%d writers)" % (written[0] / seconds, args.writers))
+          + "; " + rate)
     return 0
 
 
