@@ -35,26 +35,6 @@ final class BackupSystemTests: SystemTestCase {
         XCTAssertTrue(system.log.contains("CRM_ADMIN_PASSWORD_FILE"), system.log)
     }
 
-    /// Runs an executable of the build folder; returns its exit status, standard output and error.
-    func run(_ executable: String, _ arguments: [String], environment: [String: String], stdout: String? = nil) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/" + executable)
-        process.arguments = arguments
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        if let stdout {
-            _ = FileManager.default.createFile(atPath: stdout, contents: nil)
-            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdout))
-        } else {
-            process.standardOutput = errors
-        }
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
-    }
-
     func testBackupsWhileTheSystemServes() throws {
         let system = try system
         let token = try system.login("admin", Self.filePassword)
@@ -73,13 +53,13 @@ final class BackupSystemTests: SystemTestCase {
         writer.start()
         let folder = "/tmp/crm-backup-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { _ = try? FileManager.default.removeItem(atPath: folder) }
-        let (status, output) = try run("crm", ["backup", folder], environment: ["CRM_DATA_DIR": system.dataDir])
+        let (status, output) = try SystemHarness.run("crm", ["backup", folder], environment: ["CRM_DATA_DIR": system.dataDir])
         XCTAssertEqual(status, 0, output)
         // Consumers before producers, so no cursor in the set is past the log it follows.
         XCTAssertEqual(output.split(separator: "\n").map { $0.prefix { $0 != ":" } }, ["stats", "records", "contracts", "customers", "users"], output)
         let single = folder + "-customers.sqlite"
         defer { unlink(single) }
-        let (serviceStatus, serviceErrors) = try run("CustomerService", ["backup", "--db", system.dataDir + "/customers.sqlite"], environment: [:], stdout: single)
+        let (serviceStatus, serviceErrors) = try SystemHarness.run("CustomerService", ["backup", "--db", system.dataDir + "/customers.sqlite"], environment: [:], stdout: single)
         XCTAssertEqual(serviceStatus, 0, serviceErrors)
         while !writer.isFinished { usleep(10_000) }
 
@@ -100,13 +80,13 @@ final class BackupSystemTests: SystemTestCase {
         users.close()
 
         // Clear refusals: the same folder again (no overwrite), no data folder, a terminal-less misuse.
-        let (again, againOutput) = try run("crm", ["backup", folder], environment: ["CRM_DATA_DIR": system.dataDir])
+        let (again, againOutput) = try SystemHarness.run("crm", ["backup", folder], environment: ["CRM_DATA_DIR": system.dataDir])
         XCTAssertEqual(again, 1)
         XCTAssertTrue(againOutput.contains("never overwrites"), againOutput)
-        let (none, noneOutput) = try run("crm", ["backup", folder + "-x"], environment: ["CRM_DATA_DIR": "/tmp/crm-no-such-folder-\(getpid())"])
+        let (none, noneOutput) = try SystemHarness.run("crm", ["backup", folder + "-x"], environment: ["CRM_DATA_DIR": "/tmp/crm-no-such-folder-\(getpid())"])
         XCTAssertEqual(none, 1)
         XCTAssertTrue(noneOutput.contains("no database"), noneOutput)
-        let (usage, usageOutput) = try run("crm", ["backup"], environment: [:])
+        let (usage, usageOutput) = try SystemHarness.run("crm", ["backup"], environment: [:])
         XCTAssertEqual(usage, 2)
         XCTAssertTrue(usageOutput.contains("usage: crm backup DIR"), usageOutput)
     }

@@ -143,32 +143,14 @@ final class ReplicaTests: XCTestCase {
         let dir = "/tmp/crm-nolauncher-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/crm")
-        process.arguments = ["status"]
-        process.environment = ["CRM_DATA_DIR": dir]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 1)
+        let (status, output) = try SystemHarness.run("crm", ["status"], environment: ["CRM_DATA_DIR": dir])
+        XCTAssertEqual(status, 1)
         XCTAssertTrue(output.contains("no launcher runs on \(dir)"), output)
     }
 
     /// Runs `CustomerService ARGUMENTS` to its end; answers its exit status and output.
     static func customerService(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/CustomerService")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try SystemHarness.run("CustomerService", arguments)
     }
 
     /// `--ping` (the containers' health check) tells a serving replica from a missing one; a

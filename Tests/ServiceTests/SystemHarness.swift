@@ -88,13 +88,26 @@ final class SystemHarness: @unchecked Sendable {
     /// Runs `crm ARGUMENTS` (a control command) against this launcher; answers its exit status
     /// and output.
     func crm(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        try SystemHarness.run("crm", arguments, environment: ["CRM_DATA_DIR": dataDir])
+    }
+
+    /// Runs an executable of the build folder to its end; answers its exit status and output
+    /// (standard output and error; only the error when `stdout` names a file for the output).
+    /// `environment` nil: this process's.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                    stdout: String? = nil) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: SystemHarness.binDir + "/crm")
+        process.executableURL = URL(fileURLWithPath: binDir + "/" + executable)
         process.arguments = arguments
-        process.environment = ["CRM_DATA_DIR": dataDir]
+        if let environment { process.environment = environment }
         let pipe = Pipe()
-        process.standardOutput = pipe
         process.standardError = pipe
+        if let stdout {
+            _ = FileManager.default.createFile(atPath: stdout, contents: nil)
+            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdout))
+        } else {
+            process.standardOutput = pipe
+        }
         try process.run()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
