@@ -32,7 +32,7 @@ enum Operator {
                        derive: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> [(column: String, value: SQLValue)] = { _, _, _ in [] },
                        beforeWrite: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> Void = { _, _, _ in }) -> [Route] {
         [
-            .get(list) { try await resource.list($0) },
+            .read(list) { try resource.list($0, $1) },
             .post(save) { ctx in try await resource.save(ctx, hooks: hooks(try ctx.requireCaller(), derive: derive, beforeWrite: beforeWrite)) },
             .post(setStatus) { ctx in try await resource.setStatus(ctx, hooks: hooks(try ctx.requireCaller())) },
         ]

@@ -55,17 +55,26 @@ public final class Database: @unchecked Sendable {
     /// writes commit). Use `write` for anything that must read and write atomically.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try refuseNested("read")
-        let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
         return try await withCheckedThrowingContinuation { continuation in
-            readers[index].queue.async { [self] in
-                guard !closed else { continuation.resume(throwing: APIError.unavailable("database is closed")); return }
-                let connection = readers[index].connection
-                continuation.resume(with: Result {
-                    try connection.run("BEGIN")
-                    defer { _ = try? connection.run("COMMIT") }
-                    return try body(connection)
-                })
-            }
+            read(body) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `read` for a caller that is not a task (a server's event loop answering through a
+    /// callback): `completion` gets the result on the reader's queue, after the transaction
+    /// ended. A request answered this way crosses two threads (loop → reader → loop) instead of
+    /// four (loop → task → reader → task → loop).
+    public func read<T>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T,
+                        completion: @escaping @Sendable (Result<T, Error>) -> Void) {
+        let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
+        readers[index].queue.async { [self] in
+            guard !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
+            let connection = readers[index].connection
+            completion(Result {
+                try connection.run("BEGIN")
+                defer { _ = try? connection.run("COMMIT") }
+                return try body(connection)
+            })
         }
     }
 

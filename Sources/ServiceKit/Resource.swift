@@ -664,6 +664,11 @@ extension Resource {
     /// `GET`: status (default, aliases, `all`), the declared filters, search, links; newest
     /// first; paged with `page_info.total` from the counters when the filters allow.
     public func list(_ ctx: RequestContext) async throws -> WireResponse {
+        try await ctx.database.read { db in try self.list(ctx, db) }
+    }
+
+    /// The list answer, inside the caller's read transaction (a `Route.read` handler).
+    public func list(_ ctx: RequestContext, _ db: SQLiteConnection) throws -> WireResponse {
         let params = ctx.params
         let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
         var filter = SQLFilter()
@@ -713,62 +718,57 @@ extension Resource {
                 break
             }
         }
-        let base = filter
-        let conditions = deferred
         let keys = countable ? counterSuffix : []
         // Only status and the window filter: the window's unit counts can answer the total.
         let dayCounted = folded == nil && deferred.isEmpty && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
-        return try await ctx.database.read { db -> WireResponse in
-            var filter = base
-            for condition in conditions {
-                let made = try condition(db)
-                filter.add(made.sql, made.binds)
-            }
-            /// The page's rows (nil: none).
-            let rows: (sql: String, binds: [SQLValue])?
-            let total: Int64
-            if let folded, let search, let paging {
-                let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
-                                                     folded: folded, statuses: statuses, filter: filter, paging: paging)
-                total = page.total
-                rows = page.ids.isEmpty ? nil : ("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
-                                                 page.ids.map { .int($0) })
-            } else {
-                if let statuses { filter.in("t.status", statuses) }
-                if let counters, !keys.isEmpty {
-                    total = try (statuses ?? status.values).reduce(0) { sum, s in
-                        try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
-                    }
-                } else if paging != nil, case let (window, counts, span)? = dayCounted {
-                    total = try window.total(db, table: table, counts: counts, statuses: statuses ?? status.values, start: span.start, end: span.end)
-                } else if paging != nil {
-                    total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
-                } else {
-                    total = 0
-                }
-                let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-                rows = ("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
-                        filter.binds + limit)
-            }
-            // Reply.ok's envelope, written with the rows instead of built as a tree.
-            var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
-            out.raw(#"{"status":0,"msg":"#)
-            out.string(Reply.queryMessage)
-            out.raw(#","data":"#)
-            if let rows {
-                try writeRows(rows.sql, rows.binds, db, into: &out)
-            } else {
-                out.openArray()
-                out.closeArray()
-            }
-            if let page = paging?.info(total: total) {
-                out.raw(#","page_info":"#)
-                out.value(page.json)
-            }
-            out.closeObject()
-            return WireResponse(status: 200, jsonText: out)
+        for condition in deferred {
+            let made = try condition(db)
+            filter.add(made.sql, made.binds)
         }
+        /// The page's rows (nil: none).
+        let rows: (sql: String, binds: [SQLValue])?
+        let total: Int64
+        if let folded, let search, let paging {
+            let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
+                                                 folded: folded, statuses: statuses, filter: filter, paging: paging)
+            total = page.total
+            rows = page.ids.isEmpty ? nil : ("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
+                                             page.ids.map { .int($0) })
+        } else {
+            if let statuses { filter.in("t.status", statuses) }
+            if let counters, !keys.isEmpty {
+                total = try (statuses ?? status.values).reduce(0) { sum, s in
+                    try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
+                }
+            } else if paging != nil, case let (window, counts, span)? = dayCounted {
+                total = try window.total(db, table: table, counts: counts, statuses: statuses ?? status.values, start: span.start, end: span.end)
+            } else if paging != nil {
+                total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
+            } else {
+                total = 0
+            }
+            let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
+            rows = ("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+                    filter.binds + limit)
+        }
+        // Reply.ok's envelope, written with the rows instead of built as a tree.
+        var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
+        out.raw(#"{"status":0,"msg":"#)
+        out.string(Reply.queryMessage)
+        out.raw(#","data":"#)
+        if let rows {
+            try writeRows(rows.sql, rows.binds, db, into: &out)
+        } else {
+            out.openArray()
+            out.closeArray()
+        }
+        if let page = paging?.info(total: total) {
+            out.raw(#","page_info":"#)
+            out.value(page.json)
+        }
+        out.closeObject()
+        return WireResponse(status: 200, jsonText: out)
     }
 }
 
@@ -990,7 +990,7 @@ extension Resource {
     public func routes(list: String, save: String, setStatus: String, hooks: ResourceHooks = ResourceHooks(),
                        saveMessage: String = Reply.mutationMessage, statusMessages: [Int64: String] = [:]) -> [Route] {
         [
-            .get(list) { try await self.list($0) },
+            .read(list) { try self.list($0, $1) },
             .post(save) { try await self.save($0, hooks: hooks, message: saveMessage) },
             .post(setStatus) { try await self.setStatus($0, hooks: hooks, messages: statusMessages) },
         ]

@@ -66,17 +66,31 @@ public struct RequestContext: Sendable {
 
 public typealias RouteHandler = @Sendable (RequestContext) async throws -> WireResponse
 
+/// A handler that only reads: it runs on a reader's queue inside one read transaction, and the
+/// service answers from there without a task (`Route.read`).
+public typealias ReadHandler = @Sendable (RequestContext, SQLiteConnection) throws -> WireResponse
+
 /// A handler bound to a method and path. Who may call it, and what it takes, is declared in the
 /// catalog (`APICatalog`), not here.
 public struct Route: Sendable {
     public var method: String
     public var path: String
     public var handler: RouteHandler
+    /// Set for a route that only reads: the service runs it on a reader's queue straight from
+    /// its event loop. `handler` does the same through a task (for callers that are tasks).
+    public var read: ReadHandler?
 
     public init(_ method: String, _ path: String, _ handler: @escaping RouteHandler) {
         self.method = method
         self.path = path
         self.handler = handler
+    }
+
+    /// A GET answered by one read transaction (`ReadHandler`).
+    public static func read(_ path: String, _ body: @escaping ReadHandler) -> Route {
+        var route = Route("GET", path) { ctx in try await ctx.database.read { db in try body(ctx, db) } }
+        route.read = body
+        return route
     }
 
     public static func get(_ path: String, _ handler: @escaping RouteHandler) -> Route {
@@ -110,6 +124,7 @@ public struct ServiceRouter: Sendable {
         public var method: String
         public var path: String
         public var handler: RouteHandler
+        public var read: ReadHandler?
         public var access: Access
     }
     private let table: [String: [String: Entry]]
@@ -124,7 +139,7 @@ public struct ServiceRouter: Sendable {
         var table: [String: [String: Entry]] = [:]
         for route in routes {
             guard let access = declared[route.method + " " + route.path]?.access else { continue }
-            table[route.path, default: [:]][route.method] = Entry(method: route.method, path: route.path, handler: route.handler, access: access)
+            table[route.path, default: [:]][route.method] = Entry(method: route.method, path: route.path, handler: route.handler, read: route.read, access: access)
         }
         self.table = table
     }

@@ -188,9 +188,7 @@ public final class ServiceRuntime: Sendable {
         let database = self.database
         server = WireServer(loop: loop, endpoint: configuration.endpoint,
                             hello: Hello(peer: definition.name, replica: configuration.replica)) { request, responder in
-            Task {
-                responder.respond(await ServiceRuntime.dispatch(request, router: router, database: database))
-            }
+            ServiceRuntime.serve(request, router: router, database: database) { responder.respond($0) }
         }
     }
 
@@ -201,40 +199,74 @@ public final class ServiceRuntime: Sendable {
         for consumer in consumers { consumer.start() }
     }
 
-    /// Answers one request: deadline, route, access, handler, errors → envelope.
+    /// Answers one request (through `dispatch` in tests, as the service does).
     static func dispatch(_ request: WireRequest, router: ServiceRouter, database: Database) async -> WireResponse {
-        let response = await answer(request, router: router, database: database)
-        if Log.enabled(.debug) { Log.debug("\(request.method) \(request.path) \(response.status)", request: request.trace) }
-        return response
+        await withCheckedContinuation { continuation in
+            serve(request, router: router, database: database) { continuation.resume(returning: $0) }
+        }
     }
 
-    static func answer(_ request: WireRequest, router: ServiceRouter, database: Database) async -> WireResponse {
-        if request.deadline > 0 && wallClockMillis() > request.deadline {
-            return APIError(status: 504, "the request's deadline passed before it was processed").response
-        }
+    /// Answers one request: deadline, route and access here (on the caller's thread, the
+    /// server's loop); a read route then runs on a reader's queue and answers from there, any
+    /// other in a task. Errors become the envelope.
+    static func serve(_ request: WireRequest, router: ServiceRouter, database: Database,
+                      answer: @escaping @Sendable (WireResponse) -> Void) {
+        let route: ServiceRouter.Entry
+        let context: RequestContext
         do {
-            let route = try router.route(method: request.method, path: request.path)
-            if case .roles(let allowed) = route.access {
-                guard let caller = request.caller else { throw APIError.unauthorized() }
-                guard let role = caller.roleValue, allowed.contains(role) else { throw APIError.forbidden() }
+            (route, context) = try admit(request, router: router, database: database)
+        } catch {
+            answer(finished(request, .failure(error)))
+            return
+        }
+        if let read = route.read {
+            database.read({ db in try read(context, db) }) { answer(finished(request, $0)) }
+        } else {
+            Task {
+                do {
+                    answer(finished(request, .success(try await route.handler(context))))
+                } catch {
+                    answer(finished(request, .failure(error)))
+                }
             }
-            let context = RequestContext(method: request.method, path: request.path, params: Params(request.params),
-                                         caller: request.caller, requestID: request.requestID, session: request.session, database: database)
-            return try await route.handler(context)
-        } catch let error as APIError {
-            return error.response
-        } catch let error as SQLiteError where error.isConstraint {
+        }
+    }
+
+    /// The route and context of a request that may run (its deadline not passed, its caller
+    /// allowed).
+    static func admit(_ request: WireRequest, router: ServiceRouter, database: Database) throws -> (ServiceRouter.Entry, RequestContext) {
+        if request.deadline > 0 && wallClockMillis() > request.deadline {
+            throw APIError(status: 504, "the request's deadline passed before it was processed")
+        }
+        let route = try router.route(method: request.method, path: request.path)
+        if case .roles(let allowed) = route.access {
+            guard let caller = request.caller else { throw APIError.unauthorized() }
+            guard let role = caller.roleValue, allowed.contains(role) else { throw APIError.forbidden() }
+        }
+        let context = RequestContext(method: request.method, path: request.path, params: Params(request.params),
+                                     caller: request.caller, requestID: request.requestID, session: request.session, database: database)
+        return (route, context)
+    }
+
+    /// A handler's outcome as the answer: errors become their envelope.
+    static func finished(_ request: WireRequest, _ outcome: Result<WireResponse, Error>) -> WireResponse {
+        let response: WireResponse
+        switch outcome {
+        case .success(let answer):
+            response = answer
+        case .failure(let error as APIError):
+            response = error.response
+        case .failure(let error as SQLiteError) where error.isConstraint:
             // Handlers check what they can; a constraint that still fails (two writers racing
             // for a unique value) is a conflict, not a crash.
             Log.warning("\(request.method) \(request.path): \(error)", request: request.trace)
-            return APIError.conflict("the change conflicts with existing data").response
-        } catch let error as SQLiteError {
+            response = APIError.conflict("the change conflicts with existing data").response
+        case .failure(let error):
             Log.error("\(request.method) \(request.path): \(error)", request: request.trace)
-            return APIError.internal().response
-        } catch {
-            Log.error("\(request.method) \(request.path): \(error)", request: request.trace)
-            return APIError.internal().response
+            response = APIError.internal().response
         }
+        if Log.enabled(.debug) { Log.debug("\(request.method) \(request.path) \(response.status)", request: request.trace) }
+        return response
     }
 
     /// Stops accepting, drains connections, closes the database. Calls `completion` when done

@@ -4,7 +4,7 @@ import WireProtocol
 /// Employees: `GET/POST /api/user/user`, `POST /api/user/deluser`.
 enum Employees {
     static let routes: [Route] = [
-        .get("/api/user/user") { try await resource.list($0) },
+        .read("/api/user/user") { try resource.list($0, $1) },
         .post("/api/user/user", save),
         .post("/api/user/deluser", setStatus),
     ]
