@@ -6,6 +6,9 @@ import ServiceKit
 enum ContractSchema {
     static let migrations = [
         Migration(name: "001-satisfactions-contracts", sql: tables + Feedback.resource.schemaPieces + Contracts.resource.schemaPieces),
+        // Each link's ids kept in the row as well (`Link.listColumn`): a list page reads them with
+        // its rows instead of one lookup per link.
+        Migration(name: "002-link-lists", sql: Feedback.resource.linkListsSQL + Contracts.resource.linkListsSQL),
     ]
 
     /// Lists read `(status, window column, id)` (the default list, newest first, and the edge

@@ -16,5 +16,8 @@ enum RecordSchema {
         Migration(name: "001-potentials-follows-demands",
                   sql: Potentials.table + Follows.table + Demands.table
                     + [Potentials.resource, Follows.resource, Demands.resource].map { $0.schemaPieces(linkForeignKeys: false) }.joined()),
+        // Each link's ids kept in the row as well (`Link.listColumn`): a list page reads them with
+        // its rows instead of one lookup per link.
+        Migration(name: "002-link-lists", sql: [Potentials.resource, Follows.resource, Demands.resource].map(\.linkListsSQL).joined()),
     ]
 }

@@ -24,6 +24,9 @@ public final class Database: @unchecked Sendable {
     public func beginClosing() { closingFlag.store(true, ordering: .releasing); commitSignal.signal() }
     /// Signalled after every commit of the writer and when closing begins (wakes event feeds).
     public let commitSignal = CommitSignal()
+    /// The names list pages show, kept between reads (a new generation after a commit that
+    /// changed a table they come from, or another process's commit).
+    public let names = NameCache()
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
     /// Marks this database's own queues (0: the writer, 1…: the readers), so a blocking call made
@@ -36,6 +39,7 @@ public final class Database: @unchecked Sendable {
         queue = DispatchQueue(label: "crm.sqlite.writer")
         queue.setSpecific(key: queueKey, value: 0)
         connection = try SQLiteConnection(path: path)
+        connection.trackChangedTables()
         try connection.migrate(migrations)
         try IdempotencyStore.createSchema(connection)
         try connection.execute(Outbox.schema)
@@ -43,6 +47,7 @@ public final class Database: @unchecked Sendable {
         for i in 0..<max(1, readerCount) {
             let reader = try SQLiteConnection(path: path)
             try reader.execute("PRAGMA query_only = 1")
+            reader.names = names
             let readerQueue = DispatchQueue(label: "crm.sqlite.reader\(i)")
             readerQueue.setSpecific(key: queueKey, value: i + 1)
             readers.append((readerQueue, reader))
@@ -70,6 +75,8 @@ public final class Database: @unchecked Sendable {
         readers[index].queue.async { [self] in
             guard !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
             let connection = readers[index].connection
+            // Before the snapshot begins (at the first statement after BEGIN): see `NameCache`.
+            connection.nameGeneration = names.generation
             completion(Result {
                 try connection.run("BEGIN")
                 defer { _ = try? connection.run("COMMIT") }
@@ -146,8 +153,10 @@ public final class Database: @unchecked Sendable {
                     try connection.execute("COMMIT")
                 } catch {
                     try? connection.execute("ROLLBACK")
+                    writerDone()
                     throw error
                 }
+                writerDone()
                 lastWrite = monotonicMillis()
                 commitSignal.signal()
                 return nil
@@ -165,7 +174,17 @@ public final class Database: @unchecked Sendable {
     /// for itself).
     public func sync<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         try refuseNested("sync")
-        return try queue.sync { try body(connection) }
+        return try queue.sync {
+            defer { writerDone() }
+            return try body(connection)
+        }
+    }
+
+    /// After the writer's work (committed or not): a new generation of names if it changed a
+    /// table they come from — before the writes are answered (writer queue only).
+    private func writerDone() {
+        let changed = connection.takeChangedTables()
+        if !changed.isEmpty { names.invalidate(tables: changed) }
     }
 
     /// Throws (and logs) when the caller runs on one of this database's queues — inside a
@@ -209,7 +228,10 @@ public final class Database: @unchecked Sendable {
         queue.sync { dataVersion = try? connection.scalar("PRAGMA data_version") }
         timer.setEventHandler { [self] in
             guard !closed, let version = try? connection.scalar("PRAGMA data_version") else { return }
-            if let seen = dataVersion, seen != version { commitSignal.signal() }
+            if let seen = dataVersion, seen != version {
+                names.invalidateAll()
+                commitSignal.signal()
+            }
             dataVersion = version
         }
         timer.resume()
@@ -223,6 +245,7 @@ public final class Database: @unchecked Sendable {
         timer.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds))
         timer.setEventHandler { [self] in
             guard !closed else { return }
+            defer { writerDone() }
             do { try connection.writeTransaction(task); commitSignal.signal() } catch { Log.warning("maintenance failed: \(error)") }
         }
         timer.resume()

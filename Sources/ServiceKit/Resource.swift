@@ -76,17 +76,14 @@ public struct Resource: Sendable {
         self.editor = editor
         self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
+        pageSelectList = ([selectList] + links.map { "t.\"\($0.listColumn)\"" }).joined(separator: ", ")
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
-        linkSQLs = links.map(Resource.linkSQL)
-        referenceSQLs = references.map(Resource.referenceSQL)
     }
 
-    /// `linkSQL` of each link and `referenceSQL` of each reference, made once.
-    let linkSQLs: [String]
-    let referenceSQLs: [String]
-
     let selectList: String
+    /// `selectList`, then each link's list column: what `writeRows` reads.
+    let pageSelectList: String
     /// How list rows are written as JSON text (keys encoded once).
     let answerPlan: AnswerPlan
     /// The writable columns.
@@ -268,6 +265,8 @@ public struct Reference: Sendable {
         self.nameSQL = nameSQL
         self.nameKey = nameKey
     }
+
+    var nameSource: NameCache.Source { NameCache.Source(table: target, nameSQL: nameSQL) }
 }
 
 /// The statuses a resource's rows take and how lists and status changes treat them.
@@ -367,6 +366,13 @@ public struct Link: Sendable {
         self.targetIsCopy = targetIsCopy
     }
 
+    /// The owner's column holding the linked ids in order as a JSON array (`[3,1]`), written
+    /// with the link table (`Resource.replaceLinks`): list pages read it with their rows instead
+    /// of looking up each row's links. The link table stays for filters and single rows.
+    public var listColumn: String { "\(table)_ids" }
+
+    var nameSource: NameCache.Source { NameCache.Source(table: target, nameSQL: nameSQL ?? "x.\(targetName)") }
+
     /// The link table's schema, for links of rows of `owner`. `targetForeignKey` false leaves
     /// out the foreign key to the target: needed when the target is a projection's copy, which a
     /// rebuild drops and refills (docs/EVENTS.md: no foreign keys between copied tables).
@@ -412,6 +418,20 @@ extension Resource {
     public func schemaPieces(linkForeignKeys: Bool) -> String {
         links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
             + (window?.dayCountSchema(owner: table) ?? "")
+    }
+
+    /// A migration's SQL adding each link's list column (`Link.listColumn`) to the table, filled
+    /// from the link table in `position` order (an aggregate over an ordered subquery: SQLite
+    /// does not flatten it, so the rows reach `json_group_array` in that order).
+    public var linkListsSQL: String {
+        links.map { link in
+            """
+            ALTER TABLE \(table) ADD COLUMN "\(link.listColumn)" TEXT NOT NULL DEFAULT '[]';
+            UPDATE \(table) SET "\(link.listColumn)" = (SELECT json_group_array(\(link.targetColumn)) FROM
+                (SELECT \(link.targetColumn) FROM \(link.table) WHERE \(link.ownerColumn) = \(table).id ORDER BY position));
+
+            """
+        }.joined()
     }
 
     /// Rebuilds the search postings when their version changed (call at start).
@@ -516,17 +536,21 @@ extension Resource {
     func writeRows(_ sql: String, _ binds: [SQLValue], _ db: SQLiteConnection, into out: inout JSONText) throws {
         let plan = answerPlan
         let referenceCount = references.count
+        let columnCount = plan.columnKeyRanges.count
         var columnsText = JSONText(capacity: 4096)
-        var ids: [Int64] = []
+        var rowCount = 0
         /// Per row: where each of `plan.cutSlots` ends, then where the row ends, in `columnsText`.
         var cuts: [Int] = []
         /// Per row: the value of each reference's column.
         var targets: [Int64?] = []
+        /// Per link: the linked ids of every row, one after the other, and where each row's end.
+        var linkIDs = [[Int64]](repeating: [], count: links.count)
+        var linkEnds = [[Int]](repeating: [], count: links.count)
         // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
         try plan.columnKeys.withUnsafeBufferPointer { keys in
             try db.forEachRow(sql, binds) { row in
-                ids.append(row.exactInt(0) ?? 0)
-                for i in 0..<plan.columnKeyRanges.count {
+                rowCount += 1
+                for i in 0..<columnCount {
                     columnsText.raw(UnsafeBufferPointer(rebasing: keys[plan.columnKeyRanges[i]]))
                     switch row[Int32(i)] {
                     case .null: columnsText.null()
@@ -538,34 +562,36 @@ extension Resource {
                 }
                 cuts.append(columnsText.count)
                 for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
+                for l in linkIDs.indices {
+                    Resource.appendIDs(row[Int32(columnCount + l)], to: &linkIDs[l])
+                    linkEnds[l].append(linkIDs[l].count)
+                }
             }
         }
-        guard !ids.isEmpty else {
+        guard rowCount > 0 else {
             out.openArray()
             out.closeArray()
             return
         }
-        // Referenced names and linked names, each written once as JSON into `names`.
+        // Referenced and linked names, each written once as JSON into `names`.
         var names = JSONText(capacity: 1024)
-        var nameRanges: [[Int64: Range<Int>]] = []
-        nameRanges.reserveCapacity(referenceCount)
+        var referenceNames: [[Int64: Range<Int>]] = []
+        referenceNames.reserveCapacity(referenceCount)
         for r in references.indices {
-            var found: [Int64: Range<Int>] = [:]
-            let wanted = Array(Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] }))
-            if !wanted.isEmpty {
-                try db.forEachRow(referenceSQLs[r], [Resource.idArray(wanted)]) { row in
-                    let start = names.count
-                    Resource.write(row[1], into: &names)
-                    found[row.exactInt(0) ?? 0] = start..<names.count
-                }
-            }
-            nameRanges.append(found)
+            let wanted = Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] })
+            referenceNames.append(try Resource.names(references[r].nameSource, of: Array(wanted), db, into: &names))
         }
-        let linkedByLink = try links.indices.map { try linked(link: $0, of: ids, db, names: &names) }
+        /// Per link, the name of each of `linkIDs` (nil: it names no row, and is left out as a
+        /// join with the target would leave it out).
+        var linkNames: [[Range<Int>?]] = []
+        for l in links.indices {
+            let found = try Resource.names(links[l].nameSource, of: Array(Set(linkIDs[l])), db, into: &names)
+            linkNames.append(linkIDs[l].map { found[$0] })
+        }
         out.openArray()
         var start = 0
         var c = 0
-        for r in ids.indices {
+        for r in 0..<rowCount {
             if r > 0 { out.comma() }
             out.openObject()
             for slotIndex in plan.cutSlots {
@@ -576,31 +602,37 @@ extension Resource {
                 let slot = plan.slots[slotIndex]
                 for reference in slot.references {
                     out.raw(plan.referenceKeys[reference])
-                    if let target = targets[r * referenceCount + reference], let name = nameRanges[reference][target] { out.raw(names, name) } else { out.null() }
+                    if let target = targets[r * referenceCount + reference], let name = referenceNames[reference][target] { out.raw(names, name) } else { out.null() }
                 }
                 for link in slot.firstIDLinks {
                     out.raw(plan.firstIDKeys[link])
-                    if let first = linkedByLink[link].rows[r].first { out.int(linkedByLink[link].items[first].id) } else { out.null() }
+                    let items = (r == 0 ? 0 : linkEnds[link][r - 1])..<linkEnds[link][r]
+                    if let first = items.first(where: { linkNames[link][$0] != nil }) { out.int(linkIDs[link][first]) } else { out.null() }
                 }
             }
             let end = cuts[c]
             c += 1
             out.raw(columnsText, start..<end)
             start = end
-            for (l, found) in linkedByLink.enumerated() {
-                let items = found.rows[r]
+            for l in links.indices {
+                let items = (r == 0 ? 0 : linkEnds[l][r - 1])..<linkEnds[l][r]
                 out.raw(plan.linkNamesKeys[l])
                 out.openArray()
-                for n in items {
-                    if n > items.lowerBound { out.comma() }
-                    out.raw(names, found.items[n].name)
+                var first = true
+                for k in items {
+                    guard let name = linkNames[l][k] else { continue }
+                    if !first { out.comma() }
+                    first = false
+                    out.raw(names, name)
                 }
                 out.closeArray()
                 out.raw(plan.linkIDsKeys[l])
                 out.openArray()
-                for n in items {
-                    if n > items.lowerBound { out.comma() }
-                    out.int(found.items[n].id)
+                first = true
+                for k in items where linkNames[l][k] != nil {
+                    if !first { out.comma() }
+                    first = false
+                    out.int(linkIDs[l][k])
                 }
                 out.closeArray()
             }
@@ -609,35 +641,59 @@ extension Resource {
         out.closeArray()
     }
 
-    /// A linked row of a page: its owner (as the row's index in the page), place, id and name
-    /// (a range of the names' text).
-    struct LinkedItem {
-        var row: Int
-        var position: Int64
-        var id: Int64
-        var name: Range<Int>
+    /// Appends the ids of a link's list column (`[3,1]`, as `replaceLinks` writes it) to `ids`;
+    /// anything else in the column (NULL, not a list of integers) adds what digits it holds.
+    static func appendIDs(_ value: ColumnValues.Value, to ids: inout [Int64]) {
+        guard case .bytes(let text) = value else { return }
+        var current: Int64 = 0
+        var digits = 0
+        var negative = false
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                current = current &* 10 &+ Int64(byte &- UInt8(ascii: "0"))
+                digits += 1
+            case UInt8(ascii: "-"):
+                negative = true
+            default:
+                if digits > 0 { ids.append(negative ? 0 &- current : current) }
+                current = 0
+                digits = 0
+                negative = false
+            }
+        }
+        if digits > 0 { ids.append(negative ? 0 &- current : current) }
     }
 
-    /// `linked(_:of:_:)` for `writeRows`: the names written as JSON into `names`, the items
-    /// ordered by row then position, and each row's run of them (by the row's index: `j.key`,
-    /// the id's place in the bound array).
-    func linked(link: Int, of ids: [Int64], _ db: SQLiteConnection, names: inout JSONText) throws -> (items: [LinkedItem], rows: [Range<Int>]) {
-        var items: [LinkedItem] = []
-        try db.forEachRow(linkSQLs[link], [Resource.idArray(ids)]) { row in
-            guard row.exactInt(0) != nil, let linked = row.exactInt(1), let index = row.exactInt(4), index >= 0, index < ids.count else { return }
+    /// Each id's name from `source` written once into `names` (ids naming no row left out):
+    /// from the connection's `NameCache` where it has them, else read in this transaction.
+    static func names(_ source: NameCache.Source, of ids: [Int64], _ db: SQLiteConnection,
+                      into names: inout JSONText) throws -> [Int64: Range<Int>] {
+        guard !ids.isEmpty else { return [:] }
+        let read = { (ids: [Int64]) throws -> [(id: Int64, name: [UInt8])] in
+            var found: [(id: Int64, name: [UInt8])] = []
+            try db.forEachRow(source.sql, [Resource.idArray(ids)]) { row in
+                guard let id = row.exactInt(0) else { return }
+                var text = JSONText(capacity: 32)
+                Resource.write(row[1], into: &text)
+                found.append((id, text.bytes()))
+            }
+            return found
+        }
+        let found: [Int64: [UInt8]]
+        if let cache = db.names {
+            found = try cache.names(source, of: ids, generation: db.nameGeneration, read: read)
+        } else {
+            found = Dictionary(try read(ids), uniquingKeysWith: { first, _ in first })
+        }
+        var ranges: [Int64: Range<Int>] = [:]
+        ranges.reserveCapacity(found.count)
+        for (id, bytes) in found {
             let start = names.count
-            Resource.write(row[2], into: &names)
-            items.append(LinkedItem(row: Int(index), position: row.exactInt(3) ?? 0, id: linked, name: start..<names.count))
+            names.raw(bytes)
+            ranges[id] = start..<names.count
         }
-        // Stable, as `linked(_:of:_:)`'s sort of each owner's items in query order.
-        items.sort { $0.row != $1.row ? $0.row < $1.row : $0.position < $1.position }
-        var rows = [Range<Int>](repeating: 0..<0, count: ids.count)
-        var first = 0
-        for i in items.indices where i + 1 == items.count || items[i + 1].row != items[i].row {
-            rows[items[i].row] = first..<(i + 1)
-            first = i + 1
-        }
-        return (items, rows)
+        return ranges
     }
 
     /// `Params.moneyText(cents)` as a JSON string, written without making the `String` (the
@@ -733,7 +789,7 @@ extension Resource {
             let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                  folded: folded, statuses: statuses, filter: filter, paging: paging)
             total = page.total
-            rows = page.ids.isEmpty ? nil : ("SELECT \(selectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
+            rows = page.ids.isEmpty ? nil : ("SELECT \(pageSelectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
                                              page.ids.map { .int($0) })
         } else {
             if let statuses { filter.in("t.status", statuses) }
@@ -749,7 +805,7 @@ extension Resource {
                 total = 0
             }
             let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-            rows = ("SELECT \(selectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+            rows = ("SELECT \(pageSelectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
                     filter.binds + limit)
         }
         // Reply.ok's envelope, written with the rows instead of built as a tree.
@@ -868,7 +924,7 @@ extension Resource {
         return result
     }
 
-    func replaceLinks(_ db: SQLiteConnection, _ id: Int64, _ write: Write) throws {
+    public func replaceLinks(_ db: SQLiteConnection, _ id: Int64, _ write: Write) throws {
         for link in links {
             guard let ids = write.links[link.param] else { continue }
             try db.run("DELETE FROM \(link.table) WHERE \(link.ownerColumn) = ?", [.int(id)])
@@ -876,6 +932,7 @@ extension Resource {
                 try db.run("INSERT INTO \(link.table)(\(link.ownerColumn), \(link.targetColumn), position) VALUES (?,?,?)",
                            [.int(id), .int(target), .int(Int64(position))])
             }
+            try db.run("UPDATE \(table) SET \"\(link.listColumn)\" = ? WHERE id = ?", [Resource.idArray(ids), .int(id)])
         }
     }
 

@@ -163,12 +163,24 @@ struct StatementCache {
     mutating func removeAll() { statements.removeAll() }
 }
 
+/// The update hook's record for `SQLiteConnection.trackChangedTables` (touched only on the
+/// connection's queue).
+final class ChangedTables {
+    var names: Set<String> = []
+}
+
 /// One SQLite connection. Not thread-safe: `Database` confines it to its own serial queue.
 public final class SQLiteConnection {
     let handle: OpaquePointer
     private(set) var cache: StatementCache
     private var isClosed = false
     public let path: String
+    /// The cache of names its reads use (a `Database`'s readers), and that cache's generation
+    /// taken before the current read transaction's snapshot began (see `NameCache`).
+    var names: NameCache?
+    var nameGeneration: UInt64 = 0
+    /// The tables changed since the last `takeChangedTables()`, once `trackChangedTables()` ran.
+    private var changedTables: ChangedTables?
 
     /// Prepared statements kept per connection by default (see `StatementCache`).
     public static let defaultStatementCacheCapacity = 64
@@ -200,6 +212,25 @@ public final class SQLiteConnection {
     }
 
     deinit { close() }
+
+    /// Records the name of every table a statement changes a row of (SQLite's update hook: rowid
+    /// tables; rows of a `WITHOUT ROWID` table and a `DELETE` without `WHERE` are not reported),
+    /// for `takeChangedTables()`.
+    func trackChangedTables() {
+        let tracker = ChangedTables()
+        changedTables = tracker
+        sqlite3_update_hook(handle, { context, _, _, table, _ in
+            guard let context, let table else { return }
+            Unmanaged<ChangedTables>.fromOpaque(context).takeUnretainedValue().names.insert(String(cString: table))
+        }, Unmanaged.passUnretained(tracker).toOpaque())
+    }
+
+    /// The tables changed since the last call (empty unless `trackChangedTables()` ran).
+    func takeChangedTables() -> Set<String> {
+        guard let changedTables, !changedTables.names.isEmpty else { return [] }
+        defer { changedTables.names = [] }
+        return changedTables.names
+    }
 
     /// Process-wide settings made before the first connection initializes SQLite: no memory
     /// statistics, which would take a global mutex on every allocation (no code reads them).

@@ -26,7 +26,7 @@ enum Bootstrap {
                     VALUES (?, 'admin', '管理员', 1, ?, ?, 1, ?)
                     """, [.text(phone), .text(now), .text(now), .text(hash)])
                 let id = db.lastInsertRowID
-                try db.run("INSERT INTO employee_groups(employee_id, group_id, position) VALUES (?, ?, 0)", [.int(id), SQLValue(groupID)])
+                try Employees.resource.replaceLinks(db, id, Write(links: ["group_id": groupID.map { [$0] } ?? []]))
                 // Other services copy employees from events: the first one is published too.
                 try Employees.resource.publish(db, id)
             }

@@ -11,5 +11,8 @@ enum UserSchema {
         ALTER TABLE login_failures ADD COLUMN request_id TEXT;
         CREATE UNIQUE INDEX login_failures_request ON login_failures(request_id) WHERE request_id IS NOT NULL;
         """),
+        // Each link's ids kept in the row as well (`Link.listColumn`): a list page reads them with
+        // its rows instead of one lookup per link.
+        Migration(name: "003-link-lists", sql: Employees.resource.linkListsSQL),
     ]
 }

@@ -128,6 +128,70 @@ final class ContractServiceInProcessTests: XCTestCase {
         }
     }
 
+    /// Names a page showed are kept between requests (`NameCache`); a change to them, to the
+    /// links or by another process on the file shows on the next page.
+    func testListNamesFollowChangesAfterTheyWereKept() async throws {
+        let created = await post("/api/contract/contract", ["organization_id": 1, "name": "c", "sign_time": .string(Timestamp.now()),
+                                                            "follower_id": [2, 1]], admin)
+        XCTAssertEqual(created.status, 200, "\(created.body)")
+        let id = try XCTUnwrap(created.body["data"]?["id"]?.intValue)
+        func row() async throws -> JSON {
+            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: [:], caller: admin)
+            XCTAssertEqual(list.status, 200, "\(list.body)")
+            return try XCTUnwrap(list.body["data"]?.arrayValue?.first { $0["id"]?.intValue == id })
+        }
+        var shown = try await row()
+        XCTAssertEqual(shown["organization_name"], "国务院")
+        XCTAssertEqual(shown["follower"], ["tom ai", "admin"])
+        XCTAssertEqual(shown["follower_ids"], [2, 1])
+        XCTAssertGreaterThan(tester.database.names.count, 0, "the names are kept")
+
+        // A copy changed by this process's writer (as a projection applies an event).
+        try await tester.database.write { db in try db.execute("UPDATE employee_copies SET realName = 'Tom Ai' WHERE id = 2") }
+        shown = try await row()
+        XCTAssertEqual(shown["follower"], ["Tom Ai", "admin"], "a commit to a named table starts a new generation")
+        // Writes elsewhere keep the names.
+        let generation = tester.database.names.generation
+        _ = await post("/api/contract/contract", ["organization_id": 2, "name": "d", "sign_time": .string(Timestamp.now())], admin)
+        XCTAssertEqual(tester.database.names.generation, generation)
+
+        // The links changed: the row's list column with them.
+        let updated = await post("/api/contract/contract", ["contract_id": .int(id), "follower_id": [1, 3]], admin)
+        XCTAssertEqual(updated.status, 200, "\(updated.body)")
+        shown = try await row()
+        XCTAssertEqual(shown["follower"], ["admin", "courier"])
+        XCTAssertEqual(shown["follower_ids"], [1, 3])
+
+        // Another process commits to the file: seen within the watch interval.
+        tester.database.watchOtherWriters(intervalMillis: 10)
+        let other = try SQLiteConnection(path: tester.database.path)
+        try other.execute("UPDATE organization_copies SET groupName = '国务院办公厅' WHERE id = 1")
+        other.close()
+        for _ in 0..<500 {
+            shown = try await row()
+            if shown["organization_name"] == "国务院办公厅" { break }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        XCTAssertEqual(shown["organization_name"], "国务院办公厅")
+    }
+
+    /// The link-lists migration fills each row's list column from the link table, in `position`
+    /// order (not the table's key order), and `[]` for a row without links.
+    func testLinkListsMigrationFillsTheColumnInPositionOrder() throws {
+        let path = tester.directory + "/migrated.sqlite"
+        let old = try SQLiteConnection(path: path)
+        try old.migrate(Array(ContractSchema.migrations.prefix(1)))
+        try old.execute("""
+            INSERT INTO contracts(id, organization_id, name, sign_time, createTime, updateTime) VALUES
+                (1, 1, 'a', '2021-01-01', '2021-01-01', '2021-01-01'), (2, 1, 'b', '2021-01-01', '2021-01-01', '2021-01-01');
+            INSERT INTO contract_followers(contract_id, employee_id, position) VALUES (1, 7, 2), (1, 9, 0), (1, 3, 1);
+            """)
+        try old.migrate(ContractSchema.migrations)
+        let lists = try old.query("SELECT id, contract_followers_ids FROM contracts ORDER BY id").map { $0.string(1) }
+        XCTAssertEqual(lists, ["[9,3,7]", "[]"])
+        old.close()
+    }
+
     func testContractCreatorEditorAndMoney() async throws {
         let created = await post("/api/contract/contract", ["organization_id": 1, "name": "天下第一合同", "sign_time": "2021-11-11 14:49:08",
                                                             "amount": "112", "follower_id": [2, 1]], employee)

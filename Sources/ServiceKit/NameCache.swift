@@ -1,0 +1,108 @@
+import Synchronization
+
+/// The names list pages show beside ids (`operator_name`, `follower_name`, `organization_name`
+/// …), kept between requests: a page then reads its own rows, and a name only the first time a
+/// generation needs it. Each name is kept as its JSON text (`"张三"`, `null`).
+///
+/// **Generations.** A name is valid in the generation it was read in. `Database` starts a new
+/// generation after a commit of its writer changed a table names come from (before the writes
+/// are answered), and after it sees another process's commit to the file (`watchOtherWriters`,
+/// every 100 ms). A reader takes the generation *before* its transaction's snapshot begins
+/// (`Database.read` sets `SQLiteConnection.nameGeneration` before `BEGIN`) and stores what it
+/// read only while that is still the generation. So a snapshot older than a commit never stores
+/// a name that commit changed: the commit's new generation was either taken by the reader (its
+/// snapshot then sees the commit) or is newer than the reader's (its names are dropped).
+public final class NameCache: Sendable {
+    /// Where names come from: a table and the SQL of a row's name over its alias `x`.
+    public struct Source: Hashable, Sendable {
+        public var table: String
+        public var nameSQL: String
+        public init(table: String, nameSQL: String) {
+            self.table = table
+            self.nameSQL = nameSQL
+        }
+
+        /// The id and name of the rows whose ids are bound as one JSON array.
+        var sql: String { "SELECT x.id, \(nameSQL) FROM json_each(?) j CROSS JOIN \(table) x ON x.id = j.value" }
+    }
+
+    private struct State {
+        var generation: UInt64 = 0
+        /// Per source, id → the name's JSON; an empty array: no such row (it stays unnamed).
+        var names: [Source: [Int64: [UInt8]]] = [:]
+        var count = 0
+    }
+
+    private let state = Mutex(State())
+    /// Most names kept; reaching it starts the cache over (a bound on memory, not an eviction
+    /// policy: a page needs tens of names, a service's copies a few hundred thousand at most).
+    public let capacity: Int
+
+    public init(capacity: Int = 50_000) {
+        self.capacity = capacity
+    }
+
+    public var generation: UInt64 { state.withLock { $0.generation } }
+
+    /// How many names are kept (for tests).
+    public var count: Int { state.withLock { $0.count } }
+
+    /// Starts a new generation if names come from one of `tables` (after the writer committed
+    /// changes to them).
+    public func invalidate(tables: Set<String>) {
+        state.withLock { state in
+            guard state.names.keys.contains(where: { tables.contains($0.table) }) else { return }
+            state.generation &+= 1
+            state.names = [:]
+            state.count = 0
+        }
+    }
+
+    /// Starts a new generation (another process committed: what it changed is unknown).
+    public func invalidateAll() {
+        state.withLock { state in
+            state.generation &+= 1
+            state.names = [:]
+            state.count = 0
+        }
+    }
+
+    /// The JSON of each id's name (ids with no row in `source` are left out): kept ones from the
+    /// cache when it is still in `generation`, the others read with `read` (in the caller's
+    /// transaction, whose snapshot began in `generation`) and kept.
+    public func names(_ source: Source, of ids: [Int64], generation: UInt64,
+                      read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [Int64: [UInt8]] {
+        var found: [Int64: [UInt8]] = [:]
+        found.reserveCapacity(ids.count)
+        let missing = state.withLock { state -> [Int64] in
+            guard state.generation == generation, let kept = state.names[source] else { return ids }
+            var missing: [Int64] = []
+            for id in ids {
+                if let name = kept[id] {
+                    if !name.isEmpty { found[id] = name }
+                } else {
+                    missing.append(id)
+                }
+            }
+            return missing
+        }
+        guard !missing.isEmpty else { return found }
+        var read = try read(missing)
+        for (id, name) in read where !name.isEmpty { found[id] = name }
+        // What was asked for and not found: no such row, kept as such.
+        let named = Set(read.map(\.id))
+        for id in missing where !named.contains(id) { read.append((id, [])) }
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.count + read.count > capacity {
+                state.names = [:]
+                state.count = 0
+            }
+            var kept = state.names[source, default: [:]]
+            state.names[source] = nil
+            for (id, name) in read where kept.updateValue(name, forKey: id) == nil { state.count += 1 }
+            state.names[source] = kept
+        }
+        return found
+    }
+}

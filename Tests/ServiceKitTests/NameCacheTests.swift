@@ -1,0 +1,78 @@
+import XCTest
+@testable import ServiceKit
+
+/// `NameCache` on its own: what it keeps, when it reads, when it forgets.
+final class NameCacheTests: XCTestCase {
+    let employees = NameCache.Source(table: "employee_copies", nameSQL: "x.realName")
+    let groups = NameCache.Source(table: "groups", nameSQL: "x.groupName")
+
+    /// A read that answers `"name<id>"` for ids below 100 (others name no row) and counts what it
+    /// was asked for.
+    final class Reads: @unchecked Sendable {
+        var asked: [[Int64]] = []
+        func read(_ ids: [Int64]) -> [(id: Int64, name: [UInt8])] {
+            asked.append(ids)
+            return ids.filter { $0 < 100 }.map { ($0, Array("\"name\($0)\"".utf8)) }
+        }
+    }
+
+    func text(_ found: [Int64: [UInt8]]) -> [Int64: String] { found.mapValues { String(decoding: $0, as: UTF8.self) } }
+
+    func testKeptNamesAreNotReadAgainAndMissingRowsStayMissing() {
+        let cache = NameCache()
+        let reads = Reads()
+        let first = cache.names(employees, of: [1, 2, 500], generation: cache.generation, read: reads.read)
+        XCTAssertEqual(text(first), [1: "\"name1\"", 2: "\"name2\""], "an id naming no row is left out")
+        let second = cache.names(employees, of: [2, 3, 500], generation: cache.generation, read: reads.read)
+        XCTAssertEqual(text(second), [2: "\"name2\"", 3: "\"name3\""])
+        XCTAssertEqual(reads.asked, [[1, 2, 500], [3]], "kept names (and kept absences) are not read again")
+        XCTAssertEqual(cache.count, 4)
+        // Another source is kept apart, even for the same ids.
+        _ = cache.names(groups, of: [1], generation: cache.generation, read: reads.read)
+        XCTAssertEqual(reads.asked.last, [1])
+    }
+
+    func testNamesReadInAnOlderGenerationAreNotKept() {
+        let cache = NameCache()
+        let reads = Reads()
+        let before = cache.generation
+        // A commit (and its new generation) lands while the reader's older snapshot reads.
+        let found = cache.names(employees, of: [1], generation: before) { ids in
+            cache.invalidateAll()
+            return reads.read(ids)
+        }
+        XCTAssertEqual(text(found), [1: "\"name1\""], "the reader still gets what its snapshot holds")
+        XCTAssertEqual(cache.count, 0, "but does not keep it for readers of the new generation")
+        // A reader still holding the old generation neither uses nor fills the cache.
+        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
+        XCTAssertEqual(cache.count, 1)
+        _ = cache.names(employees, of: [1], generation: before, read: reads.read)
+        XCTAssertEqual(reads.asked.count, 3, "an old generation reads")
+        XCTAssertEqual(cache.count, 1)
+    }
+
+    func testInvalidationOnlyForTablesNamesComeFrom() {
+        let cache = NameCache()
+        let reads = Reads()
+        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
+        let generation = cache.generation
+        cache.invalidate(tables: ["follows", "outbox"])
+        XCTAssertEqual(cache.generation, generation, "a write to other tables keeps the names")
+        XCTAssertEqual(cache.count, 1)
+        cache.invalidate(tables: ["follows", "employee_copies"])
+        XCTAssertNotEqual(cache.generation, generation)
+        XCTAssertEqual(cache.count, 0)
+        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
+        XCTAssertEqual(reads.asked.count, 2, "read again after the change")
+    }
+
+    func testCapacityIsABound() {
+        let cache = NameCache(capacity: 10)
+        let reads = Reads()
+        _ = cache.names(employees, of: Array(1...8), generation: cache.generation, read: reads.read)
+        XCTAssertEqual(cache.count, 8)
+        _ = cache.names(employees, of: Array(11...15), generation: cache.generation, read: reads.read)
+        XCTAssertLessThanOrEqual(cache.count, 10, "past the capacity the cache starts over")
+        XCTAssertEqual(cache.count, 5)
+    }
+}
