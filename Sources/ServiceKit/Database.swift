@@ -26,7 +26,7 @@ public final class Database: @unchecked Sendable {
     public let commitSignal = CommitSignal()
     /// The names list pages show, kept between reads (a new generation after a commit that
     /// changed a table they come from, or another process's commit).
-    public let names = NameCache()
+    public let readCache = ReadCache()
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
     /// Marks this database's own queues (0: the writer, 1…: the readers), so a blocking call made
@@ -47,7 +47,7 @@ public final class Database: @unchecked Sendable {
         for i in 0..<max(1, readerCount) {
             let reader = try SQLiteConnection(path: path)
             try reader.execute("PRAGMA query_only = 1")
-            reader.names = names
+            reader.readCache = readCache
             let readerQueue = DispatchQueue(label: "crm.sqlite.reader\(i)")
             readerQueue.setSpecific(key: queueKey, value: i + 1)
             readers.append((readerQueue, reader))
@@ -75,8 +75,8 @@ public final class Database: @unchecked Sendable {
         readers[index].queue.async { [self] in
             guard !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
             let connection = readers[index].connection
-            // Before the snapshot begins (at the first statement after BEGIN): see `NameCache`.
-            connection.nameGeneration = names.generation
+            // Before the snapshot begins (at the first statement after BEGIN): see `ReadCache`.
+            connection.readGeneration = readCache.generation
             completion(Result {
                 try connection.run("BEGIN")
                 defer { _ = try? connection.run("COMMIT") }
@@ -184,7 +184,7 @@ public final class Database: @unchecked Sendable {
     /// table they come from — before the writes are answered (writer queue only).
     private func writerDone() {
         let changed = connection.takeChangedTables()
-        if !changed.isEmpty { names.invalidate(tables: changed) }
+        if !changed.isEmpty { readCache.invalidate(tables: changed) }
     }
 
     /// Throws (and logs) when the caller runs on one of this database's queues — inside a
@@ -229,7 +229,7 @@ public final class Database: @unchecked Sendable {
         timer.setEventHandler { [self] in
             guard !closed, let version = try? connection.scalar("PRAGMA data_version") else { return }
             if let seen = dataVersion, seen != version {
-                names.invalidateAll()
+                readCache.invalidateAll()
                 commitSignal.signal()
             }
             dataVersion = version

@@ -266,7 +266,7 @@ public struct Reference: Sendable {
         self.nameKey = nameKey
     }
 
-    var nameSource: NameCache.Source { NameCache.Source(table: target, nameSQL: nameSQL) }
+    var nameSource: ReadCache.Source { ReadCache.Source(table: target, nameSQL: nameSQL) }
 }
 
 /// The statuses a resource's rows take and how lists and status changes treat them.
@@ -371,7 +371,7 @@ public struct Link: Sendable {
     /// of looking up each row's links. The link table stays for filters and single rows.
     public var listColumn: String { "\(table)_ids" }
 
-    var nameSource: NameCache.Source { NameCache.Source(table: target, nameSQL: nameSQL ?? "x.\(targetName)") }
+    var nameSource: ReadCache.Source { ReadCache.Source(table: target, nameSQL: nameSQL ?? "x.\(targetName)") }
 
     /// The link table's schema, for links of rows of `owner`. `targetForeignKey` false leaves
     /// out the foreign key to the target: needed when the target is a projection's copy, which a
@@ -666,8 +666,8 @@ extension Resource {
     }
 
     /// Each id's name from `source` written once into `names` (ids naming no row left out):
-    /// from the connection's `NameCache` where it has them, else read in this transaction.
-    static func names(_ source: NameCache.Source, of ids: [Int64], _ db: SQLiteConnection,
+    /// from the connection's `ReadCache` where it has them, else read in this transaction.
+    static func names(_ source: ReadCache.Source, of ids: [Int64], _ db: SQLiteConnection,
                       into names: inout JSONText) throws -> [Int64: Range<Int>] {
         guard !ids.isEmpty else { return [:] }
         let read = { (ids: [Int64]) throws -> [(id: Int64, name: [UInt8])] in
@@ -681,8 +681,8 @@ extension Resource {
             return found
         }
         let found: [Int64: [UInt8]]
-        if let cache = db.names {
-            found = try cache.names(source, of: ids, generation: db.nameGeneration, read: read)
+        if let cache = db.readCache {
+            found = try cache.names(source, of: ids, generation: db.readGeneration, read: read)
         } else {
             found = Dictionary(try read(ids), uniquingKeysWith: { first, _ in first })
         }
@@ -798,7 +798,15 @@ extension Resource {
                     try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
                 }
             } else if paging != nil, case let (window, counts, span)? = dayCounted {
-                total = try window.total(db, table: table, counts: counts, statuses: statuses ?? status.values, start: span.start, end: span.end)
+                let counted = statuses ?? status.values
+                let count = { try window.total(db, table: table, counts: counts, statuses: counted, start: span.start, end: span.end) }
+                if let cache = db.readCache {
+                    // Made only of the table and its unit counts (kept by the table's triggers).
+                    let key = ReadCache.CountKey(tables: [table, counts], text: "\(counts) \(counted) \(span.start) \(span.end)")
+                    total = try cache.count(key, generation: db.readGeneration, count: count)
+                } else {
+                    total = try count()
+                }
             } else if paging != nil {
                 total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
             } else {

@@ -176,9 +176,9 @@ public final class SQLiteConnection {
     private var isClosed = false
     public let path: String
     /// The cache of names its reads use (a `Database`'s readers), and that cache's generation
-    /// taken before the current read transaction's snapshot began (see `NameCache`).
-    var names: NameCache?
-    var nameGeneration: UInt64 = 0
+    /// taken before the current read transaction's snapshot began (see `ReadCache`).
+    var readCache: ReadCache?
+    var readGeneration: UInt64 = 0
     /// The tables changed since the last `takeChangedTables()`, once `trackChangedTables()` ran.
     private var changedTables: ChangedTables?
 

@@ -128,7 +128,7 @@ final class ContractServiceInProcessTests: XCTestCase {
         }
     }
 
-    /// Names a page showed are kept between requests (`NameCache`); a change to them, to the
+    /// Names a page showed are kept between requests (`ReadCache`); a change to them, to the
     /// links or by another process on the file shows on the next page.
     func testListNamesFollowChangesAfterTheyWereKept() async throws {
         let created = await post("/api/contract/contract", ["organization_id": 1, "name": "c", "sign_time": .string(Timestamp.now()),
@@ -144,16 +144,16 @@ final class ContractServiceInProcessTests: XCTestCase {
         XCTAssertEqual(shown["organization_name"], "国务院")
         XCTAssertEqual(shown["follower"], ["tom ai", "admin"])
         XCTAssertEqual(shown["follower_ids"], [2, 1])
-        XCTAssertGreaterThan(tester.database.names.count, 0, "the names are kept")
+        XCTAssertGreaterThan(tester.database.readCache.count, 0, "the names are kept")
 
         // A copy changed by this process's writer (as a projection applies an event).
         try await tester.database.write { db in try db.execute("UPDATE employee_copies SET realName = 'Tom Ai' WHERE id = 2") }
         shown = try await row()
         XCTAssertEqual(shown["follower"], ["Tom Ai", "admin"], "a commit to a named table starts a new generation")
         // Writes elsewhere keep the names.
-        let generation = tester.database.names.generation
+        let kept = tester.database.readCache.count
         _ = await post("/api/contract/contract", ["organization_id": 2, "name": "d", "sign_time": .string(Timestamp.now())], admin)
-        XCTAssertEqual(tester.database.names.generation, generation)
+        XCTAssertEqual(tester.database.readCache.count, kept, "a new contract changes totals, not names")
 
         // The links changed: the row's list column with them.
         let updated = await post("/api/contract/contract", ["contract_id": .int(id), "follower_id": [1, 3]], admin)
@@ -173,6 +173,35 @@ final class ContractServiceInProcessTests: XCTestCase {
             try await Task.sleep(nanoseconds: 10_000_000)
         }
         XCTAssertEqual(shown["organization_name"], "国务院办公厅")
+    }
+
+    /// A windowed total is kept between requests (`ReadCache`): a create, a status change and a
+    /// change to `sign_time` in the same window show on the next page.
+    func testKeptWindowTotalFollowsWrites() async throws {
+        let window: JSONObject = ["start_time": "2021-01-01 00:00:00", "end_time": "2021-12-31 23:59:59", "page": 1, "count": 5]
+        func total() async throws -> Int64 {
+            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: window, caller: admin)
+            XCTAssertEqual(list.status, 200, "\(list.body)")
+            return try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
+        }
+        var seen = try await total()
+        XCTAssertEqual(seen, 0)
+        let created = await post("/api/contract/contract", ["organization_id": 1, "name": "c", "sign_time": "2021-06-01 12:00:00"], admin)
+        let id = try XCTUnwrap(created.body["data"]?["id"]?.intValue)
+        seen = try await total()
+        XCTAssertEqual(seen, 1)
+        seen = try await total()
+        XCTAssertEqual(seen, 1)
+        XCTAssertGreaterThan(tester.database.readCache.countsKept, 0, "the total is kept")
+        _ = await post("/api/contract/contract", ["contract_id": .int(id), "sign_time": "2022-06-01 12:00:00"], admin)
+        seen = try await total()
+        XCTAssertEqual(seen, 0, "moved out of the window")
+        _ = await post("/api/contract/contract", ["contract_id": .int(id), "sign_time": "2021-02-01 12:00:00"], admin)
+        seen = try await total()
+        XCTAssertEqual(seen, 1)
+        _ = await post("/api/contract/delcontract", ["contract_id": .int(id)], admin)
+        seen = try await total()
+        XCTAssertEqual(seen, 0, "deleted")
     }
 
     /// The link-lists migration fills each row's list column from the link table, in `position`

@@ -1,10 +1,10 @@
 import XCTest
 @testable import ServiceKit
 
-/// `NameCache` on its own: what it keeps, when it reads, when it forgets.
-final class NameCacheTests: XCTestCase {
-    let employees = NameCache.Source(table: "employee_copies", nameSQL: "x.realName")
-    let groups = NameCache.Source(table: "groups", nameSQL: "x.groupName")
+/// `ReadCache` on its own: what it keeps, when it reads, when it forgets.
+final class ReadCacheTests: XCTestCase {
+    let employees = ReadCache.Source(table: "employee_copies", nameSQL: "x.realName")
+    let groups = ReadCache.Source(table: "groups", nameSQL: "x.groupName")
 
     /// A read that answers `"name<id>"` for ids below 100 (others name no row) and counts what it
     /// was asked for.
@@ -19,7 +19,7 @@ final class NameCacheTests: XCTestCase {
     func text(_ found: [Int64: [UInt8]]) -> [Int64: String] { found.mapValues { String(decoding: $0, as: UTF8.self) } }
 
     func testKeptNamesAreNotReadAgainAndMissingRowsStayMissing() {
-        let cache = NameCache()
+        let cache = ReadCache()
         let reads = Reads()
         let first = cache.names(employees, of: [1, 2, 500], generation: cache.generation, read: reads.read)
         XCTAssertEqual(text(first), [1: "\"name1\"", 2: "\"name2\""], "an id naming no row is left out")
@@ -33,7 +33,7 @@ final class NameCacheTests: XCTestCase {
     }
 
     func testNamesReadInAnOlderGenerationAreNotKept() {
-        let cache = NameCache()
+        let cache = ReadCache()
         let reads = Reads()
         let before = cache.generation
         // A commit (and its new generation) lands while the reader's older snapshot reads.
@@ -52,7 +52,7 @@ final class NameCacheTests: XCTestCase {
     }
 
     func testInvalidationOnlyForTablesNamesComeFrom() {
-        let cache = NameCache()
+        let cache = ReadCache()
         let reads = Reads()
         _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
         let generation = cache.generation
@@ -67,12 +67,55 @@ final class NameCacheTests: XCTestCase {
     }
 
     func testCapacityIsABound() {
-        let cache = NameCache(capacity: 10)
+        let cache = ReadCache(capacity: 10)
         let reads = Reads()
         _ = cache.names(employees, of: Array(1...8), generation: cache.generation, read: reads.read)
         XCTAssertEqual(cache.count, 8)
         _ = cache.names(employees, of: Array(11...15), generation: cache.generation, read: reads.read)
         XCTAssertLessThanOrEqual(cache.count, 10, "past the capacity the cache starts over")
         XCTAssertEqual(cache.count, 5)
+    }
+
+    func testCountsAreKeptPerGenerationAndBounded() {
+        let cache = ReadCache(countCapacity: 2)
+        let key = ReadCache.CountKey(tables: ["contracts", "contract_counts"], text: "a")
+        var computed = 0
+        func count() -> Int64 { computed += 1; return 7 }
+        XCTAssertEqual(cache.count(key, generation: cache.generation, count: count), 7)
+        XCTAssertEqual(cache.count(key, generation: cache.generation, count: count), 7)
+        XCTAssertEqual(computed, 1, "kept")
+        cache.invalidate(tables: ["follows"])
+        _ = cache.count(key, generation: cache.generation, count: count)
+        XCTAssertEqual(computed, 1, "a change elsewhere keeps it")
+        cache.invalidate(tables: ["contract_counts"])
+        _ = cache.count(key, generation: cache.generation, count: count)
+        XCTAssertEqual(computed, 2, "a change to a table it counts forgets it")
+        let stale = cache.generation
+        cache.invalidateAll()
+        _ = cache.count(key, generation: stale, count: count)
+        XCTAssertEqual(cache.countsKept, 0, "counted in an older generation: not kept")
+        for text in ["b", "c", "d"] {
+            _ = cache.count(ReadCache.CountKey(tables: ["contracts"], text: text), generation: cache.generation, count: count)
+        }
+        XCTAssertLessThanOrEqual(cache.countsKept, 2)
+    }
+
+    func testNamesAndCountsAreForgottenApart() {
+        let cache = ReadCache()
+        let reads = Reads()
+        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
+        let key = ReadCache.CountKey(tables: ["follows"], text: "t")
+        _ = cache.count(key, generation: cache.generation) { 3 }
+        cache.invalidate(tables: ["follows"])
+        XCTAssertEqual(cache.countsKept, 0)
+        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
+        XCTAssertEqual(reads.asked.count, 1, "names survive a change to what is counted")
+        // A reader that took its generation before the counts were forgotten keeps no count.
+        let before = cache.generation
+        cache.invalidate(tables: ["follows"])
+        _ = cache.count(key, generation: cache.generation) { 4 }
+        cache.invalidate(tables: ["follows"])
+        XCTAssertEqual(cache.count(key, generation: before) { 5 }, 5)
+        XCTAssertEqual(cache.countsKept, 0)
     }
 }
