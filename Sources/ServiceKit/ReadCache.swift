@@ -30,8 +30,9 @@ public final class ReadCache: Sendable {
         var sql: String { "SELECT x.id, \(nameSQL) FROM json_each(?) j CROSS JOIN \(table) x ON x.id = j.value" }
     }
 
-    /// A count over some tables (`tables`: what a change to makes it stale), named by `text`
-    /// (the query's shape and bounds).
+    /// A count over some tables (`tables`: what a change to makes it stale; the first must be
+    /// changed by every write that changes the count, as a windowed total's table is), named by
+    /// `text` (the query's shape and bounds).
     public struct CountKey: Hashable, Sendable {
         public var tables: [String]
         public var text: String
@@ -50,6 +51,8 @@ public final class ReadCache: Sendable {
         var names: [Source: [Int64: [UInt8]]] = [:]
         var count = 0
         var counts: [CountKey: Int64] = [:]
+        /// Per table: whether SQLite's update hook reports its changes (not for `WITHOUT ROWID`).
+        var reported: [String: Bool] = [:]
 
         mutating func forgetNames() {
             generation &+= 1
@@ -111,6 +114,16 @@ public final class ReadCache: Sendable {
             state.counts[key] = value
         }
         return value
+    }
+
+    /// Whether changes to `table` reach `invalidate(tables:)`: the update hook reports rows of
+    /// rowid tables only, so values from a `WITHOUT ROWID` table are never kept (looked up once
+    /// per table, in the caller's transaction).
+    func reports(_ table: String, _ db: SQLiteConnection) throws -> Bool {
+        if let known = state.withLock({ $0.reported[table] }) { return known }
+        let reported = try db.scalar("SELECT COUNT(*) FROM pragma_table_list WHERE name = ? AND type = 'table' AND wr = 0", [.text(table)]) > 0
+        state.withLock { $0.reported[table] = reported }
+        return reported
     }
 
     /// How many counts are kept (for tests).

@@ -681,7 +681,7 @@ extension Resource {
             return found
         }
         let found: [Int64: [UInt8]]
-        if let cache = db.readCache {
+        if let cache = db.readCache, try cache.reports(source.table, db) {
             found = try cache.names(source, of: ids, generation: db.readGeneration, read: read)
         } else {
             found = Dictionary(try read(ids), uniquingKeysWith: { first, _ in first })
@@ -800,7 +800,7 @@ extension Resource {
             } else if paging != nil, case let (window, counts, span)? = dayCounted {
                 let counted = statuses ?? status.values
                 let count = { try window.total(db, table: table, counts: counts, statuses: counted, start: span.start, end: span.end) }
-                if let cache = db.readCache {
+                if let cache = db.readCache, try cache.reports(table, db) {
                     // Made only of the table and its unit counts (kept by the table's triggers).
                     let key = ReadCache.CountKey(tables: [table, counts], text: "\(counts) \(counted) \(span.start) \(span.end)")
                     total = try cache.count(key, generation: db.readGeneration, count: count)

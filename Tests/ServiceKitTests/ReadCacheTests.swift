@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import ServiceKit
 
@@ -117,5 +118,20 @@ final class ReadCacheTests: XCTestCase {
         cache.invalidate(tables: ["follows"])
         XCTAssertEqual(cache.count(key, generation: before) { 5 }, 5)
         XCTAssertEqual(cache.countsKept, 0)
+    }
+
+    /// Changes to a `WITHOUT ROWID` table are not reported by SQLite's update hook: values from
+    /// one are never kept.
+    func testValuesFromTablesWhoseChangesAreNotReportedAreNotKept() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("readcache-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let db = try SQLiteConnection(path: directory + "/t.sqlite")
+        try db.execute("CREATE TABLE plain(id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE keyed(id INTEGER PRIMARY KEY, name TEXT) WITHOUT ROWID;")
+        let cache = ReadCache()
+        XCTAssertTrue(try cache.reports("plain", db))
+        XCTAssertFalse(try cache.reports("keyed", db))
+        XCTAssertFalse(try cache.reports("no_such_table", db))
+        db.close()
     }
 }
