@@ -45,9 +45,22 @@ public enum IdempotencyStore {
     static func fingerprint(method: String, path: String, params: JSONObject) -> String {
         var bytes = Array(method.utf8) + [0] + Array(path.utf8) + [0]
         var kept = JSONObject()
-        for (key, value) in params where !key.lowercased().contains("password") { kept.append(key, value) }
+        for (key, value) in params where !names(key, "password") { kept.append(key, value) }
         JSON.object(kept).serialize(into: &bytes)
         return SessionToken.hex(SessionToken.sha256(bytes))
+    }
+
+    /// Whether `key` contains `word` (lowercase ASCII) in any letter case — `lowercased()` and
+    /// `contains` on `String` cost more than the digest.
+    static func names(_ key: String, _ word: StaticString) -> Bool {
+        let key = Array(key.utf8)
+        let count = word.utf8CodeUnitCount
+        guard key.count >= count else { return false }
+        return word.withUTF8Buffer { word in
+            (0...(key.count - count)).contains { start in
+                (0..<count).allSatisfy { key[start + $0] | 0x20 == word[$0] }
+            }
+        }
     }
 
     /// The stored answer of `key`'s request id, if any; 422 when the id came with other

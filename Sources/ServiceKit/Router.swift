@@ -27,10 +27,11 @@ public struct RequestContext: Sendable {
     /// `mutate`, also telling whether the answer is a stored one (the body did not run) — for a
     /// handler that adds to the live answer what must not be stored, such as a generated password.
     public func mutateReportingReplay(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse) async throws -> (response: WireResponse, replayed: Bool) {
-        try await database.write { db in
-            if let stored = try storedAnswer(db) { return (stored, true) }
+        let key = answerKey  // the fingerprint's digest, made once rather than per lookup and record
+        return try await database.write { db in
+            if let stored = try IdempotencyStore.lookup(db, key) { return (stored, true) }
             let response = try body(db)
-            try recordAnswer(db, response)
+            try IdempotencyStore.record(db, key, response)
             return (try stamped(db, response), false)
         }
     }

@@ -67,6 +67,12 @@ final class IdempotencyStoreTests: XCTestCase {
         XCTAssertNotEqual(a, IdempotencyStore.fingerprint(method: "PUT", path: "/p", params: ["phone": "1", "password": "a", "new_Password": "b"]))
         XCTAssertNotEqual(IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["a": "1"]),
                           IdempotencyStore.fingerprint(method: "POST", path: "/p", params: ["a": 1]), "types count")
+        for key in ["password", "PASSWORD", "new_PassWord", "passwordOld", "x-password-y"] {
+            XCTAssertTrue(IdempotencyStore.names(key, "password"), key)
+        }
+        for key in ["", "pass", "passwor", "pass_word", "passwörd", "phone", "pässword"] {
+            XCTAssertFalse(IdempotencyStore.names(key, "password"), key)
+        }
     }
 
     func testWithoutRequestIDNothingIsStored() async throws {
