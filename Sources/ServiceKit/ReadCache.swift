@@ -32,13 +32,15 @@ public final class ReadCache: Sendable {
 
     /// A count over some tables (`tables`: what a change to makes it stale; the first must be
     /// changed by every write that changes the count, as a windowed total's table is), named by
-    /// `text` (the query's shape and bounds).
+    /// `text` and `binds` (the query and its values, or its shape and bounds).
     public struct CountKey: Hashable, Sendable {
         public var tables: [String]
         public var text: String
-        public init(tables: [String], text: String) {
+        public var binds: [SQLValue]
+        public init(tables: [String], text: String, binds: [SQLValue] = []) {
             self.tables = tables
             self.text = text
+            self.binds = binds
         }
     }
 

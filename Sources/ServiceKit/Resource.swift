@@ -808,7 +808,15 @@ extension Resource {
                     total = try count()
                 }
             } else if paging != nil {
-                total = try db.scalar("SELECT COUNT(*) FROM \(table) t \(filter.clause)", filter.binds)
+                let sql = "SELECT COUNT(*) FROM \(table) t \(filter.clause)"
+                // Without the resource's custom conditions the count reads only its table and its
+                // link tables, whose every change also rewrites the owner's row (`replaceLinks`).
+                if deferred.isEmpty, let cache = db.readCache, try cache.reports(table, db) {
+                    let key = ReadCache.CountKey(tables: [table], text: sql, binds: filter.binds)
+                    total = try cache.count(key, generation: db.readGeneration) { try db.scalar(sql, filter.binds) }
+                } else {
+                    total = try db.scalar(sql, filter.binds)
+                }
             } else {
                 total = 0
             }

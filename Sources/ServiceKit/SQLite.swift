@@ -15,7 +15,7 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 }
 
 /// A value bound to or read from a statement.
-public enum SQLValue: Sendable, Equatable {
+public enum SQLValue: Sendable, Hashable {
     case null
     case int(Int64)
     case double(Double)

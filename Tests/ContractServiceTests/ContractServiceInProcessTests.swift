@@ -202,6 +202,26 @@ final class ContractServiceInProcessTests: XCTestCase {
         _ = await post("/api/contract/delcontract", ["contract_id": .int(id)], admin)
         seen = try await total()
         XCTAssertEqual(seen, 0, "deleted")
+
+        // Filtered by organization: a counted total (COUNT(*)), kept and forgotten the same way.
+        var filtered = window
+        filtered["organization_id"] = 2
+        func organizationTotal() async throws -> Int64 {
+            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: filtered, caller: admin)
+            XCTAssertEqual(list.status, 200, "\(list.body)")
+            return try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
+        }
+        seen = try await organizationTotal()
+        XCTAssertEqual(seen, 0)
+        let other = await post("/api/contract/contract", ["organization_id": 2, "name": "e", "sign_time": "2021-03-01 12:00:00"], admin)
+        let otherID = try XCTUnwrap(other.body["data"]?["id"]?.intValue)
+        seen = try await organizationTotal()
+        XCTAssertEqual(seen, 1)
+        seen = try await organizationTotal()
+        XCTAssertEqual(seen, 1)
+        _ = await post("/api/contract/contract", ["contract_id": .int(otherID), "organization_id": 1], admin)
+        seen = try await organizationTotal()
+        XCTAssertEqual(seen, 0, "moved to another organization")
     }
 
     /// The link-lists migration fills each row's list column from the link table, in `position`
