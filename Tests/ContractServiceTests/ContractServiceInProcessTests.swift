@@ -179,8 +179,8 @@ final class ContractServiceInProcessTests: XCTestCase {
     /// change to `sign_time` in the same window show on the next page.
     func testKeptWindowTotalFollowsWrites() async throws {
         let window: JSONObject = ["start_time": "2021-01-01 00:00:00", "end_time": "2021-12-31 23:59:59", "page": 1, "count": 5]
-        func total() async throws -> Int64 {
-            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: window, caller: admin)
+        func total(_ params: JSONObject? = nil) async throws -> Int64 {
+            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: params ?? window, caller: admin)
             XCTAssertEqual(list.status, 200, "\(list.body)")
             return try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
         }
@@ -206,21 +206,16 @@ final class ContractServiceInProcessTests: XCTestCase {
         // Filtered by organization: a counted total (COUNT(*)), kept and forgotten the same way.
         var filtered = window
         filtered["organization_id"] = 2
-        func organizationTotal() async throws -> Int64 {
-            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: filtered, caller: admin)
-            XCTAssertEqual(list.status, 200, "\(list.body)")
-            return try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
-        }
-        seen = try await organizationTotal()
+        seen = try await total(filtered)
         XCTAssertEqual(seen, 0)
         let other = await post("/api/contract/contract", ["organization_id": 2, "name": "e", "sign_time": "2021-03-01 12:00:00"], admin)
         let otherID = try XCTUnwrap(other.body["data"]?["id"]?.intValue)
-        seen = try await organizationTotal()
+        seen = try await total(filtered)
         XCTAssertEqual(seen, 1)
-        seen = try await organizationTotal()
+        seen = try await total(filtered)
         XCTAssertEqual(seen, 1)
         _ = await post("/api/contract/contract", ["contract_id": .int(otherID), "organization_id": 1], admin)
-        seen = try await organizationTotal()
+        seen = try await total(filtered)
         XCTAssertEqual(seen, 0, "moved to another organization")
     }
 
