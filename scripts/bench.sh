@@ -16,7 +16,9 @@
 #   CRM_BENCH_FOLLOWS=100000 scripts/bench.sh follow-up records to seed before the record-*
 #                                             scenarios (default 10000; 100,000 take a few minutes)
 #   CRM_BENCH_POTENTIALS=5000 scripts/bench.sh potential records they belong to (default 5000)
-# `event-lag` (selected by name or when CRM_BENCH_ONLY is unset) runs scripts/bench/event_lag.py.
+# `event-lag` (selected by name or when CRM_BENCH_ONLY is unset) runs scripts/bench/event_lag.py;
+# `gateway-connections` (likewise) scripts/bench/connections.py: the gateway's VmRSS, RssAnon and
+# VmHWM with 1,000 open keep-alive connections.
 # Before the record scenarios (follow-page, potential-page, follow-create) it seeds their own
 # CRM_BENCH_ORGS organizations, potential and follow-up records with scripts/bench/seed_records.py.
 #   CRM_BENCH_CONTRACTS=5000 scripts/bench.sh contracts to seed before the contract-* scenarios (default 20000)
@@ -594,6 +596,19 @@ if selected stats-lag; then
     say ""
     say "stats-lag: scripts/bench/stats_lag.py"
     run_helper "$TMP/stats_lag.log" python3 scripts/bench/stats_lag.py --port "$PORT" --token="$TOKEN"
+fi
+
+# Gateway connections (CRM_BENCH_ONLY="gateway-connections", or every scenario): the gateway's
+# memory with 1,000 open keep-alive connections, each after one authenticated request, twice
+# (scripts/bench/connections.py). Run after the other scenarios, so the gateway has already
+# carried their load.
+if selected gateway-connections; then
+    GATEWAY_PID=
+    for pid in $(child_pids "$CRM_PID"); do [[ $(cat "/proc/$pid/comm" 2>/dev/null) == Gateway ]] && GATEWAY_PID=$pid; done
+    [[ -n $GATEWAY_PID ]] || die "gateway-connections: no Gateway process under crm"
+    say ""
+    say "gateway-connections: scripts/bench/connections.py, 1,000 keep-alive connections to the gateway (pid $GATEWAY_PID, open-file limit $(awk '/^Max open files/ { print $4 }' "/proc/$GATEWAY_PID/limits")), loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+    run_helper "$TMP/connections.log" python3 scripts/bench/connections.py --port "$PORT" --token="$TOKEN" --pid "$GATEWAY_PID" --connections 1000
 fi
 
 

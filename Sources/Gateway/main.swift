@@ -81,6 +81,10 @@ Log.name = "gateway"
 let gateway: Gateway
 do {
     let config = try loadConfiguration()
+    let descriptors = DescriptorLimit.raise(toAtLeast: config.maxConnections + DescriptorLimit.reserve)
+    if descriptors < config.maxConnections + DescriptorLimit.reserve {
+        Log.warning("the open-file limit (\(descriptors), hard limit reached) allows about \(max(descriptors - DescriptorLimit.reserve, 0)) client connections, fewer than CRM_MAX_CONNECTIONS (\(config.maxConnections)); raise it (ulimit -Hn, LimitNOFILE=) or lower CRM_MAX_CONNECTIONS")
+    }
     let loop = try EventLoop.start(name: "gateway-io")
     gateway = try Gateway(configuration: config, loop: loop)
     try gateway.start()

@@ -78,6 +78,7 @@ public enum NgramIndex {
     /// The query's rarest gram (posting lists counted up to a cap): the one to drive a search
     /// from. A query of at most `maxGram` characters is its own (exact) gram.
     public static func rarestGram(_ db: SQLiteConnection, table: String, folded query: String) throws -> String {
+        if query.count <= maxGram { return query }
         let all = queryGrams(query)
         guard all.count > 1 else { return all.first ?? query }
         // First, last and evenly spaced ones between: a long query costs a few counts, not one per gram.
@@ -100,9 +101,10 @@ public enum NgramIndex {
         return ("\(idColumn) IN (SELECT entity_id FROM \(table) WHERE gram = ?) AND instr(\(foldColumn), ?) > 0", [.text(gram), .text(query)])
     }
 
-    /// One page of a search, newest first, and the total, in one pass over the posting list of
-    /// the query's rarest gram. With no other filter and a query of at most four characters the
-    /// index alone answers; otherwise candidates are joined to the entity and filtered.
+    /// One page of a search, newest first, and the total. With no other filter and a query of
+    /// at most four characters the index alone answers (a count and a page of the posting
+    /// list); otherwise the candidates of the query's rarest gram are joined to the entity and
+    /// filtered in one pass, which gives the page and the total.
     /// - Parameters:
     ///   - from: the entity table with its alias, e.g. `customers c`.
     ///   - idColumn / foldColumn: e.g. `c.id`, `c.name_fold`.
@@ -114,16 +116,24 @@ public enum NgramIndex {
         var search = SQLFilter()
         search.add("g.gram = ?", [.text(gram)])
         if let statuses { search.in("g.status", statuses) }
-        let exact = query.count <= maxGram
-        let ids: [Int64]
-        if exact && filter.conditions.isEmpty {
-            ids = try db.queryIDs("SELECT g.entity_id FROM \(table) g \(search.clause) ORDER BY g.entity_id DESC", search.binds)
-        } else {
-            if !exact { search.add("instr(\(foldColumn), ?) > 0", [.text(query)]) }
-            search.add(filter)
-            ids = try db.queryIDs("SELECT g.entity_id FROM \(table) g CROSS JOIN \(from) ON \(idColumn) = g.entity_id \(search.clause) ORDER BY g.entity_id DESC",
-                                  search.binds)
+        if query.count <= maxGram && filter.conditions.isEmpty {
+            // The posting list is the answer: its length (counted inside SQLite, and only again
+            // once the data changed, `PostingCounts`) and a page read from its newest end,
+            // instead of every matching id crossing into Swift (977 of them for a 1 % term at
+            // 100,000 customers) to keep twenty.
+            let key = table + "\u{1F}" + gram + "\u{1F}" + (statuses.map { $0.map(String.init).joined(separator: ",") } ?? "*")
+            let total = try PostingCounts.count(db, key: key) { db in
+                try db.scalar("SELECT COUNT(*) FROM \(table) g \(search.clause)", search.binds)
+            }
+            guard paging.offset < total, paging.count > 0 else { return ([], total) }
+            let page = try db.queryIDs("SELECT g.entity_id FROM \(table) g \(search.clause) ORDER BY g.entity_id DESC LIMIT ? OFFSET ?",
+                                       search.binds + [.int(paging.count), .int(paging.offset)])
+            return (page, total)
         }
+        if query.count > maxGram { search.add("instr(\(foldColumn), ?) > 0", [.text(query)]) }
+        search.add(filter)
+        let ids = try db.queryIDs("SELECT g.entity_id FROM \(table) g CROSS JOIN \(from) ON \(idColumn) = g.entity_id \(search.clause) ORDER BY g.entity_id DESC",
+                                  search.binds)
         let page = ids.dropFirst(Int(paging.offset)).prefix(Int(paging.count))
         return (Array(page), Int64(ids.count))
     }

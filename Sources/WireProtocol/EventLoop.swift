@@ -30,6 +30,11 @@ public final class EventLoop: @unchecked Sendable {
     private var pendingFlushes: [StreamConnection] = []
     private let threadID = Mutex<pthread_t?>(nil)
     public let name: String
+    /// The one buffer every `StreamConnection` on this loop receives into. Its bytes are valid
+    /// only during a `didRead` call (delegates copy what they keep), and the loop's thread runs
+    /// one handler at a time, so a thousand idle connections cost no read buffer of their own.
+    let readBuffer: UnsafeMutableRawBufferPointer
+    static let readBufferBytes = 64 * 1024
 
     public init(name: String) throws(SyscallError) {
         self.name = name
@@ -41,6 +46,7 @@ public final class EventLoop: @unchecked Sendable {
             throw SyscallError(call: "eventfd", errno: code)
         }
         wakeFd = efd
+        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: EventLoop.readBufferBytes, alignment: 16)
         var ev = epoll_event()
         ev.events = EPOLLIN.rawValue
         ev.data.fd = wakeFd
@@ -48,6 +54,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     deinit {
+        readBuffer.deallocate()
         close(wakeFd)
         close(epfd)
     }

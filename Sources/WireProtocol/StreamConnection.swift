@@ -5,6 +5,7 @@ import CLinux
 
 /// Receives what happens on a `StreamConnection`. Called on the loop's thread.
 public protocol StreamConnectionDelegate: AnyObject {
+    /// `bytes` lie in the loop's shared read buffer: valid only during this call.
     func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer)
     /// The connection is closed (by either side); `error` is nil for an orderly close.
     func connectionDidClose(_ connection: StreamConnection, error: SyscallError?)
@@ -49,19 +50,15 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     public private(set) var lastWriteProgress: Int64 = monotonicMillis()
     private var connecting = false
     private var onConnect: ((SyscallError?) -> Void)?
-    private static let readChunk = 64 * 1024
     /// Queued output of at least this many bytes is written at once, not at the iteration's end.
     static let eagerFlushBytes = 64 * 1024
-    private var readBuffer: UnsafeMutableRawBufferPointer
 
     public init(fd: Int32, loop: EventLoop) {
         self.fd = fd
         self.loop = loop
-        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: StreamConnection.readChunk, alignment: 16)
     }
 
     deinit {
-        readBuffer.deallocate()
         if !isClosed { Glibc.close(fd) }
     }
 
@@ -219,7 +216,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         }
     }
 
+    /// Receives into the loop's shared buffer (`EventLoop.readBuffer`): a connection holds no
+    /// read buffer while idle, and what the delegate keeps it copies.
     private func readOnce() {
+        let readBuffer = loop.readBuffer
         while true {
             let n = Glibc.recv(fd, readBuffer.baseAddress, readBuffer.count, 0)
             if n > 0 {

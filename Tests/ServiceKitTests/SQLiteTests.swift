@@ -223,6 +223,83 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(try search("i"), [2])
     }
 
+    /// A query of at most four characters without other filters is answered from the posting
+    /// list alone (a count and a page read from its newest end): every page, past the end, and
+    /// every status filter agree with a plain scan of the names.
+    func testShortSearchPagesAndCountsFromThePostingList() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, status INTEGER, fold TEXT);" + NgramIndex.schema("g"))
+        var rows: [(id: Int64, status: Int64, fold: String)] = []
+        for i in 1...90 {
+            let name = ["Zhong \(i)", "zhongHua", "张三\(i % 7)", "li \(i)", "ZHO"][i % 5] + (i % 3 == 0 ? " 张三丰" : "")
+            let status: Int64 = i % 4 == 0 ? -1 : 1
+            rows.append((Int64(i), status, NgramIndex.fold(name)))
+            try db.run("INSERT INTO names(id, status, fold) VALUES (?, ?, ?)", [.int(Int64(i)), .int(status), .text(NgramIndex.fold(name))])
+            try NgramIndex.update(db, table: "g", id: Int64(i), status: status, texts: [name])
+        }
+        for query in ["zhon", "zho", "z", "张三", "张三丰", "三丰", "li 1", "nope"] {
+            for statuses in [[1], [-1], [1, -1], nil] as [[Int64]?] {
+                let expected = rows.filter { $0.fold.contains(query) && (statuses?.contains($0.status) ?? true) }.map(\.id).reversed()
+                for (page, count) in [(1, 7), (2, 7), (3, 7), (1, 100), (13, 7), (99, 7), (2, 1)] as [(Int64, Int64)] {
+                    let result = try NgramIndex.searchPage(db, table: "g", from: "names n", idColumn: "n.id", foldColumn: "n.fold", folded: query,
+                                                           statuses: statuses, filter: SQLFilter(), paging: Paging(page: page, count: count))
+                    let label = "\(query) \(statuses ?? []) page \(page) count \(count)"
+                    XCTAssertEqual(result.total, Int64(expected.count), label)
+                    XCTAssertEqual(result.ids, Array(expected.dropFirst(Int((page - 1) * count)).prefix(Int(count))), label)
+                }
+            }
+        }
+    }
+
+    /// A search's total is remembered per connection only while that connection sees the same
+    /// data (`PostingCounts`): a commit by another connection, the connection's own write, a
+    /// status change and a rolled-back write all give the current total at once; inside one
+    /// read transaction the total stays that of its snapshot, like its rows.
+    func testRememberedSearchTotalsFollowEveryChange() throws {
+        let writer = try SQLiteConnection(path: path)
+        let reader = try SQLiteConnection(path: path)
+        try writer.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, fold TEXT);" + NgramIndex.schema("g"))
+        func add(_ db: SQLiteConnection, _ id: Int64) throws {
+            try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(id), .text("zhong \(id)")])
+            try NgramIndex.update(db, table: "g", id: id, status: 1, texts: ["Zhong \(id)"])
+        }
+        func page(_ db: SQLiteConnection) throws -> (ids: [Int64], total: Int64) {
+            try NgramIndex.searchPage(db, table: "g", from: "names n", idColumn: "n.id", foldColumn: "n.fold", folded: "zhon",
+                                      statuses: [1], filter: SQLFilter(), paging: Paging(page: 1, count: 20))
+        }
+        func total(_ db: SQLiteConnection) throws -> Int64 {
+            try db.run("BEGIN")
+            defer { _ = try? db.run("COMMIT") }
+            return try page(db).total
+        }
+        for id in 1...5 { try add(writer, Int64(id)) }
+        XCTAssertEqual(try total(reader), 5)
+        XCTAssertEqual(try total(reader), 5, "unchanged data: the same total")
+        try add(writer, 6)
+        XCTAssertEqual(try total(reader), 6, "another connection committed")
+        try add(reader, 7)
+        XCTAssertEqual(try total(reader), 7, "the connection's own write")
+        try NgramIndex.setStatus(writer, table: "g", id: 7, status: -1)
+        XCTAssertEqual(try total(reader), 6, "a status change")
+
+        try reader.run("BEGIN")
+        XCTAssertEqual(try page(reader).total, 6)
+        try add(writer, 8)
+        let snapshot = try page(reader)
+        XCTAssertEqual(snapshot.total, 6, "inside one read transaction: its snapshot")
+        XCTAssertEqual(snapshot.ids, [6, 5, 4, 3, 2, 1])
+        try reader.run("COMMIT")
+        XCTAssertEqual(try total(reader), 7)
+
+        try reader.run("BEGIN IMMEDIATE")
+        try add(reader, 9)
+        XCTAssertEqual(try page(reader).total, 8, "inside a write transaction: its own uncommitted row")
+        try reader.run("ROLLBACK")
+        XCTAssertEqual(try total(reader), 7, "the rolled-back row is not counted")
+        XCTAssertEqual(try page(reader).total, 7, "outside a transaction")
+        XCTAssertEqual(try total(writer), 7)
+    }
+
     func testSearchIndexIsRebuiltWhenItsVersionChanges() throws {
         let db = try SQLiteConnection(path: path)
         try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, a TEXT, b TEXT);" + NgramIndex.schema("g"))

@@ -1,0 +1,73 @@
+import CSQLite
+import Synchronization
+
+/// Posting-list lengths (`NgramIndex`'s totals) remembered per SQLite connection for as long as
+/// that connection sees the same data, so a repeated search counts its posting list once, not
+/// on every request (counting 1,000 postings costs SQLite about as much as the rest of a page).
+///
+/// Exact, never stale: a count is kept and used only inside a read transaction (a fixed
+/// snapshot, nothing of the connection's own uncommitted), under the key
+/// (`data_version`, `total_changes()`, `schema_version`) read in that same transaction.
+/// `data_version` changes when any other connection or process has committed since the
+/// connection's last snapshot, `total_changes()` when the connection itself has written, and
+/// `schema_version` on any schema change; while all three are equal the snapshot holds the same
+/// rows. Bounded: `maxCountsPerConnection` per connection, entries of closed connections dropped.
+enum PostingCounts {
+    static let maxCountsPerConnection = 256
+    static let maxConnections = 64
+
+    /// The connection an entry belongs to, held weakly: a new connection at the address of a
+    /// closed one never takes over its counts. Only compared against, never used.
+    private final class Owner: @unchecked Sendable {
+        weak var connection: SQLiteConnection?
+        init(_ connection: SQLiteConnection) { self.connection = connection }
+    }
+
+    private struct Entry {
+        let owner: Owner
+        var version: Version
+        var counts: [String: Int64]
+    }
+
+    private struct Version: Equatable {
+        var data: Int64
+        var changes: Int64
+        var schema: Int64
+    }
+
+    private static let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    /// The count `count` answers for `key` on `db`, from the cache when `db` still sees the
+    /// data it was counted in.
+    static func count(_ db: SQLiteConnection, key: String, _ count: (SQLiteConnection) throws -> Int64) throws -> Int64 {
+        var version = Version(data: 0, changes: 0, schema: 0)
+        try db.forEachRow("SELECT (SELECT data_version FROM pragma_data_version), total_changes(), (SELECT schema_version FROM pragma_schema_version)") { row in
+            version = Version(data: row.int(0), changes: row.int(1), schema: row.int(2))
+        }
+        // Checked after that read, which starts the snapshot of a `BEGIN` not yet used; outside
+        // a transaction the state is back to none once the statement is done.
+        guard sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ else { return try count(db) }
+        let id = ObjectIdentifier(db)
+        let cached = entries.withLock { entries -> Int64? in
+            guard let entry = entries[id], entry.owner.connection === db, entry.version == version else { return nil }
+            return entry.counts[key]
+        }
+        if let cached { return cached }
+        let counted = try count(db)
+        let owner = Owner(db)
+        entries.withLock { entries in
+            if var entry = entries[id], entry.owner.connection === db, entry.version == version {
+                if entry.counts.count >= maxCountsPerConnection { entry.counts.removeAll(keepingCapacity: true) }
+                entry.counts[key] = counted
+                entries[id] = entry
+                return
+            }
+            if entries[id] == nil && entries.count >= maxConnections {
+                entries = entries.filter { $0.value.owner.connection != nil }
+                if entries.count >= maxConnections { return }
+            }
+            entries[id] = Entry(owner: owner, version: version, counts: [key: counted])
+        }
+        return counted
+    }
+}
