@@ -118,11 +118,11 @@ public enum NgramIndex {
         if let statuses { search.in("g.status", statuses) }
         if query.count <= maxGram && filter.conditions.isEmpty {
             // The posting list is the answer: its length (counted inside SQLite, and only again
-            // once the data changed, `PostingCounts`) and a page read from its newest end,
+            // once the data changed, `SnapshotCounts`) and a page read from its newest end,
             // instead of every matching id crossing into Swift (977 of them for a 1 % term at
             // 100,000 customers) to keep twenty.
             let key = table + "\u{1F}" + gram + "\u{1F}" + (statuses.map { $0.map(String.init).joined(separator: ",") } ?? "*")
-            let total = try PostingCounts.count(db, key: key) { db in
+            let total = try SnapshotCounts.count(db, key: key) { db in
                 try db.scalar("SELECT COUNT(*) FROM \(table) g \(search.clause)", search.binds)
             }
             guard paging.offset < total, paging.count > 0 else { return ([], total) }

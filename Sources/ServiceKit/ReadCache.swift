@@ -1,21 +1,19 @@
 import Synchronization
 
-/// What list pages read besides their rows, kept between requests: the names they show beside
-/// ids (`operator_name`, `follower_name`, `organization_name` …), each as its JSON text
-/// (`"张三"`, `null`), and windowed totals (`page_info.total`). A page then reads its own rows,
-/// and a name or a total only the first time a generation needs it.
+/// The names list pages show beside ids (`operator_name`, `follower_name`, `organization_name`
+/// …), kept between requests as their JSON text (`"张三"`, `null`): a page then reads its own
+/// rows, and a name only the first time a generation needs it. (Totals are remembered per
+/// connection and snapshot instead: `SnapshotCounts`.)
 ///
-/// **Generations.** `Database` moves the generation on after a commit of its writer changed a
-/// table kept values come from (before the writes are answered) — forgetting the names, or the
-/// counts, that came from it — and after it sees another process's commit to the file
-/// (`watchOtherWriters`, every 100 ms: everything is forgotten). A reader takes the generation
-/// *before* its transaction's snapshot begins (`Database.read` sets
-/// `SQLiteConnection.readGeneration` before `BEGIN`), and uses or keeps names (counts) only if
-/// they were last forgotten at or before that generation. So a snapshot older than a commit
-/// never keeps a value that commit changed: the commit's forgetting either came before the
-/// reader took its generation (its snapshot then sees the commit) or after (what it read is
-/// dropped). Names and counts are forgotten apart: a new follow-up record changes totals, not
-/// names.
+/// **Generations.** `Database` starts a new generation — forgetting every name — after a commit
+/// of its writer changed a table names come from (before the writes are answered), and after it
+/// sees another process's commit to the file (`watchOtherWriters`, every 100 ms). A reader takes
+/// the generation *before* its transaction's snapshot begins (`Database.read` sets
+/// `SQLiteConnection.readGeneration` before `BEGIN`) and uses or keeps names only while that is
+/// still the generation. So a snapshot older than a commit never keeps a name that commit
+/// changed: the commit's new generation was either taken by the reader (its snapshot then sees
+/// the commit) or is newer than the reader's (what it read is dropped). A name another replica
+/// changed shows within about 100 ms.
 public final class ReadCache: Sendable {
     /// Where names come from: a table and the SQL of a row's name over its alias `x`.
     public struct Source: Hashable, Sendable {
@@ -30,43 +28,18 @@ public final class ReadCache: Sendable {
         var sql: String { "SELECT x.id, \(nameSQL) FROM json_each(?) j CROSS JOIN \(table) x ON x.id = j.value" }
     }
 
-    /// A count over some tables (`tables`: what a change to makes it stale; the first must be
-    /// changed by every write that changes the count, as a windowed total's table is), named by
-    /// `text` and `binds` (the query and its values, or its shape and bounds).
-    public struct CountKey: Hashable, Sendable {
-        public var tables: [String]
-        public var text: String
-        public var binds: [SQLValue]
-        public init(tables: [String], text: String, binds: [SQLValue] = []) {
-            self.tables = tables
-            self.text = text
-            self.binds = binds
-        }
-    }
-
     private struct State {
         var generation: UInt64 = 0
-        /// The generations at which names and counts were last forgotten.
-        var namesSince: UInt64 = 0
-        var countsSince: UInt64 = 0
         /// Per source, id → the name's JSON; an empty array: no such row (it stays unnamed).
         var names: [Source: [Int64: [UInt8]]] = [:]
         var count = 0
-        var counts: [CountKey: Int64] = [:]
         /// Per table: whether SQLite's update hook reports its changes (not for `WITHOUT ROWID`).
         var reported: [String: Bool] = [:]
 
         mutating func forgetNames() {
             generation &+= 1
-            namesSince = generation
             names = [:]
             count = 0
-        }
-
-        mutating func forgetCounts() {
-            generation &+= 1
-            countsSince = generation
-            counts = [:]
         }
     }
 
@@ -75,12 +48,8 @@ public final class ReadCache: Sendable {
     /// policy: a page needs tens of names, a service's copies a few hundred thousand at most).
     public let capacity: Int
 
-    /// Most counts kept (each window's end moves with the clock: a bound, as `capacity`).
-    public let countCapacity: Int
-
-    public init(capacity: Int = 50_000, countCapacity: Int = 1_000) {
+    public init(capacity: Int = 50_000) {
         self.capacity = capacity
-        self.countCapacity = countCapacity
     }
 
     public var generation: UInt64 { state.withLock { $0.generation } }
@@ -88,34 +57,17 @@ public final class ReadCache: Sendable {
     /// How many names are kept (for tests).
     public var count: Int { state.withLock { $0.count } }
 
-    /// Forgets the names, and the counts, that come from one of `tables` (after the writer
-    /// committed changes to them).
+    /// Forgets the names if one comes from one of `tables` (after the writer committed changes
+    /// to them).
     public func invalidate(tables: Set<String>) {
         state.withLock { state in
             if state.names.keys.contains(where: { tables.contains($0.table) }) { state.forgetNames() }
-            if state.counts.keys.contains(where: { $0.tables.contains(where: tables.contains) }) { state.forgetCounts() }
         }
     }
 
     /// Forgets everything (another process committed: what it changed is unknown).
     public func invalidateAll() {
-        state.withLock { state in
-            state.forgetNames()
-            state.forgetCounts()
-        }
-    }
-
-    /// The count kept for `key` while the cache is still in `generation`, else `count()` (run in
-    /// the caller's transaction, whose snapshot began in `generation`), kept.
-    public func count(_ key: CountKey, generation: UInt64, count: () throws -> Int64) rethrows -> Int64 {
-        if let kept = state.withLock({ $0.countsSince <= generation ? $0.counts[key] : nil }) { return kept }
-        let value = try count()
-        state.withLock { state in
-            guard state.countsSince <= generation else { return }
-            if state.counts.count >= countCapacity { state.counts = [:] }
-            state.counts[key] = value
-        }
-        return value
+        state.withLock { $0.forgetNames() }
     }
 
     /// Whether changes to `table` reach `invalidate(tables:)`: the update hook reports rows of
@@ -128,8 +80,6 @@ public final class ReadCache: Sendable {
         return reported
     }
 
-    /// How many counts are kept (for tests).
-    public var countsKept: Int { state.withLock { $0.counts.count } }
 
     /// The JSON of each id's name (ids with no row in `source` are left out): kept ones from the
     /// cache when it is still in `generation`, the others read with `read` (in the caller's
@@ -139,7 +89,7 @@ public final class ReadCache: Sendable {
         var found: [Int64: [UInt8]] = [:]
         found.reserveCapacity(ids.count)
         let missing = state.withLock { state -> [Int64] in
-            guard state.namesSince <= generation, let kept = state.names[source] else { return ids }
+            guard state.generation == generation, let kept = state.names[source] else { return ids }
             var missing: [Int64] = []
             for id in ids {
                 if let name = kept[id] {
@@ -157,7 +107,7 @@ public final class ReadCache: Sendable {
         let named = Set(read.map(\.id))
         for id in missing where !named.contains(id) { read.append((id, [])) }
         state.withLock { state in
-            guard state.namesSince <= generation else { return }
+            guard state.generation == generation else { return }
             if state.count + read.count > capacity {
                 state.names = [:]
                 state.count = 0

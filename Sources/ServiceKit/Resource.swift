@@ -799,24 +799,12 @@ extension Resource {
                 }
             } else if paging != nil, case let (window, counts, span)? = dayCounted {
                 let counted = statuses ?? status.values
-                let count = { try window.total(db, table: table, counts: counts, statuses: counted, start: span.start, end: span.end) }
-                if let cache = db.readCache, try cache.reports(table, db) {
-                    // Made only of the table and its unit counts (kept by the table's triggers).
-                    let key = ReadCache.CountKey(tables: [table, counts], text: "\(counts) \(counted) \(span.start) \(span.end)")
-                    total = try cache.count(key, generation: db.readGeneration, count: count)
-                } else {
-                    total = try count()
+                total = try SnapshotCounts.count(db, key: SnapshotCounts.key("window \(counts) \(counted)", [.text(span.start), .text(span.end)])) { db in
+                    try window.total(db, table: table, counts: counts, statuses: counted, start: span.start, end: span.end)
                 }
             } else if paging != nil {
                 let sql = "SELECT COUNT(*) FROM \(table) t \(filter.clause)"
-                // Without the resource's custom conditions the count reads only its table and its
-                // link tables, whose every change also rewrites the owner's row (`replaceLinks`).
-                if deferred.isEmpty, let cache = db.readCache, try cache.reports(table, db) {
-                    let key = ReadCache.CountKey(tables: [table], text: sql, binds: filter.binds)
-                    total = try cache.count(key, generation: db.readGeneration) { try db.scalar(sql, filter.binds) }
-                } else {
-                    total = try db.scalar(sql, filter.binds)
-                }
+                total = try SnapshotCounts.count(db, key: SnapshotCounts.key(sql, filter.binds)) { db in try db.scalar(sql, filter.binds) }
             } else {
                 total = 0
             }

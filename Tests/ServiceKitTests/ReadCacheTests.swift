@@ -77,49 +77,6 @@ final class ReadCacheTests: XCTestCase {
         XCTAssertEqual(cache.count, 5)
     }
 
-    func testCountsAreKeptPerGenerationAndBounded() {
-        let cache = ReadCache(countCapacity: 2)
-        let key = ReadCache.CountKey(tables: ["contracts", "contract_counts"], text: "a")
-        var computed = 0
-        func count() -> Int64 { computed += 1; return 7 }
-        XCTAssertEqual(cache.count(key, generation: cache.generation, count: count), 7)
-        XCTAssertEqual(cache.count(key, generation: cache.generation, count: count), 7)
-        XCTAssertEqual(computed, 1, "kept")
-        cache.invalidate(tables: ["follows"])
-        _ = cache.count(key, generation: cache.generation, count: count)
-        XCTAssertEqual(computed, 1, "a change elsewhere keeps it")
-        cache.invalidate(tables: ["contract_counts"])
-        _ = cache.count(key, generation: cache.generation, count: count)
-        XCTAssertEqual(computed, 2, "a change to a table it counts forgets it")
-        let stale = cache.generation
-        cache.invalidateAll()
-        _ = cache.count(key, generation: stale, count: count)
-        XCTAssertEqual(cache.countsKept, 0, "counted in an older generation: not kept")
-        for text in ["b", "c", "d"] {
-            _ = cache.count(ReadCache.CountKey(tables: ["contracts"], text: text), generation: cache.generation, count: count)
-        }
-        XCTAssertLessThanOrEqual(cache.countsKept, 2)
-    }
-
-    func testNamesAndCountsAreForgottenApart() {
-        let cache = ReadCache()
-        let reads = Reads()
-        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
-        let key = ReadCache.CountKey(tables: ["follows"], text: "t")
-        _ = cache.count(key, generation: cache.generation) { 3 }
-        cache.invalidate(tables: ["follows"])
-        XCTAssertEqual(cache.countsKept, 0)
-        _ = cache.names(employees, of: [1], generation: cache.generation, read: reads.read)
-        XCTAssertEqual(reads.asked.count, 1, "names survive a change to what is counted")
-        // A reader that took its generation before the counts were forgotten keeps no count.
-        let before = cache.generation
-        cache.invalidate(tables: ["follows"])
-        _ = cache.count(key, generation: cache.generation) { 4 }
-        cache.invalidate(tables: ["follows"])
-        XCTAssertEqual(cache.count(key, generation: before) { 5 }, 5)
-        XCTAssertEqual(cache.countsKept, 0)
-    }
-
     /// Changes to a `WITHOUT ROWID` table are not reported by SQLite's update hook: values from
     /// one are never kept.
     func testValuesFromTablesWhoseChangesAreNotReportedAreNotKept() throws {

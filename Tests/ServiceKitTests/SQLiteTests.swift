@@ -252,7 +252,7 @@ final class SQLiteTests: XCTestCase {
     }
 
     /// A search's total is remembered per connection only while that connection sees the same
-    /// data (`PostingCounts`): a commit by another connection, the connection's own write, a
+    /// data (`SnapshotCounts`): a commit by another connection, the connection's own write, a
     /// status change and a rolled-back write all give the current total at once; inside one
     /// read transaction the total stays that of its snapshot, like its rows.
     func testRememberedSearchTotalsFollowEveryChange() throws {

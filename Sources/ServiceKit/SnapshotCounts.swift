@@ -1,9 +1,10 @@
 import CSQLite
 import Synchronization
 
-/// Posting-list lengths (`NgramIndex`'s totals) remembered per SQLite connection for as long as
-/// that connection sees the same data, so a repeated search counts its posting list once, not
-/// on every request (counting 1,000 postings costs SQLite about as much as the rest of a page).
+/// Counts remembered per SQLite connection for as long as that connection sees the same data:
+/// list pages' `page_info.total` (a search's posting-list length, a window's unit counts, a
+/// filtered `COUNT(*)`), so a repeated page counts once, not on every request (counting 1,000
+/// postings, or a window's ~28 unit lookups, costs SQLite about as much as the rest of a page).
 ///
 /// Exact, never stale: a count is kept and used only inside a read transaction (a fixed
 /// snapshot, nothing of the connection's own uncommitted), under the key
@@ -12,7 +13,7 @@ import Synchronization
 /// connection's last snapshot, `total_changes()` when the connection itself has written, and
 /// `schema_version` on any schema change; while all three are equal the snapshot holds the same
 /// rows. Bounded: `maxCountsPerConnection` per connection, entries of closed connections dropped.
-enum PostingCounts {
+enum SnapshotCounts {
     static let maxCountsPerConnection = 256
     static let maxConnections = 64
 
@@ -36,6 +37,22 @@ enum PostingCounts {
     }
 
     private static let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    /// A key naming a count by its SQL (or shape) and values, unambiguously: each value is
+    /// written with its type and, for text and blobs, its length.
+    static func key(_ sql: String, _ binds: [SQLValue]) -> String {
+        var key = sql
+        for bind in binds {
+            switch bind {
+            case .null: key += "\u{1F}n"
+            case .int(let v): key += "\u{1F}i\(v)"
+            case .double(let v): key += "\u{1F}d\(v.bitPattern)"
+            case .text(let v): key += "\u{1F}t\(v.utf8.count):" + v
+            case .blob(let v): key += "\u{1F}b\(v.count):" + v.map { String($0, radix: 16) }.joined(separator: ",")
+            }
+        }
+        return key
+    }
 
     /// The count `count` answers for `key` on `db`, from the cache when `db` still sees the
     /// data it was counted in.
