@@ -5,11 +5,12 @@ import WireProtocol
 
 /// The gateway's access lines (one JSON object per request, at level info), gathered during one
 /// loop iteration and written to standard error with one `write` at its end rather than one per
-/// request; a full buffer (64 KiB) is written at once. The time text is made once per second.
+/// request; a full buffer (64 KiB) is written at once. Each line is written straight into the
+/// buffer (no object built per request); the time text is made once per second.
 /// Loop-thread confined.
 final class AccessLog {
     private let loop: EventLoop
-    private var buffer: [UInt8] = []
+    private var text = JSONText(capacity: AccessLog.flushBytes + 4096)
     private var flushScheduled = false
     private var stampSecond: time_t = -1
     private var stamp = ""
@@ -30,10 +31,31 @@ final class AccessLog {
         return stamp
     }
 
-    func append(_ fields: JSONObject) {
-        fields.serialize(into: &buffer)
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= AccessLog.flushBytes {
+    /// Appends `{"time","request_id","caller","method","route","status","ms","service","in","out"}`.
+    func append(requestID: String, caller: Int64?, method: String, route: String, status: Int, millis: Int64,
+                service: String?, inBytes: Int, outBytes: Int) {
+        text.raw("{\"time\":")
+        text.string(now)
+        text.raw(",\"request_id\":")
+        text.string(requestID)
+        text.raw(",\"caller\":")
+        if let caller { text.int(caller) } else { text.null() }
+        text.raw(",\"method\":")
+        text.string(method)
+        text.raw(",\"route\":")
+        text.string(route)
+        text.raw(",\"status\":")
+        text.int(Int64(status))
+        text.raw(",\"ms\":")
+        text.int(millis)
+        text.raw(",\"service\":")
+        if let service { text.string(service) } else { text.null() }
+        text.raw(",\"in\":")
+        text.int(Int64(inBytes))
+        text.raw(",\"out\":")
+        text.int(Int64(outBytes))
+        text.raw("}\n")
+        if text.count >= AccessLog.flushBytes {
             flush()
         } else if !flushScheduled {
             flushScheduled = true
@@ -44,11 +66,13 @@ final class AccessLog {
 
     func flush() {
         flushScheduled = false
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(2, $0.baseAddress.map { $0 + offset }, buffer.count - offset) }
-            if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { break }
+        text.withBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Glibc.write(2, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+                if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { break }
+            }
         }
-        buffer.removeAll(keepingCapacity: buffer.capacity <= 4 * AccessLog.flushBytes)
+        text.removeAll()
     }
 }

@@ -16,7 +16,7 @@ final class Gateway: @unchecked Sendable {
     private var listener: Listener?
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
-    let metrics = Metrics()
+    let metrics = Metrics(documentedPaths: OpenAPI.paths)
     private let accessLog: AccessLog
     private let ridPrefix: String
     private var ridCounter: UInt64 = 0
@@ -29,6 +29,7 @@ final class Gateway: @unchecked Sendable {
         // Request ids must not repeat across gateways and restarts: without real randomness
         // the gateway does not start (fails closed).
         ridPrefix = "gw-" + (try Gateway.randomHex(8)) + "-"
+        tracePrefix = ridPrefix + "t"
         var clientConfig = WireClientConfiguration()
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
@@ -82,7 +83,7 @@ final class Gateway: @unchecked Sendable {
         let stream = StreamConnection(fd: fd, loop: loop)
         guard connections.count < configuration.maxConnections else {
             var refused = HTTPResponse.error(503, "too many connections", close: true)
-            refused.headers.append((name: "X-Request-Id", value: newRequestID()))
+            refused.requestID = newRequestID()
             stream.write(refused.serialized(keepAlive: false))
             stream.close()
             return
@@ -141,61 +142,62 @@ final class Gateway: @unchecked Sendable {
 
     // MARK: Requests
 
+    /// `/livez`'s answer, made once.
+    private static let livezBody: [UInt8] = JSON.object(JSONObject([("status", .int(0))])).serialized()
+
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
-        let started = monotonicMillis()
         let path = request.head.path
         var method = request.head.method
         if method == "HEAD" { method = "GET" }
         metrics.inFlight += 1
-        let trace = requestID(request.head)
-        let record = AccessRecord()
-        let finish: (HTTPResponse, String) -> Void = { [self] answer, route in
-            metrics.inFlight -= 1
-            // Only documented paths get a label of their own: clients choose paths, and each
-            // label is kept for ever.
-            let label = OpenAPI.paths.contains(route) ? route : "other"
-            let millis = monotonicMillis() - started
-            metrics.record(route: label, status: answer.status, millis: millis)
-            var response = answer
-            response.headers.append((name: "X-Request-Id", value: trace))
-            if Log.enabled(.info) {
-                var line = JSONObject()
-                line.reserveCapacity(11)
-                line.append("time", .string(accessLog.now))
-                line.append("request_id", .string(trace))
-                line.append("caller", record.caller.map { .int($0) } ?? .null)
-                line.append("method", .string(method))
-                line.append("route", .string(label == "other" ? String(path.prefix(200)) : label))
-                line.append("status", .int(Int64(response.status)))
-                line.append("ms", .int(millis))
-                line.append("service", record.service.map { .string($0.rawValue) } ?? .null)
-                line.append("in", .int(Int64(request.body.count)))
-                line.append("out", .int(Int64(response.body.count)))
-                accessLog.append(line)
-            }
-            respond(response)
-        }
-        if Gateway.ownPaths.contains(path) && method != "GET" {
-            finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), path)
+        let exchange = Exchange(gateway: self, started: monotonicMillis(), method: method, path: path, trace: requestID(request.head),
+                                inBytes: request.body.count, respond: respond)
+        if method != "GET" && Gateway.ownPaths.contains(path) {
+            exchange.finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), route: path)
             return
         }
         switch path {
         case "/livez":
-            finish(HTTPResponse(status: 200, json: .object(JSONObject([("status", .int(0))]))), path)
+            exchange.finish(HTTPResponse(status: 200, body: Gateway.livezBody), route: path)
             return
         case "/healthz":
-            health { finish($0, path) }
+            health { exchange.finish($0, route: path) }
             return
         case "/metrics":
-            finish(HTTPResponse(status: 200, body: Array(metrics.render(gateway: self).utf8), contentType: "text/plain; version=0.0.4; charset=utf-8"), path)
+            exchange.finish(HTTPResponse(status: 200, body: Array(metrics.render(gateway: self).utf8), contentType: "text/plain; version=0.0.4; charset=utf-8"), route: path)
             return
         case "/openapi.json":
-            finish(HTTPResponse(status: 200, body: OpenAPI.document), path)
+            exchange.finish(HTTPResponse(status: 200, body: OpenAPI.document), route: path)
             return
         default:
             break
         }
-        guard let service = Catalog.service(forPath: path), let client = clients[service] else {
+        forward(request, exchange)
+    }
+
+    /// Ends one request: counts it, writes its access line, hands the answer (with its request
+    /// id) to the connection.
+    fileprivate func finish(_ exchange: Exchange, _ answer: HTTPResponse, route: String) {
+        metrics.inFlight -= 1
+        let millis = monotonicMillis() - exchange.started
+        // Only documented paths get a label of their own: clients choose paths, and each
+        // label is kept for ever.
+        let label = metrics.record(route: route, status: answer.status, millis: millis)
+        var response = answer
+        response.requestID = exchange.trace
+        if Log.enabled(.info) {
+            accessLog.append(requestID: exchange.trace, caller: exchange.caller, method: exchange.method,
+                             route: label == "other" ? String(exchange.path.prefix(200)) : label, status: response.status,
+                             millis: millis, service: exchange.service?.rawValue, inBytes: exchange.inBytes, outBytes: response.body.count)
+        }
+        exchange.respond(response)
+    }
+
+    /// An API request: parameters, session, then the owning service.
+    private func forward(_ request: HTTPRequest, _ exchange: Exchange) {
+        let path = exchange.path, method = exchange.method
+        let finish: (HTTPResponse, String) -> Void = { answer, route in exchange.finish(answer, route: route) }
+        guard let service = Gateway.service(forPath: path), let client = clients[service] else {
             finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "other")
             return
         }
@@ -208,7 +210,7 @@ final class Gateway: @unchecked Sendable {
         }
         let credential = RequestParams.credential(request.head)
         let token = credential?.token
-        record.service = service
+        exchange.service = service
         // A change made with the session cookie must come from our own pages: a browser adds the
         // cookie to cross-site form posts too, but names their origin.
         if method != "GET", credential?.fromCookie == true, let foreign = foreignOrigin(request.head) {
@@ -222,12 +224,12 @@ final class Gateway: @unchecked Sendable {
         }
         let forward: (Caller?) -> Void = { [self] caller in
             ridCounter += 1
-            record.caller = caller?.id
-            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? ridPrefix + String(ridCounter)
+            exchange.caller = caller?.id
+            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? { var rid = ridPrefix; rid.append(String(ridCounter)); return rid }()
             var wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                    session: service == .users ? token : nil)
-            wire.trace = trace
+            wire.trace = exchange.trace
             let revoking = Gateway.revokingPaths.contains(path)
             if revoking { revokingWritesInFlight += 1 }
             client.sendOnLoop(wire) { [self] result in
@@ -255,6 +257,27 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// `Catalog.prefixes` by their segment (`user` for `/api/user`).
+    private static let servicesBySegment: [String: ServiceName] = {
+        var result: [String: ServiceName] = [:]
+        for (prefix, service) in Catalog.prefixes where prefix.hasPrefix("/api/") { result[String(prefix.dropFirst(5))] = service }
+        return result
+    }()
+
+    /// `Catalog.service(forPath:)` read from the path's bytes (no characters, no concatenation);
+    /// paths that are not ASCII go to the catalog itself.
+    static func service(forPath path: String) -> ServiceName? {
+        var path = path
+        return path.withUTF8 { bytes -> ServiceName? in
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return Catalog.service(forPath: String(decoding: bytes, as: UTF8.self)) }
+            guard bytes.count > 5, bytes[0] == UInt8(ascii: "/"), bytes[1] == UInt8(ascii: "a"), bytes[2] == UInt8(ascii: "p"),
+                  bytes[3] == UInt8(ascii: "i"), bytes[4] == UInt8(ascii: "/") else { return nil }
+            var end = 5
+            while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+            return servicesBySegment[String(decoding: UnsafeBufferPointer(rebasing: bytes[5..<end]), as: UTF8.self)]
+        }
+    }
+
     /// The client's `X-Request-Id` when well-formed (1…128 of `A-Z a-z 0-9 . _ : -`), else a
     /// new one.
     private func requestID(_ head: HTTPRequestHead) -> String {
@@ -267,8 +290,11 @@ final class Gateway: @unchecked Sendable {
     /// A request id of the gateway's own (for answers to requests it could not even parse).
     func newRequestID() -> String {
         traceCounter += 1
-        return ridPrefix + "t" + String(traceCounter)
+        var id = tracePrefix
+        id.append(String(traceCounter))
+        return id
     }
+    private let tracePrefix: String
     private var traceCounter: UInt64 = 0
 
     static func isRequestIDByte(_ b: UInt8) -> Bool {
@@ -469,10 +495,34 @@ final class Gateway: @unchecked Sendable {
     }
 }
 
-/// What the access log line of one request learns on the way (loop-thread confined).
-final class AccessRecord {
+/// One request between its arrival and its answer: what its access line and metrics need,
+/// and where the answer goes. Loop-thread confined.
+final class Exchange {
+    unowned let gateway: Gateway
+    let started: Int64
+    let method: String
+    let path: String
+    /// The request id (`X-Request-Id`).
+    let trace: String
+    let inBytes: Int
+    let respond: (HTTPResponse) -> Void
+    /// Learned on the way: the caller once the session is known, the service it goes to.
     var caller: Int64?
     var service: ServiceName?
+
+    init(gateway: Gateway, started: Int64, method: String, path: String, trace: String, inBytes: Int, respond: @escaping (HTTPResponse) -> Void) {
+        self.gateway = gateway
+        self.started = started
+        self.method = method
+        self.path = path
+        self.trace = trace
+        self.inBytes = inBytes
+        self.respond = respond
+    }
+
+    func finish(_ answer: HTTPResponse, route: String) {
+        gateway.finish(self, answer, route: route)
+    }
 }
 
 /// Collects the pings of one `/healthz` request (loop-thread confined).

@@ -96,7 +96,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     private func fail(_ answer: HTTPResponse) {
         var response = answer
         // A request that could not be read still gets an id, like every answer.
-        response.headers.append((name: "X-Request-Id", value: gateway.newRequestID()))
+        response.requestID = gateway.newRequestID()
         failed = true
         stream.pauseReading()
         let slot = Slot(keepAlive: false, headOnly: false)

@@ -1,25 +1,64 @@
 /// Request counters and a latency histogram, rendered in Prometheus text format.
 /// Loop-thread confined.
 final class Metrics: @unchecked Sendable {
+    /// One route label's answers by status (a handful of statuses: a short list, no hashing).
+    final class RouteCounts {
+        var byStatus: [(status: Int, count: Int)] = []
+        func add(_ status: Int) {
+            for i in byStatus.indices where byStatus[i].status == status {
+                byStatus[i].count += 1
+                return
+            }
+            byStatus.append((status, 1))
+        }
+    }
+
     var inFlight = 0
-    private var requests: [String: [Int: Int]] = [:]
+    /// Every documented path, and "other" for the rest (clients choose paths, and each label
+    /// is kept for ever): made once, so a request costs one lookup.
+    private let routes: [String: RouteCounts]
+    private let other = RouteCounts()
     /// Upper bounds of the latency buckets, in milliseconds.
     private static let bounds: [Int64] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
     private var buckets = [Int](repeating: 0, count: Metrics.bounds.count)
     private var latencyCount = 0
     private var latencySumMillis: Int64 = 0
 
-    func record(route: String, status: Int, millis: Int64) {
-        requests[route, default: [:]][status, default: 0] += 1
-        for (i, bound) in Metrics.bounds.enumerated() where millis <= bound { buckets[i] += 1 }
+    init(documentedPaths: Set<String>) {
+        var routes: [String: RouteCounts] = [:]
+        for path in documentedPaths { routes[path] = RouteCounts() }
+        self.routes = routes
+    }
+
+    /// Counts an answer under `route` when it is documented, else under "other"; returns the
+    /// label used.
+    @discardableResult
+    func record(route: String, status: Int, millis: Int64) -> String {
+        let label: String
+        if let counts = routes[route] {
+            counts.add(status)
+            label = route
+        } else {
+            other.add(status)
+            label = "other"
+        }
+        // The buckets are cumulative (`le`): every one from the first bound at or above `millis`.
+        var i = Metrics.bounds.count
+        while i > 0 && millis <= Metrics.bounds[i - 1] { i -= 1 }
+        for j in i..<Metrics.bounds.count { buckets[j] += 1 }
         latencyCount += 1
         latencySumMillis += millis
+        return label
+    }
+
+    private var requests: [(route: String, counts: RouteCounts)] {
+        routes.map { ($0.key, $0.value) } + [("other", other)]
     }
 
     func render(gateway: Gateway) -> String {
         var out = "# TYPE crm_http_requests_total counter\n"
-        for (route, statuses) in requests.sorted(by: { $0.key < $1.key }) {
-            for (status, count) in statuses.sorted(by: { $0.key < $1.key }) {
+        for (route, counts) in requests.sorted(by: { $0.route < $1.route }) {
+            for (status, count) in counts.byStatus.sorted(by: { $0.status < $1.status }) {
                 out += "crm_http_requests_total{route=\"\(route)\",status=\"\(status)\"} \(count)\n"
             }
         }
