@@ -22,7 +22,8 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFd: Int32
     private let queue = Mutex<[Task]>([])
     private let stopped = Atomic<Bool>(false)
-    private var handlers: [Int32: EventHandler] = [:]
+    /// Handlers by descriptor number (descriptors are small and dense: an array, not a hash).
+    private var handlers: [EventHandler?] = []
     private var timers = TimerHeap()
     private var nextTimerID: UInt64 = 1
     private var cancelledTimers: Set<UInt64> = []
@@ -107,7 +108,9 @@ public final class EventLoop: @unchecked Sendable {
         ev.events = events
         ev.data.fd = fd
         try syscallChecked("epoll_ctl") { epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) }
-        handlers[fd] = handler
+        let slot = Int(fd)
+        if slot >= handlers.count { handlers.append(contentsOf: repeatElement(nil, count: max(slot + 1, 2 * handlers.count) - handlers.count)) }
+        handlers[slot] = handler
     }
 
     public func modify(fd: Int32, events: UInt32) {
@@ -120,7 +123,7 @@ public final class EventLoop: @unchecked Sendable {
     public func unregister(fd: Int32) {
         var ev = epoll_event()
         _ = epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev)
-        handlers[fd] = nil
+        if fd >= 0 && Int(fd) < handlers.count { handlers[Int(fd)] = nil }
     }
 
     // MARK: Timers (loop thread only)
@@ -180,7 +183,7 @@ public final class EventLoop: @unchecked Sendable {
                     _ = read(wakeFd, &value, 8)
                     continue
                 }
-                handlers[fd]?.handleEvents(events[i].events)
+                if fd >= 0 && Int(fd) < handlers.count { handlers[Int(fd)]?.handleEvents(events[i].events) }
             }
             runTasks()
             runTimers()
