@@ -45,6 +45,47 @@ public struct WireRequest: Sendable {
 }
 
 extension WireRequest {
+    /// The request frame, written straight to bytes: the same bytes as serializing
+    /// `Message.request(self).encode()` (the envelope's members in that order), without
+    /// building the envelope as a tree first.
+    func frame() -> [UInt8] {
+        var writer = JSONByteWriter(capacity: 256)
+        for _ in 0..<FrameEncoder.headerLength { writer.write(byte: 0) }
+        writer.write(ascii: #"{"kind":"request","id":"#)
+        writer.write(integer: Int64(truncatingIfNeeded: id))
+        writer.write(ascii: #","method":"#)
+        writer.write(string: method)
+        writer.write(ascii: #","path":"#)
+        writer.write(string: path)
+        writer.write(ascii: #","params":"#)
+        writer.write(params)
+        if let caller {
+            writer.write(ascii: #","caller":{"id":"#)
+            writer.write(integer: caller.id)
+            writer.write(ascii: #","role":"#)
+            writer.write(integer: caller.role)
+            writer.write(byte: JSONASCII.closeBrace)
+        }
+        writer.write(ascii: #","rid":"#)
+        writer.write(string: requestID)
+        writer.write(ascii: #","deadline":"#)
+        writer.write(integer: deadline)
+        if let session {
+            writer.write(ascii: #","session":"#)
+            writer.write(string: session)
+        }
+        if let trace {
+            writer.write(ascii: #","trace":"#)
+            writer.write(string: trace)
+        }
+        writer.write(byte: JSONASCII.closeBrace)
+        var frame: [UInt8] = []
+        frame.reserveCapacity(writer.count)
+        writer.append(to: &frame)
+        FrameEncoder.patchPrefix(&frame)
+        return frame
+    }
+
     /// The deepest `params` a request frame can carry: the frame's object holds them one level
     /// down, and the receiver parses frames with `JSONParser.defaultMaxDepth`. The gateway
     /// parses request bodies with this limit, so whatever it accepts, the service accepts.
@@ -88,21 +129,26 @@ public struct WireResponse: Sendable {
 
     /// The response frame, written directly: the envelope's members, then `body` last as its bytes.
     func frame() -> [UInt8] {
-        var envelope = JSONObject()
-        envelope.append("kind", "response")
-        envelope.append("id", .int(Int64(truncatingIfNeeded: id)))
-        envelope.append("status", .int(Int64(status)))
+        var writer = JSONByteWriter(capacity: 128)
+        for _ in 0..<FrameEncoder.headerLength { writer.write(byte: 0) }
+        writer.write(ascii: #"{"kind":"response","id":"#)
+        writer.write(integer: Int64(truncatingIfNeeded: id))
+        writer.write(ascii: #","status":"#)
+        writer.write(integer: Int64(status))
         if !headers.isEmpty {
-            var h = JSONObject()
-            for (name, value) in headers { h.append(name, .string(value)) }
-            envelope.append("headers", .object(h))
+            writer.write(ascii: #","headers":{"#)
+            for (index, (name, value)) in headers.enumerated() {
+                if index > 0 { writer.write(byte: JSONASCII.comma) }
+                writer.write(string: name)
+                writer.write(byte: JSONASCII.colon)
+                writer.write(string: value)
+            }
+            writer.write(byte: JSONASCII.closeBrace)
         }
+        writer.write(ascii: #","body":"#)
         var frame: [UInt8] = []
-        frame.reserveCapacity(FrameEncoder.headerLength + 64 + bodyBytes.count)
-        frame.append(contentsOf: [0, 0, 0, 0])
-        envelope.serialize(into: &frame)
-        frame.removeLast()  // the envelope's closing brace
-        frame.append(contentsOf: #","body":"#.utf8)
+        frame.reserveCapacity(writer.count + bodyBytes.count + 1)
+        writer.append(to: &frame)
         frame.append(contentsOf: bodyBytes)
         frame.append(JSONASCII.closeBrace)
         FrameEncoder.patchPrefix(&frame)
@@ -259,6 +305,7 @@ extension Message {
     /// The full frame (length prefix + JSON).
     public func frame() -> [UInt8] {
         if case .response(let response) = self { return response.frame() }
+        if case .request(let request) = self { return request.frame() }
         return FrameEncoder.encode(encode())
     }
 }

@@ -136,6 +136,39 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertThrowsError(try JSONParser.parse(deep(JSONParser.defaultMaxDepth)), "the full parser agrees")
     }
 
+    /// Request frames are written straight to bytes: the same bytes as the envelope built as a
+    /// tree and serialized, with and without the optional members, escapes and nested params.
+    func testRequestFramesAreTheTreesBytes() throws {
+        let params: JSONObject = ["name": "a\"b\\c\u{1}/é", "ids": [1, 2.5, nil, true], "nested": ["k": ["x": "y"]]]
+        let requests = [
+            WireRequest(id: 7, method: "GET", path: "/api/user/group", params: JSONObject(), caller: Caller(id: 1, role: -2), requestID: "gw-1",
+                        deadline: 1_700_000_000_000, session: "tok\"en", trace: "trace-1"),
+            WireRequest(id: 1 << 62, method: "POST", path: "/api/x?\u{7F}", params: params, caller: nil, requestID: "", deadline: 0),
+            WireRequest(id: 0, method: "P\u{0}T", path: "/中文", params: params, caller: Caller(id: Int64.min, role: Int64.max), requestID: "key:1:k",
+                        deadline: -1, session: nil, trace: "t"),
+        ]
+        for request in requests {
+            let written = Message.request(request).frame()
+            XCTAssertEqual(written, FrameEncoder.encode(Message.request(request).encode()))
+            guard case .request(let decoded) = try Message.decode(Array(written.dropFirst(FrameEncoder.headerLength))) else {
+                return XCTFail("not a request")
+            }
+            XCTAssertEqual(decoded.id, request.id)
+            XCTAssertEqual(decoded.params, request.params)
+            XCTAssertEqual(decoded.caller, request.caller)
+            XCTAssertEqual(decoded.session, request.session)
+            XCTAssertEqual(decoded.trace, request.trace)
+        }
+    }
+
+    /// Response frames with several headers (a repeated name stays repeated, as before).
+    func testResponseFrameHeadersAreWrittenInOrder() throws {
+        let response = WireResponse(id: 3, status: 409, body: ["status": 1],
+                                    headers: [(name: "set-cookie", value: "a=\"1\""), (name: "event-seq", value: "12"), (name: "set-cookie", value: "b=2")])
+        let payload = String(decoding: Message.response(response).frame().dropFirst(FrameEncoder.headerLength), as: UTF8.self)
+        XCTAssertEqual(payload, #"{"kind":"response","id":3,"status":409,"headers":{"set-cookie":"a=\"1\"","event-seq":"12","set-cookie":"b=2"},"body":{"status":1}}"#)
+    }
+
     /// The tree API still works on a response: reading and replacing `body`.
     func testBodyCanBeReadAndReplaced() {
         var response = WireResponse(status: 200, body: ["a": 1])
