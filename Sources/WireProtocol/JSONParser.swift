@@ -103,6 +103,112 @@ public enum JSONParser {
     }
 }
 
+/// A frame's top-level object read member by member (`Message.decode`): keys are matched as
+/// bytes against the names the caller knows, only the values it wants are built, and every other
+/// value is validated without building. Accepts and rejects exactly what `parse` does, with the
+/// same errors.
+struct EnvelopeReader {
+    private var parser: Parser
+    /// A member was read (what `parseObject`'s "trailing comma" test looks at).
+    private var sawMember = false
+    private var finished = false
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = JSONParser.defaultMaxDepth) {
+        parser = Parser(bytes: bytes, maxDepth: maxDepth)
+    }
+
+    /// Steps into the top-level object; false when the document does not start with one.
+    mutating func open() throws(JSONParseError) -> Bool {
+        parser.skipWhitespace()
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.openBrace else { return false }
+        if 1 > parser.maxDepth { throw parser.error("maximum nesting depth \(parser.maxDepth) exceeded", at: parser.index) }
+        parser.index += 1
+        parser.skipWhitespace()
+        if parser.index < parser.end && parser.bytes[parser.index] == JSONASCII.closeBrace {
+            parser.index += 1
+            try close()
+        }
+        return true
+    }
+
+    /// The next member's key as its position in `names` (-1: another key), nil after the last
+    /// member. The caller then takes its value with `value()` or `skip()`.
+    mutating func nextKey(_ names: [StaticString]) throws(JSONParseError) -> Int? {
+        if finished { return nil }
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.quote else {
+            if parser.index < parser.end && parser.bytes[parser.index] == JSONASCII.closeBrace && sawMember {
+                throw parser.error("trailing comma in object", at: parser.index)
+            }
+            throw parser.unexpected("expected a string key in object", at: parser.index)
+        }
+        let keyStart = parser.index + 1
+        try parser.skipString()
+        let raw = UnsafeBufferPointer(rebasing: parser.bytes[keyStart..<(parser.index - 1)])
+        var decoded: String?
+        if raw.contains(JSONASCII.backslash) {
+            // Escaped: compare the decoded text (the string was validated just now).
+            let keyEnd = parser.index
+            parser.index = keyStart - 1
+            decoded = try parser.parseString()
+            parser.index = keyEnd
+        }
+        parser.skipWhitespace()
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.colon else {
+            throw parser.unexpected("expected ':' after object key", at: parser.index)
+        }
+        parser.index += 1
+        parser.skipWhitespace()
+        func position(_ key: UnsafeBufferPointer<UInt8>) -> Int {
+            for (i, name) in names.enumerated() where name.utf8CodeUnitCount == key.count {
+                if name.withUTF8Buffer({ $0.elementsEqual(key) }) { return i }
+            }
+            return -1
+        }
+        if var decoded {
+            return decoded.withUTF8 { position($0) }
+        }
+        return position(raw)
+    }
+
+    /// The current member's value, built.
+    mutating func value() throws(JSONParseError) -> JSON {
+        let value = try parser.parseValue(depth: 1)
+        sawMember = true
+        try afterValue()
+        return value
+    }
+
+    /// Validates the current member's value without building it; returns where it is.
+    @discardableResult
+    mutating func skip() throws(JSONParseError) -> Range<Int> {
+        let start = parser.index
+        try parser.skipValue(depth: 1)
+        let range = start..<parser.index
+        sawMember = true
+        try afterValue()
+        return range
+    }
+
+    private mutating func afterValue() throws(JSONParseError) {
+        parser.skipWhitespace()
+        guard parser.index < parser.end else { throw parser.unexpected("expected ',' or '}' in object", at: parser.index) }
+        let byte = parser.bytes[parser.index]
+        parser.index += 1
+        if byte == JSONASCII.closeBrace { try close(); return }
+        guard byte == JSONASCII.comma else { throw parser.unexpected("expected ',' or '}' in object", at: parser.index - 1) }
+        parser.skipWhitespace()
+    }
+
+    /// After the object's closing brace: only whitespace may follow.
+    private mutating func close() throws(JSONParseError) {
+        finished = true
+        parser.skipWhitespace()
+        if parser.index < parser.end {
+            throw parser.error("unexpected \(parser.describeByte(at: parser.index)) after the JSON value", at: parser.index)
+        }
+    }
+}
+
 // MARK: - Implementation
 
 /// Byte constants used by the parser and the serializer.

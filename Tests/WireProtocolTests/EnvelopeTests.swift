@@ -79,6 +79,56 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertGreaterThan(refused, 500)
     }
 
+    /// `Message.decode` reads the envelope member by member; it must decide every frame as
+    /// parsing the whole frame into a tree and decoding that would: the same message, or the
+    /// same error text. Generated documents as bodies and params, mutated frames, escaped and
+    /// repeated keys, trailing commas, frames of every kind.
+    func testMessageDecodeAgreesWithTheTree() throws {
+        var generator = DocumentGenerator(seed: 0xDEC0_DE55)
+        var frames: [[UInt8]] = []
+        for input in corpus() {
+            let response = Array(#"{"kind":"response","id":7,"status":200,"headers":{"set-cookie":"a=b"},"body":"#.utf8) + input + Array("}".utf8)
+            let request = Array(#"{"kind":"request","id":9,"method":"GET","path":"/p","caller":{"id":1,"role":2},"rid":"r","params":"#.utf8) + input
+                + Array(#","session":"s","trace":"t","deadline":5}"#.utf8)
+            frames += [response, generator.mutated(response), request, generator.mutated(request)]
+        }
+        frames += [
+            #"{"kind":"ping","id":1}"#, #"{"kind":"ping","id":1,}"#, #"{"body":1,}"#, #"{"body":1,"kind":"pong","id":2}"#,
+            #"{"kind":"drain","last":3}"#, #"{"kind":"drain","kind":"error","reason":"x"}"#, #"{"kind":"hello","version":1,"peer":"p"}"#,
+            #"{"kind":"request","id":1.0,"method":"GET","path":"/","params":[]}"#, #"{"kind":"request","id":-1,"method":"GET","path":"/"}"#,
+            #"{"kind":"response","status":200,"id":1,"body":{"a":1},"body":[2]}"#, #"{"kind":"nope"}"#, #"{}"#, #"[]"#, #"1"#, #""#,
+            #"{"kind":"ping" "id":1}"#, #"{"kind":"ping","id":1} x"#, #"{"kind"}"#, #"{,"kind":"ping"}"#, #"  {"kind" : "pong" , "id" : 4 }  "#,
+        ].map { Array($0.utf8) }
+        var accepted = 0, refused = 0
+        for frame in frames {
+            let text = String(decoding: frame.prefix(200), as: UTF8.self).debugDescription
+            let expected: Result<JSON, MessageError>
+            do {
+                let tree = try JSONParser.parse(frame)
+                if let object = tree.objectValue {
+                    expected = Result { () throws(MessageError) -> JSON in try Message.decode(object).encode() }
+                } else {
+                    expected = .failure(MessageError("frame is not a JSON object"))
+                }
+            } catch {
+                expected = .failure(MessageError("frame is not valid JSON: \(error)"))
+            }
+            let got = Result { () throws(MessageError) -> JSON in try Message.decode(frame).encode() }
+            switch (expected, got) {
+            case (.success(let a), .success(let b)):
+                XCTAssertEqual(a, b, text)
+                accepted += 1
+            case (.failure(let a), .failure(let b)):
+                XCTAssertEqual(a.reason, b.reason, text)
+                refused += 1
+            default:
+                XCTFail("the tree gave \(expected), the reader \(got) for \(text)")
+            }
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+        XCTAssertGreaterThan(refused, 500)
+    }
+
     /// A response frame fed to the frame decoder one byte at a time decodes to the body bytes
     /// the service wrote, whatever its position among the members.
     func testResponseBodyBytesSurviveOneByteAtATime() throws {
