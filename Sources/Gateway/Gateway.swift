@@ -498,7 +498,8 @@ final class Gateway: @unchecked Sendable {
 /// One request between its arrival and its answer: what its access line and metrics need,
 /// and where the answer goes. Loop-thread confined.
 final class Exchange {
-    unowned let gateway: Gateway
+    /// The process's one gateway, which outlives every request (no reference counting).
+    unowned(unsafe) let gateway: Gateway
     let started: Int64
     let method: String
     let path: String

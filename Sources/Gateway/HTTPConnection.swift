@@ -15,7 +15,11 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     }
 
     let stream: StreamConnection
-    unowned let gateway: Gateway
+    /// The process's one gateway, which outlives every connection (no reference counting).
+    unowned(unsafe) let gateway: Gateway
+    /// `maxPipelinedRequests` and `maxBufferedOutputBytes`, read once.
+    private let pipelineLimit: Int
+    private let outputLimit: Int
     private var parser: HTTPRequestParser
     private var slots: [Slot] = []
     private var failed = false
@@ -27,6 +31,8 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         self.stream = stream
         self.gateway = gateway
         parser = HTTPRequestParser(limits: gateway.configuration.parserLimits)
+        pipelineLimit = gateway.configuration.maxPipelinedRequests
+        outputLimit = gateway.configuration.maxBufferedOutputBytes
         lastActivity = monotonicMillis()
         stream.delegate = self
     }
@@ -48,8 +54,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        let limit = gateway.configuration.maxPipelinedRequests
-        let outputLimit = gateway.configuration.maxBufferedOutputBytes
+        let limit = pipelineLimit
         // No new request is taken while the client leaves more than `outputLimit` of answers
         // unread: memory per connection stays bounded by that plus the answers in flight.
         while !failed && !closing && slots.count < limit && stream.pendingOutputBytes < outputLimit {
@@ -65,9 +70,11 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             continueSent = false
             let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD")
             slots.append(slot)
-            gateway.handle(request) { [weak self] response in
+            // The connection stays alive until its answers are in (at most the request timeout);
+            // `flush` writes nothing once the socket is closed.
+            gateway.handle(request) { response in
                 slot.response = response
-                self?.flush()
+                self.flush()
             }
         }
         if failed || closing { return }
