@@ -131,9 +131,23 @@ struct EnvelopeReader {
         return true
     }
 
-    /// The next member's key as its position in `names` (-1: another key), nil after the last
-    /// member. The caller then takes its value with `value()` or `skip()`.
-    mutating func nextKey(_ names: [StaticString]) throws(JSONParseError) -> Int? {
+    /// A key of at most 8 bytes packed into an integer (little-endian, zero-padded); nil for a
+    /// longer key. What `nextKey` compares: one integer comparison per known name.
+    static func packed(_ key: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard key.count <= 8 else { return nil }
+        var value: UInt64 = 0
+        for (i, byte) in key.enumerated() { value |= UInt64(byte) << (8 * UInt64(i)) }
+        return value
+    }
+
+    /// `names` packed for `nextKey` (each at most 8 bytes).
+    static func packed(_ names: [StaticString]) -> [UInt64] {
+        names.map { name in name.withUTF8Buffer { packed($0) ?? UInt64.max } }
+    }
+
+    /// The next member's key as its position in `names` (made by `packed(_:)`; -1: another
+    /// key), nil after the last member. The caller then takes its value with `value()` or `skip()`.
+    mutating func nextKey(_ names: [UInt64]) throws(JSONParseError) -> Int? {
         if finished { return nil }
         guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.quote else {
             if parser.index < parser.end && parser.bytes[parser.index] == JSONASCII.closeBrace && sawMember {
@@ -144,13 +158,15 @@ struct EnvelopeReader {
         let keyStart = parser.index + 1
         try parser.skipString()
         let raw = UnsafeBufferPointer(rebasing: parser.bytes[keyStart..<(parser.index - 1)])
-        var decoded: String?
+        var key = EnvelopeReader.packed(raw)
         if raw.contains(JSONASCII.backslash) {
             // Escaped: compare the decoded text (the string was validated just now).
             let keyEnd = parser.index
             parser.index = keyStart - 1
-            decoded = try parser.parseString()
+            var decoded = try parser.parseString()
             parser.index = keyEnd
+            // A NUL (`\u0000`) would pack like the zero padding: no known name has one.
+            key = decoded.withUTF8 { $0.contains(0) ? nil : EnvelopeReader.packed($0) }
         }
         parser.skipWhitespace()
         guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.colon else {
@@ -158,16 +174,8 @@ struct EnvelopeReader {
         }
         parser.index += 1
         parser.skipWhitespace()
-        func position(_ key: UnsafeBufferPointer<UInt8>) -> Int {
-            for (i, name) in names.enumerated() where name.utf8CodeUnitCount == key.count {
-                if name.withUTF8Buffer({ $0.elementsEqual(key) }) { return i }
-            }
-            return -1
-        }
-        if var decoded {
-            return decoded.withUTF8 { position($0) }
-        }
-        return position(raw)
+        guard let key, key != 0 else { return -1 }
+        return names.firstIndex(of: key) ?? -1
     }
 
     /// The current member's value, built.

@@ -204,7 +204,7 @@ extension Message {
                     do throws(JSONParseError) { _ = try JSONParser.parse(UnsafeRawBufferPointer(bytes)) } catch { return .failure(.invalid(error)) }
                     return .failure(.notAnObject)
                 }
-                while let key = try reader.nextKey(EnvelopeFields.names) {
+                while let key = try reader.nextKey(EnvelopeFields.packedNames) {
                     if key == EnvelopeFields.bodyPosition {
                         body = try reader.skip()
                     } else if key >= 0 {
@@ -338,6 +338,7 @@ struct EnvelopeFields {
     static let names: [StaticString] = ["kind", "id", "version", "peer", "replica", "method", "path", "params", "caller", "rid",
                                         "deadline", "session", "trace", "status", "headers", "last", "reason", "body"]
     static let bodyPosition = 17
+    static let packedNames = EnvelopeReader.packed(names)
 
     var kind, id, version, peer, replica, method, path, params, caller, rid: JSON?
     var deadline, session, trace, status, headers, last, reason: JSON?

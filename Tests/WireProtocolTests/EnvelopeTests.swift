@@ -94,7 +94,9 @@ final class EnvelopeTests: XCTestCase {
         }
         frames += [
             #"{"kind":"ping","id":1}"#, #"{"kind":"ping","id":1,}"#, #"{"body":1,}"#, #"{"body":1,"kind":"pong","id":2}"#,
-            #"{"kind":"drain","last":3}"#, #"{"kind":"drain","kind":"error","reason":"x"}"#, #"{"kind":"hello","version":1,"peer":"p"}"#,
+            #"{"\u006bind":"drain","last":3}"#, #"{"kind":"drain","kind":"error","reason":"x"}"#,
+            #"{"kind":"pong","id":1,"kind\u0000":"ping"}"#, #"{"kind":"pong","i\u0064":2,"id\u0000":1}"#, #"{"":1,"kind":"ping","id":3,"deadlines":1}"#,
+            #"{"kind":"response","id":1,"status":200,"b\u006fdy":[1],"body":{"x":"\u00e9"}}"#, #"{"kind":"hello","version":1,"peer":"p"}"#,
             #"{"kind":"request","id":1.0,"method":"GET","path":"/","params":[]}"#, #"{"kind":"request","id":-1,"method":"GET","path":"/"}"#,
             #"{"kind":"response","status":200,"id":1,"body":{"a":1},"body":[2]}"#, #"{"kind":"nope"}"#, #"{}"#, #"[]"#, #"1"#, #""#,
             #"{"kind":"ping" "id":1}"#, #"{"kind":"ping","id":1} x"#, #"{"kind"}"#, #"{,"kind":"ping"}"#, #"  {"kind" : "pong" , "id" : 4 }  "#,
