@@ -10,10 +10,10 @@ import WireProtocol
 /// Loop-thread confined.
 final class AccessLog {
     private let loop: EventLoop
-    private var text = JSONText(capacity: AccessLog.flushBytes + 4096)
-    private var flushScheduled = false
-    private var stampSecond: time_t = -1
-    private var stamp = ""
+    @exclusivity(unchecked) private var text = JSONText(capacity: AccessLog.flushBytes + 4096)
+    @exclusivity(unchecked) private var flushScheduled = false
+    @exclusivity(unchecked) private var stampSecond: time_t = -1
+    @exclusivity(unchecked) private var stamp = ""
     static let flushBytes = 64 * 1024
 
     init(loop: EventLoop) {

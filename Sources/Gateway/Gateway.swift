@@ -19,7 +19,7 @@ final class Gateway: @unchecked Sendable {
     let metrics = Metrics(documentedPaths: OpenAPI.paths)
     private let accessLog: AccessLog
     private let ridPrefix: String
-    private var ridCounter: UInt64 = 0
+    @exclusivity(unchecked) private var ridCounter: UInt64 = 0
 
     init(configuration: GatewayConfiguration, loop: EventLoop) throws {
         self.configuration = configuration
@@ -295,7 +295,7 @@ final class Gateway: @unchecked Sendable {
         return id
     }
     private let tracePrefix: String
-    private var traceCounter: UInt64 = 0
+    @exclusivity(unchecked) private var traceCounter: UInt64 = 0
 
     static func isRequestIDByte(_ b: UInt8) -> Bool {
         switch b {
@@ -508,8 +508,8 @@ final class Exchange {
     let inBytes: Int
     let respond: (HTTPResponse) -> Void
     /// Learned on the way: the caller once the session is known, the service it goes to.
-    var caller: Int64?
-    var service: ServiceName?
+    @exclusivity(unchecked) var caller: Int64?
+    @exclusivity(unchecked) var service: ServiceName?
 
     init(gateway: Gateway, started: Int64, method: String, path: String, trace: String, inBytes: Int, respond: @escaping (HTTPResponse) -> Void) {
         self.gateway = gateway

@@ -20,12 +20,12 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     /// `maxPipelinedRequests` and `maxBufferedOutputBytes`, read once.
     private let pipelineLimit: Int
     private let outputLimit: Int
-    private var parser: HTTPRequestParser
-    private var slots: [Slot] = []
-    private var failed = false
-    private var closing = false
-    private var requestStartedAt: Int64?
-    private var lastActivity: Int64
+    @exclusivity(unchecked) private var parser: HTTPRequestParser
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var failed = false
+    @exclusivity(unchecked) private var closing = false
+    @exclusivity(unchecked) private var requestStartedAt: Int64?
+    @exclusivity(unchecked) private var lastActivity: Int64
 
     init(stream: StreamConnection, gateway: Gateway) {
         self.stream = stream
@@ -47,7 +47,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     /// True while `process` runs: an answer given at once (e.g. `/livez`) flushes from inside
     /// `gateway.handle`, and its `process` call must not recurse — thousands of pipelined
     /// requests would otherwise nest thousands of frames deep.
-    private var processing = false
+    @exclusivity(unchecked) private var processing = false
 
     /// Takes complete requests from the parser while the pipelining depth allows.
     private func process() {
@@ -87,7 +87,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     }
 
     /// Whether `100 Continue` went out for the request whose body is arriving.
-    private var continueSent = false
+    @exclusivity(unchecked) private var continueSent = false
 
     /// A client that sent `Expect: 100-continue` waits for this before its body (curl does for
     /// bodies over 1 KiB); sent only when no earlier answer is pending, to keep answers in order.

@@ -3,7 +3,7 @@
 final class Metrics: @unchecked Sendable {
     /// One route label's answers by status (a handful of statuses: a short list, no hashing).
     final class RouteCounts {
-        var byStatus: [(status: Int, count: Int)] = []
+        @exclusivity(unchecked) var byStatus: [(status: Int, count: Int)] = []
         func add(_ status: Int) {
             for i in byStatus.indices where byStatus[i].status == status {
                 byStatus[i].count += 1
@@ -13,16 +13,16 @@ final class Metrics: @unchecked Sendable {
         }
     }
 
-    var inFlight = 0
+    @exclusivity(unchecked) var inFlight = 0
     /// Every documented path, and "other" for the rest (clients choose paths, and each label
     /// is kept for ever): made once, so a request costs one lookup.
     private let routes: [String: RouteCounts]
     private let other = RouteCounts()
     /// Upper bounds of the latency buckets, in milliseconds.
     private static let bounds: [Int64] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
-    private var buckets = [Int](repeating: 0, count: Metrics.bounds.count)
-    private var latencyCount = 0
-    private var latencySumMillis: Int64 = 0
+    @exclusivity(unchecked) private var buckets = [Int](repeating: 0, count: Metrics.bounds.count)
+    @exclusivity(unchecked) private var latencyCount = 0
+    @exclusivity(unchecked) private var latencySumMillis: Int64 = 0
 
     init(documentedPaths: Set<String>) {
         var routes: [String: RouteCounts] = [:]

@@ -28,7 +28,7 @@ final class SessionCache: @unchecked Sendable {
 
     private let ttlMillis: Int64
     let staleMillis: Int64
-    private var entries: [String: (caller: Caller, validated: Int64)] = [:]
+    @exclusivity(unchecked) private var entries: [String: (caller: Caller, validated: Int64)] = [:]
     /// Waiters per token, and the drop generation when the question was asked.
     private var waiters: [String: (generation: UInt64, list: [Waiter])] = [:]
     /// Bound on cached sessions; past it the cache is cleared (it refills on demand).
