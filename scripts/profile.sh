@@ -8,6 +8,8 @@
 #   CRM_PROFILE_ONLY="follow-page" scripts/profile.sh     some patterns only
 #   CRM_PROFILE_DATA=/tmp/crm-profile-data scripts/profile.sh   seed there once, reuse it later
 #   CRM_PROFILE_REQUESTS=500                   requests measured per pattern (default 300)
+#   CRM_PROFILE_GATEWAY_LOG=info               the gateway's log level (default warn: no access lines;
+#                                              info, as `crm up` runs it, counts them too)
 #
 # Patterns: customer-page, follow-page, potential-page, contract-page, livez, group-list (as in scripts/bench.sh).
 # Seeding (first run on a data folder) goes through the API with `crm up`; the measured runs
@@ -130,7 +132,7 @@ for pattern in $PATTERNS; do
         gateway_args+=(--service "$name=unix:$DATA/run/$name.sock")
     done
     PORT=$(free_port)
-    CRM_LOG_LEVEL=warn callgrind --callgrind-out-file="$run/gateway.out" "$BIN/Gateway" --host 127.0.0.1 --port "$PORT" \
+    CRM_LOG_LEVEL=${CRM_PROFILE_GATEWAY_LOG:-warn} callgrind --callgrind-out-file="$run/gateway.out" "$BIN/Gateway" --host 127.0.0.1 --port "$PORT" \
         "${gateway_args[@]}" >"$run/gateway.log" 2>&1 &
     gateway_pid=$!
     PIDS+=("$gateway_pid")

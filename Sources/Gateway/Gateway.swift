@@ -182,13 +182,14 @@ final class Gateway: @unchecked Sendable {
         let millis = monotonicMillis() - exchange.started
         // Only documented paths get a label of their own: clients choose paths, and each
         // label is kept for ever.
-        let label = metrics.record(route: route, status: answer.status, millis: millis)
+        let counts = metrics.record(route: route, status: answer.status, millis: millis)
         var response = answer
         response.requestID = exchange.trace
         if Log.enabled(.info) {
             accessLog.append(requestID: exchange.trace, caller: exchange.caller, method: exchange.method,
-                             route: label == "other" ? String(exchange.path.prefix(200)) : label, status: response.status,
-                             millis: millis, service: exchange.service?.rawValue, inBytes: exchange.inBytes, outBytes: response.body.count)
+                             route: counts === metrics.other ? .other(String(exchange.path.prefix(200))) : .documented(counts.labelJSON),
+                             status: response.status, millis: millis, service: exchange.service?.rawValue,
+                             inBytes: exchange.inBytes, outBytes: response.body.count)
         }
         exchange.respond(response)
     }

@@ -1,9 +1,18 @@
+import WireProtocol
+
 /// Request counters and a latency histogram, rendered in Prometheus text format.
 /// Loop-thread confined.
 final class Metrics: @unchecked Sendable {
     /// One route label's answers by status (a handful of statuses: a short list, no hashing).
     final class RouteCounts {
+        let label: String
+        /// The label as a JSON string, for the access line.
+        let labelJSON: [UInt8]
         @exclusivity(unchecked) var byStatus: [(status: Int, count: Int)] = []
+        init(label: String) {
+            self.label = label
+            labelJSON = JSON.string(label).serialized()
+        }
         func add(_ status: Int) {
             for i in byStatus.indices where byStatus[i].status == status {
                 byStatus[i].count += 1
@@ -17,7 +26,8 @@ final class Metrics: @unchecked Sendable {
     /// Every documented path, and "other" for the rest (clients choose paths, and each label
     /// is kept for ever): made once, so a request costs one lookup.
     private let routes: [String: RouteCounts]
-    private let other = RouteCounts()
+    /// The label of every path that is not documented.
+    let other = RouteCounts(label: "other")
     /// Upper bounds of the latency buckets, in milliseconds.
     private static let bounds: [Int64] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
     @exclusivity(unchecked) private var buckets = [Int](repeating: 0, count: Metrics.bounds.count)
@@ -26,29 +36,23 @@ final class Metrics: @unchecked Sendable {
 
     init(documentedPaths: Set<String>) {
         var routes: [String: RouteCounts] = [:]
-        for path in documentedPaths { routes[path] = RouteCounts() }
+        for path in documentedPaths { routes[path] = RouteCounts(label: path) }
         self.routes = routes
     }
 
     /// Counts an answer under `route` when it is documented, else under "other"; returns the
-    /// label used.
+    /// counters (and label) used.
     @discardableResult
-    func record(route: String, status: Int, millis: Int64) -> String {
-        let label: String
-        if let counts = routes[route] {
-            counts.add(status)
-            label = route
-        } else {
-            other.add(status)
-            label = "other"
-        }
+    func record(route: String, status: Int, millis: Int64) -> RouteCounts {
+        let counts = routes[route] ?? other
+        counts.add(status)
         // The buckets are cumulative (`le`): every one from the first bound at or above `millis`.
         var i = Metrics.bounds.count
         while i > 0 && millis <= Metrics.bounds[i - 1] { i -= 1 }
         for j in i..<Metrics.bounds.count { buckets[j] += 1 }
         latencyCount += 1
         latencySumMillis += millis
-        return label
+        return counts
     }
 
     private var requests: [(route: String, counts: RouteCounts)] {

@@ -166,6 +166,22 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Work for the end of this iteration, after the output flushes (e.g. writing out what the
+    /// iteration logged): run once per iteration, however many requests it handled.
+    @exclusivity(unchecked) private var endOfIteration: [() -> Void] = []
+
+    /// Runs `task` at the end of this iteration (loop thread only).
+    public func atEndOfIteration(_ task: @escaping () -> Void) {
+        endOfIteration.append(task)
+    }
+
+    private func runEndOfIteration() {
+        guard !endOfIteration.isEmpty else { return }
+        let due = endOfIteration
+        endOfIteration.removeAll(keepingCapacity: true)
+        for task in due { task() }
+    }
+
     // MARK: The loop
 
     /// Runs until `stop()`; blocks the calling thread.
@@ -193,6 +209,7 @@ public final class EventLoop: @unchecked Sendable {
             runTasks()
             runTimers()
             runFlushes()
+            runEndOfIteration()
         }
     }
 
@@ -217,7 +234,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func nextTimeout() -> Int32 {
-        if !pendingFlushes.isEmpty || queue.withLock({ !$0.isEmpty }) { return 0 }
+        if !pendingFlushes.isEmpty || !endOfIteration.isEmpty || queue.withLock({ !$0.isEmpty }) { return 0 }
         guard let top = timers.peek() else { return 1000 }
         let wait = top.deadline - monotonicMillis()
         return Int32(max(0, min(wait, 1000)))
