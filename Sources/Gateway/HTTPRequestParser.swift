@@ -179,11 +179,7 @@ struct HTTPRequestParser: Sendable {
         if case .failed = state { return }
         guard !bytes.isEmpty else { return }
         compactIfNeeded()
-        let oldCount = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: bytes.count))
-        buffer.withUnsafeMutableBytes { destination in
-            UnsafeMutableRawBufferPointer(rebasing: destination[oldCount...]).copyMemory(from: bytes)
-        }
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
     }
 
     /// Appends received bytes. Bytes fed after a failure are dropped.
@@ -522,31 +518,38 @@ struct HTTPRequestParser: Sendable {
     }
 
     /// Parses `name ":" OWS value OWS`; returns the lowercased name and the trimmed value.
+    /// Read through one buffer pointer (the checks run once per byte, without bounds checks).
     private func parseField(_ line: Line) throws(HTTPParseError) -> (name: String, value: String) {
-        guard line.start < line.end else { throw .badRequest("empty header field") }
-        if HTTPByte.isWhitespace(buffer[line.start]) { throw .badRequest("obsolete line folding") }
-        guard let colon = firstIndex(of: HTTPByte.colon, in: line.start..<line.end) else { throw .badRequest("header field without colon") }
-        guard colon > line.start else { throw .badRequest("empty header field name") }
-        if HTTPByte.isWhitespace(buffer[colon - 1]) {
-            throw .badRequest("whitespace between header field name and colon")
-        }
-        guard allBytes(in: line.start..<colon, satisfy: HTTPByte.isTokenChar) else { throw .badRequest("invalid header field name") }
-
-        var valueStart = colon + 1, valueEnd = line.end
-        while valueStart < valueEnd && HTTPByte.isWhitespace(buffer[valueStart]) { valueStart += 1 }
-        while valueEnd > valueStart && HTTPByte.isWhitespace(buffer[valueEnd - 1]) { valueEnd -= 1 }
-        guard allBytes(in: valueStart..<valueEnd, satisfy: { $0 == HTTPByte.tab || ($0 >= 0x20 && $0 != 0x7F) }) else {
-            throw .badRequest("invalid character in header field value")
-        }
-        // Token characters are ASCII: the lowercased name is written straight into the string.
-        let nameStart = line.start, nameCount = colon - line.start
-        let lowercasedName = buffer.withUnsafeBufferPointer { source in
-            String(unsafeUninitializedCapacity: nameCount) { target in
-                for i in 0..<nameCount { target[i] = HTTPByte.lowercased(source[nameStart + i]) }
+        let parsed = buffer.withUnsafeBufferPointer { all -> Result<(name: String, value: String), HTTPParseError> in
+            let start = line.start, end = line.end
+            guard start < end else { return .failure(.badRequest("empty header field")) }
+            if HTTPByte.isWhitespace(all[start]) { return .failure(.badRequest("obsolete line folding")) }
+            var colon = start
+            while colon < end && all[colon] != HTTPByte.colon { colon += 1 }
+            guard colon < end else { return .failure(.badRequest("header field without colon")) }
+            guard colon > start else { return .failure(.badRequest("empty header field name")) }
+            if HTTPByte.isWhitespace(all[colon - 1]) {
+                return .failure(.badRequest("whitespace between header field name and colon"))
+            }
+            for i in start..<colon where !HTTPByte.isTokenChar(all[i]) { return .failure(.badRequest("invalid header field name")) }
+            var valueStart = colon + 1, valueEnd = end
+            while valueStart < valueEnd && HTTPByte.isWhitespace(all[valueStart]) { valueStart += 1 }
+            while valueEnd > valueStart && HTTPByte.isWhitespace(all[valueEnd - 1]) { valueEnd -= 1 }
+            for i in valueStart..<valueEnd {
+                let byte = all[i]
+                if byte < 0x20 && byte != HTTPByte.tab || byte == 0x7F {
+                    return .failure(.badRequest("invalid character in header field value"))
+                }
+            }
+            // Token characters are ASCII: the lowercased name is written straight into the string.
+            let nameCount = colon - start
+            let name = String(unsafeUninitializedCapacity: nameCount) { target in
+                for i in 0..<nameCount { target[i] = HTTPByte.lowercased(all[start + i]) }
                 return nameCount
             }
+            return .success((name, String(decoding: UnsafeBufferPointer(rebasing: all[valueStart..<valueEnd]), as: UTF8.self)))
         }
-        return (lowercasedName, String(decoding: buffer[valueStart..<valueEnd], as: UTF8.self))
+        return try parsed.get()
     }
 
     /// Parses `chunk-size [ BWS ";" chunk-ext ]`; extensions are checked for control bytes and ignored.
