@@ -8,8 +8,10 @@
 #   CRM_PROFILE_ONLY="follow-page" scripts/profile.sh     some patterns only
 #   CRM_PROFILE_DATA=/tmp/crm-profile-data scripts/profile.sh   seed there once, reuse it later
 #   CRM_PROFILE_REQUESTS=500                   requests measured per pattern (default 300)
+#   CRM_PROFILE_GATEWAY_LOG=info               the gateway's log level (default warn: no access lines;
+#                                              info, as `crm up` runs it, counts them too)
 #
-# Patterns: customer-page, follow-page, potential-page, contract-page, livez (as in scripts/bench.sh).
+# Patterns: customer-page, follow-page, potential-page, contract-page, livez, group-list (as in scripts/bench.sh).
 # Seeding (first run on a data folder) goes through the API with `crm up`; the measured runs
 # start the processes one by one, the gateway and the pattern's service under callgrind, the
 # others as they are. Only figures are printed; nothing is asserted. Needs valgrind (installed
@@ -22,7 +24,7 @@ source scripts/lib/common.sh
 
 REQUESTS=${CRM_PROFILE_REQUESTS:-300}
 WARMUP=50
-PATTERNS=${CRM_PROFILE_ONLY:-"customer-page follow-page potential-page contract-page livez"}
+PATTERNS=${CRM_PROFILE_ONLY:-"customer-page follow-page potential-page contract-page livez group-list"}
 PASSWORD=profile-password-1
 
 command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null 2>&1 || die "valgrind is missing (apt-get install valgrind)"; }
@@ -94,11 +96,12 @@ path_of() {
         potential-page) echo "/api/record/potential?page=1&count=20" ;;
         contract-page) echo "/api/contract/contract?page=1&count=20" ;;
         livez) echo "/livez" ;;
+        group-list) echo "/api/user/group" ;;
         *) die "unknown pattern $1" ;;
     esac
 }
 service_of() {
-    case $1 in customer-page) echo customers ;; follow-page|potential-page) echo records ;; contract-page) echo contracts ;; *) echo "" ;; esac
+    case $1 in group-list) echo users ;; customer-page) echo customers ;; follow-page|potential-page) echo records ;; contract-page) echo contracts ;; *) echo "" ;; esac
 }
 
 # Total instructions of a callgrind output file.
@@ -129,7 +132,7 @@ for pattern in $PATTERNS; do
         gateway_args+=(--service "$name=unix:$DATA/run/$name.sock")
     done
     PORT=$(free_port)
-    CRM_LOG_LEVEL=warn callgrind --callgrind-out-file="$run/gateway.out" "$BIN/Gateway" --host 127.0.0.1 --port "$PORT" \
+    CRM_LOG_LEVEL=${CRM_PROFILE_GATEWAY_LOG:-warn} callgrind --callgrind-out-file="$run/gateway.out" "$BIN/Gateway" --host 127.0.0.1 --port "$PORT" \
         "${gateway_args[@]}" >"$run/gateway.log" 2>&1 &
     gateway_pid=$!
     PIDS+=("$gateway_pid")

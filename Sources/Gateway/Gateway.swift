@@ -3,11 +3,61 @@ import Glibc
 #endif
 import APICatalog
 import CLinux
+import Synchronization
 import WireProtocol
+
+/// What the gateway's loops share (`GatewayConfiguration.loops`): the connection budget
+/// (`maxConnections` counts every loop's connections), the session cache and where the
+/// revocation feed is (one loop follows it for all), the revoking writes any loop forwarded,
+/// and each other, for `/metrics`. The sessions thus behave as with one loop: a session
+/// validated through one loop is known to all, and so is every revocation.
+final class GatewayGroup: Sendable {
+    let openConnections = Atomic<Int>(0)
+    let sessions: SessionCache
+
+    /// Where the gateway is in UserService's event feed (nil until it learned the tail), when
+    /// the feed last answered, when UserService last answered anything (any loop's question),
+    /// and when the last answered feed poll was sent (every event committed before then has
+    /// arrived).
+    struct Feed {
+        var cursor: Int64?
+        var answeredAt: Int64 = 0
+        var usersAnsweredAt: Int64 = 0
+        var currentAsOf: Int64 = 0
+    }
+    let feed = Mutex(Feed())
+    private let feedClaimed = Atomic<Bool>(false)
+
+    init(configuration: GatewayConfiguration) {
+        sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
+    }
+
+    /// True for the one loop that follows the revocation feed (the first to ask).
+    func claimFeed() -> Bool {
+        feedClaimed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
+    }
+
+    /// Requests that can revoke sessions (logout, password, employee changes) sent to
+    /// UserService and not answered yet; the newest event UserService had when it answered one
+    /// (`event-seq`: every loop's feed must reach it before its fallback vouches again); when
+    /// the last one whose outcome was lost ended (a feed poll sent after it must have answered).
+    struct RevokingWrites {
+        var inFlight = 0
+        var requiredFeedSeq: Int64 = 0
+        var lostAt: Int64?
+    }
+    let revokingWrites = Mutex(RevokingWrites())
+    private let members = Mutex<[Gateway]>([])
+
+    func add(_ gateway: Gateway) { members.withLock { $0.append(gateway) } }
+    var gateways: [Gateway] { members.withLock { $0 } }
+}
 
 /// The HTTP front: accepts connections, answers the operational endpoints itself, checks the
 /// session, and forwards every API request to the service that owns its path prefix.
-/// Everything runs on one event loop thread.
+/// One `Gateway` runs on one event loop thread; a process runs one per loop
+/// (`GatewayConfiguration.loops`), each accepting from the same listening socket with its own
+/// connections, service clients, session cache and access log (see docs/ARCHITECTURE.md).
 final class Gateway: @unchecked Sendable {
     let configuration: GatewayConfiguration
     let loop: EventLoop
@@ -16,19 +66,24 @@ final class Gateway: @unchecked Sendable {
     private var listener: Listener?
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
-    let metrics = Metrics()
+    let metrics = Metrics(documentedPaths: OpenAPI.paths)
     private let accessLog: AccessLog
     private let ridPrefix: String
-    private var ridCounter: UInt64 = 0
+    @exclusivity(unchecked) private var ridCounter: UInt64 = 0
 
-    init(configuration: GatewayConfiguration, loop: EventLoop) throws {
+    private let group: GatewayGroup
+
+    init(configuration: GatewayConfiguration, loop: EventLoop, group: GatewayGroup? = nil) throws {
         self.configuration = configuration
         self.loop = loop
+        let group = group ?? GatewayGroup(configuration: configuration)
+        self.group = group
         accessLog = AccessLog(loop: loop)
-        sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
+        sessions = group.sessions
         // Request ids must not repeat across gateways and restarts: without real randomness
         // the gateway does not start (fails closed).
         ridPrefix = "gw-" + (try Gateway.randomHex(8)) + "-"
+        tracePrefix = ridPrefix + "t"
         var clientConfig = WireClientConfiguration()
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
@@ -36,6 +91,7 @@ final class Gateway: @unchecked Sendable {
             clients[name] = ReplicaPool(loop: loop, endpoint: endpoint, serviceName: name.rawValue,
                                         hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
         }
+        group.add(self)
     }
 
     /// `count` bytes from getrandom as hex; throws when the system cannot give them all.
@@ -57,12 +113,17 @@ final class Gateway: @unchecked Sendable {
         return String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + "-\(getpid())"
     }
 
-    /// Serves the listener the launcher handed over (`listenFD`: the launcher keeps it open, so
-    /// connections queue in the kernel while no gateway runs), else binds the HTTP port
-    /// (SO_REUSEPORT, so a new gateway can take over from an old one); connects to every service.
-    func start() throws {
-        let fd = try configuration.listenFD.map { inherited throws(SyscallError) in try Socket.adoptListener(inherited) }
+    /// The listener the launcher handed over (`listenFD`: the launcher keeps it open, so
+    /// connections queue in the kernel while no gateway runs), else the HTTP port bound
+    /// (SO_REUSEPORT, so a new gateway can take over from an old one).
+    static func openListener(_ configuration: GatewayConfiguration) throws(SyscallError) -> Int32 {
+        try configuration.listenFD.map { inherited throws(SyscallError) in try Socket.adoptListener(inherited) }
             ?? Socket.listen(on: .tcp(host: configuration.host, port: configuration.port), reusePort: true)
+    }
+
+    /// Accepts from the listening socket `fd` (this gateway's own descriptor of it: the loops
+    /// each hold a duplicate, and a draining loop closes only its own); connects to every service.
+    func start(listening fd: Int32) {
         loop.execute { [self] in
             let listener = Listener(fd: fd, loop: loop) { [weak self] client in
                 guard let self else { close(client); return }
@@ -72,7 +133,7 @@ final class Gateway: @unchecked Sendable {
             self.listener = listener
             for client in clients.values { client.start() }
             scheduleSweep()
-            followRevocations()
+            if group.claimFeed() { followRevocations() }
         }
     }
 
@@ -80,20 +141,24 @@ final class Gateway: @unchecked Sendable {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let stream = StreamConnection(fd: fd, loop: loop)
-        guard connections.count < configuration.maxConnections else {
+        // Every loop's connections count against the one limit.
+        guard group.openConnections.wrappingAdd(1, ordering: .relaxed).newValue <= configuration.maxConnections else {
+            group.openConnections.wrappingSubtract(1, ordering: .relaxed)
             var refused = HTTPResponse.error(503, "too many connections", close: true)
-            refused.headers.append((name: "X-Request-Id", value: newRequestID()))
+            refused.requestID = newRequestID()
             stream.write(refused.serialized(keepAlive: false))
             stream.close()
             return
         }
         let connection = HTTPConnection(stream: stream, gateway: self)
-        do { try stream.start() } catch { stream.close(); return }
         connections[ObjectIdentifier(connection)] = connection
+        do { try stream.start() } catch { stream.close(); return }
     }
 
     func connectionClosed(_ connection: HTTPConnection) {
-        connections[ObjectIdentifier(connection)] = nil
+        if connections.removeValue(forKey: ObjectIdentifier(connection)) != nil {
+            group.openConnections.wrappingSubtract(1, ordering: .relaxed)
+        }
     }
 
     /// True once shutting down: answers carry `Connection: close`.
@@ -124,7 +189,8 @@ final class Gateway: @unchecked Sendable {
     /// How long a connection may stay idle once the gateway is draining.
     static let drainIdleMillis: Int64 = 1_000
 
-    var openConnections: Int { connections.count }
+    /// Open HTTP connections of every loop.
+    var openConnections: Int { group.openConnections.load(ordering: .relaxed) }
 
     /// Answer bytes queued for clients that have not read them yet.
     var bufferedOutputBytes: Int { connections.values.reduce(0) { $0 + $1.stream.pendingOutputBytes } }
@@ -141,61 +207,63 @@ final class Gateway: @unchecked Sendable {
 
     // MARK: Requests
 
+    /// `/livez`'s answer, made once.
+    private static let livezBody: [UInt8] = JSON.object(JSONObject([("status", .int(0))])).serialized()
+
     func handle(_ request: HTTPRequest, respond: @escaping (HTTPResponse) -> Void) {
-        let started = monotonicMillis()
         let path = request.head.path
         var method = request.head.method
         if method == "HEAD" { method = "GET" }
         metrics.inFlight += 1
-        let trace = requestID(request.head)
-        let record = AccessRecord()
-        let finish: (HTTPResponse, String) -> Void = { [self] answer, route in
-            metrics.inFlight -= 1
-            // Only documented paths get a label of their own: clients choose paths, and each
-            // label is kept for ever.
-            let label = OpenAPI.paths.contains(route) ? route : "other"
-            let millis = monotonicMillis() - started
-            metrics.record(route: label, status: answer.status, millis: millis)
-            var response = answer
-            response.headers.append((name: "X-Request-Id", value: trace))
-            if Log.enabled(.info) {
-                var line = JSONObject()
-                line.reserveCapacity(11)
-                line.append("time", .string(accessLog.now))
-                line.append("request_id", .string(trace))
-                line.append("caller", record.caller.map { .int($0) } ?? .null)
-                line.append("method", .string(method))
-                line.append("route", .string(label == "other" ? String(path.prefix(200)) : label))
-                line.append("status", .int(Int64(response.status)))
-                line.append("ms", .int(millis))
-                line.append("service", record.service.map { .string($0.rawValue) } ?? .null)
-                line.append("in", .int(Int64(request.body.count)))
-                line.append("out", .int(Int64(response.body.count)))
-                accessLog.append(line)
-            }
-            respond(response)
-        }
-        if Gateway.ownPaths.contains(path) && method != "GET" {
-            finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), path)
+        let exchange = Exchange(gateway: self, started: monotonicMillis(), method: method, path: path, trace: requestID(request.head),
+                                inBytes: request.body.count, respond: respond)
+        if method != "GET" && Gateway.ownPaths.contains(path) {
+            exchange.finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), route: path)
             return
         }
         switch path {
         case "/livez":
-            finish(HTTPResponse(status: 200, json: .object(JSONObject([("status", .int(0))]))), path)
+            exchange.finish(HTTPResponse(status: 200, body: Gateway.livezBody), route: path)
             return
         case "/healthz":
-            health { finish($0, path) }
+            health { exchange.finish($0, route: path) }
             return
         case "/metrics":
-            finish(HTTPResponse(status: 200, body: Array(metrics.render(gateway: self).utf8), contentType: "text/plain; version=0.0.4; charset=utf-8"), path)
+            renderMetrics { exchange.finish($0, route: path) }
             return
         case "/openapi.json":
-            finish(HTTPResponse(status: 200, body: OpenAPI.document), path)
+            exchange.finish(HTTPResponse(status: 200, body: OpenAPI.document), route: path)
             return
         default:
             break
         }
-        guard let service = Catalog.service(forPath: path), let client = clients[service] else {
+        forward(request, exchange)
+    }
+
+    /// Ends one request: counts it, writes its access line, hands the answer (with its request
+    /// id) to the connection.
+    fileprivate func finish(_ exchange: Exchange, _ answer: HTTPResponse, route: String) {
+        metrics.inFlight -= 1
+        let millis = monotonicMillis() - exchange.started
+        // Only documented paths get a label of their own: clients choose paths, and each
+        // label is kept for ever.
+        let counts = metrics.record(route: route, status: answer.status, millis: millis)
+        var response = answer
+        response.requestID = exchange.trace
+        if Log.enabled(.info) {
+            accessLog.append(requestID: exchange.trace, caller: exchange.caller, method: exchange.method,
+                             route: counts === metrics.other ? .other(String(exchange.path.prefix(200))) : .documented(counts.labelJSON),
+                             status: response.status, millis: millis, service: exchange.service?.rawValue,
+                             inBytes: exchange.inBytes, outBytes: response.body.count)
+        }
+        exchange.respond(response)
+    }
+
+    /// An API request: parameters, session, then the owning service.
+    private func forward(_ request: HTTPRequest, _ exchange: Exchange) {
+        let path = exchange.path, method = exchange.method
+        let finish: (HTTPResponse, String) -> Void = { answer, route in exchange.finish(answer, route: route) }
+        guard let service = Gateway.service(forPath: path), let client = clients[service] else {
             finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "other")
             return
         }
@@ -208,7 +276,7 @@ final class Gateway: @unchecked Sendable {
         }
         let credential = RequestParams.credential(request.head)
         let token = credential?.token
-        record.service = service
+        exchange.service = service
         // A change made with the session cookie must come from our own pages: a browser adds the
         // cookie to cross-site form posts too, but names their origin.
         if method != "GET", credential?.fromCookie == true, let foreign = foreignOrigin(request.head) {
@@ -222,14 +290,14 @@ final class Gateway: @unchecked Sendable {
         }
         let forward: (Caller?) -> Void = { [self] caller in
             ridCounter += 1
-            record.caller = caller?.id
-            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? ridPrefix + String(ridCounter)
+            exchange.caller = caller?.id
+            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? { var rid = ridPrefix; rid.append(String(ridCounter)); return rid }()
             var wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                    session: service == .users ? token : nil)
-            wire.trace = trace
+            wire.trace = exchange.trace
             let revoking = Gateway.revokingPaths.contains(path)
-            if revoking { revokingWritesInFlight += 1 }
+            if revoking { group.revokingWrites.withLock { $0.inFlight += 1 } }
             client.sendOnLoop(wire) { [self] result in
                 // Completions of WireClient run on the same loop.
                 if revoking { revokingWriteEnded(result) }
@@ -255,6 +323,27 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
+    /// `Catalog.prefixes` by their segment (`user` for `/api/user`).
+    private static let servicesBySegment: [String: ServiceName] = {
+        var result: [String: ServiceName] = [:]
+        for (prefix, service) in Catalog.prefixes where prefix.hasPrefix("/api/") { result[String(prefix.dropFirst(5))] = service }
+        return result
+    }()
+
+    /// `Catalog.service(forPath:)` read from the path's bytes (no characters, no concatenation);
+    /// paths that are not ASCII go to the catalog itself.
+    static func service(forPath path: String) -> ServiceName? {
+        var path = path
+        return path.withUTF8 { bytes -> ServiceName? in
+            guard bytes.allSatisfy({ $0 < 0x80 }) else { return Catalog.service(forPath: String(decoding: bytes, as: UTF8.self)) }
+            guard bytes.count > 5, bytes[0] == UInt8(ascii: "/"), bytes[1] == UInt8(ascii: "a"), bytes[2] == UInt8(ascii: "p"),
+                  bytes[3] == UInt8(ascii: "i"), bytes[4] == UInt8(ascii: "/") else { return nil }
+            var end = 5
+            while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+            return servicesBySegment[String(decoding: UnsafeBufferPointer(rebasing: bytes[5..<end]), as: UTF8.self)]
+        }
+    }
+
     /// The client's `X-Request-Id` when well-formed (1…128 of `A-Z a-z 0-9 . _ : -`), else a
     /// new one.
     private func requestID(_ head: HTTPRequestHead) -> String {
@@ -267,9 +356,12 @@ final class Gateway: @unchecked Sendable {
     /// A request id of the gateway's own (for answers to requests it could not even parse).
     func newRequestID() -> String {
         traceCounter += 1
-        return ridPrefix + "t" + String(traceCounter)
+        var id = tracePrefix
+        id.append(String(traceCounter))
+        return id
     }
-    private var traceCounter: UInt64 = 0
+    private let tracePrefix: String
+    @exclusivity(unchecked) private var traceCounter: UInt64 = 0
 
     static func isRequestIDByte(_ b: UInt8) -> Bool {
         switch b {
@@ -328,7 +420,16 @@ final class Gateway: @unchecked Sendable {
             completion(.success(Authenticated(caller: caller, fromFallback: false)))
             return
         }
-        guard sessions.addWaiter(token, completion) else { return }
+        // The answer may come through another loop's question: it is handed to this loop.
+        let waiter: SessionCache.Waiter = { [loop] outcome in
+            if loop.inEventLoop {
+                completion(outcome)
+            } else {
+                let bound = LoopBound(completion)
+                loop.execute { bound.value(outcome) }
+            }
+        }
+        guard sessions.addWaiter(token, waiter) else { return }
         guard let users = clients[.users] else {
             sessions.resolve(token, .failure(AuthFailure(response: HTTPResponse.error(503, "the users service is not configured"))), now: now)
             return
@@ -339,14 +440,14 @@ final class Gateway: @unchecked Sendable {
             let outcome: Result<Authenticated, AuthFailure>
             switch result {
             case .success(let answer) where answer.status == 200:
-                usersAnsweredAt = monotonicMillis()
+                group.feed.withLock { $0.usersAnsweredAt = monotonicMillis() }
                 if let data = answer.body["data"], let id = data["id"]?.intValue, let role = data["role"]?.intValue {
                     outcome = .success(Authenticated(caller: Caller(id: id, role: role), fromFallback: false))
                 } else {
                     outcome = .failure(AuthFailure(response: HTTPResponse.error(500, "session check answered without a caller")))
                 }
             case .success(let answer) where answer.status < 500:
-                usersAnsweredAt = monotonicMillis()
+                group.feed.withLock { $0.usersAnsweredAt = monotonicMillis() }
                 sessions.forget(token)
                 outcome = .failure(AuthFailure(response: HTTPResponse(status: answer.status, body: answer.bodyBytes)))
             default:
@@ -369,32 +470,23 @@ final class Gateway: @unchecked Sendable {
 
     // MARK: Revocations
 
-    /// Where the gateway is in UserService's event feed (nil until it learned the tail), when
-    /// the feed last answered, and when UserService last answered anything.
-    private var feedCursor: Int64?
-    private var feedAnsweredAt: Int64 = 0
-    private var usersAnsweredAt: Int64 = 0
-    /// When the last answered feed poll was sent: every event committed before then has arrived.
-    private var feedCurrentAsOf: Int64 = 0
-    /// Requests that can revoke sessions (logout, password, employee changes) sent to UserService
-    /// and not answered yet, when the last one was answered, and whether one's outcome was lost.
-    private var revokingWritesInFlight = 0
-    /// The feed must reach this sequence number before the fallback vouches again: the newest
-    /// event UserService had when it answered a revoking write (`event-seq`).
-    private var requiredFeedSeq: Int64 = 0
-    private var revokingWriteLostAt: Int64?
 
     /// The paths whose writes can end sessions or change who an employee is.
     static let revokingPaths: Set<String> = ["/api/user/logout", "/api/user/password", "/api/user/user", "/api/user/deluser"]
 
     private func revokingWriteEnded(_ result: Result<WireResponse, WireClientError>) {
-        revokingWritesInFlight -= 1
         // An answer without `event-seq` (a replayed stored answer) or no answer at all: the
         // write's events are unknown, so wait for a poll sent after now.
-        if case .success(let answer) = result, let seq = answer.headers.first(where: { $0.name == "event-seq" }).flatMap({ Int64($0.value) }) {
-            requiredFeedSeq = max(requiredFeedSeq, seq)
+        let seq: Int64?
+        if case .success(let answer) = result {
+            seq = answer.headers.first(where: { $0.name == "event-seq" }).flatMap({ Int64($0.value) })
         } else {
-            revokingWriteLostAt = monotonicMillis()
+            seq = nil
+        }
+        let now = monotonicMillis()
+        group.revokingWrites.withLock { writes in
+            writes.inFlight -= 1
+            if let seq { writes.requiredFeedSeq = max(writes.requiredFeedSeq, seq) } else { writes.lostAt = max(writes.lostAt ?? now, now) }
         }
     }
     static let feedWaitMillis: Int64 = 20_000
@@ -410,14 +502,15 @@ final class Gateway: @unchecked Sendable {
     /// A revocation the gateway itself forwarded is covered exactly: its answer names the
     /// newest event (`event-seq`) and the fallback waits until the feed's cursor reached it; a
     /// revoking write still in flight, or whose answer was lost, keeps the fallback off until a
-    /// feed poll sent after it has answered.
+    /// feed poll sent after it has answered. Revoking writes count whichever loop forwarded
+    /// them (`GatewayGroup.revokingWrites`); each loop checks its own feed against them.
     private func revocationFeedIsCurrent(now: Int64) -> Bool {
-        if let lost = revokingWriteLostAt {
-            guard feedCurrentAsOf > lost else { return false }
-            revokingWriteLostAt = nil
-        }
-        return feedCursor != nil && usersAnsweredAt - feedAnsweredAt <= Gateway.feedWaitMillis + 2_000
-            && revokingWritesInFlight == 0 && (feedCursor ?? 0) >= requiredFeedSeq
+        let writes = group.revokingWrites.withLock { $0 }
+        let feed = group.feed.withLock { $0 }
+        // `currentAsOf` only grows, so once past a lost write's end it stays past it.
+        if let lost = writes.lostAt, feed.currentAsOf <= lost { return false }
+        return feed.cursor != nil && feed.usersAnsweredAt - feed.answeredAt <= Gateway.feedWaitMillis + 2_000
+            && writes.inFlight == 0 && (feed.cursor ?? 0) >= writes.requiredFeedSeq
     }
 
     /// Follows UserService's events: a `session` event (sessions of an employee ended) or an
@@ -425,11 +518,12 @@ final class Gateway: @unchecked Sendable {
     /// Starts at the feed's tail: the cache is empty when the gateway starts.
     private func followRevocations() {
         guard let users = clients[.users] else { return }
-        let after = feedCursor ?? -1
+        let cursor = group.feed.withLock { $0.cursor }
+        let after = cursor ?? -1
         let sentAt = monotonicMillis()
         let request = WireRequest(method: "GET", path: "/internal/events",
                                   params: JSONObject([("after", .int(after)), ("limit", .int(1000)), ("types", "session,employee"),
-                                                      ("wait_ms", .int(feedCursor == nil ? 0 : Gateway.feedWaitMillis))]),
+                                                      ("wait_ms", .int(cursor == nil ? 0 : Gateway.feedWaitMillis))]),
                                   caller: nil, requestID: "", deadline: wallClockMillis() + Gateway.feedWaitMillis + 5_000)
         users.sendOnLoop(request) { [self] result in
             guard case .success(let answer) = result, answer.status == 200,
@@ -444,11 +538,35 @@ final class Gateway: @unchecked Sendable {
                 employees.insert(id)
             }
             sessions.dropEmployees(employees)
-            feedCursor = last
-            feedAnsweredAt = monotonicMillis()
-            feedCurrentAsOf = sentAt
-            usersAnsweredAt = feedAnsweredAt
+            let now = monotonicMillis()
+            group.feed.withLock { feed in
+                feed.cursor = last
+                feed.answeredAt = now
+                feed.currentAsOf = sentAt
+                feed.usersAnsweredAt = now
+            }
             followRevocations()
+        }
+    }
+
+    // MARK: Metrics
+
+    /// Every loop's counters (each read on its own loop), summed.
+    private func renderMetrics(_ respond: @escaping (HTTPResponse) -> Void) {
+        let members = group.gateways
+        let tally = SnapshotTally(count: members.count) { [self] snapshots in
+            let text = Metrics.render(snapshots, connections: openConnections)
+            respond(HTTPResponse(status: 200, body: Array(text.utf8), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+        }
+        for member in members {
+            if member === self {
+                tally.add(metrics.snapshot(gateway: self))
+                continue
+            }
+            member.loop.execute { [loop] in
+                let snapshot = member.metrics.snapshot(gateway: member)
+                loop.execute { tally.add(snapshot) }
+            }
         }
     }
 
@@ -469,10 +587,52 @@ final class Gateway: @unchecked Sendable {
     }
 }
 
-/// What the access log line of one request learns on the way (loop-thread confined).
-final class AccessRecord {
-    var caller: Int64?
-    var service: ServiceName?
+/// One request between its arrival and its answer: what its access line and metrics need,
+/// and where the answer goes. Loop-thread confined.
+final class Exchange {
+    /// The process's one gateway, which outlives every request (no reference counting).
+    unowned(unsafe) let gateway: Gateway
+    let started: Int64
+    let method: String
+    let path: String
+    /// The request id (`X-Request-Id`).
+    let trace: String
+    let inBytes: Int
+    let respond: (HTTPResponse) -> Void
+    /// Learned on the way: the caller once the session is known, the service it goes to.
+    @exclusivity(unchecked) var caller: Int64?
+    @exclusivity(unchecked) var service: ServiceName?
+
+    init(gateway: Gateway, started: Int64, method: String, path: String, trace: String, inBytes: Int, respond: @escaping (HTTPResponse) -> Void) {
+        self.gateway = gateway
+        self.started = started
+        self.method = method
+        self.path = path
+        self.trace = trace
+        self.inBytes = inBytes
+        self.respond = respond
+    }
+
+    func finish(_ answer: HTTPResponse, route: String) {
+        gateway.finish(self, answer, route: route)
+    }
+}
+
+/// Collects the loops' metrics for one `/metrics` request (confined to the asking loop).
+final class SnapshotTally: @unchecked Sendable {
+    private var snapshots: [MetricsSnapshot] = []
+    private let count: Int
+    private let done: ([MetricsSnapshot]) -> Void
+
+    init(count: Int, done: @escaping ([MetricsSnapshot]) -> Void) {
+        self.count = count
+        self.done = done
+    }
+
+    func add(_ snapshot: MetricsSnapshot) {
+        snapshots.append(snapshot)
+        if snapshots.count == count { done(snapshots) }
+    }
 }
 
 /// Collects the pings of one `/healthz` request (loop-thread confined).

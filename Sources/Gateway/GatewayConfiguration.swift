@@ -9,6 +9,11 @@ struct GatewayConfiguration: Sendable {
     /// A listening socket inherited from the launcher (`--listen-fd N`, `CRM_LISTEN_FD`): served
     /// instead of binding `host:port`, so the port stays bound while the gateway restarts.
     var listenFD: Int32?
+    /// Event loop threads, each serving its share of the connections (`CRM_GATEWAY_LOOPS`;
+    /// default one per core, at most 16). One loop is one thread: when the load generator (or
+    /// the services) share the cores with it, the scheduler gives it a thread's share, so a
+    /// single loop caps the gateway below what the cores could do.
+    var loops = 1
     /// Header block and body limits (431 / 413).
     var parserLimits = HTTPParserLimits()
     /// A request's head must arrive within this (ms) once its first byte did; else 408 and close.

@@ -15,18 +15,24 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     }
 
     let stream: StreamConnection
-    unowned let gateway: Gateway
-    private var parser: HTTPRequestParser
-    private var slots: [Slot] = []
-    private var failed = false
-    private var closing = false
-    private var requestStartedAt: Int64?
-    private var lastActivity: Int64
+    /// The process's one gateway, which outlives every connection (no reference counting).
+    unowned(unsafe) let gateway: Gateway
+    /// `maxPipelinedRequests` and `maxBufferedOutputBytes`, read once.
+    private let pipelineLimit: Int
+    private let outputLimit: Int
+    @exclusivity(unchecked) private var parser: HTTPRequestParser
+    @exclusivity(unchecked) private var slots: [Slot] = []
+    @exclusivity(unchecked) private var failed = false
+    @exclusivity(unchecked) private var closing = false
+    @exclusivity(unchecked) private var requestStartedAt: Int64?
+    @exclusivity(unchecked) private var lastActivity: Int64
 
     init(stream: StreamConnection, gateway: Gateway) {
         self.stream = stream
         self.gateway = gateway
         parser = HTTPRequestParser(limits: gateway.configuration.parserLimits)
+        pipelineLimit = gateway.configuration.maxPipelinedRequests
+        outputLimit = gateway.configuration.maxBufferedOutputBytes
         lastActivity = monotonicMillis()
         stream.delegate = self
     }
@@ -41,15 +47,14 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     /// True while `process` runs: an answer given at once (e.g. `/livez`) flushes from inside
     /// `gateway.handle`, and its `process` call must not recurse — thousands of pipelined
     /// requests would otherwise nest thousands of frames deep.
-    private var processing = false
+    @exclusivity(unchecked) private var processing = false
 
     /// Takes complete requests from the parser while the pipelining depth allows.
     private func process() {
         guard !processing else { return }
         processing = true
         defer { processing = false }
-        let limit = gateway.configuration.maxPipelinedRequests
-        let outputLimit = gateway.configuration.maxBufferedOutputBytes
+        let limit = pipelineLimit
         // No new request is taken while the client leaves more than `outputLimit` of answers
         // unread: memory per connection stays bounded by that plus the answers in flight.
         while !failed && !closing && slots.count < limit && stream.pendingOutputBytes < outputLimit {
@@ -65,9 +70,11 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             continueSent = false
             let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD")
             slots.append(slot)
-            gateway.handle(request) { [weak self] response in
+            // The connection stays alive until its answers are in (at most the request timeout);
+            // `flush` writes nothing once the socket is closed.
+            gateway.handle(request) { response in
                 slot.response = response
-                self?.flush()
+                self.flush()
             }
         }
         if failed || closing { return }
@@ -80,7 +87,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     }
 
     /// Whether `100 Continue` went out for the request whose body is arriving.
-    private var continueSent = false
+    @exclusivity(unchecked) private var continueSent = false
 
     /// A client that sent `Expect: 100-continue` waits for this before its body (curl does for
     /// bodies over 1 KiB); sent only when no earlier answer is pending, to keep answers in order.
@@ -96,7 +103,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     private func fail(_ answer: HTTPResponse) {
         var response = answer
         // A request that could not be read still gets an id, like every answer.
-        response.headers.append((name: "X-Request-Id", value: gateway.newRequestID()))
+        response.requestID = gateway.newRequestID()
         failed = true
         stream.pauseReading()
         let slot = Slot(keepAlive: false, headOnly: false)

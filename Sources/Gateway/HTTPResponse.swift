@@ -6,6 +6,8 @@ struct HTTPResponse: Sendable {
     var body: [UInt8]
     var contentType = "application/json; charset=utf-8"
     var headers: [(name: String, value: String)] = []
+    /// Sent as `X-Request-Id`, after `headers`.
+    var requestID: String?
     var close = false
 
     init(status: Int, body: [UInt8], contentType: String = "application/json; charset=utf-8", headers: [(name: String, value: String)] = [], close: Bool = false) {
@@ -50,28 +52,50 @@ struct HTTPResponse: Sendable {
         }
     }
 
+    static let defaultContentType = "application/json; charset=utf-8"
+    // The constant pieces of the head, as bytes (copied, not transcoded, per answer).
+    private static let okJSONStart = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ".utf8)
+    private static let statusStart = Array("HTTP/1.1 ".utf8)
+    private static let contentTypeStart = Array("\r\nContent-Type: ".utf8)
+    private static let contentLengthStart = Array("\r\nContent-Length: ".utf8)
+    // Answers are data for one client, never a page to sniff or a copy to keep.
+    private static let fixedHeaders = Array("\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n".utf8)
+    private static let requestIDStart = Array("X-Request-Id: ".utf8)
+    private static let keepAliveEnd = Array("Connection: keep-alive\r\n\r\n".utf8)
+    private static let closeEnd = Array("Connection: close\r\n\r\n".utf8)
+
     /// The bytes on the wire; `headOnly` omits the body (HEAD). Written straight into one
     /// buffer sized for the head and the body (no intermediate strings).
     func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(160 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 } + (headOnly ? 0 : body.count))
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
-        HTTPResponse.appendDecimal(status, to: &out)
-        out.append(UInt8(ascii: " "))
-        out.append(contentsOf: HTTPResponse.reason(status).utf8)
-        out.append(contentsOf: "\r\nContent-Type: ".utf8)
-        out.append(contentsOf: contentType.utf8)
-        out.append(contentsOf: "\r\nContent-Length: ".utf8)
+        var extra = requestID.map { $0.utf8.count + 16 } ?? 0
+        for (name, value) in headers { extra += name.utf8.count + value.utf8.count + 4 }
+        out.reserveCapacity(192 + extra + (headOnly ? 0 : body.count))
+        if status == 200 && contentType == HTTPResponse.defaultContentType {
+            out.append(contentsOf: HTTPResponse.okJSONStart)
+        } else {
+            out.append(contentsOf: HTTPResponse.statusStart)
+            HTTPResponse.appendDecimal(status, to: &out)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: HTTPResponse.reason(status).utf8)
+            out.append(contentsOf: HTTPResponse.contentTypeStart)
+            out.append(contentsOf: contentType.utf8)
+            out.append(contentsOf: HTTPResponse.contentLengthStart)
+        }
         HTTPResponse.appendDecimal(body.count, to: &out)
-        // Answers are data for one client, never a page to sniff or a copy to keep.
-        out.append(contentsOf: "\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n".utf8)
+        out.append(contentsOf: HTTPResponse.fixedHeaders)
         for (name, value) in headers {
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: ": ".utf8)
             out.append(contentsOf: value.utf8)
             out.append(contentsOf: "\r\n".utf8)
         }
-        out.append(contentsOf: (keepAlive && !close ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n").utf8)
+        if let requestID {
+            out.append(contentsOf: HTTPResponse.requestIDStart)
+            out.append(contentsOf: requestID.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        out.append(contentsOf: keepAlive && !close ? HTTPResponse.keepAliveEnd : HTTPResponse.closeEnd)
         if !headOnly { out.append(contentsOf: body) }
         return out
     }

@@ -42,12 +42,8 @@ enum RequestParams {
     /// The session token — `Authorization: Bearer <token>`, else the `crm_session` cookie — and
     /// whether it came from the cookie (which browsers send on their own).
     static func credential(_ head: HTTPRequestHead) -> (token: String, fromCookie: Bool)? {
-        if let authorization = head.header("authorization") {
-            let parts = authorization.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                let token = parts[1].trimmingCharacters(in: " ")
-                if !token.isEmpty { return (token, false) }
-            }
+        if let authorization = head.header("authorization"), let token = bearerToken(authorization) {
+            return (token, false)
         }
         for cookieHeader in head.headerValues("cookie") {
             for cookie in cookieHeader.split(separator: ";") {
@@ -59,6 +55,28 @@ enum RequestParams {
             }
         }
         return nil
+    }
+}
+
+extension RequestParams {
+    /// `Bearer <token>` (scheme case-insensitive, spaces around the token dropped), read from
+    /// the bytes: the scheme runs to the first space, the token is the rest.
+    static func bearerToken(_ authorization: String) -> String? {
+        var value = authorization
+        return value.withUTF8 { bytes -> String? in
+            let space = UInt8(ascii: " ")
+            var start = 0
+            while start < bytes.count && bytes[start] == space { start += 1 }
+            var schemeEnd = start
+            while schemeEnd < bytes.count && bytes[schemeEnd] != space { schemeEnd += 1 }
+            let scheme = UnsafeBufferPointer(rebasing: bytes[start..<schemeEnd])
+            guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ ($0 | 0x20) == $1 }) else { return nil }
+            var tokenStart = schemeEnd, tokenEnd = bytes.count
+            while tokenStart < tokenEnd && bytes[tokenStart] == space { tokenStart += 1 }
+            while tokenEnd > tokenStart && bytes[tokenEnd - 1] == space { tokenEnd -= 1 }
+            guard tokenStart < tokenEnd else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[tokenStart..<tokenEnd]), as: UTF8.self)
+        }
     }
 }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import WireProtocol
 
 /// Why a session was not accepted: the answer to send the client.
@@ -23,12 +26,18 @@ struct Authenticated {
 /// before it reach the gateway as UserService events (`session`, `employee`), which drop
 /// every entry of that employee (`dropEmployees`). The fallback is used only while that event
 /// feed was followed up to shortly before the outage (see `Gateway`).
+///
+/// One cache serves every event loop of the gateway (`GatewayGroup`): its state is behind a
+/// lock, and a waiter runs where the caller's `Waiter` puts it (the gateway wraps each one to
+/// run on its own loop).
 final class SessionCache: @unchecked Sendable {
     typealias Waiter = (Result<Authenticated, AuthFailure>) -> Void
 
+    private let lock = SharedLock()
+
     private let ttlMillis: Int64
     let staleMillis: Int64
-    private var entries: [String: (caller: Caller, validated: Int64)] = [:]
+    @exclusivity(unchecked) private var entries: [String: (caller: Caller, validated: Int64)] = [:]
     /// Waiters per token, and the drop generation when the question was asked.
     private var waiters: [String: (generation: UInt64, list: [Waiter])] = [:]
     /// Bound on cached sessions; past it the cache is cleared (it refills on demand).
@@ -47,60 +56,100 @@ final class SessionCache: @unchecked Sendable {
 
     /// A session validated within the trust time.
     func lookup(_ token: String, now: Int64) -> Caller? {
-        guard let entry = entries[token], now - entry.validated < ttlMillis else { return nil }
-        return entry.caller
+        lock.withLock {
+            guard let entry = entries[token], now - entry.validated < ttlMillis else { return nil }
+            return entry.caller
+        }
     }
 
     /// A session validated within the stale window (for when UserService is unreachable).
     func lookupStale(_ token: String, now: Int64) -> Caller? {
-        guard let entry = entries[token], now - entry.validated < staleMillis else { return nil }
-        return entry.caller
+        lock.withLock {
+            guard let entry = entries[token], now - entry.validated < staleMillis else { return nil }
+            return entry.caller
+        }
     }
 
     /// Queues `waiter`; true when it is the first, i.e. the caller must ask UserService.
     func addWaiter(_ token: String, _ waiter: @escaping Waiter) -> Bool {
-        if waiters[token] != nil {
-            waiters[token]?.list.append(waiter)
-            return false
+        lock.withLock {
+            if waiters[token] != nil {
+                waiters[token]?.list.append(waiter)
+                return false
+            }
+            waiters[token] = (generation, [waiter])
+            return true
         }
-        waiters[token] = (generation, [waiter])
-        return true
     }
 
     /// Answers everyone waiting for `token`. A success from UserService itself is cached unless
     /// the employee's sessions were dropped since the question was asked.
     func resolve(_ token: String, _ outcome: Result<Authenticated, AuthFailure>, now: Int64) {
-        let pending = waiters.removeValue(forKey: token)
-        if case .success(let authenticated) = outcome, !authenticated.fromFallback {
-            let asked = pending?.generation ?? generation
-            if asked >= floor && (droppedAt[authenticated.caller.id] ?? 0) <= asked {
-                if entries.count >= maxEntries { entries.removeAll() }
-                entries[token] = (authenticated.caller, now)
+        let pending = lock.withLock { () -> [Waiter] in
+            let pending = waiters.removeValue(forKey: token)
+            if case .success(let authenticated) = outcome, !authenticated.fromFallback {
+                let asked = pending?.generation ?? generation
+                if asked >= floor && (droppedAt[authenticated.caller.id] ?? 0) <= asked {
+                    if entries.count >= maxEntries { entries.removeAll() }
+                    entries[token] = (authenticated.caller, now)
+                }
             }
+            return pending?.list ?? []
         }
-        for waiter in pending?.list ?? [] { waiter(outcome) }
+        // Outside the lock: a waiter may look the cache up again.
+        for waiter in pending { waiter(outcome) }
     }
 
     /// Forgets a token UserService refused.
     func forget(_ token: String) {
-        entries[token] = nil
+        lock.withLock { entries[token] = nil }
     }
 
     /// Forgets every session of these employees (a session ended, or the employee changed).
     func dropEmployees(_ ids: Set<Int64>) {
         guard !ids.isEmpty else { return }
-        generation += 1
-        if droppedAt.count >= maxEntries {
-            droppedAt.removeAll()
-            floor = generation
+        lock.withLock {
+            generation += 1
+            if droppedAt.count >= maxEntries {
+                droppedAt.removeAll()
+                floor = generation
+            }
+            for id in ids { droppedAt[id] = generation }
+            entries = entries.filter { !ids.contains($0.value.caller.id) }
         }
-        for id in ids { droppedAt[id] = generation }
-        entries = entries.filter { !ids.contains($0.value.caller.id) }
     }
 
     func evictExpired(now: Int64) {
-        entries = entries.filter { now - $0.value.validated < staleMillis }
+        lock.withLock { entries = entries.filter { now - $0.value.validated < staleMillis } }
     }
 
-    var count: Int { entries.count }
+    var count: Int { lock.withLock { entries.count } }
+}
+
+/// A plain mutual-exclusion lock (pthread mutex) for state the gateway's loops share.
+final class SharedLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// Carries a loop-confined value to the loop it belongs to (`EventLoop.execute`).
+final class LoopBound<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

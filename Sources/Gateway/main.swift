@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Synchronization
 import APICatalog
 import WireProtocol
 
@@ -40,6 +41,7 @@ func loadConfiguration() throws -> GatewayConfiguration {
     if let v = try number("CRM_HOLD_MS") { config.holdMillis = v }
     if let v = try number("CRM_REQUEST_TIMEOUT_MS") { config.requestTimeoutMillis = v }
     if let v = try number("CRM_MAX_CONNECTIONS") { config.maxConnections = Int(v) }
+    config.loops = Int(min(try number("CRM_GATEWAY_LOOPS") ?? Int64(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))), 16))
     if let text = env("CRM_LISTEN_FD") {
         guard let fd = Int32(text), fd >= 0 else { throw EndpointError(reason: "CRM_LISTEN_FD '\(text)' is not a descriptor number") }
         config.listenFD = fd
@@ -78,17 +80,27 @@ func loadConfiguration() throws -> GatewayConfiguration {
 
 signal(SIGPIPE, SIG_IGN)
 Log.name = "gateway"
-let gateway: Gateway
+let gateways: [Gateway]
 do {
     let config = try loadConfiguration()
     let descriptors = DescriptorLimit.raise(toAtLeast: config.maxConnections + DescriptorLimit.reserve)
     if descriptors < config.maxConnections + DescriptorLimit.reserve {
         Log.warning("the open-file limit (\(descriptors), hard limit reached) allows about \(max(descriptors - DescriptorLimit.reserve, 0)) client connections, fewer than CRM_MAX_CONNECTIONS (\(config.maxConnections)); raise it (ulimit -Hn, LimitNOFILE=) or lower CRM_MAX_CONNECTIONS")
     }
-    let loop = try EventLoop.start(name: "gateway-io")
-    gateway = try Gateway(configuration: config, loop: loop)
-    try gateway.start()
-    StdIO.error("gateway listening on http://\(config.host):\(config.port)\n")
+    let group = GatewayGroup(configuration: config)
+    let listener = try Gateway.openListener(config)
+    var started: [Gateway] = []
+    for index in 0..<config.loops {
+        let loop = try EventLoop.start(name: config.loops == 1 ? "gateway-io" : "gateway-io-\(index)")
+        let gateway = try Gateway(configuration: config, loop: loop, group: group)
+        // Each loop accepts through its own descriptor of the one listening socket.
+        let fd = index == 0 ? listener : fcntl(listener, F_DUPFD_CLOEXEC, 0)
+        guard fd >= 0 else { throw SyscallError(call: "fcntl(F_DUPFD_CLOEXEC)", errno: errno) }
+        gateway.start(listening: fd)
+        started.append(gateway)
+    }
+    gateways = started
+    StdIO.error("gateway listening on http://\(config.host):\(config.port) (\(config.loops) event loop\(config.loops == 1 ? "" : "s"))\n")
 } catch {
     StdIO.error("gateway: cannot start: \(error)\n")
     exit(1)
@@ -100,7 +112,13 @@ for sig in [SIGTERM, SIGINT, SIGHUP] {
     signal(sig, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
-        gateway.drain { exit(0) }
+        // Every loop drains; the process exits when the last one is done.
+        let left = Atomic<Int>(gateways.count)
+        for gateway in gateways {
+            gateway.drain {
+                if left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { exit(0) }
+            }
+        }
     }
     source.resume()
     signalSources.append(source)

@@ -103,6 +103,120 @@ public enum JSONParser {
     }
 }
 
+/// A frame's top-level object read member by member (`Message.decode`): keys are matched as
+/// bytes against the names the caller knows, only the values it wants are built, and every other
+/// value is validated without building. Accepts and rejects exactly what `parse` does, with the
+/// same errors.
+struct EnvelopeReader {
+    private var parser: Parser
+    /// A member was read (what `parseObject`'s "trailing comma" test looks at).
+    private var sawMember = false
+    private var finished = false
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = JSONParser.defaultMaxDepth) {
+        parser = Parser(bytes: bytes, maxDepth: maxDepth)
+    }
+
+    /// Steps into the top-level object; false when the document does not start with one.
+    mutating func open() throws(JSONParseError) -> Bool {
+        parser.skipWhitespace()
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.openBrace else { return false }
+        if 1 > parser.maxDepth { throw parser.error("maximum nesting depth \(parser.maxDepth) exceeded", at: parser.index) }
+        parser.index += 1
+        parser.skipWhitespace()
+        if parser.index < parser.end && parser.bytes[parser.index] == JSONASCII.closeBrace {
+            parser.index += 1
+            try close()
+        }
+        return true
+    }
+
+    /// A key of at most 8 bytes packed into an integer (little-endian, zero-padded); nil for a
+    /// longer key. What `nextKey` compares: one integer comparison per known name.
+    static func packed(_ key: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        guard key.count <= 8 else { return nil }
+        var value: UInt64 = 0
+        for (i, byte) in key.enumerated() { value |= UInt64(byte) << (8 * UInt64(i)) }
+        return value
+    }
+
+    /// `names` packed for `nextKey` (each at most 8 bytes).
+    static func packed(_ names: [StaticString]) -> [UInt64] {
+        names.map { name in name.withUTF8Buffer { packed($0) ?? UInt64.max } }
+    }
+
+    /// The next member's key as its position in `names` (made by `packed(_:)`; -1: another
+    /// key), nil after the last member. The caller then takes its value with `value()` or `skip()`.
+    mutating func nextKey(_ names: [UInt64]) throws(JSONParseError) -> Int? {
+        if finished { return nil }
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.quote else {
+            if parser.index < parser.end && parser.bytes[parser.index] == JSONASCII.closeBrace && sawMember {
+                throw parser.error("trailing comma in object", at: parser.index)
+            }
+            throw parser.unexpected("expected a string key in object", at: parser.index)
+        }
+        let keyStart = parser.index + 1
+        try parser.skipString()
+        let raw = UnsafeBufferPointer(rebasing: parser.bytes[keyStart..<(parser.index - 1)])
+        var key = EnvelopeReader.packed(raw)
+        if raw.contains(JSONASCII.backslash) {
+            // Escaped: compare the decoded text (the string was validated just now).
+            let keyEnd = parser.index
+            parser.index = keyStart - 1
+            var decoded = try parser.parseString()
+            parser.index = keyEnd
+            // A NUL (`\u0000`) would pack like the zero padding: no known name has one.
+            key = decoded.withUTF8 { $0.contains(0) ? nil : EnvelopeReader.packed($0) }
+        }
+        parser.skipWhitespace()
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.colon else {
+            throw parser.unexpected("expected ':' after object key", at: parser.index)
+        }
+        parser.index += 1
+        parser.skipWhitespace()
+        guard let key, key != 0 else { return -1 }
+        return names.firstIndex(of: key) ?? -1
+    }
+
+    /// The current member's value, built.
+    mutating func value() throws(JSONParseError) -> JSON {
+        let value = try parser.parseValue(depth: 1)
+        sawMember = true
+        try afterValue()
+        return value
+    }
+
+    /// Validates the current member's value without building it; returns where it is.
+    @discardableResult
+    mutating func skip() throws(JSONParseError) -> Range<Int> {
+        let start = parser.index
+        try parser.skipValue(depth: 1)
+        let range = start..<parser.index
+        sawMember = true
+        try afterValue()
+        return range
+    }
+
+    private mutating func afterValue() throws(JSONParseError) {
+        parser.skipWhitespace()
+        guard parser.index < parser.end else { throw parser.unexpected("expected ',' or '}' in object", at: parser.index) }
+        let byte = parser.bytes[parser.index]
+        parser.index += 1
+        if byte == JSONASCII.closeBrace { try close(); return }
+        guard byte == JSONASCII.comma else { throw parser.unexpected("expected ',' or '}' in object", at: parser.index - 1) }
+        parser.skipWhitespace()
+    }
+
+    /// After the object's closing brace: only whitespace may follow.
+    private mutating func close() throws(JSONParseError) {
+        finished = true
+        parser.skipWhitespace()
+        if parser.index < parser.end {
+            throw parser.error("unexpected \(parser.describeByte(at: parser.index)) after the JSON value", at: parser.index)
+        }
+    }
+}
+
 // MARK: - Implementation
 
 /// Byte constants used by the parser and the serializer.

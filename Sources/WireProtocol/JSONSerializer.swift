@@ -241,6 +241,9 @@ struct JSONByteWriter: ~Copyable {
         try body(UnsafeBufferPointer(start: base, count: count))
     }
 
+    /// Forgets the written bytes, keeping the memory.
+    mutating func removeAll() { count = 0 }
+
     /// Writes `utf8` in quotes, escaping what RFC 8259 requires and copying unescaped
     /// runs in bulk.
     private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {

@@ -53,6 +53,14 @@ public struct JSONText: ~Copyable {
     /// The bytes written so far.
     public var count: Int { writer.count }
 
+    /// Calls `body` with the bytes written so far (to write them out without a copy).
+    public func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try writer.withBytes(body)
+    }
+
+    /// Forgets what was written and keeps the memory: a buffer reused batch after batch.
+    public mutating func removeAll() { writer.removeAll() }
+
     public consuming func bytes() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(writer.count)

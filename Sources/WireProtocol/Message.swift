@@ -45,6 +45,47 @@ public struct WireRequest: Sendable {
 }
 
 extension WireRequest {
+    /// The request frame, written straight to bytes: the same bytes as serializing
+    /// `Message.request(self).encode()` (the envelope's members in that order), without
+    /// building the envelope as a tree first.
+    func frame() -> [UInt8] {
+        var writer = JSONByteWriter(capacity: 256)
+        for _ in 0..<FrameEncoder.headerLength { writer.write(byte: 0) }
+        writer.write(ascii: #"{"kind":"request","id":"#)
+        writer.write(integer: Int64(truncatingIfNeeded: id))
+        writer.write(ascii: #","method":"#)
+        writer.write(string: method)
+        writer.write(ascii: #","path":"#)
+        writer.write(string: path)
+        writer.write(ascii: #","params":"#)
+        writer.write(params)
+        if let caller {
+            writer.write(ascii: #","caller":{"id":"#)
+            writer.write(integer: caller.id)
+            writer.write(ascii: #","role":"#)
+            writer.write(integer: caller.role)
+            writer.write(byte: JSONASCII.closeBrace)
+        }
+        writer.write(ascii: #","rid":"#)
+        writer.write(string: requestID)
+        writer.write(ascii: #","deadline":"#)
+        writer.write(integer: deadline)
+        if let session {
+            writer.write(ascii: #","session":"#)
+            writer.write(string: session)
+        }
+        if let trace {
+            writer.write(ascii: #","trace":"#)
+            writer.write(string: trace)
+        }
+        writer.write(byte: JSONASCII.closeBrace)
+        var frame: [UInt8] = []
+        frame.reserveCapacity(writer.count)
+        writer.append(to: &frame)
+        FrameEncoder.patchPrefix(&frame)
+        return frame
+    }
+
     /// The deepest `params` a request frame can carry: the frame's object holds them one level
     /// down, and the receiver parses frames with `JSONParser.defaultMaxDepth`. The gateway
     /// parses request bodies with this limit, so whatever it accepts, the service accepts.
@@ -88,21 +129,26 @@ public struct WireResponse: Sendable {
 
     /// The response frame, written directly: the envelope's members, then `body` last as its bytes.
     func frame() -> [UInt8] {
-        var envelope = JSONObject()
-        envelope.append("kind", "response")
-        envelope.append("id", .int(Int64(truncatingIfNeeded: id)))
-        envelope.append("status", .int(Int64(status)))
+        var writer = JSONByteWriter(capacity: 128)
+        for _ in 0..<FrameEncoder.headerLength { writer.write(byte: 0) }
+        writer.write(ascii: #"{"kind":"response","id":"#)
+        writer.write(integer: Int64(truncatingIfNeeded: id))
+        writer.write(ascii: #","status":"#)
+        writer.write(integer: Int64(status))
         if !headers.isEmpty {
-            var h = JSONObject()
-            for (name, value) in headers { h.append(name, .string(value)) }
-            envelope.append("headers", .object(h))
+            writer.write(ascii: #","headers":{"#)
+            for (index, (name, value)) in headers.enumerated() {
+                if index > 0 { writer.write(byte: JSONASCII.comma) }
+                writer.write(string: name)
+                writer.write(byte: JSONASCII.colon)
+                writer.write(string: value)
+            }
+            writer.write(byte: JSONASCII.closeBrace)
         }
+        writer.write(ascii: #","body":"#)
         var frame: [UInt8] = []
-        frame.reserveCapacity(FrameEncoder.headerLength + 64 + bodyBytes.count)
-        frame.append(contentsOf: [0, 0, 0, 0])
-        envelope.serialize(into: &frame)
-        frame.removeLast()  // the envelope's closing brace
-        frame.append(contentsOf: #","body":"#.utf8)
+        frame.reserveCapacity(writer.count + bodyBytes.count + 1)
+        writer.append(to: &frame)
         frame.append(contentsOf: bodyBytes)
         frame.append(JSONASCII.closeBrace)
         FrameEncoder.patchPrefix(&frame)
@@ -145,13 +191,31 @@ public struct MessageError: Error, Sendable, CustomStringConvertible {
 extension Message {
     /// Decodes a frame payload. Anything that is not a JSON object of a known kind is an error.
     /// A response's `body` is validated like the rest of the frame but not built: its bytes are
-    /// sliced out (`WireResponse.bodyBytes`).
+    /// sliced out (`WireResponse.bodyBytes`). The envelope is read member by member
+    /// (`EnvelopeReader`): the members a frame kind uses are built, others only validated.
     public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
-        let scanned = payload.withUnsafeBytes { raw -> Result<(members: JSONObject, raw: Range<Int>?), JSONParser.EnvelopeError> in
-            do throws(JSONParser.EnvelopeError) {
-                return .success(try JSONParser.parseEnvelope(raw, rawKey: "body"))
+        let scanned = payload.withUnsafeBufferPointer { bytes -> Result<(fields: EnvelopeFields, body: Range<Int>?), JSONParser.EnvelopeError> in
+            var reader = EnvelopeReader(bytes)
+            var fields = EnvelopeFields()
+            var body: Range<Int>?
+            do throws(JSONParseError) {
+                guard try reader.open() else {
+                    // Not an object: the full parser says whether it is valid JSON at all.
+                    do throws(JSONParseError) { _ = try JSONParser.parse(UnsafeRawBufferPointer(bytes)) } catch { return .failure(.invalid(error)) }
+                    return .failure(.notAnObject)
+                }
+                while let key = try reader.nextKey(EnvelopeFields.packedNames) {
+                    if key == EnvelopeFields.bodyPosition {
+                        body = try reader.skip()
+                    } else if key >= 0 {
+                        fields[key] = try reader.value()
+                    } else {
+                        try reader.skip()
+                    }
+                }
+                return .success((fields, body))
             } catch {
-                return .failure(error)
+                return .failure(.invalid(error))
             }
         }
         switch scanned {
@@ -159,52 +223,56 @@ extension Message {
             throw MessageError("frame is not valid JSON: \(error)")
         case .failure(.notAnObject):
             throw MessageError("frame is not a JSON object")
-        case .success(let (members, body)):
-            return try decode(members, body: body.map { Array(payload[$0]) })
+        case .success(let (fields, body)):
+            return try decode(fields, body: body.map { Array(payload[$0]) })
         }
     }
 
     public static func decode(_ object: JSONObject) throws(MessageError) -> Message {
-        try decode(object, body: object["body"].map { $0.serialized() })
+        var fields = EnvelopeFields()
+        for (position, name) in EnvelopeFields.names.enumerated() where position != EnvelopeFields.bodyPosition {
+            fields[position] = object[name.description]
+        }
+        return try decode(fields, body: object["body"].map { $0.serialized() })
     }
 
     /// `body` is the response body's JSON text (already validated), when the frame has one.
-    static func decode(_ object: JSONObject, body: [UInt8]?) throws(MessageError) -> Message {
-        guard let kind = object["kind"]?.stringValue else { throw MessageError("frame has no 'kind'") }
-        func id(_ key: String = "id") throws(MessageError) -> UInt64 {
-            guard let value = object[key]?.intValue, value >= 0 else { throw MessageError("\(kind) frame has no valid '\(key)'") }
+    static func decode(_ object: EnvelopeFields, body: [UInt8]?) throws(MessageError) -> Message {
+        guard let kind = object.kind?.stringValue else { throw MessageError("frame has no 'kind'") }
+        func id(_ value: JSON?, _ key: String = "id") throws(MessageError) -> UInt64 {
+            guard let value = value?.intValue, value >= 0 else { throw MessageError("\(kind) frame has no valid '\(key)'") }
             return UInt64(value)
         }
         switch kind {
         case "hello":
-            guard let version = object["version"]?.intValue else { throw MessageError("hello has no 'version'") }
-            return .hello(Hello(version: version, peer: object["peer"]?.stringValue ?? "", replica: object["replica"]?.stringValue ?? ""))
+            guard let version = object.version?.intValue else { throw MessageError("hello has no 'version'") }
+            return .hello(Hello(version: version, peer: object.peer?.stringValue ?? "", replica: object.replica?.stringValue ?? ""))
         case "request":
-            guard let method = object["method"]?.stringValue, let path = object["path"]?.stringValue else {
+            guard let method = object.method?.stringValue, let path = object.path?.stringValue else {
                 throw MessageError("request has no 'method' or 'path'")
             }
             var caller: Caller?
-            if let c = object["caller"]?.objectValue, let cid = c["id"]?.intValue, let role = c["role"]?.intValue {
+            if let c = object.caller?.objectValue, let cid = c["id"]?.intValue, let role = c["role"]?.intValue {
                 caller = Caller(id: cid, role: role)
             }
             return .request(WireRequest(
-                id: try id(), method: method, path: path,
-                params: object["params"]?.objectValue ?? JSONObject(),
+                id: try id(object.id), method: method, path: path,
+                params: object.params?.objectValue ?? JSONObject(),
                 caller: caller,
-                requestID: object["rid"]?.stringValue ?? "",
-                deadline: object["deadline"]?.intValue ?? 0,
-                session: object["session"]?.stringValue, trace: object["trace"]?.stringValue))
+                requestID: object.rid?.stringValue ?? "",
+                deadline: object.deadline?.intValue ?? 0,
+                session: object.session?.stringValue, trace: object.trace?.stringValue))
         case "response":
-            guard let status = object["status"]?.intValue else { throw MessageError("response has no 'status'") }
+            guard let status = object.status?.intValue else { throw MessageError("response has no 'status'") }
             var headers: [(name: String, value: String)] = []
-            if let h = object["headers"]?.objectValue {
+            if let h = object.headers?.objectValue {
                 for (name, value) in h { if let v = value.stringValue { headers.append((name, v)) } }
             }
-            return .response(WireResponse(id: try id(), status: Int(status), validatedBody: body ?? Array("null".utf8), headers: headers))
-        case "ping": return .ping(id: try id())
-        case "pong": return .pong(id: try id())
-        case "drain": return .drain(lastID: try id("last"))
-        case "error": return .error(reason: object["reason"]?.stringValue ?? "unknown error")
+            return .response(WireResponse(id: try id(object.id), status: Int(status), validatedBody: body ?? Array("null".utf8), headers: headers))
+        case "ping": return .ping(id: try id(object.id))
+        case "pong": return .pong(id: try id(object.id))
+        case "drain": return .drain(lastID: try id(object.last, "last"))
+        case "error": return .error(reason: object.reason?.stringValue ?? "unknown error")
         default: throw MessageError("unknown frame kind '\(kind)'")
         }
     }
@@ -259,6 +327,66 @@ extension Message {
     /// The full frame (length prefix + JSON).
     public func frame() -> [UInt8] {
         if case .response(let response) = self { return response.frame() }
+        if case .request(let request) = self { return request.frame() }
         return FrameEncoder.encode(encode())
+    }
+}
+
+/// The envelope members the frame kinds use (each the last value a frame gave it).
+struct EnvelopeFields {
+    /// Member names in `subscript` order; `body` is sliced, never built.
+    static let names: [StaticString] = ["kind", "id", "version", "peer", "replica", "method", "path", "params", "caller", "rid",
+                                        "deadline", "session", "trace", "status", "headers", "last", "reason", "body"]
+    static let bodyPosition = 17
+    static let packedNames = EnvelopeReader.packed(names)
+
+    var kind, id, version, peer, replica, method, path, params, caller, rid: JSON?
+    var deadline, session, trace, status, headers, last, reason: JSON?
+
+    subscript(position: Int) -> JSON? {
+        get {
+            switch position {
+            case 0: return kind
+            case 1: return id
+            case 2: return version
+            case 3: return peer
+            case 4: return replica
+            case 5: return method
+            case 6: return path
+            case 7: return params
+            case 8: return caller
+            case 9: return rid
+            case 10: return deadline
+            case 11: return session
+            case 12: return trace
+            case 13: return status
+            case 14: return headers
+            case 15: return last
+            case 16: return reason
+            default: return nil
+            }
+        }
+        set {
+            switch position {
+            case 0: kind = newValue
+            case 1: id = newValue
+            case 2: version = newValue
+            case 3: peer = newValue
+            case 4: replica = newValue
+            case 5: method = newValue
+            case 6: path = newValue
+            case 7: params = newValue
+            case 8: caller = newValue
+            case 9: rid = newValue
+            case 10: deadline = newValue
+            case 11: session = newValue
+            case 12: trace = newValue
+            case 13: status = newValue
+            case 14: headers = newValue
+            case 15: last = newValue
+            case 16: reason = newValue
+            default: break
+            }
+        }
     }
 }

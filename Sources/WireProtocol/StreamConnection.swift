@@ -27,28 +27,28 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     public let fd: Int32
     public let loop: EventLoop
     public weak var delegate: StreamConnectionDelegate?
-    public private(set) var isClosed = false
+    @exclusivity(unchecked) public private(set) var isClosed = false
     /// Queued output: whole buffers as they were written (no copying into one), the first
     /// `outboundHead` already sent, and `outboundStart` bytes of the next one.
-    private var outbound: [[UInt8]] = []
-    private var outboundHead = 0
-    private var outboundStart = 0
-    public private(set) var pendingOutputBytes = 0
+    @exclusivity(unchecked) private var outbound: [[UInt8]] = []
+    @exclusivity(unchecked) private var outboundHead = 0
+    @exclusivity(unchecked) private var outboundStart = 0
+    @exclusivity(unchecked) public private(set) var pendingOutputBytes = 0
     /// Queued output waits for the end of the loop iteration (`EventLoop.flushAtEndOfIteration`).
-    private var flushScheduled = false
-    private var readingPaused = false
+    @exclusivity(unchecked) private var flushScheduled = false
+    @exclusivity(unchecked) private var readingPaused = false
     /// The events last given to epoll, so unchanged interest costs no syscall.
-    private var registeredEvents: UInt32 = 0
-    private var closeWhenFlushed = false
+    @exclusivity(unchecked) private var registeredEvents: UInt32 = 0
+    @exclusivity(unchecked) private var closeWhenFlushed = false
     /// After the last byte is written: half-close and discard input for this long (ms) before
     /// closing, so a client still sending gets our answer instead of a reset (RFC 9112 §9.6).
     private var lingerMillis: Int64 = 0
-    private var discardingInput = false
+    @exclusivity(unchecked) private var discardingInput = false
     private var closeDeadlineSet = false
     /// When bytes last left through the socket (or the output queue was last empty): a peer
     /// that stops reading is noticed by how long ago this was.
-    public private(set) var lastWriteProgress: Int64 = monotonicMillis()
-    private var connecting = false
+    @exclusivity(unchecked) public private(set) var lastWriteProgress: Int64 = monotonicMillis()
+    @exclusivity(unchecked) private var connecting = false
     private var onConnect: ((SyscallError?) -> Void)?
     /// Queued output of at least this many bytes is written at once, not at the iteration's end.
     static let eagerFlushBytes = 64 * 1024

@@ -70,16 +70,16 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     private let hello: Hello
     private let config: WireClientConfiguration
 
-    private var connection: WireConnection?
-    private var ready = false
+    @exclusivity(unchecked) private var connection: WireConnection?
+    @exclusivity(unchecked) private var ready = false
     private var connecting = false
     private var backoff: Int64
-    private var nextID: UInt64 = 1
-    private var inFlight: [UInt64: Pending] = [:]
-    private var waiting: [Pending] = []
+    @exclusivity(unchecked) private var nextID: UInt64 = 1
+    @exclusivity(unchecked) private var inFlight: [UInt64: Pending] = [:]
+    @exclusivity(unchecked) private var waiting: [Pending] = []
     private var pings: [UInt64: @Sendable (Bool) -> Void] = [:]
-    private var sweepScheduled = false
-    private var stopped = false
+    @exclusivity(unchecked) private var sweepScheduled = false
+    @exclusivity(unchecked) private var stopped = false
     /// Connections told to drain: still answering what they took.
     private var drainingConnections: [ObjectIdentifier: (WireConnection, [UInt64: Pending])] = [:]
 
@@ -92,7 +92,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     public var onChange: (() -> Void)?
     /// Retired (its replica's socket is gone): it sends nothing new and does not reconnect,
     /// and closes its connection once every request on it is answered.
-    public private(set) var isRetired = false
+    @exclusivity(unchecked) public private(set) var isRetired = false
 
     /// A request moved between the clients of a service's replicas, keeping its hold time,
     /// deadline and how often it was written (loop thread only).

@@ -15,7 +15,7 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
     public weak var delegate: WireConnectionDelegate?
     public private(set) var peer: Hello?
     private let localHello: Hello
-    private var decoder: FrameDecoder
+    @exclusivity(unchecked) private var decoder: FrameDecoder
     private var closeReason: String?
     /// Set when the connection ended on a protocol error (ours or one the peer reported): the
     /// requests in flight on it must not be resent, since their frames may be what failed.

@@ -142,8 +142,8 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
     /// Weak: a server released while a connection still closes must not be touched.
     weak var server: WireServer?
     let wire: WireConnection
-    private var inFlight = 0
-    private var lastReceived: UInt64 = 0
+    @exclusivity(unchecked) private var inFlight = 0
+    @exclusivity(unchecked) private var lastReceived: UInt64 = 0
     private var draining = false
     private let maxFrameLength: Int
 

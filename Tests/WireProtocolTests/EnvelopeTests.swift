@@ -79,6 +79,58 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertGreaterThan(refused, 500)
     }
 
+    /// `Message.decode` reads the envelope member by member; it must decide every frame as
+    /// parsing the whole frame into a tree and decoding that would: the same message, or the
+    /// same error text. Generated documents as bodies and params, mutated frames, escaped and
+    /// repeated keys, trailing commas, frames of every kind.
+    func testMessageDecodeAgreesWithTheTree() throws {
+        var generator = DocumentGenerator(seed: 0xDEC0_DE55)
+        var frames: [[UInt8]] = []
+        for input in corpus() {
+            let response = Array(#"{"kind":"response","id":7,"status":200,"headers":{"set-cookie":"a=b"},"body":"#.utf8) + input + Array("}".utf8)
+            let request = Array(#"{"kind":"request","id":9,"method":"GET","path":"/p","caller":{"id":1,"role":2},"rid":"r","params":"#.utf8) + input
+                + Array(#","session":"s","trace":"t","deadline":5}"#.utf8)
+            frames += [response, generator.mutated(response), request, generator.mutated(request)]
+        }
+        frames += [
+            #"{"kind":"ping","id":1}"#, #"{"kind":"ping","id":1,}"#, #"{"body":1,}"#, #"{"body":1,"kind":"pong","id":2}"#,
+            #"{"\u006bind":"drain","last":3}"#, #"{"kind":"drain","kind":"error","reason":"x"}"#,
+            #"{"kind":"pong","id":1,"kind\u0000":"ping"}"#, #"{"kind":"pong","i\u0064":2,"id\u0000":1}"#, #"{"":1,"kind":"ping","id":3,"deadlines":1}"#,
+            #"{"kind":"response","id":1,"status":200,"b\u006fdy":[1],"body":{"x":"\u00e9"}}"#, #"{"kind":"hello","version":1,"peer":"p"}"#,
+            #"{"kind":"request","id":1.0,"method":"GET","path":"/","params":[]}"#, #"{"kind":"request","id":-1,"method":"GET","path":"/"}"#,
+            #"{"kind":"response","status":200,"id":1,"body":{"a":1},"body":[2]}"#, #"{"kind":"nope"}"#, #"{}"#, #"[]"#, #"1"#, #""#,
+            #"{"kind":"ping" "id":1}"#, #"{"kind":"ping","id":1} x"#, #"{"kind"}"#, #"{,"kind":"ping"}"#, #"  {"kind" : "pong" , "id" : 4 }  "#,
+        ].map { Array($0.utf8) }
+        var accepted = 0, refused = 0
+        for frame in frames {
+            let text = String(decoding: frame.prefix(200), as: UTF8.self).debugDescription
+            let expected: Result<JSON, MessageError>
+            do {
+                let tree = try JSONParser.parse(frame)
+                if let object = tree.objectValue {
+                    expected = Result { () throws(MessageError) -> JSON in try Message.decode(object).encode() }
+                } else {
+                    expected = .failure(MessageError("frame is not a JSON object"))
+                }
+            } catch {
+                expected = .failure(MessageError("frame is not valid JSON: \(error)"))
+            }
+            let got = Result { () throws(MessageError) -> JSON in try Message.decode(frame).encode() }
+            switch (expected, got) {
+            case (.success(let a), .success(let b)):
+                XCTAssertEqual(a, b, text)
+                accepted += 1
+            case (.failure(let a), .failure(let b)):
+                XCTAssertEqual(a.reason, b.reason, text)
+                refused += 1
+            default:
+                XCTFail("the tree gave \(expected), the reader \(got) for \(text)")
+            }
+        }
+        XCTAssertGreaterThan(accepted, 1000)
+        XCTAssertGreaterThan(refused, 500)
+    }
+
     /// A response frame fed to the frame decoder one byte at a time decodes to the body bytes
     /// the service wrote, whatever its position among the members.
     func testResponseBodyBytesSurviveOneByteAtATime() throws {
@@ -134,6 +186,39 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertNoThrow(try Message.decode(deep(JSONParser.defaultMaxDepth - 1)))
         XCTAssertThrowsError(try Message.decode(deep(JSONParser.defaultMaxDepth)))
         XCTAssertThrowsError(try JSONParser.parse(deep(JSONParser.defaultMaxDepth)), "the full parser agrees")
+    }
+
+    /// Request frames are written straight to bytes: the same bytes as the envelope built as a
+    /// tree and serialized, with and without the optional members, escapes and nested params.
+    func testRequestFramesAreTheTreesBytes() throws {
+        let params: JSONObject = ["name": "a\"b\\c\u{1}/é", "ids": [1, 2.5, nil, true], "nested": ["k": ["x": "y"]]]
+        let requests = [
+            WireRequest(id: 7, method: "GET", path: "/api/user/group", params: JSONObject(), caller: Caller(id: 1, role: -2), requestID: "gw-1",
+                        deadline: 1_700_000_000_000, session: "tok\"en", trace: "trace-1"),
+            WireRequest(id: 1 << 62, method: "POST", path: "/api/x?\u{7F}", params: params, caller: nil, requestID: "", deadline: 0),
+            WireRequest(id: 0, method: "P\u{0}T", path: "/中文", params: params, caller: Caller(id: Int64.min, role: Int64.max), requestID: "key:1:k",
+                        deadline: -1, session: nil, trace: "t"),
+        ]
+        for request in requests {
+            let written = Message.request(request).frame()
+            XCTAssertEqual(written, FrameEncoder.encode(Message.request(request).encode()))
+            guard case .request(let decoded) = try Message.decode(Array(written.dropFirst(FrameEncoder.headerLength))) else {
+                return XCTFail("not a request")
+            }
+            XCTAssertEqual(decoded.id, request.id)
+            XCTAssertEqual(decoded.params, request.params)
+            XCTAssertEqual(decoded.caller, request.caller)
+            XCTAssertEqual(decoded.session, request.session)
+            XCTAssertEqual(decoded.trace, request.trace)
+        }
+    }
+
+    /// Response frames with several headers (a repeated name stays repeated, as before).
+    func testResponseFrameHeadersAreWrittenInOrder() throws {
+        let response = WireResponse(id: 3, status: 409, body: ["status": 1],
+                                    headers: [(name: "set-cookie", value: "a=\"1\""), (name: "event-seq", value: "12"), (name: "set-cookie", value: "b=2")])
+        let payload = String(decoding: Message.response(response).frame().dropFirst(FrameEncoder.headerLength), as: UTF8.self)
+        XCTAssertEqual(payload, #"{"kind":"response","id":3,"status":409,"headers":{"set-cookie":"a=\"1\"","event-seq":"12","set-cookie":"b=2"},"body":{"status":1}}"#)
     }
 
     /// The tree API still works on a response: reading and replacing `body`.
