@@ -81,40 +81,41 @@ public final class ReadCache: Sendable {
     }
 
 
-    /// The JSON of each id's name (ids with no row in `source` are left out): kept ones from the
-    /// cache when it is still in `generation`, the others read with `read` (in the caller's
-    /// transaction, whose snapshot began in `generation`) and kept.
+    /// The JSON of each id's name, in the order of `ids` (which may repeat; nil: no row in
+    /// `source`): kept ones from the cache when it is still in `generation`, the others read
+    /// with `read` (once each, in the caller's transaction, whose snapshot began in
+    /// `generation`) and kept.
     public func names(_ source: Source, of ids: [Int64], generation: UInt64,
-                      read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [Int64: [UInt8]] {
-        var found: [Int64: [UInt8]] = [:]
-        found.reserveCapacity(ids.count)
-        let missing = state.withLock { state -> [Int64] in
-            guard state.generation == generation, let kept = state.names[source] else { return ids }
-            var missing: [Int64] = []
-            for id in ids {
+                      read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [[UInt8]?] {
+        var found = [[UInt8]?](repeating: nil, count: ids.count)
+        /// Indexes into `ids` of the names not kept.
+        let missing = state.withLock { state -> [Int] in
+            guard state.generation == generation, let kept = state.names[source] else { return Array(ids.indices) }
+            var missing: [Int] = []
+            for (i, id) in ids.enumerated() {
                 if let name = kept[id] {
-                    if !name.isEmpty { found[id] = name }
+                    if !name.isEmpty { found[i] = name }
                 } else {
-                    missing.append(id)
+                    missing.append(i)
                 }
             }
             return missing
         }
         guard !missing.isEmpty else { return found }
-        var read = try read(missing)
-        for (id, name) in read where !name.isEmpty { found[id] = name }
-        // What was asked for and not found: no such row, kept as such.
-        let named = Set(read.map(\.id))
-        for id in missing where !named.contains(id) { read.append((id, [])) }
+        let wanted = Array(Set(missing.map { ids[$0] }))
+        var named: [Int64: [UInt8]] = [:]
+        for (id, name) in try read(wanted) { named[id] = name }
+        for i in missing { found[i] = named[ids[i]] }
         state.withLock { state in
             guard state.generation == generation else { return }
-            if state.count + read.count > capacity {
+            if state.count + wanted.count > capacity {
                 state.names = [:]
                 state.count = 0
             }
             var kept = state.names[source, default: [:]]
             state.names[source] = nil
-            for (id, name) in read where kept.updateValue(name, forKey: id) == nil { state.count += 1 }
+            // What was asked for and not found: no such row, kept as such (an empty name).
+            for id in wanted where kept.updateValue(named[id] ?? [], forKey: id) == nil { state.count += 1 }
             state.names[source] = kept
         }
         return found

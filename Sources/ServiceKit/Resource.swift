@@ -575,18 +575,26 @@ extension Resource {
         }
         // Referenced and linked names, each written once as JSON into `names`.
         var names = JSONText(capacity: 1024)
-        var referenceNames: [[Int64: Range<Int>]] = []
+        /// Per reference, each row's name (nil: no id, or it names no row).
+        var referenceNames: [[Range<Int>?]] = []
         referenceNames.reserveCapacity(referenceCount)
         for r in references.indices {
-            let wanted = Set(stride(from: r, to: targets.count, by: referenceCount).compactMap { targets[$0] })
-            referenceNames.append(try Resource.names(references[r].nameSource, of: Array(wanted), db, into: &names))
+            var rows: [Int] = []
+            var ids: [Int64] = []
+            for row in 0..<rowCount {
+                guard let target = targets[row * referenceCount + r] else { continue }
+                rows.append(row)
+                ids.append(target)
+            }
+            var perRow = [Range<Int>?](repeating: nil, count: rowCount)
+            for (k, name) in try Resource.names(references[r].nameSource, of: ids, db, into: &names).enumerated() { perRow[rows[k]] = name }
+            referenceNames.append(perRow)
         }
         /// Per link, the name of each of `linkIDs` (nil: it names no row, and is left out as a
         /// join with the target would leave it out).
         var linkNames: [[Range<Int>?]] = []
         for l in links.indices {
-            let found = try Resource.names(links[l].nameSource, of: Array(Set(linkIDs[l])), db, into: &names)
-            linkNames.append(linkIDs[l].map { found[$0] })
+            linkNames.append(try Resource.names(links[l].nameSource, of: linkIDs[l], db, into: &names))
         }
         out.openArray()
         var start = 0
@@ -602,7 +610,7 @@ extension Resource {
                 let slot = plan.slots[slotIndex]
                 for reference in slot.references {
                     out.raw(plan.referenceKeys[reference])
-                    if let target = targets[r * referenceCount + reference], let name = referenceNames[reference][target] { out.raw(names, name) } else { out.null() }
+                    if let name = referenceNames[reference][r] { out.raw(names, name) } else { out.null() }
                 }
                 for link in slot.firstIDLinks {
                     out.raw(plan.firstIDKeys[link])
@@ -665,11 +673,12 @@ extension Resource {
         if digits > 0 { ids.append(negative ? 0 &- current : current) }
     }
 
-    /// Each id's name from `source` written once into `names` (ids naming no row left out):
-    /// from the connection's `ReadCache` where it has them, else read in this transaction.
+    /// Each id's name from `source` (in the order of `ids`, which may repeat) written into
+    /// `names`, as its range there (nil: the id names no row): from the connection's
+    /// `ReadCache` where it has them, else read in this transaction.
     static func names(_ source: ReadCache.Source, of ids: [Int64], _ db: SQLiteConnection,
-                      into names: inout JSONText) throws -> [Int64: Range<Int>] {
-        guard !ids.isEmpty else { return [:] }
+                      into names: inout JSONText) throws -> [Range<Int>?] {
+        guard !ids.isEmpty else { return [] }
         let read = { (ids: [Int64]) throws -> [(id: Int64, name: [UInt8])] in
             var found: [(id: Int64, name: [UInt8])] = []
             try db.forEachRow(source.sql, [Resource.idArray(ids)]) { row in
@@ -680,20 +689,20 @@ extension Resource {
             }
             return found
         }
-        let found: [Int64: [UInt8]]
+        let found: [[UInt8]?]
         if let cache = db.readCache, try cache.reports(source.table, db) {
             found = try cache.names(source, of: ids, generation: db.readGeneration, read: read)
         } else {
-            found = Dictionary(try read(ids), uniquingKeysWith: { first, _ in first })
+            var named: [Int64: [UInt8]] = [:]
+            for (id, name) in try read(Array(Set(ids))) { named[id] = name }
+            found = ids.map { named[$0] }
         }
-        var ranges: [Int64: Range<Int>] = [:]
-        ranges.reserveCapacity(found.count)
-        for (id, bytes) in found {
+        return found.map { bytes in
+            guard let bytes else { return nil }
             let start = names.count
             names.raw(bytes)
-            ranges[id] = start..<names.count
+            return start..<names.count
         }
-        return ranges
     }
 
     /// `Params.moneyText(cents)` as a JSON string, written without making the `String` (the
