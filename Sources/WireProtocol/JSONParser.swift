@@ -626,6 +626,15 @@ private struct Parser {
         var position = start
         let raw = UnsafeRawBufferPointer(bytes)
         while position < end {
+            if position + 8 <= end {
+                // Eight bytes at a time, straight to the first that is not plain ASCII.
+                let mask = JSONSWAR.stringStopMask(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self).littleEndian)
+                if mask == 0 {
+                    position += 8
+                    continue
+                }
+                position += mask.trailingZeroBitCount >> 3
+            }
             let byte = bytes[position]
             if byte >= 0x80 {
                 if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
@@ -636,13 +645,6 @@ private struct Parser {
                     position = try validateUTF8Sequence(at: position)
                 }
                 continue
-            }
-            if position + 8 <= end {
-                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-                if !JSONSWAR.hasNonASCII(word) && !JSONSWAR.hasQuoteBackslashOrControl(word) {
-                    position += 8
-                    continue
-                }
             }
             if byte == JSONASCII.quote {
                 index = position + 1
@@ -686,13 +688,14 @@ private struct Parser {
         var position = start
         let raw = UnsafeRawBufferPointer(bytes)
         while position < end {
-            // Skip eight plain ASCII bytes at a time.
+            // Eight bytes at a time, straight to the first that is not plain ASCII.
             if position + 8 <= end {
-                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
-                if !JSONSWAR.hasNonASCII(word) && !JSONSWAR.hasQuoteBackslashOrControl(word) {
+                let mask = JSONSWAR.stringStopMask(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self).littleEndian)
+                if mask == 0 {
                     position += 8
                     continue
                 }
+                position += mask.trailingZeroBitCount >> 3
             }
             let byte = bytes[position]
             if byte == JSONASCII.quote {

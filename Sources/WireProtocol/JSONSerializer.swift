@@ -319,10 +319,18 @@ enum JSONSWAR {
         hasByte(lessThan: 0x20, in: word) || hasByte(JSONASCII.quote, in: word) || hasByte(JSONASCII.backslash, in: word)
     }
 
-    /// Whether any byte is non-ASCII (>= 0x80).
+    /// The high bit of each byte that is `"`, `\`, below 0x20 or non-ASCII — exact for the
+    /// lowest such byte (a borrow can mark bytes above it, never below), so
+    /// `trailingZeroBitCount / 8` of a non-zero mask is the offset of the first one
+    /// (little-endian loads).
     @inline(__always)
-    static func hasNonASCII(_ word: UInt64) -> Bool {
-        word & highBits != 0
+    static func stringStopMask(_ word: UInt64) -> UInt64 {
+        let quotes = word ^ (ones &* UInt64(JSONASCII.quote))
+        let backslashes = word ^ (ones &* UInt64(JSONASCII.backslash))
+        let control = (word &- ones &* 0x20) & ~word
+        let quote = (quotes &- ones) & ~quotes
+        let backslash = (backslashes &- ones) & ~backslashes
+        return (control | quote | backslash | word) & highBits
     }
 }
 

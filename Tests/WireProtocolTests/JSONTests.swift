@@ -43,6 +43,24 @@ final class JSONTests: XCTestCase {
 
     // MARK: Round trips
 
+    /// `JSONSWAR.stringStopMask` finds the first byte a string scan must stop at (quote,
+    /// backslash, control, non-ASCII) exactly, whatever the bytes above it: checked against a
+    /// byte-by-byte scan over every position of each special byte and random neighbours.
+    func testStringStopMaskFindsTheFirstSpecialByte() {
+        var generator = SystemRandomNumberGenerator()
+        let specials: [UInt8] = [0x22, 0x5C, 0x00, 0x01, 0x1F, 0x80, 0xE4, 0xFF]
+        let plain: [UInt8] = Array(0x20...0x7E).filter { $0 != 0x22 && $0 != 0x5C }
+        func isStop(_ byte: UInt8) -> Bool { byte == 0x22 || byte == 0x5C || byte < 0x20 || byte >= 0x80 }
+        for _ in 0..<20_000 {
+            var bytes = (0..<8).map { _ in Bool.random(using: &generator) && Bool.random(using: &generator) ? specials.randomElement(using: &generator) ?? 0 : plain.randomElement(using: &generator) ?? 0x41 }
+            if Bool.random(using: &generator) { bytes[Int.random(in: 0..<8, using: &generator)] = specials.randomElement(using: &generator) ?? 0 }
+            let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
+            let mask = JSONSWAR.stringStopMask(word)
+            let expected = bytes.firstIndex(where: isStop)
+            XCTAssertEqual(mask == 0 ? nil : mask.trailingZeroBitCount >> 3, expected, "\(bytes)")
+        }
+    }
+
     func testScalarsParse() throws {
         XCTAssertEqual(try parse("null"), .null)
         XCTAssertEqual(try parse("true"), .bool(true))
