@@ -12,7 +12,6 @@ public final class Database: @unchecked Sendable {
     private let connection: SQLiteConnection
     /// Each reader is touched only on its own queue.
     private let readers: [(queue: DispatchQueue, connection: SQLiteConnection)]
-    private let nextReader = Atomic<Int>(0)
     private var lastWrite: Int64 = 0
     /// `PRAGMA data_version` as `watchOtherWriters` last read it (touched only on `queue`).
     private var dataVersion: Int64?
@@ -53,6 +52,7 @@ public final class Database: @unchecked Sendable {
             readers.append((readerQueue, reader))
         }
         self.readers = readers
+        pendingReads = Mutex(PendingReads(idle: Array(readers.indices.reversed())))
     }
 
     /// Runs `body` on a read-only connection inside one read transaction, so every statement
@@ -69,12 +69,15 @@ public final class Database: @unchecked Sendable {
     /// callback): `completion` gets the result on the reader's queue, after the transaction
     /// ended. A request answered this way crosses two threads (loop → reader → loop) instead of
     /// four (loop → task → reader → task → loop).
+    ///
+    /// Reads wait in one queue, oldest first, taken by whichever reader is free: a reader held
+    /// up (descheduled, a slow page) delays only its own read, not the ones that a fixed
+    /// assignment would have queued behind it. A busy reader takes the next read without a
+    /// thread wake-up.
     public func read<T>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T,
                         completion: @escaping @Sendable (Result<T, Error>) -> Void) {
-        let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
-        readers[index].queue.async { [self] in
-            guard !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
-            let connection = readers[index].connection
+        let job: ReadJob = { [self] connection in
+            guard let connection, !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
             // Before the snapshot begins (at the first statement after BEGIN): see `ReadCache`.
             connection.readGeneration = readCache.generation
             completion(Result {
@@ -82,6 +85,44 @@ public final class Database: @unchecked Sendable {
                 defer { _ = try? connection.run("COMMIT") }
                 return try body(connection)
             })
+        }
+        let idle = pendingReads.withLock { state -> Int? in
+            state.jobs.append(job)
+            return state.idle.popLast()
+        }
+        if let idle { readers[idle].queue.async { [self] in drainReads(idle) } }
+    }
+
+    /// A read waiting for a reader: given its connection (nil once the database is closed).
+    typealias ReadJob = @Sendable (SQLiteConnection?) -> Void
+    private struct PendingReads {
+        var jobs: [ReadJob] = []
+        /// Where the oldest waiting job is in `jobs` (taken ones before it are dropped in bulk).
+        var head = 0
+        /// Readers with nothing to do (not draining).
+        var idle: [Int]
+    }
+    private let pendingReads: Mutex<PendingReads>
+
+    /// Runs waiting reads on reader `index` until none is left (its queue only).
+    private func drainReads(_ index: Int) {
+        let connection = readers[index].connection
+        while let job = pendingReads.withLock({ state -> ReadJob? in
+            guard state.head < state.jobs.count else {
+                state.jobs.removeAll(keepingCapacity: true)
+                state.head = 0
+                state.idle.append(index)
+                return nil
+            }
+            let job = state.jobs[state.head]
+            state.head += 1
+            if state.head >= 64 && state.head * 2 >= state.jobs.count {
+                state.jobs.removeFirst(state.head)
+                state.head = 0
+            }
+            return job
+        }) {
+            job(closed ? nil : connection)
         }
     }
 
