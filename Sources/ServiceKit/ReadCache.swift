@@ -2,17 +2,18 @@ import Synchronization
 
 /// The names list pages show beside ids (`operator_name`, `follower_name`, `organization_name`
 /// …), kept between requests as their JSON text (`"张三"`, `null`): a page then reads its own
-/// rows, and a name only the first time a generation needs it. (Totals are remembered per
+/// rows, and a name only once after each change of its table. (Totals are remembered per
 /// connection and snapshot instead: `SnapshotCounts`.)
 ///
-/// **Generations.** `Database` starts a new generation — forgetting every name — after a commit
-/// of its writer changed a table names come from (before the writes are answered), and after it
-/// sees another process's commit to the file (`watchOtherWriters`, every 100 ms). A reader takes
-/// the generation *before* its transaction's snapshot begins (`Database.read` sets
-/// `SQLiteConnection.readGeneration` before `BEGIN`) and uses or keeps names only while that is
-/// still the generation. So a snapshot older than a commit never keeps a name that commit
-/// changed: the commit's new generation was either taken by the reader (its snapshot then sees
-/// the commit) or is newer than the reader's (what it read is dropped). A name another replica
+/// **Generations.** The cache counts the writer's commits that changed anything (and commits of
+/// other processes to the file, seen by `watchOtherWriters` within 100 ms), and records for each
+/// table the count at its last change; a change forgets the names that come from that table
+/// (another process's commit: every name). A reader takes the count *before* its transaction's
+/// snapshot begins (`Database.read` sets `SQLiteConnection.readGeneration` before `BEGIN`) and
+/// keeps what it read from a table only if the table's last change is not newer than that. A
+/// commit newer than the reader's count may be missing from its snapshot — its names are not
+/// kept — even when no name of that table was kept yet when the commit landed. So a name a
+/// commit changed is never kept from a snapshot older than the commit. A name another replica
 /// changed shows within about 100 ms.
 public final class ReadCache: Sendable {
     /// Where names come from: a table and the SQL of a row's name over its alias `x`.
@@ -29,17 +30,21 @@ public final class ReadCache: Sendable {
     }
 
     private struct State {
+        /// Commits counted so far (see "Generations").
         var generation: UInt64 = 0
+        /// Per table, the generation of its last change; `everything`: of the last change that
+        /// may have touched any table (another process's commit).
+        var changed: [String: UInt64] = [:]
+        var everything: UInt64 = 0
         /// Per source, id → the name's JSON; an empty array: no such row (it stays unnamed).
         var names: [Source: [Int64: [UInt8]]] = [:]
         var count = 0
         /// Per table: whether SQLite's update hook reports its changes (not for `WITHOUT ROWID`).
         var reported: [String: Bool] = [:]
 
-        mutating func forgetNames() {
-            generation &+= 1
-            names = [:]
-            count = 0
+        /// Whether a snapshot that began at `generation` may keep what it read from `table`.
+        func mayKeep(_ table: String, readAt generation: UInt64) -> Bool {
+            everything <= generation && (changed[table] ?? 0) <= generation
         }
     }
 
@@ -57,17 +62,27 @@ public final class ReadCache: Sendable {
     /// How many names are kept (for tests).
     public var count: Int { state.withLock { $0.count } }
 
-    /// Forgets the names if one comes from one of `tables` (after the writer committed changes
-    /// to them).
+    /// Counts a commit of the writer that changed `tables` and forgets the names that come
+    /// from them.
     public func invalidate(tables: Set<String>) {
         state.withLock { state in
-            if state.names.keys.contains(where: { tables.contains($0.table) }) { state.forgetNames() }
+            state.generation &+= 1
+            for table in tables { state.changed[table] = state.generation }
+            for source in state.names.keys where tables.contains(source.table) {
+                state.count -= state.names[source]?.count ?? 0
+                state.names[source] = nil
+            }
         }
     }
 
-    /// Forgets everything (another process committed: what it changed is unknown).
+    /// Counts a commit of another process (what it changed is unknown) and forgets every name.
     public func invalidateAll() {
-        state.withLock { $0.forgetNames() }
+        state.withLock { state in
+            state.generation &+= 1
+            state.everything = state.generation
+            state.names = [:]
+            state.count = 0
+        }
     }
 
     /// Whether changes to `table` reach `invalidate(tables:)`: the update hook reports rows of
@@ -82,15 +97,15 @@ public final class ReadCache: Sendable {
 
 
     /// The JSON of each id's name, in the order of `ids` (which may repeat; nil: no row in
-    /// `source`): kept ones from the cache when it is still in `generation`, the others read
-    /// with `read` (once each, in the caller's transaction, whose snapshot began in
-    /// `generation`) and kept.
+    /// `source`): kept ones from the cache (never older than the table's last change), the
+    /// others read with `read` (once each, in the caller's transaction, whose snapshot began
+    /// at `generation`) and kept if no change of the table is newer than that.
     public func names(_ source: Source, of ids: [Int64], generation: UInt64,
                       read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [[UInt8]?] {
         var found = [[UInt8]?](repeating: nil, count: ids.count)
         /// Indexes into `ids` of the names not kept.
         let missing = state.withLock { state -> [Int] in
-            guard state.generation == generation, let kept = state.names[source] else { return Array(ids.indices) }
+            guard let kept = state.names[source] else { return Array(ids.indices) }
             var missing: [Int] = []
             for (i, id) in ids.enumerated() {
                 if let name = kept[id] {
@@ -107,7 +122,7 @@ public final class ReadCache: Sendable {
         for (id, name) in try read(wanted) { named[id] = name }
         for i in missing { found[i] = named[ids[i]] }
         state.withLock { state in
-            guard state.generation == generation else { return }
+            guard state.mayKeep(source.table, readAt: generation) else { return }
             if state.count + wanted.count > capacity {
                 state.names = [:]
                 state.count = 0
