@@ -282,6 +282,23 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(decode("GET /" + String(repeating: "a", count: 100), limits: limits).error?.status, 431)
     }
 
+    /// A large head is not kept for the rest of a keep-alive connection: once its bytes are
+    /// consumed the buffer goes back to at most `keptCapacity`, and the next request parses.
+    func testALargeHeadIsNotKeptOnceConsumed() throws {
+        var parser = HTTPRequestParser(limits: HTTPParserLimits(maxHeaderBytes: 128 * 1024))
+        let large = "GET /a HTTP/1.1\r\nHost: x\r\nX-Pad: " + String(repeating: "p", count: 60_000) + "\r\n\r\n"
+        parser.feed(bytes(large))
+        XCTAssertGreaterThan(parser.bufferCapacity, 60_000)
+        XCTAssertEqual(try parser.next()?.head.target, "/a")
+        XCTAssertLessThanOrEqual(parser.bufferCapacity, HTTPRequestParser.keptCapacity, "given back once consumed")
+        XCTAssertNil(try parser.next())
+        // Pipelined: a request after the large one stays buffered until it is taken.
+        parser.feed(bytes(large + "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
+        XCTAssertEqual(try parser.next()?.head.target, "/a")
+        XCTAssertEqual(try parser.next()?.head.target, "/b")
+        XCTAssertLessThanOrEqual(parser.bufferCapacity, HTTPRequestParser.keptCapacity)
+    }
+
     /// Found by the fuzzer: a CR as the last byte the head limit allows, followed by a byte other
     /// than LF, was a 400 (bare CR) when both bytes arrived together and a 431 when the CR came
     /// last in a read. It is a 431 either way: the line cannot end within the limit.
