@@ -621,20 +621,27 @@ private struct Parser {
     /// Checks the string whose opening quote is at `index` as `parseString` does. Eight ASCII
     /// bytes at a time where it can; the common three-byte UTF-8 form (CJK text) checked in
     /// place without a call.
+    /// From `position`, eight bytes at a time, the first byte a string scan must look at (quote,
+    /// backslash, control, non-ASCII); with fewer than eight bytes left, `position` itself (the
+    /// caller goes on byte by byte). `end` when the input holds no such byte.
+    @inline(__always)
+    func firstStop(from position: Int, _ raw: UnsafeRawBufferPointer) -> Int {
+        var position = position
+        while position + 8 <= end {
+            let mask = JSONSWAR.stringStopMask(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self).littleEndian)
+            if mask != 0 { return position + mask.trailingZeroBitCount >> 3 }
+            position += 8
+        }
+        return position
+    }
+
     mutating func skipString() throws(JSONParseError) {
         let start = index + 1
         var position = start
         let raw = UnsafeRawBufferPointer(bytes)
         while position < end {
-            if position + 8 <= end {
-                // Eight bytes at a time, straight to the first that is not plain ASCII.
-                let mask = JSONSWAR.stringStopMask(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self).littleEndian)
-                if mask == 0 {
-                    position += 8
-                    continue
-                }
-                position += mask.trailingZeroBitCount >> 3
-            }
+            position = firstStop(from: position, raw)
+            guard position < end else { break }
             let byte = bytes[position]
             if byte >= 0x80 {
                 if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
@@ -688,15 +695,8 @@ private struct Parser {
         var position = start
         let raw = UnsafeRawBufferPointer(bytes)
         while position < end {
-            // Eight bytes at a time, straight to the first that is not plain ASCII.
-            if position + 8 <= end {
-                let mask = JSONSWAR.stringStopMask(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self).littleEndian)
-                if mask == 0 {
-                    position += 8
-                    continue
-                }
-                position += mask.trailingZeroBitCount >> 3
-            }
+            position = firstStop(from: position, raw)
+            guard position < end else { break }
             let byte = bytes[position]
             if byte == JSONASCII.quote {
                 index = position + 1
