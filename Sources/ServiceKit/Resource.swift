@@ -543,7 +543,7 @@ extension Resource {
         var cuts: [Int] = []
         /// Per row: the value of each reference's column.
         var targets: [Int64?] = []
-        /// Per link: the linked ids of every row, one after the other, and where each row's end.
+        /// Per link: the linked ids of every row, one after the other, and where each row's ids end.
         var linkIDs = [[Int64]](repeating: [], count: links.count)
         var linkEnds = [[Int]](repeating: [], count: links.count)
         // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
@@ -573,7 +573,7 @@ extension Resource {
             out.closeArray()
             return
         }
-        // Referenced and linked names, each written once as JSON into `names`.
+        // Referenced and linked names, written as JSON into `names` (once per occurrence).
         var names = JSONText(capacity: 1024)
         /// Per reference, each row's name (nil: no id, or it names no row).
         var referenceNames: [[Range<Int>?]] = []
