@@ -34,16 +34,13 @@ enum Customers {
         event: "customer")
 
     /// `organization_name`: customers linked to an organization whose name contains it.
-    static func organizationName(_ params: Params) throws -> (@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue]))? {
+    static func organizationName(_ params: Params, _ db: SQLiteConnection) throws -> (sql: String, binds: [SQLValue])? {
         guard let name = try params.string("organization_name"), !name.isEmpty else { return nil }
-        let folded = NgramIndex.fold(name)
-        return { db in
-            let match = try NgramIndex.condition(db, table: "organization_grams", idColumn: "o.id", foldColumn: "o.name_fold", folded: folded)
-            return ("""
-                t.id IN (SELECT co.customer_id FROM customer_organizations co WHERE co.organization_id IN
-                    (SELECT o.id FROM organizations o WHERE \(match.sql)))
-                """, match.binds)
-        }
+        let match = try NgramIndex.condition(db, table: "organization_grams", idColumn: "o.id", foldColumn: "o.name_fold", folded: NgramIndex.fold(name))
+        return ("""
+            t.id IN (SELECT co.customer_id FROM customer_organizations co WHERE co.organization_id IN
+                (SELECT o.id FROM organizations o WHERE \(match.sql)))
+            """, match.binds)
     }
 
     /// The table and its indexes (shipped in migration 001: never edit, add a migration).

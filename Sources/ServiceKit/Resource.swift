@@ -395,9 +395,9 @@ public enum Filter: Sendable {
     case id(String, column: String)
     /// `param` = `column` (exact text; empty means no filter).
     case text(String, column: String)
-    /// A condition of the resource's own: nil when its parameter is absent. The condition may
-    /// consult the database (it runs in the read transaction).
-    case custom(@Sendable (Params) throws -> (@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue]))?)
+    /// A condition of the resource's own: nil when its parameter is absent. It may consult the
+    /// database (it runs in the list's read transaction).
+    case custom(@Sendable (Params, SQLiteConnection) throws -> (sql: String, binds: [SQLValue])?)
 }
 
 /// One row of a resource, read by column name (a `Row`: its statement names its columns).
@@ -466,21 +466,16 @@ extension Resource {
         return found.mapValues { items in items.sorted { $0.position < $1.position }.map { (id: $0.id, name: $0.name) } }
     }
 
-    /// The owner, linked id, name, position and owner's index in the array of the links of the
-    /// rows whose ids are bound as one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop (CROSS
-    /// JOIN fixes the order) rather than an `IN (?, …)` list: one statement text whatever the
-    /// count, and no temporary b-tree SQLite would build and sort for the list on every page.
+    /// The owner, linked id, name and position of the links of the rows whose ids are bound as
+    /// one JSON array (`Resource.idArray`). The ids come from `json_each` as the outer loop
+    /// (CROSS JOIN fixes the order) rather than an `IN (?, …)` list: one statement text whatever
+    /// the count, and no temporary b-tree SQLite would build for the list.
     static func linkSQL(_ link: Link) -> String {
-        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSQL ?? "x.\(link.targetName)"), l.position, j.key FROM json_each(?) j "
+        "SELECT l.\(link.ownerColumn), l.\(link.targetColumn), \(link.nameSource.nameSQL), l.position FROM json_each(?) j "
             + "CROSS JOIN \(link.table) l ON l.\(link.ownerColumn) = j.value JOIN \(link.target) x ON x.id = l.\(link.targetColumn)"
     }
 
-    /// The id and name of the referenced rows whose ids are bound as one JSON array (as `linkSQL`).
-    static func referenceSQL(_ reference: Reference) -> String {
-        "SELECT x.id, \(reference.nameSQL) FROM json_each(?) j CROSS JOIN \(reference.target) x ON x.id = j.value"
-    }
-
-    /// Ids as one JSON array (`[1,2,3]`), the parameter of `linkSQL` and `referenceSQL`.
+    /// Ids as one JSON array (`[1,2,3]`), the parameter of `linkSQL` and `ReadCache.Source.sql`.
     static func idArray(_ ids: some Collection<Int64>) -> SQLValue {
         var text = JSONText(capacity: 2 + ids.count * 8)
         text.openArray()
@@ -501,7 +496,7 @@ extension Resource {
             let targets = Array(Set(rows.compactMap { $0.int(reference.column) }))
             guard !targets.isEmpty else { continue }
             var found: [Int64: JSON] = [:]
-            for row in try db.query(Resource.referenceSQL(reference), [Resource.idArray(targets)]) {
+            for row in try db.query(reference.nameSource.sql, [Resource.idArray(targets)]) {
                 found[row.int(0) ?? 0] = row[1].json
             }
             names[reference.column] = found
@@ -727,12 +722,8 @@ extension Resource {
     }
 
     /// `GET`: status (default, aliases, `all`), the declared filters, search, links; newest
-    /// first; paged with `page_info.total` from the counters when the filters allow.
-    public func list(_ ctx: RequestContext) async throws -> WireResponse {
-        try await ctx.database.read { db in try self.list(ctx, db) }
-    }
-
-    /// The list answer, inside the caller's read transaction (a `Route.read` handler).
+    /// first; paged with `page_info.total` from the counters when the filters allow. Runs inside
+    /// the caller's read transaction (a `Route.read` handler).
     public func list(_ ctx: RequestContext, _ db: SQLiteConnection) throws -> WireResponse {
         let params = ctx.params
         let statuses = try params.statusFilter(allowed: status.values, aliases: status.aliases, default: status.defaultFilter)
@@ -745,7 +736,6 @@ extension Resource {
             span = given
         }
         let folded = try search.flatMap { try params.string($0.param) }.flatMap { $0.isEmpty ? nil : NgramIndex.fold($0) }
-        var deferred: [@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue])] = []
         /// The one counter dimension the filters use (`sc:`/`so:` style key suffix), if countable.
         var counterSuffix: [(prefix: String, suffix: String)] = [("s:", "")]
         var countable = counters != nil && folded == nil && window == nil
@@ -762,8 +752,8 @@ extension Resource {
                 if let id = try params.id(param) { filter.add("t.\"\(column)\" = ?", [.int(id)]); countable = false }
             case .text(let param, let column):
                 if let text = try params.string(param), !text.isEmpty { filter.add("t.\"\(column)\" = ?", [.text(text)]); countable = false }
-            case .custom(let make):
-                if let condition = try make(params) { deferred.append(condition); countable = false }
+            case .custom(let condition):
+                if let made = try condition(params, db) { filter.add(made.sql, made.binds); countable = false }
             }
         }
         for link in links {
@@ -785,12 +775,8 @@ extension Resource {
         }
         let keys = countable ? counterSuffix : []
         // Only status and the window filter: the window's unit counts can answer the total.
-        let dayCounted = folded == nil && deferred.isEmpty && filter.conditions.count == 1
+        let dayCounted = folded == nil && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
-        for condition in deferred {
-            let made = try condition(db)
-            filter.add(made.sql, made.binds)
-        }
         /// The page's rows (nil: none).
         let rows: (sql: String, binds: [SQLValue])?
         let total: Int64

@@ -35,10 +35,10 @@ enum Employees {
         event: "employee")
 
     /// `type`: 1 staff (default), 2 couriers, `all`.
-    static func type(_ params: Params) throws -> (@Sendable (SQLiteConnection) throws -> (sql: String, binds: [SQLValue]))? {
+    static func type(_ params: Params, _ db: SQLiteConnection) throws -> (sql: String, binds: [SQLValue])? {
         guard let types = try params.statusFilter("type", allowed: [1, 2], default: [1]) else { return nil }
         let roles: [Int64] = types == [2] ? [3] : [1, 2]
-        return { _ in ("t.roleId IN (\(SQLFilter.marks(roles.count)))", roles.map { .int($0) }) }
+        return ("t.roleId IN (\(SQLFilter.marks(roles.count)))", roles.map { .int($0) })
     }
 
     static func phoneTaken(_ phone: String, except id: Int64, _ db: SQLiteConnection) throws -> Bool {
