@@ -11,7 +11,8 @@
 #   CRM_PROFILE_GATEWAY_LOG=info               the gateway's log level (default warn: no access lines;
 #                                              info, as `crm up` runs it, counts them too)
 #
-# Patterns: customer-page, follow-page, potential-page, contract-page, livez, group-list (as in scripts/bench.sh).
+# Patterns: customer-page, follow-page, potential-page, contract-page, livez, group-list, and the writes
+# customer-create and follow-create (one at a time: no group commit) (as in scripts/bench.sh).
 # Seeding (first run on a data folder) goes through the API with `crm up`; the measured runs
 # start the processes one by one, the gateway and the pattern's service under callgrind, the
 # others as they are. Only figures are printed; nothing is asserted. Needs valgrind (installed
@@ -97,11 +98,13 @@ path_of() {
         contract-page) echo "/api/contract/contract?page=1&count=20" ;;
         livez) echo "/livez" ;;
         group-list) echo "/api/user/group" ;;
+        customer-create) echo "/api/customers/customers" ;;
+        follow-create) echo "/api/record/follow" ;;
         *) die "unknown pattern $1" ;;
     esac
 }
 service_of() {
-    case $1 in group-list) echo users ;; customer-page) echo customers ;; follow-page|potential-page) echo records ;; contract-page) echo contracts ;; *) echo "" ;; esac
+    case $1 in group-list) echo users ;; customer-page|customer-create) echo customers ;; follow-page|potential-page|follow-create) echo records ;; contract-page) echo contracts ;; *) echo "" ;; esac
 }
 
 # Total instructions of a callgrind output file.
@@ -142,17 +145,33 @@ for pattern in $PATTERNS; do
         | sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
     [[ -n $TOKEN ]] || die "login failed"
     # One keep-alive connection: WARMUP requests, zero the counters, REQUESTS requests, dump.
-    python3 - "$PORT" "$TOKEN" "$path" "$WARMUP" "$REQUESTS" "$gateway_pid" "$service_pid" <<'PY'
-import http.client, subprocess, sys
-port, token, path, warmup, requests, gateway, service = sys.argv[1:8]
+    # The write patterns send a different body every time (as scripts/bench/*-create.lua do).
+    python3 - "$PORT" "$TOKEN" "$path" "$WARMUP" "$REQUESTS" "$gateway_pid" "$service_pid" "$pattern" "$RECORD_ORG_ID" <<'PY'
+import http.client, json, subprocess, sys, time
+port, token, path, warmup, requests, gateway, service, pattern, org = sys.argv[1:10]
 conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=120)
+sent = 0
+def next_body():
+    global sent
+    sent += 1
+    if pattern == "customer-create":
+        return {"realName": "压测客户", "nickName": f"wrk-{sent}", "phoneNumber": f"198{sent:08d}", "organization_id": [int(org)]}
+    if pattern == "follow-create":
+        return {"protent_id": 1, "follower_id": [1], "record_time": time.strftime("%Y-%m-%d %H:%M:%S"), "event": 3, "event_note": f"profile {sent}"}
+    return None
 def send(n):
     for _ in range(n):
-        conn.request("GET", path, headers={"Authorization": "Bearer " + token})
+        data = next_body()
+        headers = {"Authorization": "Bearer " + token}
+        if data is None:
+            conn.request("GET", path, headers=headers)
+        else:
+            headers["Content-Type"] = "application/json"
+            conn.request("POST", path, body=json.dumps(data, ensure_ascii=False).encode(), headers=headers)
         answer = conn.getresponse()
-        body = answer.read()
-        if answer.status != 200 or b'"status":0' not in body:
-            sys.exit(f"{path} answered {answer.status}: {body[:300]!r}")
+        answered = answer.read()
+        if answer.status != 200 or b'"status":0' not in answered:
+            sys.exit(f"{path} answered {answer.status}: {answered[:300]!r}")
 pids = [p for p in (gateway, service) if p]
 send(int(warmup))
 for pid in pids: subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
