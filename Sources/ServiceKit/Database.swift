@@ -12,6 +12,9 @@ public final class Database: @unchecked Sendable {
     private let connection: SQLiteConnection
     /// Each reader is touched only on its own queue.
     private let readers: [(queue: DispatchQueue, connection: SQLiteConnection)]
+    /// Checkpoints run here (`checkpointIfLarge`), not inside the writer's commits.
+    private let checkpointer: (queue: DispatchQueue, connection: SQLiteConnection)
+    private let checkpointQueued = Atomic<Bool>(false)
     private var lastWrite: Int64 = 0
     /// `PRAGMA data_version` as `watchOtherWriters` last read it (touched only on `queue`).
     private var dataVersion: Int64?
@@ -39,6 +42,7 @@ public final class Database: @unchecked Sendable {
         queue.setSpecific(key: queueKey, value: 0)
         connection = try SQLiteConnection(path: path)
         connection.trackChangedTables()
+        connection.reportWALSize()
         try connection.migrate(migrations)
         try IdempotencyStore.createSchema(connection)
         try connection.execute(Outbox.schema)
@@ -53,6 +57,7 @@ public final class Database: @unchecked Sendable {
         }
         self.readers = readers
         pendingReads = Mutex(PendingReads(idle: Array(readers.indices.reversed())))
+        checkpointer = (DispatchQueue(label: "crm.sqlite.checkpointer"), try SQLiteConnection(path: path))
     }
 
     /// Runs `body` on a read-only connection inside one read transaction, so every statement
@@ -226,6 +231,33 @@ public final class Database: @unchecked Sendable {
     private func writerDone() {
         let changed = connection.takeChangedTables()
         if !changed.isEmpty { readCache.invalidate(tables: changed) }
+        checkpointIfLarge()
+    }
+
+    /// Returns once the checkpoint queued so far has run (tests).
+    func waitForCheckpoint() { checkpointer.queue.sync {} }
+
+    /// WAL pages after which a commit queues a checkpoint (SQLite's own default threshold).
+    static let checkpointPages: Int32 = 1000
+    /// WAL pages after which the writer checkpoints itself: the checkpointer is not keeping up.
+    static let writerCheckpointPages: Int32 = 16 * checkpointPages
+
+    /// What SQLite's automatic checkpoint did inside the committing writer — copy the WAL into
+    /// the database and sync both, every `checkpointPages` — done by the checkpointer's own
+    /// connection and queue, so writes queued behind the commit do not wait for it (7 % of the
+    /// writer's time at 2,500 customer creates a second, and its fsyncs). A passive checkpoint
+    /// never blocks the writer or readers; the WAL starts over at the next write once all of it
+    /// was copied. Writer queue only.
+    private func checkpointIfLarge() {
+        let pages = connection.walPages
+        if pages >= Database.writerCheckpointPages {
+            connection.checkpointPassively()
+        } else if pages >= Database.checkpointPages, !checkpointQueued.exchange(true, ordering: .acquiringAndReleasing) {
+            checkpointer.queue.async { [self] in
+                checkpointQueued.store(false, ordering: .releasing)
+                if !closed { checkpointer.connection.checkpointPassively() }
+            }
+        }
     }
 
     /// Throws (and logs) when the caller runs on one of this database's queues — inside a
@@ -303,6 +335,7 @@ public final class Database: @unchecked Sendable {
             checkpointTimer?.cancel()
             for timer in maintenanceTimers { timer.cancel() }
             for reader in readers { reader.queue.sync { reader.connection.close() } }
+            checkpointer.queue.sync { checkpointer.connection.close() }
             connection.checkpoint()
             connection.close()
         }

@@ -24,18 +24,38 @@ public enum NgramIndex {
         text.lowercased()
     }
 
-    /// Distinct 1- to 4-grams of each text (no gram spans two texts).
-    public static func grams(_ texts: [String]) -> Set<String> {
-        var result = Set<String>()
+    /// Calls `body` with every 1- to 4-gram of each folded text (no gram spans two texts; a
+    /// gram may come more than once).
+    static func forEachGram(_ texts: [String], _ body: (Substring) -> Void) {
         for text in texts {
-            let chars = Array(fold(text))
-            for i in chars.indices {
-                for length in 1...maxGram where i + length <= chars.count {
-                    result.insert(String(chars[i..<(i + length)]))
+            let folded = fold(text)
+            // Character boundaries once; each gram is then a slice of the folded text.
+            var bounds = Array(folded.indices)
+            bounds.append(folded.endIndex)
+            let count = bounds.count - 1
+            for i in 0..<count {
+                for length in 1...maxGram where i + length <= count {
+                    body(folded[bounds[i]..<bounds[i + length]])
                 }
             }
         }
-        return result
+    }
+
+    /// The grams of `texts` as the JSON array `insert` binds (nil: no gram). Made before the
+    /// write transaction (`Write.postings`), so the writer, which every write of the service
+    /// waits for, spends none of its time on it.
+    public static func gramArray(_ texts: [String]) -> String? {
+        var seen = Set<Substring>()
+        var text = JSONText(capacity: 256)
+        text.openArray()
+        forEachGram(texts) { gram in
+            guard seen.insert(gram).inserted else { return }
+            if seen.count > 1 { text.comma() }
+            text.string(String(gram))
+        }
+        guard !seen.isEmpty else { return nil }
+        text.closeArray()
+        return String(decoding: text.bytes(), as: UTF8.self)
     }
 
     /// The posting table's schema.
@@ -47,13 +67,18 @@ public enum NgramIndex {
         """
     }
 
-    /// Replaces the grams of one entity (one statement for all grams, through `json_each`).
-    public static func update(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, texts: [String]) throws {
+    /// Replaces the postings of one entity with `gramArray`'s (one statement for all grams,
+    /// through `json_each`).
+    public static func update(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, gramArray grams: String?) throws {
         try db.run("DELETE FROM \(table) WHERE entity_id = ?", [.int(id)])
-        let all = grams(texts)
-        guard !all.isEmpty else { return }
-        let array = JSON.array(all.map { .string($0) }).jsonString
-        try db.run("INSERT OR IGNORE INTO \(table)(gram, status, entity_id) SELECT value, ?, ? FROM json_each(?)", [.int(status), .int(id), .text(array)])
+        try insert(db, table: table, id: id, status: status, gramArray: grams)
+    }
+
+    /// Adds the postings of a new entity (`gramArray`'s text; nothing when nil). Its id was
+    /// never used (AUTOINCREMENT), so there is nothing to delete first.
+    public static func insert(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, gramArray grams: String?) throws {
+        guard let grams else { return }
+        try db.run("INSERT OR IGNORE INTO \(table)(gram, status, entity_id) SELECT value, ?, ? FROM json_each(?)", [.int(status), .int(id), .text(grams)])
     }
 
     /// Moves an entity's postings to its new status.
@@ -151,7 +176,7 @@ public enum NgramIndex {
             for row in try db.query(source) {
                 guard let id = row.int(0), let status = row.int(1) else { continue }
                 let texts = (2..<row.values.count).map { row.string($0) ?? "" }
-                try update(db, table: table, id: id, status: status, texts: texts)
+                try update(db, table: table, id: id, status: status, gramArray: gramArray(texts))
             }
             try db.run("INSERT INTO search_index_versions(name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version",
                        [.text(table), .int(version)])

@@ -304,8 +304,18 @@ public struct Search: Sendable {
     /// Separates the folded texts in `name_fold`, so a match never spans two of them.
     static let separator = "\u{1F}"
 
-    func fold(_ values: [String?]) -> String {
-        values.map { NgramIndex.fold($0 ?? "") }.joined(separator: Search.separator)
+    func fold(_ values: [String]) -> String {
+        values.map { NgramIndex.fold($0) }.joined(separator: Search.separator)
+    }
+
+    /// The searched texts a write leaves the row with: what it sends, else what `current` holds
+    /// (a cleared or non-text value, or none: "").
+    func texts(of write: Write, current: Record?) -> [String] {
+        texts.map { column in
+            guard let sent = write.value(column) else { return current?.string(column) ?? "" }
+            if case .text(let text) = sent { return text }
+            return ""
+        }
     }
 }
 
@@ -833,11 +843,20 @@ extension Resource {
 public struct Write: Sendable {
     public var values: [(column: String, value: SQLValue)]
     public var links: [String: [Int64]]
+    /// The search postings of `texts` (`NgramIndex.gramArray`), made before the transaction;
+    /// used only while the row's search texts are still these.
+    public var postings: (texts: [String], grams: String?)?
     public init(values: [(column: String, value: SQLValue)] = [], links: [String: [Int64]] = [:]) {
         self.values = values
         self.links = links
     }
     public func value(_ column: String) -> SQLValue? { values.last { $0.column == column }?.value }
+
+    /// `postings`' grams when they are those of `texts`; else made now.
+    func gramArray(_ texts: [String]) -> String? {
+        if let postings, postings.texts == texts { return postings.grams }
+        return NgramIndex.gramArray(texts)
+    }
 }
 
 extension Resource {
@@ -849,6 +868,10 @@ extension Resource {
         }
         for name in required where params.isCleared(name) { throw .badRequest("\(name) is required") }
         var write = Write(values: try params.values(for: fields))
+        if let search, create || search.texts.allSatisfy({ write.value($0) != nil }) {
+            let texts = search.texts(of: write, current: nil)
+            write.postings = (texts, NgramIndex.gramArray(texts))
+        }
         for link in links {
             guard let ids = try params.idArray(link.param) else {
                 if create && link.nonEmpty { throw .badRequest("\(link.param) is required (an array of ids)") }
@@ -927,11 +950,19 @@ extension Resource {
         for link in links {
             guard let ids = write.links[link.param] else { continue }
             try db.run("DELETE FROM \(link.table) WHERE \(link.ownerColumn) = ?", [.int(id)])
+            try db.run("UPDATE \(table) SET \"\(link.listColumn)\" = ? WHERE id = ?", [Resource.idArray(ids), .int(id)])
+        }
+        try insertLinkRows(db, id, write)
+    }
+
+    /// The link-table rows of the links `write` sends (the list columns are the caller's).
+    func insertLinkRows(_ db: SQLiteConnection, _ id: Int64, _ write: Write) throws {
+        for link in links {
+            guard let ids = write.links[link.param] else { continue }
             for (position, target) in ids.enumerated() {
                 try db.run("INSERT INTO \(link.table)(\(link.ownerColumn), \(link.targetColumn), position) VALUES (?,?,?)",
                            [.int(id), .int(target), .int(Int64(position))])
             }
-            try db.run("UPDATE \(table) SET \"\(link.listColumn)\" = ? WHERE id = ?", [Resource.idArray(ids), .int(id)])
         }
     }
 
@@ -943,11 +974,13 @@ extension Resource {
         var values = write.values
         if let creator, let creatorID { values.append((creator, .int(creatorID))) }
         values += [("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(status.initial))]
-        let texts = search?.texts.map { column in write.value(column).flatMap { if case .text(let t) = $0 { t } else { nil } } } ?? []
+        let texts = search.map { $0.texts(of: write, current: nil) } ?? []
         if let search { values.append(("name_fold", .text(search.fold(texts)))) }
+        for link in links { if let ids = write.links[link.param] { values.append((link.listColumn, Resource.idArray(ids))) } }
         let id = try db.insert(table, values)
-        try replaceLinks(db, id, write)
-        if let search { try NgramIndex.update(db, table: search.grams, id: id, status: status.initial, texts: texts.map { $0 ?? "" }) }
+        // A new id was never used (AUTOINCREMENT): no link rows or postings to delete first.
+        try insertLinkRows(db, id, write)
+        if let search { try NgramIndex.insert(db, table: search.grams, id: id, status: status.initial, gramArray: write.gramArray(texts)) }
         if let counters {
             try Counters.add(db, table: counters, keys: counterKeys(status: status.initial, creator: creatorID, links: write.links), delta: 1)
         }
@@ -961,15 +994,11 @@ extension Resource {
         var changes = write.values
         if let creator, let creatorID { changes.append((creator, .int(creatorID))) }
         if let search {
-            let before = search.texts.map { current.string($0) }
-            let after = search.texts.map { column -> String? in
-                guard let sent = write.value(column) else { return current.string(column) }
-                if case .text(let text) = sent { return text }
-                return nil
-            }
+            let before = search.texts.map { current.string($0) ?? "" }
+            let after = search.texts(of: write, current: current)
             if before != after {
                 changes.append(("name_fold", .text(search.fold(after))))
-                try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial, texts: after.map { $0 ?? "" })
+                try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial, gramArray: write.gramArray(after))
             }
         }
         changes.append(("updateTime", .text(Timestamp.now())))

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import XCTest
-import ServiceKit
+@testable import ServiceKit
 import WireProtocol
 
 /// The SQLite layer on real files.
@@ -142,6 +142,33 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(other.commitSignal.generation, settled)
     }
 
+    /// No commit checkpoints inside the writer (SQLite's automatic checkpoint is off there):
+    /// once the WAL holds `checkpointPages`, the checkpointer's own connection copies it into
+    /// the database file, which grows in whole chunks (1 MiB while it is small).
+    func testTheCheckpointerCopiesTheWALIntoTheFileInChunks() async throws {
+        let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, b BLOB);")])
+        defer { db.close() }
+        func fileSize() -> Int {
+            var info = stat()
+            return stat(path, &info) == 0 ? Int(info.st_size) : -1
+        }
+        let empty = fileSize()
+        XCTAssertLessThan(empty, 1 << 20)
+        // About 240 pages per commit (one 3,000-byte row per 4 KiB page): past 1,000 in the fifth.
+        for round in 0..<4 {
+            _ = try await db.write { try $0.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 240) INSERT INTO a(b) SELECT randomblob(3000) FROM n") }
+            db.waitForCheckpoint()
+            XCTAssertEqual(fileSize(), empty, "round \(round): below the threshold the rows stay in the WAL")
+        }
+        _ = try await db.write { try $0.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 240) INSERT INTO a(b) SELECT randomblob(3000) FROM n") }
+        db.waitForCheckpoint()
+        let size = fileSize()
+        XCTAssertGreaterThanOrEqual(size, 1_200 * 3_000, "the checkpointer copied the rows into the file")
+        XCTAssertEqual(size % (1 << 20), 0, "grown in whole chunks: \(size)")
+        let rows = try await db.read { try $0.scalar("SELECT COUNT(*) FROM a") }
+        XCTAssertEqual(rows, 1_200)
+    }
+
     func testConcurrentWritesCommitTogetherButFailAlone() async throws {
         let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE);")])
         let outcomes = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
@@ -194,13 +221,25 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(SessionToken.digest(a).count, 32)
     }
 
+    /// The postings of a row: each distinct run of one to four characters (not bytes or
+    /// scalars: "é" written as e + combining accent is one), folded, never across two texts.
+    func testGramsAreDistinctRunsOfOneToFourCharacters() throws {
+        let array = try XCTUnwrap(NgramIndex.gramArray(["Ab\u{E9}AB", "e\u{301}x"]))
+        let grams = try XCTUnwrap(JSONParser.parse(array).arrayValue).compactMap(\.stringValue)
+        XCTAssertEqual(grams.count, Set(grams).count, "each gram once")
+        let expected: Set<String> = ["a", "b", "\u{E9}", "ab", "b\u{E9}", "\u{E9}a", "ab\u{E9}", "b\u{E9}a", "\u{E9}ab", "ab\u{E9}a", "b\u{E9}ab",
+                                     "e\u{301}", "x", "e\u{301}x"]
+        XCTAssertEqual(Set(grams), expected)
+        XCTAssertNil(NgramIndex.gramArray(["", ""]), "no text, no postings")
+    }
+
     func testNgramSearchIndex() throws {
         let db = try SQLiteConnection(path: path)
         try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, fold TEXT);" + NgramIndex.schema("g"))
         let names = ["张三丰", "Li Si", "50%_off", "王五"]
         for (i, name) in names.enumerated() {
             try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(Int64(i + 1)), .text(NgramIndex.fold(name))])
-            try NgramIndex.update(db, table: "g", id: Int64(i + 1), status: 1, texts: [name])
+            try NgramIndex.update(db, table: "g", id: Int64(i + 1), status: 1, gramArray: NgramIndex.gramArray([name]))
         }
         func search(_ q: String) throws -> [Int64] {
             let folded = NgramIndex.fold(q)
@@ -235,7 +274,7 @@ final class SQLiteTests: XCTestCase {
             let status: Int64 = i % 4 == 0 ? -1 : 1
             rows.append((Int64(i), status, NgramIndex.fold(name)))
             try db.run("INSERT INTO names(id, status, fold) VALUES (?, ?, ?)", [.int(Int64(i)), .int(status), .text(NgramIndex.fold(name))])
-            try NgramIndex.update(db, table: "g", id: Int64(i), status: status, texts: [name])
+            try NgramIndex.update(db, table: "g", id: Int64(i), status: status, gramArray: NgramIndex.gramArray([name]))
         }
         for query in ["zhon", "zho", "z", "张三", "张三丰", "三丰", "li 1", "nope"] {
             for statuses in [[1], [-1], [1, -1], nil] as [[Int64]?] {
@@ -261,7 +300,7 @@ final class SQLiteTests: XCTestCase {
         try writer.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, fold TEXT);" + NgramIndex.schema("g"))
         func add(_ db: SQLiteConnection, _ id: Int64) throws {
             try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(id), .text("zhong \(id)")])
-            try NgramIndex.update(db, table: "g", id: id, status: 1, texts: ["Zhong \(id)"])
+            try NgramIndex.update(db, table: "g", id: id, status: 1, gramArray: NgramIndex.gramArray(["Zhong \(id)"]))
         }
         func page(_ db: SQLiteConnection) throws -> (ids: [Int64], total: Int64) {
             try NgramIndex.searchPage(db, table: "g", from: "names n", idColumn: "n.id", foldColumn: "n.fold", folded: "zhon",

@@ -114,6 +114,32 @@ final class EventFeedTests: EventTestCase {
         loop.stop()
     }
 
+    /// A waiting poll looks only past what it already looked at: each commit of another type
+    /// moves its start on, and the event it waits for, committed after several of them, is
+    /// still answered — nothing between is skipped — with `last` at that event.
+    func testAWaitingPollMovesOnPastOtherTypesWithoutSkippingItsOwn() async throws {
+        let (source, client, loop) = try startProducer()
+        try await save(client, "before the poll")
+        let poll = Task { try await eventFeed(client, ["after": 0, "types": "tag", "wait_ms": 10_000]) }
+        try await waitForWaiters(source, 1)
+        for i in 1...5 {
+            try await save(client, "item \(i)")
+            try await waitForWaiters(source, 1)
+        }
+        try await save(client, "x", type: "tag")
+        try await save(client, "after the tag")
+        let body = try await poll.value
+        XCTAssertEqual(body["data"]?["events"]?.arrayValue?.compactMap { $0["state"]?["name"]?.stringValue }, ["x"])
+        XCTAssertEqual(body["data"]?["events"]?.arrayValue?.compactMap { $0["seq"]?.intValue }, [7])
+        let last = body["data"]?["last"]?.intValue ?? 0
+        XCTAssertTrue(last == 7 || last == 8, "continues after the tag (or the item written after it): \(last)")
+        let again = try await feed(client, ["after": 0, "types": "tag"])
+        XCTAssertEqual(again["data"]?["events"]?.arrayValue?.compactMap { $0["seq"]?.intValue }, [7], "a new poll starts at its cursor again")
+        shutdown(source)
+        client.stop()
+        loop.stop()
+    }
+
     func testAWriteByAnotherReplicaIsSeenByTheRecheck() async throws {
         let (source, client, loop) = try startProducer()
         let poll = Task { try await eventFeed(client, ["after": 0, "wait_ms": 10_000]) }
