@@ -194,15 +194,28 @@ extension Message {
     /// sliced out (`WireResponse.bodyBytes`). The envelope is read member by member
     /// (`EnvelopeReader`): the members a frame kind uses are built, others only validated.
     public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
-        let scanned = payload.withUnsafeBufferPointer { bytes -> Result<(fields: EnvelopeFields, body: Range<Int>?), JSONParser.EnvelopeError> in
+        let scanned = scan(payload)
+        switch scanned.failure {
+        case .invalid(let error)?:
+            throw MessageError("frame is not valid JSON: \(error)")
+        case .notAnObject?:
+            throw MessageError("frame is not a JSON object")
+        case nil:
+            return try decode(scanned.fields, body: scanned.body.map { Array(payload[$0]) })
+        }
+    }
+
+    /// The envelope's members read up to the end of the frame or to what failed (`failure`).
+    private static func scan(_ payload: [UInt8]) -> (fields: EnvelopeFields, body: Range<Int>?, failure: JSONParser.EnvelopeError?) {
+        payload.withUnsafeBufferPointer { bytes in
             var reader = EnvelopeReader(bytes)
             var fields = EnvelopeFields()
             var body: Range<Int>?
             do throws(JSONParseError) {
                 guard try reader.open() else {
                     // Not an object: the full parser says whether it is valid JSON at all.
-                    do throws(JSONParseError) { _ = try JSONParser.parse(UnsafeRawBufferPointer(bytes)) } catch { return .failure(.invalid(error)) }
-                    return .failure(.notAnObject)
+                    do throws(JSONParseError) { _ = try JSONParser.parse(UnsafeRawBufferPointer(bytes)) } catch { return (fields, nil, .invalid(error)) }
+                    return (fields, nil, .notAnObject)
                 }
                 while let key = try reader.nextKey(EnvelopeFields.packedNames) {
                     if key == EnvelopeFields.bodyPosition {
@@ -213,19 +226,24 @@ extension Message {
                         try reader.skip()
                     }
                 }
-                return .success((fields, body))
+                return (fields, body, nil)
             } catch {
-                return .failure(.invalid(error))
+                return (fields, body, .invalid(error))
             }
         }
-        switch scanned {
-        case .failure(.invalid(let error)):
-            throw MessageError("frame is not valid JSON: \(error)")
-        case .failure(.notAnObject):
-            throw MessageError("frame is not a JSON object")
-        case .success(let (fields, body)):
-            return try decode(fields, body: body.map { Array(payload[$0]) })
-        }
+    }
+
+    /// For a frame `decode` refused: the answer its request gets instead, when the frame began
+    /// as a response and named the request (`kind` and `id` come first, the body last, in every
+    /// response frame written here). A service whose answer is broken — its body is what a
+    /// frame carries that was not made from a tree — then fails that one request with a 502,
+    /// and the connection, shared by every other request in flight, stays up: the frame's
+    /// length prefix says where the next one starts. Nil for anything else (a protocol error).
+    public static func answerInstead(ofUndecodable payload: [UInt8], reason: String) -> WireResponse? {
+        let fields = scan(payload).fields
+        guard fields.kind?.stringValue == "response", let id = fields.id?.intValue, id >= 0 else { return nil }
+        let message = "the service answered a frame that is not valid: \(reason)"
+        return WireResponse(id: UInt64(id), status: 502, body: .object(JSONObject([("status", .int(1)), ("msg", .string(message))])))
     }
 
     public static func decode(_ object: JSONObject) throws(MessageError) -> Message {

@@ -72,6 +72,10 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
             do {
                 message = try Message.decode(payload)
             } catch {
+                if peer != nil, let answer = Message.answerInstead(ofUndecodable: payload, reason: error.reason) {
+                    delegate?.wireConnection(self, didReceive: .response(answer))
+                    continue
+                }
                 protocolError(error.reason)
                 return
             }

@@ -89,6 +89,23 @@ final class WireFailureTests: XCTestCase {
         fake.stop()
     }
 
+    /// A response frame that names its request but whose body is broken fails that request
+    /// alone (502, naming the problem); the shared connection and the next answer on it stay.
+    func testABrokenAnswerFailsOnlyItsOwnRequest() async throws {
+        let fake = try FakeService(path: path) { $0.params["n"]?.intValue == 1 ? .brokenBody : .answer }
+        let client = makeClient()
+        let broken = try await client.send(makeRequest(1)).get()
+        XCTAssertEqual(broken.status, 502)
+        XCTAssertEqual(broken.body["status"]?.intValue, 1)
+        XCTAssertTrue(broken.body["msg"]?.stringValue?.contains("not valid") == true, "\(broken.body)")
+        let next = try await client.send(makeRequest(2)).get()
+        XCTAssertEqual(next.status, 200)
+        XCTAssertEqual(next.body["n"]?.intValue, 2)
+        XCTAssertEqual(fake.connectionCount, 1, "the connection stayed up")
+        XCTAssertEqual(fake.requestIDs, ["r1", "r2"], "nothing was resent")
+        fake.stop()
+    }
+
     func testRequestThatKeepsLosingItsConnectionIsResentBoundedTimes() async throws {
         let fake = try FakeService(path: path) { _ in .hangUp }
         let client = makeClient(holdMillis: 20_000)
@@ -151,7 +168,7 @@ final class WireFailureTests: XCTestCase {
 
 /// A hand-written service on a blocking socket, for failures a real `WireServer` never makes.
 final class FakeService: @unchecked Sendable {
-    enum Action { case garbage, hangUp }
+    enum Action { case garbage, hangUp, brokenBody, answer }
 
     /// What the fake saw, shared with its thread.
     final class Tally: @unchecked Sendable {
@@ -207,6 +224,12 @@ final class FakeService: @unchecked Sendable {
                             // Keep reading: the client must close, and must not resend.
                         case .hangUp:
                             break connection
+                        case .brokenBody:
+                            let bad = FrameEncoder.encode(Array("{\"kind\":\"response\",\"id\":\(request.id),\"status\":200,\"body\":{\"n\":}}".utf8))
+                            _ = bad.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                        case .answer:
+                            let good = Message.response(WireResponse(id: request.id, status: 200, body: .object(JSONObject([("n", request.params["n"] ?? .null)])))).frame()
+                            _ = good.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                         }
                     }
                 }
