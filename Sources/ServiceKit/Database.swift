@@ -80,6 +80,7 @@ public final class Database: @unchecked Sendable {
             guard let connection, !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
             // Before the snapshot begins (at the first statement after BEGIN): see `ReadCache`.
             connection.readGeneration = readCache.generation
+            connection.readSerial &+= 1
             completion(Result {
                 try connection.run("BEGIN")
                 defer { _ = try? connection.run("COMMIT") }
