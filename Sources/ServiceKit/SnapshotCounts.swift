@@ -58,10 +58,12 @@ enum SnapshotCounts {
     /// may be kept or used then). Read once per transaction of `Database.read`.
     static func version(_ db: SQLiteConnection) throws -> Version? {
         if db.readSerial > 0, let known = db.snapshot, known.serial == db.readSerial { return known.version }
+        // Plain pragmas (prepared once, kept in the statement cache): the table-valued
+        // `pragma_data_version` prepares a statement of its own on every use.
         var version = Version(data: 0, changes: 0, schema: 0)
-        try db.forEachRow("SELECT (SELECT data_version FROM pragma_data_version), total_changes(), (SELECT schema_version FROM pragma_schema_version)") { row in
-            version = Version(data: row.int(0), changes: row.int(1), schema: row.int(2))
-        }
+        try db.forEachRow("PRAGMA data_version") { row in version.data = row.int(0) }
+        try db.forEachRow("PRAGMA schema_version") { row in version.schema = row.int(0) }
+        version.changes = sqlite3_total_changes64(db.handle)
         // Checked after that read, which starts the snapshot of a `BEGIN` not yet used; outside
         // a transaction the state is back to none once the statement is done.
         guard sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ else { return nil }
