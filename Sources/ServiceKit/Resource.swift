@@ -523,17 +523,16 @@ extension Resource {
         }
     }
 
-    /// The rows `sql` selects (`selectList`, in order) written as a JSON array into `out`: the
+    /// The rows `SELECT <pageSelectList> <tail>` selects written as a JSON array into `out`: the
     /// same text as `json(_:_:)` serialized, without building the tree, a `Row` or a `String`
     /// per value (list pages are the hot path). Column values go from SQLite straight into the
     /// text; the parts that need the page's ids (referenced names, links) are looked up after
     /// the rows were stepped and placed at the cuts recorded while writing them.
     ///
-    /// `ids` selects the ids of the same rows in the same order (from an index, cheaply): when
-    /// the connection keeps every one of them for the snapshot it sees (`SnapshotRows`), the
-    /// rows are not read again.
-    func writeRows(_ sql: String, _ binds: [SQLValue], ids: (sql: String, binds: [SQLValue])?, _ db: SQLiteConnection,
-                   into out: inout JSONText) throws {
+    /// First `SELECT t.id <tail>`, the same rows' ids in the same order (`ordering` ends with the
+    /// id), from an index: when the connection keeps every one of those rows for the snapshot it
+    /// sees (`SnapshotRows`), they are not read again.
+    func writeRows(_ tail: String, _ binds: [SQLValue], _ db: SQLiteConnection, into out: inout JSONText) throws {
         let plan = answerPlan
         let referenceCount = references.count
         let columnCount = plan.columnKeyRanges.count
@@ -546,14 +545,17 @@ extension Resource {
         /// Per link: the linked ids of every row, one after the other, and where each row's ids end.
         var linkIDs = [[Int64]](repeating: [], count: links.count)
         var linkEnds = [[Int]](repeating: [], count: links.count)
-        let version = ids == nil ? nil : try SnapshotCounts.version(db)
+        let version = try SnapshotCounts.version(db)
         var kept: [SnapshotRows.Row]?
-        if let ids, let version {
+        if let version {
             var pageIDs: [Int64] = []
-            try db.forEachRow(ids.sql, ids.binds) { row in pageIDs.append(row.int(0)) }
+            try db.forEachRow("SELECT t.id " + tail, binds) { row in pageIDs.append(row.int(0)) }
             kept = db.snapshotRows.rows(pageSelectList, of: pageIDs, version: version)
         }
         if let kept {
+            cuts.reserveCapacity(kept.count * (plan.cutSlots.count + 1))
+            targets.reserveCapacity(kept.count * referenceCount)
+            for l in linkEnds.indices { linkEnds[l].reserveCapacity(kept.count) }
             for row in kept {
                 rowCount += 1
                 let start = columnsText.count
@@ -572,7 +574,7 @@ extension Resource {
             let cutsPerRow = plan.cutSlots.count
             // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
             try plan.columnKeys.withUnsafeBufferPointer { keys in
-                try db.forEachRow(sql, binds) { row in
+                try db.forEachRow("SELECT \(pageSelectList) " + tail, binds) { row in
                     rowCount += 1
                     let start = columnsText.count
                     for i in 0..<columnCount {
@@ -818,18 +820,15 @@ extension Resource {
         let dayCounted = folded == nil && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
         /// The page's rows (nil: none).
-        let rows: (sql: String, binds: [SQLValue])?
-        /// The same rows' ids, in the same order (see `writeRows`).
-        let ids: (sql: String, binds: [SQLValue])
+        /// The page's rows (nil: none), as the SQL after `SELECT <columns> ` (see `writeRows`).
+        let rows: (tail: String, binds: [SQLValue])?
         let total: Int64
         if let folded, let search, let paging {
             let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                  folded: folded, statuses: statuses, filter: filter, paging: paging)
             total = page.total
-            let marks = SQLFilter.marks(page.ids.count)
-            rows = page.ids.isEmpty ? nil : ("SELECT \(pageSelectList) FROM \(table) t WHERE t.id IN (\(marks)) ORDER BY \(ordering)",
+            rows = page.ids.isEmpty ? nil : ("FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
                                              page.ids.map { .int($0) })
-            ids = ("SELECT t.id FROM \(table) t WHERE t.id IN (\(marks)) ORDER BY \(ordering)", page.ids.map { .int($0) })
         } else {
             if let statuses { filter.in("t.status", statuses) }
             if let counters, !keys.isEmpty {
@@ -848,9 +847,7 @@ extension Resource {
                 total = 0
             }
             let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-            let tail = "FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?")
-            rows = ("SELECT \(pageSelectList) " + tail, filter.binds + limit)
-            ids = ("SELECT t.id " + tail, filter.binds + limit)
+            rows = ("FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"), filter.binds + limit)
         }
         // Reply.ok's envelope, written with the rows instead of built as a tree.
         var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
@@ -858,7 +855,7 @@ extension Resource {
         out.string(Reply.queryMessage)
         out.raw(#","data":"#)
         if let rows {
-            try writeRows(rows.sql, rows.binds, ids: ids, db, into: &out)
+            try writeRows(rows.tail, rows.binds, db, into: &out)
         } else {
             out.openArray()
             out.closeArray()
