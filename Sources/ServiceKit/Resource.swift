@@ -532,7 +532,9 @@ extension Resource {
     /// First `SELECT t.id <tail>`, the same rows' ids in the same order (`ordering` ends with the
     /// id), from an index: when the connection keeps every one of those rows for the snapshot it
     /// sees (`SnapshotRows`), they are not read again.
-    func writeRows(_ tail: String, _ binds: [SQLValue], _ db: SQLiteConnection, into out: inout JSONText) throws {
+    /// `ids`, when given, are those ids already (a search page's, newest first, when that is the
+    /// resource's ordering), and no query is needed for them.
+    func writeRows(_ tail: String, _ binds: [SQLValue], ids: [Int64]? = nil, _ db: SQLiteConnection, into out: inout JSONText) throws {
         let plan = answerPlan
         let referenceCount = references.count
         let columnCount = plan.columnKeyRanges.count
@@ -548,8 +550,8 @@ extension Resource {
         let version = try SnapshotCounts.version(db)
         var kept: [SnapshotRows.Row]?
         if let version {
-            var pageIDs: [Int64] = []
-            try db.forEachRow("SELECT t.id " + tail, binds) { row in pageIDs.append(row.int(0)) }
+            var pageIDs = ids ?? []
+            if ids == nil { try db.forEachRow("SELECT t.id " + tail, binds) { row in pageIDs.append(row.int(0)) } }
             kept = db.snapshotRows.rows(pageSelectList, of: pageIDs, version: version)
         }
         if let kept {
@@ -822,6 +824,8 @@ extension Resource {
         /// The page's rows (nil: none).
         /// The page's rows (nil: none), as the SQL after `SELECT <columns> ` (see `writeRows`).
         let rows: (tail: String, binds: [SQLValue])?
+        /// Their ids in page order, when known without a query.
+        var rowIDs: [Int64]?
         let total: Int64
         if let folded, let search, let paging {
             let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
@@ -829,6 +833,8 @@ extension Resource {
             total = page.total
             rows = page.ids.isEmpty ? nil : ("FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
                                              page.ids.map { .int($0) })
+            // The index answers newest first: when that is the order, the page's ids are known.
+            if ordering == "t.id DESC", zip(page.ids, page.ids.dropFirst()).allSatisfy({ $0 > $1 }) { rowIDs = page.ids }
         } else {
             if let statuses { filter.in("t.status", statuses) }
             if let counters, !keys.isEmpty {
@@ -855,7 +861,7 @@ extension Resource {
         out.string(Reply.queryMessage)
         out.raw(#","data":"#)
         if let rows {
-            try writeRows(rows.tail, rows.binds, db, into: &out)
+            try writeRows(rows.tail, rows.binds, ids: rowIDs, db, into: &out)
         } else {
             out.openArray()
             out.closeArray()
