@@ -94,6 +94,11 @@ public final class Database: @unchecked Sendable {
         if let idle { readers[idle].queue.async { [self] in drainReads(idle) } }
     }
 
+    /// How many list rows the readers keep together (`SnapshotRows`; for tests).
+    func keptRowCount() -> Int {
+        readers.reduce(0) { sum, reader in sum + reader.queue.sync { reader.connection.snapshotRows.count } }
+    }
+
     /// A read waiting for a reader: given its connection (nil once the database is closed).
     typealias ReadJob = @Sendable (SQLiteConnection?) -> Void
     private struct PendingReads {

