@@ -11,7 +11,7 @@
 #   CRM_PROFILE_GATEWAY_LOG=info               the gateway's log level (default warn: no access lines;
 #                                              info, as `crm up` runs it, counts them too)
 #
-# Patterns: customer-page, follow-page, potential-page, contract-page, livez, group-list, and the writes
+# Patterns: customer-page, customer-search (name=$CRM_PROFILE_SEARCH, default fang), follow-page, potential-page, contract-page, livez, group-list, and the writes
 # customer-create and follow-create (one at a time: no group commit) (as in scripts/bench.sh).
 # Seeding (first run on a data folder) goes through the API with `crm up`; the measured runs
 # start the processes one by one, the gateway and the pattern's service under callgrind, the
@@ -93,6 +93,7 @@ source "$DATA/profile.env"
 path_of() {
     case $1 in
         customer-page) echo "/api/customers/customers?page=1&count=20" ;;
+        customer-search) echo "/api/customers/customers?name=${CRM_PROFILE_SEARCH:-fang}" ;;
         follow-page) echo "/api/record/follow?organization_id=$RECORD_ORG_ID" ;;
         potential-page) echo "/api/record/potential?page=1&count=20" ;;
         contract-page) echo "/api/contract/contract?page=1&count=20" ;;
@@ -104,7 +105,7 @@ path_of() {
     esac
 }
 service_of() {
-    case $1 in group-list) echo users ;; customer-page|customer-create) echo customers ;; follow-page|potential-page|follow-create) echo records ;; contract-page) echo contracts ;; *) echo "" ;; esac
+    case $1 in group-list) echo users ;; customer-page|customer-search|customer-create) echo customers ;; follow-page|potential-page|follow-create) echo records ;; contract-page) echo contracts ;; *) echo "" ;; esac
 }
 
 # Total instructions of a callgrind output file.

@@ -52,6 +52,15 @@ enum FormDecoder {
 
     /// Adds pairs to `params`: a repeated key or one spelled `key[]` becomes an array of strings.
     static func merge(_ pairs: [(String, String)], into params: inout JSONObject) {
+        // The usual query (`page=1&count=20`): a few names, none repeated or spelled `key[]`,
+        // each one string, as below without the sets and dictionaries.
+        if pairs.count <= 8, pairs.indices.allSatisfy({ i in
+            let name = pairs[i].0
+            return !name.isEmpty && !name.hasSuffix("[]") && !pairs[..<i].contains { $0.0 == name }
+        }) {
+            for (name, value) in pairs { params[name] = .string(value) }
+            return
+        }
         var seen: Set<String> = []
         var arrays: [String: [JSON]] = [:]
         var order: [String] = []

@@ -117,7 +117,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         while let first = slots.first, let response = first.response {
             slots.removeFirst()
             let keepAlive = first.keepAlive && !response.close && !gateway.draining
-            stream.write(response.serialized(keepAlive: keepAlive, headOnly: first.headOnly))
+            for piece in response.pieces(keepAlive: keepAlive, headOnly: first.headOnly) { stream.write(piece) }
             if !keepAlive {
                 closing = true
                 slots.removeAll()

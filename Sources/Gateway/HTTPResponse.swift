@@ -67,10 +67,27 @@ struct HTTPResponse: Sendable {
     /// The bytes on the wire; `headOnly` omits the body (HEAD). Written straight into one
     /// buffer sized for the head and the body (no intermediate strings).
     func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
+        var out = head(keepAlive: keepAlive, reserving: headOnly ? 0 : body.count)
+        if !headOnly { out.append(contentsOf: body) }
+        return out
+    }
+
+    /// The answer as buffers for a vectored write: a large body (a list page, as the service
+    /// sent it) stays in its own buffer instead of being copied behind the head.
+    func pieces(keepAlive: Bool, headOnly: Bool) -> [[UInt8]] {
+        guard !headOnly && body.count >= HTTPResponse.separateBodyBytes else { return [serialized(keepAlive: keepAlive, headOnly: headOnly)] }
+        return [head(keepAlive: keepAlive, reserving: 0), body]
+    }
+
+    /// Bodies from this size on are written from their own buffer (`pieces`).
+    static let separateBodyBytes = 2048
+
+    /// Status line and headers, with room for `extra` more bytes.
+    private func head(keepAlive: Bool, reserving extra: Int) -> [UInt8] {
         var out: [UInt8] = []
-        var extra = requestID.map { $0.utf8.count + 16 } ?? 0
+        var extra = extra + (requestID.map { $0.utf8.count + 16 } ?? 0)
         for (name, value) in headers { extra += name.utf8.count + value.utf8.count + 4 }
-        out.reserveCapacity(192 + extra + (headOnly ? 0 : body.count))
+        out.reserveCapacity(192 + extra)
         if status == 200 && contentType == HTTPResponse.defaultContentType {
             out.append(contentsOf: HTTPResponse.okJSONStart)
         } else {
@@ -96,7 +113,6 @@ struct HTTPResponse: Sendable {
             out.append(contentsOf: "\r\n".utf8)
         }
         out.append(contentsOf: keepAlive && !close ? HTTPResponse.keepAliveEnd : HTTPResponse.closeEnd)
-        if !headOnly { out.append(contentsOf: body) }
         return out
     }
 

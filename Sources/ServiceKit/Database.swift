@@ -85,6 +85,7 @@ public final class Database: @unchecked Sendable {
             guard let connection, !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
             // Before the snapshot begins (at the first statement after BEGIN): see `ReadCache`.
             connection.readGeneration = readCache.generation
+            connection.readSerial &+= 1
             completion(Result {
                 try connection.run("BEGIN")
                 defer { _ = try? connection.run("COMMIT") }
@@ -96,6 +97,11 @@ public final class Database: @unchecked Sendable {
             return state.idle.popLast()
         }
         if let idle { readers[idle].queue.async { [self] in drainReads(idle) } }
+    }
+
+    /// How many list rows the readers keep together (`SnapshotRows`; for tests).
+    func keptRowCount() -> Int {
+        readers.reduce(0) { sum, reader in sum + reader.queue.sync { reader.connection.snapshotRows.count } }
     }
 
     /// A read waiting for a reader: given its connection (nil once the database is closed).

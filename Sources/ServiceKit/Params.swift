@@ -268,7 +268,7 @@ public struct Params: Sendable {
         if let given = try time("start_time") {
             start = given
         } else {
-            start = Timestamp.shift(end, seconds: -defaultSpanSeconds) ?? end
+            start = Timestamp.shiftRemembered(end, seconds: -defaultSpanSeconds) ?? end
         }
         guard start <= end else { throw .badRequest("start_time is after end_time") }
         return (start, end)

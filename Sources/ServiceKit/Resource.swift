@@ -76,14 +76,17 @@ public struct Resource: Sendable {
         self.editor = editor
         self.updatesByCreator = updatesByCreator
         selectList = columns.map { "t.\"\($0.name)\"" }.joined(separator: ", ")
-        pageSelectList = ([selectList] + links.map { "t.\"\($0.listColumn)\"" }).joined(separator: ", ")
+        pageSelectList = ([selectList] + links.map { "t.\"\($0.listColumn)\"" } + ["t.id"]).joined(separator: ", ")
+        rowShape = table + " " + pageSelectList
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
     }
 
     let selectList: String
-    /// `selectList`, then each link's list column: what `writeRows` reads.
+    /// `selectList`, then each link's list column, then the row's id: what `writeRows` reads.
     let pageSelectList: String
+    /// What kept rows of this resource are filed under (`SnapshotRows`): its table and columns.
+    let rowShape: String
     /// How list rows are written as JSON text (keys encoded once).
     let answerPlan: AnswerPlan
     /// The writable columns.
@@ -533,12 +536,18 @@ extension Resource {
         }
     }
 
-    /// The rows `sql` selects (`selectList`, in order) written as a JSON array into `out`: the
+    /// The rows `SELECT <pageSelectList> <tail>` selects written as a JSON array into `out`: the
     /// same text as `json(_:_:)` serialized, without building the tree, a `Row` or a `String`
     /// per value (list pages are the hot path). Column values go from SQLite straight into the
     /// text; the parts that need the page's ids (referenced names, links) are looked up after
     /// the rows were stepped and placed at the cuts recorded while writing them.
-    func writeRows(_ sql: String, _ binds: [SQLValue], _ db: SQLiteConnection, into out: inout JSONText) throws {
+    ///
+    /// First `SELECT t.id <tail>`, the same rows' ids in the same order (`ordering` ends with the
+    /// id), from an index: when the connection keeps every one of those rows for the snapshot it
+    /// sees (`SnapshotRows`), they are not read again.
+    /// `ids`, when given, are those ids already (a search page's, newest first, when that is the
+    /// resource's ordering), and no query is needed for them.
+    func writeRows(_ tail: String, _ binds: [SQLValue], ids: [Int64]? = nil, _ db: SQLiteConnection, into out: inout JSONText) throws {
         let plan = answerPlan
         let referenceCount = references.count
         let columnCount = plan.columnKeyRanges.count
@@ -551,27 +560,65 @@ extension Resource {
         /// Per link: the linked ids of every row, one after the other, and where each row's ids end.
         var linkIDs = [[Int64]](repeating: [], count: links.count)
         var linkEnds = [[Int]](repeating: [], count: links.count)
-        // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
-        try plan.columnKeys.withUnsafeBufferPointer { keys in
-            try db.forEachRow(sql, binds) { row in
+        let version = try SnapshotCounts.version(db)
+        var kept: [SnapshotRows.Row]?
+        if let version {
+            var pageIDs = ids ?? []
+            if ids == nil { try db.forEachRow("SELECT t.id " + tail, binds) { row in pageIDs.append(row.int(0)) } }
+            kept = db.snapshotRows.rows(rowShape, of: pageIDs, version: version)
+        }
+        if let kept {
+            cuts.reserveCapacity(kept.count * (plan.cutSlots.count + 1))
+            targets.reserveCapacity(kept.count * referenceCount)
+            for l in linkEnds.indices { linkEnds[l].reserveCapacity(kept.count) }
+            for row in kept {
                 rowCount += 1
-                for i in 0..<columnCount {
-                    columnsText.raw(UnsafeBufferPointer(rebasing: keys[plan.columnKeyRanges[i]]))
-                    switch row[Int32(i)] {
-                    case .null: columnsText.null()
-                    case .int(let v): if plan.columnMoney[i] { Resource.writeMoney(v, into: &columnsText) } else { columnsText.int(v) }
-                    case .double(let v): columnsText.double(v)
-                    case .bytes(let v): columnsText.string(utf8: v)
-                    }
-                    if plan.columnCut[i] { cuts.append(columnsText.count) }
-                }
+                let start = columnsText.count
+                columnsText.raw(row.text)
+                for cut in row.cuts { cuts.append(start + cut) }
                 cuts.append(columnsText.count)
-                for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
+                targets.append(contentsOf: row.targets)
                 for l in linkIDs.indices {
-                    Resource.appendIDs(row[Int32(columnCount + l)], to: &linkIDs[l])
+                    linkIDs[l].append(contentsOf: row.links[l])
                     linkEnds[l].append(linkIDs[l].count)
                 }
             }
+        } else {
+            /// The rows read, to keep for the next page of this snapshot.
+            var read: [(id: Int64, row: SnapshotRows.Row)] = []
+            let cutsPerRow = plan.cutSlots.count
+            // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
+            try plan.columnKeys.withUnsafeBufferPointer { keys in
+                try db.forEachRow("SELECT \(pageSelectList) " + tail, binds) { row in
+                    rowCount += 1
+                    let start = columnsText.count
+                    for i in 0..<columnCount {
+                        columnsText.raw(UnsafeBufferPointer(rebasing: keys[plan.columnKeyRanges[i]]))
+                        switch row[Int32(i)] {
+                        case .null: columnsText.null()
+                        case .int(let v): if plan.columnMoney[i] { Resource.writeMoney(v, into: &columnsText) } else { columnsText.int(v) }
+                        case .double(let v): columnsText.double(v)
+                        case .bytes(let v): columnsText.string(utf8: v)
+                        }
+                        if plan.columnCut[i] { cuts.append(columnsText.count) }
+                    }
+                    cuts.append(columnsText.count)
+                    for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
+                    for l in linkIDs.indices {
+                        Resource.appendIDs(row[Int32(columnCount + l)], to: &linkIDs[l])
+                        linkEnds[l].append(linkIDs[l].count)
+                    }
+                    guard version != nil else { return }
+                    let rowLinks = linkIDs.indices.map { l in
+                        Array(linkIDs[l][(linkEnds[l].count > 1 ? linkEnds[l][linkEnds[l].count - 2] : 0)...])
+                    }
+                    let text = columnsText.withBytes { Array(UnsafeBufferPointer(rebasing: $0[start...])) }
+                    read.append((row.int(Int32(columnCount + links.count)), SnapshotRows.Row(
+                        text: text, cuts: cuts[(cuts.count - 1 - cutsPerRow)..<(cuts.count - 1)].map { $0 - start },
+                        targets: Array(targets[(targets.count - referenceCount)...]), links: rowLinks)))
+                }
+            }
+            if let version { db.snapshotRows.keep(rowShape, read, version: version) }
         }
         guard rowCount > 0 else {
             out.openArray()
@@ -788,14 +835,19 @@ extension Resource {
         let dayCounted = folded == nil && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
         /// The page's rows (nil: none).
-        let rows: (sql: String, binds: [SQLValue])?
+        /// The page's rows (nil: none), as the SQL after `SELECT <columns> ` (see `writeRows`).
+        let rows: (tail: String, binds: [SQLValue])?
+        /// Their ids in page order, when known without a query.
+        var rowIDs: [Int64]?
         let total: Int64
         if let folded, let search, let paging {
             let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                  folded: folded, statuses: statuses, filter: filter, paging: paging)
             total = page.total
-            rows = page.ids.isEmpty ? nil : ("SELECT \(pageSelectList) FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
+            rows = page.ids.isEmpty ? nil : ("FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
                                              page.ids.map { .int($0) })
+            // The index answers newest first: when that is the order, the page's ids are known.
+            if ordering == "t.id DESC", zip(page.ids, page.ids.dropFirst()).allSatisfy({ $0 > $1 }) { rowIDs = page.ids }
         } else {
             if let statuses { filter.in("t.status", statuses) }
             if let counters, !keys.isEmpty {
@@ -814,8 +866,7 @@ extension Resource {
                 total = 0
             }
             let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-            rows = ("SELECT \(pageSelectList) FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
-                    filter.binds + limit)
+            rows = ("FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"), filter.binds + limit)
         }
         // Reply.ok's envelope, written with the rows instead of built as a tree.
         var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
@@ -823,7 +874,7 @@ extension Resource {
         out.string(Reply.queryMessage)
         out.raw(#","data":"#)
         if let rows {
-            try writeRows(rows.sql, rows.binds, db, into: &out)
+            try writeRows(rows.tail, rows.binds, ids: rowIDs, db, into: &out)
         } else {
             out.openArray()
             out.closeArray()

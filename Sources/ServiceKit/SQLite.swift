@@ -186,6 +186,13 @@ public final class SQLiteConnection {
     /// taken before the current read transaction's snapshot began (see `ReadCache`).
     var readCache: ReadCache?
     var readGeneration: UInt64 = 0
+    /// Counts the read transactions `Database.read` began on this connection (0: none, e.g. the
+    /// writer), so what is known of the current one (`snapshot`) is not taken for a later one.
+    var readSerial: UInt64 = 0
+    /// The snapshot's version as `SnapshotCounts.version` read it in read transaction `serial`.
+    var snapshot: (serial: UInt64, version: SnapshotCounts.Version)?
+    /// List rows kept while the connection sees the same data (`SnapshotRows`).
+    let snapshotRows = SnapshotRows()
     /// The tables changed since the last `takeChangedTables()`, once `trackChangedTables()` ran.
     private var changedTables: ChangedTables?
     private var walSize: WALSize?

@@ -30,7 +30,7 @@ enum SnapshotCounts {
         var counts: [String: Int64]
     }
 
-    private struct Version: Equatable {
+    struct Version: Equatable {
         var data: Int64
         var changes: Int64
         var schema: Int64
@@ -54,16 +54,27 @@ enum SnapshotCounts {
         return key
     }
 
+    /// What names the data `db` sees in its current read transaction (nil outside one: nothing
+    /// may be kept or used then). Read once per transaction of `Database.read`.
+    static func version(_ db: SQLiteConnection) throws -> Version? {
+        if db.readSerial > 0, let known = db.snapshot, known.serial == db.readSerial { return known.version }
+        // Plain pragmas (prepared once, kept in the statement cache): the table-valued
+        // `pragma_data_version` prepares a statement of its own on every use.
+        var version = Version(data: 0, changes: 0, schema: 0)
+        try db.forEachRow("PRAGMA data_version") { row in version.data = row.int(0) }
+        try db.forEachRow("PRAGMA schema_version") { row in version.schema = row.int(0) }
+        version.changes = sqlite3_total_changes64(db.handle)
+        // Checked after that read, which starts the snapshot of a `BEGIN` not yet used; outside
+        // a transaction the state is back to none once the statement is done.
+        guard sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ else { return nil }
+        if db.readSerial > 0 { db.snapshot = (db.readSerial, version) }
+        return version
+    }
+
     /// The count `count` answers for `key` on `db`, from the cache when `db` still sees the
     /// data it was counted in.
     static func count(_ db: SQLiteConnection, key: String, _ count: (SQLiteConnection) throws -> Int64) throws -> Int64 {
-        var version = Version(data: 0, changes: 0, schema: 0)
-        try db.forEachRow("SELECT (SELECT data_version FROM pragma_data_version), total_changes(), (SELECT schema_version FROM pragma_schema_version)") { row in
-            version = Version(data: row.int(0), changes: row.int(1), schema: row.int(2))
-        }
-        // Checked after that read, which starts the snapshot of a `BEGIN` not yet used; outside
-        // a transaction the state is back to none once the statement is done.
-        guard sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ else { return try count(db) }
+        guard let version = try version(db) else { return try count(db) }
         let id = ObjectIdentifier(db)
         let cached = entries.withLock { entries -> Int64? in
             guard let entry = entries[id], entry.owner.connection === db, entry.version == version else { return nil }

@@ -134,7 +134,13 @@ public enum FrameEncoder {
 
     /// Writes the payload length into the 4 bytes reserved at the start of `frame`.
     static func patchPrefix(_ frame: inout [UInt8]) {
-        let length = lengthField(frame.count - 4)
+        patchPrefix(&frame, payloadLength: frame.count - 4)
+    }
+
+    /// Writes `payloadLength` into the 4 bytes reserved at the start of `frame` (a frame whose
+    /// payload is not all in `frame`).
+    static func patchPrefix(_ frame: inout [UInt8], payloadLength: Int) {
+        let length = lengthField(payloadLength)
         frame[0] = UInt8(truncatingIfNeeded: length >> 24)
         frame[1] = UInt8(truncatingIfNeeded: length >> 16)
         frame[2] = UInt8(truncatingIfNeeded: length >> 8)

@@ -81,7 +81,7 @@ public enum JSONParser {
         guard parser.index < parser.end else {
             throw parser.error("unexpected end of input, expected a JSON value", at: parser.index)
         }
-        try parser.skipValue(depth: 0)
+        if !parser.quickSkipValue(depth: 0) { try parser.skipValue(depth: 0) }
         parser.skipWhitespace()
         if parser.index < parser.end {
             throw parser.error("unexpected \(parser.describeByte(at: parser.index)) after the JSON value", at: parser.index)
@@ -190,7 +190,7 @@ struct EnvelopeReader {
     @discardableResult
     mutating func skip() throws(JSONParseError) -> Range<Int> {
         let start = parser.index
-        try parser.skipValue(depth: 1)
+        if !parser.quickSkipValue(depth: 1) { try parser.skipValue(depth: 1) }
         let range = start..<parser.index
         sawMember = true
         try afterValue()
@@ -684,6 +684,159 @@ private struct Parser {
             index = position
         } else {
             _ = try parseNumber()
+        }
+    }
+
+    // MARK: Quick validation (`quickSkipValue`)
+
+    /// Moves past the value at `index` when it is one of the forms a service's answer is made
+    /// of and certainly valid (what `skipValue` accepts), without a call or a `throw` per value:
+    /// one loop over the bytes with the open containers as bits of an integer. Returns false,
+    /// with `index` unchanged, when it is not sure (an error, an exponent, a `\u` surrogate,
+    /// nesting past 63 levels or past `maxDepth`): the caller then runs `skipValue`, which
+    /// decides and names the error. So it accepts nothing `skipValue` refuses.
+    mutating func quickSkipValue(depth: Int) -> Bool {
+        let raw = UnsafeRawBufferPointer(bytes)
+        let end = self.end
+        var p = index
+        /// One bit per open container, innermost lowest: 1 an object, 0 an array.
+        var objects: UInt64 = 0
+        var level = 0
+        @inline(__always) func skipSpace(_ p: inout Int) {
+            while p < end, bytes[p] <= JSONASCII.space,
+                  bytes[p] == JSONASCII.space || bytes[p] == JSONASCII.newline || bytes[p] == JSONASCII.carriageReturn || bytes[p] == JSONASCII.tab {
+                p += 1
+            }
+        }
+        /// `"key":` at `p` (whitespace before it skipped), leaving `p` at the value.
+        @inline(__always) func key(_ p: inout Int) -> Bool {
+            guard p < end, bytes[p] == JSONASCII.quote, let after = quickString(p + 1, raw) else { return false }
+            p = after
+            skipSpace(&p)
+            guard p < end, bytes[p] == JSONASCII.colon else { return false }
+            p += 1
+            skipSpace(&p)
+            return true
+        }
+        values: while true {
+            guard p < end else { return false }
+            let byte = bytes[p]
+            switch byte {
+            case JSONASCII.quote:
+                guard let after = quickString(p + 1, raw) else { return false }
+                p = after
+            case JSONASCII.openBrace, JSONASCII.openBracket:
+                guard level < 63, depth + level + 1 <= maxDepth else { return false }
+                let isObject = byte == JSONASCII.openBrace
+                p += 1
+                skipSpace(&p)
+                guard p < end else { return false }
+                if bytes[p] == (isObject ? JSONASCII.closeBrace : JSONASCII.closeBracket) {
+                    p += 1   // empty: a complete value
+                } else {
+                    objects = objects << 1 | (isObject ? 1 : 0)
+                    level += 1
+                    if isObject { guard key(&p) else { return false } }
+                    continue values
+                }
+            case JSONASCII.minus, JSONASCII.zero...JSONASCII.nine:
+                // -?(0|[1-9][0-9]*)(.[0-9]+)? with at most 300 integer digits (always a finite
+                // Double); an exponent goes to `skipNumber`.
+                var q = p
+                if bytes[q] == JSONASCII.minus { q += 1 }
+                let digits = q
+                while q < end && isDigit(bytes[q]) { q += 1 }
+                let count = q - digits
+                guard count >= 1, count <= 300, count == 1 || bytes[digits] != JSONASCII.zero else { return false }
+                if q < end && bytes[q] == JSONASCII.dot {
+                    q += 1
+                    let fraction = q
+                    while q < end && isDigit(bytes[q]) { q += 1 }
+                    guard q > fraction else { return false }
+                }
+                if q < end && (bytes[q] | 0x20) == JSONASCII.lowerE { return false }
+                p = q
+            case UInt8(ascii: "n"), UInt8(ascii: "t"):
+                guard p + 4 <= end else { return false }
+                let word = raw.loadUnaligned(fromByteOffset: p, as: UInt32.self).littleEndian
+                guard word == (byte == UInt8(ascii: "n") ? 0x6C6C_756E : 0x6575_7274) else { return false }   // "null", "true"
+                p += 4
+            case UInt8(ascii: "f"):
+                guard p + 5 <= end, raw.loadUnaligned(fromByteOffset: p + 1, as: UInt32.self).littleEndian == 0x6573_6C61 else { return false }   // "alse"
+                p += 5
+            default:
+                return false
+            }
+            // After a value: close containers, or go on to the next member or element.
+            while true {
+                if level == 0 {
+                    index = p
+                    return true
+                }
+                skipSpace(&p)
+                guard p < end else { return false }
+                let next = bytes[p]
+                p += 1
+                let inObject = objects & 1 == 1
+                if next == JSONASCII.comma {
+                    skipSpace(&p)
+                    if inObject { guard key(&p) else { return false } }
+                    continue values
+                }
+                guard next == (inObject ? JSONASCII.closeBrace : JSONASCII.closeBracket) else { return false }
+                objects >>= 1
+                level -= 1
+            }
+        }
+    }
+
+    /// The position after the closing quote of the string whose contents start at `position`,
+    /// when it is certainly valid (nil: not sure, see `quickSkipValue`).
+    @inline(__always)
+    func quickString(_ position: Int, _ raw: UnsafeRawBufferPointer) -> Int? {
+        var position = position
+        while true {
+            position = firstStop(from: position, raw)
+            guard position < end else { return nil }
+            let byte = bytes[position]
+            if byte == JSONASCII.quote { return position + 1 }
+            if byte >= 0x80 {
+                if (0xE1...0xEC).contains(byte) || byte >= 0xEE && byte <= 0xEF, position + 2 < end,
+                   bytes[position + 1] & 0xC0 == 0x80, bytes[position + 2] & 0xC0 == 0x80 {
+                    position += 3
+                    continue
+                }
+                guard case .valid(let length) = UTF8Sequence.check(bytes, at: position) else { return nil }
+                position += length
+                continue
+            }
+            if byte == JSONASCII.backslash {
+                guard position + 1 < end else { return nil }
+                switch bytes[position + 1] {
+                case JSONASCII.quote, JSONASCII.backslash, JSONASCII.slash,
+                     UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    position += 2
+                case UInt8(ascii: "u"):
+                    guard position + 6 <= end else { return nil }
+                    var value: UInt32 = 0
+                    for offset in 2..<6 {
+                        let digit = bytes[position + offset]
+                        switch digit {
+                        case JSONASCII.zero...JSONASCII.nine: value = value << 4 | UInt32(digit - JSONASCII.zero)
+                        case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value << 4 | UInt32(digit - UInt8(ascii: "a") + 10)
+                        case UInt8(ascii: "A")...UInt8(ascii: "F"): value = value << 4 | UInt32(digit - UInt8(ascii: "A") + 10)
+                        default: return nil
+                        }
+                    }
+                    guard !(0xD800...0xDFFF).contains(value) else { return nil }
+                    position += 6
+                default:
+                    return nil
+                }
+                continue
+            }
+            if byte < 0x20 { return nil }
+            position += 1   // fewer than eight bytes left: byte by byte
         }
     }
 

@@ -37,7 +37,7 @@ public struct JSONText: ~Copyable {
 
     public mutating func int(_ value: Int64) { writer.write(integer: value) }
     public mutating func string(_ value: String) { writer.write(string: value) }
-    public mutating func null() { writer.write(ascii: "null") }
+    public mutating func null() { writer.writeNull() }
     public mutating func double(_ value: Double) { writer.write(double: value) }
     /// A string given as UTF-8 bytes (e.g. read in place from SQLite): the same text as
     /// `string(String(decoding: utf8, as: UTF8.self))`, without making the `String`.

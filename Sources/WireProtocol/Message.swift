@@ -129,6 +129,27 @@ public struct WireResponse: Sendable {
 
     /// The response frame, written directly: the envelope's members, then `body` last as its bytes.
     func frame() -> [UInt8] {
+        var frame = frameHead(reserving: bodyBytes.count + 1)
+        frame.append(contentsOf: bodyBytes)
+        frame.append(JSONASCII.closeBrace)
+        return frame
+    }
+
+    /// The frame as three buffers for a vectored write — its head (length prefix and envelope up
+    /// to `"body":`), `bodyBytes` itself (not copied) and the closing brace — when the body is
+    /// large enough for the copy to cost more than another buffer; else one buffer.
+    func framePieces() -> [[UInt8]] {
+        guard bodyBytes.count >= WireResponse.separateBodyBytes else { return [frame()] }
+        return [frameHead(reserving: 0), bodyBytes, WireResponse.frameTail]
+    }
+
+    /// Bodies from this size on are written from their own buffer (`framePieces`).
+    static let separateBodyBytes = 2048
+    private static let frameTail: [UInt8] = [JSONASCII.closeBrace]
+
+    /// The length prefix (of the whole frame, body and closing brace included) and the envelope's
+    /// members up to `"body":`, with room for `extra` more bytes.
+    private func frameHead(reserving extra: Int) -> [UInt8] {
         var writer = JSONByteWriter(capacity: 128)
         for _ in 0..<FrameEncoder.headerLength { writer.write(byte: 0) }
         writer.write(ascii: #"{"kind":"response","id":"#)
@@ -146,13 +167,11 @@ public struct WireResponse: Sendable {
             writer.write(byte: JSONASCII.closeBrace)
         }
         writer.write(ascii: #","body":"#)
-        var frame: [UInt8] = []
-        frame.reserveCapacity(writer.count + bodyBytes.count + 1)
-        writer.append(to: &frame)
-        frame.append(contentsOf: bodyBytes)
-        frame.append(JSONASCII.closeBrace)
-        FrameEncoder.patchPrefix(&frame)
-        return frame
+        var head: [UInt8] = []
+        head.reserveCapacity(writer.count + extra)
+        writer.append(to: &head)
+        FrameEncoder.patchPrefix(&head, payloadLength: head.count - FrameEncoder.headerLength + bodyBytes.count + 1)
+        return head
     }
 }
 

@@ -1,14 +1,32 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Times as the API writes them: `YYYY-MM-DD HH:MM:SS` in the server's time zone (`TZ`, which
 /// the launcher sets from `CRM_TZ`). Stored as this text, so they sort as strings.
 public enum Timestamp {
     public static func now() -> String {
         var t = time(nil)
-        return format(&t)
+        if let known = lastNow.withLock({ $0 }), known.second == t { return known.text }
+        let text = format(&t)
+        lastNow.withLock { $0 = (t, text) }
+        return text
     }
+
+    /// The last second `now()` formatted, and its text (a list's default window asks on every
+    /// request; formatting costs more than the rest of reading the parameters).
+    private static let lastNow = Mutex<(second: time_t, text: String)?>(nil)
+
+    /// `shift(text, seconds:)`, remembering the last answer (the start of a default window,
+    /// asked with the same end for a whole second).
+    public static func shiftRemembered(_ text: String, seconds: Int64) -> String? {
+        if let known = lastShift.withLock({ $0 }), known.seconds == seconds, known.text == text { return known.shifted }
+        let shifted = shift(text, seconds: seconds)
+        lastShift.withLock { $0 = (text, seconds, shifted) }
+        return shifted
+    }
+    private static let lastShift = Mutex<(text: String, seconds: Int64, shifted: String?)?>(nil)
 
     public static func format(_ t: inout time_t) -> String {
         var parts = tm()

@@ -173,20 +173,23 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
 
     func finish(_ response: WireResponse) {
         inFlight -= 1
-        if !wire.isClosed { wire.sendFrames(ServerConnection.frame(for: response, maxFrameLength: maxFrameLength)) }
+        if !wire.isClosed {
+            for piece in ServerConnection.framePieces(for: response, maxFrameLength: maxFrameLength) { wire.sendFrames(piece) }
+        }
         if draining && inFlight == 0 { wire.stream.closeAfterFlush() }
     }
 
-    /// The response's frame; an answer too large for a frame becomes an error answer for that
-    /// one request (the peer's decoder would otherwise fail the whole connection).
-    static func frame(for response: WireResponse, maxFrameLength: Int) -> [UInt8] {
-        let frame = Message.response(response).frame()
-        let payload = frame.count - FrameEncoder.headerLength
-        guard payload > maxFrameLength else { return frame }
+    /// The response's frame, as `WireResponse.framePieces` (a large body is written from its own
+    /// buffer); an answer too large for a frame becomes an error answer for that one request (the
+    /// peer's decoder would otherwise fail the whole connection).
+    static func framePieces(for response: WireResponse, maxFrameLength: Int) -> [[UInt8]] {
+        let pieces = response.framePieces()
+        let payload = pieces.reduce(0) { $0 + $1.count } - FrameEncoder.headerLength
+        guard payload > maxFrameLength else { return pieces }
         let message = "the answer is \(payload) bytes, more than one frame carries (\(maxFrameLength)); ask for fewer rows"
         let error = WireResponse(id: response.id, status: 500,
                                  body: .object(JSONObject([("status", .int(1)), ("msg", .string(message))])))
-        return Message.response(error).frame()
+        return [Message.response(error).frame()]
     }
 
     func beginDrain() {

@@ -116,16 +116,60 @@ final class ContractServiceInProcessTests: XCTestCase {
                 """)
         }
         for (path, resource) in [("/api/contract/contract", Contracts.resource), ("/api/feedback/satisfy", Feedback.resource)] {
-            let list = await tester.call(method: "GET", path: path, params: ["page": 1, "count": 10], caller: admin)
-            XCTAssertEqual(list.status, 200, "\(list.body)")
             let rows = try await tester.database.read { db in
                 try resource.json(db.query("SELECT \(resource.selectList) FROM \(resource.table) t WHERE t.status = 0 ORDER BY \(resource.ordering)"), db)
             }
             XCTAssertGreaterThan(rows.count, 0)
-            let total = try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
-            let expected = Reply.ok(data: .array(rows), page: PageInfo(total: total, page: 1, count: 10))
-            XCTAssertEqual(String(decoding: list.bodyBytes, as: UTF8.self), String(decoding: expected.bodyBytes, as: UTF8.self), path)
+            // Twice: read from SQLite, then from the rows kept for the snapshot (`SnapshotRows`).
+            for round in 1...2 {
+                let list = await tester.call(method: "GET", path: path, params: ["page": 1, "count": 10], caller: admin)
+                XCTAssertEqual(list.status, 200, "\(list.body)")
+                let total = try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
+                let expected = Reply.ok(data: .array(rows), page: PageInfo(total: total, page: 1, count: 10))
+                XCTAssertEqual(String(decoding: list.bodyBytes, as: UTF8.self), String(decoding: expected.bodyBytes, as: UTF8.self), "\(path), round \(round)")
+            }
         }
+    }
+
+    /// A page's rows are kept while the reader sees the same data (`SnapshotRows`): the same
+    /// answer again without reading them; any commit, of this process or another, shows at once.
+    func testKeptListRowsFollowEveryCommit() async throws {
+        var created: [Int64] = []
+        for i in 0..<3 {
+            let answer = await post("/api/contract/contract", ["organization_id": 1, "name": .string("c\(i)"), "sign_time": .string(Timestamp.now()),
+                                                               "follower_id": [2]], admin)
+            created.append(try XCTUnwrap(answer.body["data"]?["id"]?.intValue))
+        }
+        let ids = created
+        let params: JSONObject = ["page": 1, "count": 2]
+        func page() async throws -> (bytes: [UInt8], rows: [JSON]) {
+            let list = await tester.call(method: "GET", path: "/api/contract/contract", params: params, caller: admin)
+            XCTAssertEqual(list.status, 200, "\(list.body)")
+            return (list.bodyBytes, try XCTUnwrap(list.body["data"]?.arrayValue))
+        }
+        let first = try await page()
+        XCTAssertEqual(first.rows.compactMap { $0["id"]?.intValue }, [ids[2], ids[1]])
+        let again = try await page()
+        XCTAssertEqual(again.bytes, first.bytes)
+        XCTAssertGreaterThanOrEqual(tester.database.keptRowCount(), 2, "the page's rows are kept (by whichever reader read them)")
+
+        // A column changed by this process's writer.
+        try await tester.database.write { db in try db.execute("UPDATE contracts SET name = 'renamed' WHERE id = \(ids[1])") }
+        var shown = try await page()
+        XCTAssertEqual(shown.rows.map { $0["name"] }, ["c2", "renamed"])
+        // Links changed through the API, and a row that leaves the page.
+        _ = await post("/api/contract/contract", ["contract_id": .int(ids[2]), "follower_id": [1, 3]], admin)
+        shown = try await page()
+        XCTAssertEqual(shown.rows.first?["follower_ids"], [1, 3])
+        _ = await post("/api/contract/delcontract", ["contract_id": .int(ids[2])], admin)
+        shown = try await page()
+        XCTAssertEqual(shown.rows.compactMap { $0["id"]?.intValue }, [ids[1], ids[0]])
+        // Another process commits to the file: the next page sees it (no watch interval).
+        let other = try SQLiteConnection(path: tester.database.path)
+        try other.execute("UPDATE contracts SET name = 'elsewhere' WHERE id = \(ids[0])")
+        other.close()
+        shown = try await page()
+        XCTAssertEqual(shown.rows.map { $0["name"] }, ["renamed", "elsewhere"])
     }
 
     /// Names a page showed are kept between requests (`ReadCache`); a change to them, to the

@@ -34,6 +34,16 @@ final class FormDecoderTests: XCTestCase {
         XCTAssertEqual(merged("ids[]=1&ids=2"), #"{"ids":["1","2"]}"#, "key[] and key are one parameter")
         XCTAssertEqual(merged("ids%5B%5D=1"), #"{"ids":["1"]}"#, "escaped brackets count too")
         XCTAssertEqual(merged("[]=1&=2"), "{}", "no name, no parameter")
+        XCTAssertEqual(merged("a=1&=2&b=3"), #"{"a":"1","b":"3"}"#)
+    }
+
+    /// A few distinct names take a shorter way than repeated ones or many: the same parameters.
+    func testShortAndLongQueriesMergeAlike() {
+        XCTAssertEqual(merged("page=1&count=20&page=2"), #"{"page":["1","2"],"count":"20"}"#)
+        XCTAssertEqual(merged("page=1&count=20&ids[]=3"), #"{"page":"1","count":"20","ids":["3"]}"#)
+        let nine = (1...9).map { "k\($0)=\($0)" }.joined(separator: "&")
+        XCTAssertEqual(merged(nine), "{" + (1...9).map { "\"k\($0)\":\"\($0)\"" }.joined(separator: ",") + "}")
+        XCTAssertEqual(merged(nine + "&k1=x"), "{\"k1\":[\"1\",\"x\"]," + (2...9).map { "\"k\($0)\":\"\($0)\"" }.joined(separator: ",") + "}")
     }
 
     func testMergeReplacesWhatIsAlreadyThere() {

@@ -255,8 +255,14 @@ final class CustomerTests: SystemTestCase {
             XCTAssertEqual(try search(query, "&creator_id=1"), expectedLive, query)
             XCTAssertEqual(try search(query, "&creator_id=1&status=all"), (expectedDeleted + expectedLive).sorted(by: >), query)
         }
+        // Rows a page showed are kept while the data is unchanged; the restore changes them.
+        let everyStatus = "/api/customers/customers?name=\(word.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")&status=all"
+        let before = try list(everyStatus, admin).rows
+        XCTAssertEqual(try list(everyStatus, admin).rows, before)
+        XCTAssertEqual(before.first { $0["id"]?.intValue == deleted }?["status"], -1)
         XCTAssertEqual(try system.post("/api/customers/delcustomer", json: ["customer_id": .int(deleted), "status": 1], token: admin).status, 200)
         XCTAssertEqual(try search(word), [deleted, kept], "restored rows are found again")
+        XCTAssertEqual(try list(everyStatus, admin).rows.first { $0["id"]?.intValue == deleted }?["status"], 1)
     }
 
     func testPagingNewestFirstWithTotals() throws {

@@ -221,6 +221,24 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertEqual(payload, #"{"kind":"response","id":3,"status":409,"headers":{"set-cookie":"a=\"1\"","event-seq":"12","set-cookie":"b=2"},"body":{"status":1}}"#)
     }
 
+    /// A large body is written from its own buffer: the pieces are the one frame's bytes, which
+    /// decode to the same answer; a small one stays one buffer.
+    func testFramePiecesAreTheFrame() throws {
+        for size in [10, WireResponse.separateBodyBytes - 1, WireResponse.separateBodyBytes, 50_000] {
+            let text = String(repeating: "é", count: size / 2)
+            let response = WireResponse(id: 9, status: 200, body: ["data": .string(text)], headers: [(name: "set-cookie", value: "a=1")])
+            let pieces = response.framePieces()
+            XCTAssertEqual(pieces.count, response.bodyBytes.count >= WireResponse.separateBodyBytes ? 3 : 1, "body of \(response.bodyBytes.count) bytes")
+            let joined = Array(pieces.joined())
+            XCTAssertEqual(joined, Message.response(response).frame())
+            var decoder = FrameDecoder()
+            decoder.feed(joined)
+            guard case .response(let decoded)? = try decoder.nextFrame().map({ try Message.decode($0) }) else { return XCTFail("not a response") }
+            XCTAssertEqual(decoded.bodyBytes, response.bodyBytes)
+            XCTAssertEqual(decoded.id, 9)
+        }
+    }
+
     /// The tree API still works on a response: reading and replacing `body`.
     func testBodyCanBeReadAndReplaced() {
         var response = WireResponse(status: 200, body: ["a": 1])

@@ -1,0 +1,67 @@
+/// List rows as `Resource.writeRows` read them from SQLite (each row's JSON text up to the
+/// places where names go, the referenced ids, the linked ids), kept per reader connection for
+/// as long as that connection sees the same data, as `SnapshotCounts` keeps totals: a page
+/// whose rows are kept reads only their ids (from an index), not 20 rows of 20-odd columns
+/// (on customer-page SQLite's column reads and the text were about two thirds of the service's
+/// instructions).
+///
+/// Exact, never stale: rows are kept and used only inside a read transaction of
+/// `Database.read`, under the snapshot's version (`SnapshotCounts.version`: `data_version`,
+/// `total_changes()`, `schema_version`); a connection that sees another version drops them all.
+/// So any commit (of this process or another) makes the next page read its rows again. Names
+/// are not part of a kept row: they come from `ReadCache` per page, as before.
+///
+/// Touched only on its connection's queue (no lock). Bounded: `maxBytes` of row text per
+/// connection; reaching it starts over.
+final class SnapshotRows {
+    struct Row {
+        /// The row's text, from its first key to its last column's value.
+        var text: [UInt8]
+        /// Where each cut of `AnswerPlan.cutSlots` is in `text`.
+        var cuts: [Int]
+        /// The value of each reference's column.
+        var targets: [Int64?]
+        /// Each link's ids, from the row's list column.
+        var links: [[Int64]]
+    }
+
+    static let maxBytes = 2 << 20
+
+    private var version: SnapshotCounts.Version?
+    /// Per page shape (table and select list), id → row.
+    private var shapes: [String: [Int64: Row]] = [:]
+    private var bytes = 0
+
+    /// The rows of `ids`, in that order, when every one is kept for `version`; nil otherwise.
+    func rows(_ shape: String, of ids: [Int64], version: SnapshotCounts.Version) -> [Row]? {
+        guard self.version == version, let kept = shapes[shape] else { return nil }
+        var rows: [Row] = []
+        rows.reserveCapacity(ids.count)
+        for id in ids {
+            guard let row = kept[id] else { return nil }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    /// Keeps `rows`, read in a transaction that sees `version`.
+    func keep(_ shape: String, _ rows: [(id: Int64, row: Row)], version: SnapshotCounts.Version) {
+        if self.version != version {
+            shapes = [:]
+            bytes = 0
+            self.version = version
+        }
+        let adding = rows.reduce(0) { $0 + $1.row.text.count + 16 * ($1.row.cuts.count + $1.row.targets.count) }
+        if bytes + adding > SnapshotRows.maxBytes {
+            shapes = [:]
+            bytes = 0
+            guard adding <= SnapshotRows.maxBytes else { return }
+        }
+        var kept = shapes.removeValue(forKey: shape) ?? [:]
+        for (id, row) in rows where kept.updateValue(row, forKey: id) == nil { bytes += row.text.count + 16 * (row.cuts.count + row.targets.count) }
+        shapes[shape] = kept
+    }
+
+    /// How many rows are kept (for tests).
+    var count: Int { shapes.values.reduce(0) { $0 + $1.count } }
+}
