@@ -75,12 +75,9 @@ struct HTTPResponse: Sendable {
     /// The answer as buffers for a vectored write: a large body (a list page, as the service
     /// sent it) stays in its own buffer instead of being copied behind the head.
     func pieces(keepAlive: Bool, headOnly: Bool) -> [[UInt8]] {
-        guard !headOnly && body.count >= HTTPResponse.separateBodyBytes else { return [serialized(keepAlive: keepAlive, headOnly: headOnly)] }
+        guard !headOnly && body.count >= StreamConnection.ownBufferBytes else { return [serialized(keepAlive: keepAlive, headOnly: headOnly)] }
         return [head(keepAlive: keepAlive, reserving: 0), body]
     }
-
-    /// Bodies from this size on are written from their own buffer (`pieces`).
-    static let separateBodyBytes = 2048
 
     /// Status line and headers, with room for `extra` more bytes.
     private func head(keepAlive: Bool, reserving extra: Int) -> [UInt8] {

@@ -139,12 +139,10 @@ public struct WireResponse: Sendable {
     /// to `"body":`), `bodyBytes` itself (not copied) and the closing brace — when the body is
     /// large enough for the copy to cost more than another buffer; else one buffer.
     func framePieces() -> [[UInt8]] {
-        guard bodyBytes.count >= WireResponse.separateBodyBytes else { return [frame()] }
+        guard bodyBytes.count >= StreamConnection.ownBufferBytes else { return [frame()] }
         return [frameHead(reserving: 0), bodyBytes, WireResponse.frameTail]
     }
 
-    /// Bodies from this size on are written from their own buffer (`framePieces`).
-    static let separateBodyBytes = 2048
     private static let frameTail: [UInt8] = [JSONASCII.closeBrace]
 
     /// The length prefix (of the whole frame, body and closing brace included) and the envelope's

@@ -76,6 +76,12 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         try loop.register(fd: fd, events: registeredEvents, handler: self)
     }
 
+    /// Output from this size on is queued as a buffer of its own (one more `iovec` in the
+    /// vectored write) rather than copied behind what comes before it: a list page's body, as
+    /// the service wrote it, crosses both hops without a copy (`WireResponse.framePieces`,
+    /// the gateway's `HTTPResponse.pieces`).
+    public static let ownBufferBytes = 2048
+
     /// Queues bytes; they are written at the end of the loop iteration, together with
     /// whatever else this connection queued in it.
     public func write(_ bytes: [UInt8]) {

@@ -224,11 +224,11 @@ final class EnvelopeTests: XCTestCase {
     /// A large body is written from its own buffer: the pieces are the one frame's bytes, which
     /// decode to the same answer; a small one stays one buffer.
     func testFramePiecesAreTheFrame() throws {
-        for size in [10, WireResponse.separateBodyBytes - 1, WireResponse.separateBodyBytes, 50_000] {
+        for size in [10, StreamConnection.ownBufferBytes - 1, StreamConnection.ownBufferBytes, 50_000] {
             let text = String(repeating: "é", count: size / 2)
             let response = WireResponse(id: 9, status: 200, body: ["data": .string(text)], headers: [(name: "set-cookie", value: "a=1")])
             let pieces = response.framePieces()
-            XCTAssertEqual(pieces.count, response.bodyBytes.count >= WireResponse.separateBodyBytes ? 3 : 1, "body of \(response.bodyBytes.count) bytes")
+            XCTAssertEqual(pieces.count, response.bodyBytes.count >= StreamConnection.ownBufferBytes ? 3 : 1, "body of \(response.bodyBytes.count) bytes")
             let joined = Array(pieces.joined())
             XCTAssertEqual(joined, Message.response(response).frame())
             var decoder = FrameDecoder()
