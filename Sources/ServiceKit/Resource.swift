@@ -998,12 +998,16 @@ extension Resource {
     }
 
     public func replaceLinks(_ db: SQLiteConnection, _ id: Int64, _ write: Write) throws {
-        for link in links {
-            guard let ids = write.links[link.param] else { continue }
+        for link in links where write.links[link.param] != nil {
             try db.run("DELETE FROM \(link.table) WHERE \(link.ownerColumn) = ?", [.int(id)])
-            try db.run("UPDATE \(table) SET \"\(link.listColumn)\" = ? WHERE id = ?", [Resource.idArray(ids), .int(id)])
         }
+        try db.update(table, id: id, listColumns(write))
         try insertLinkRows(db, id, write)
+    }
+
+    /// The list column of each link `write` sends, with its ids (`idArray`).
+    func listColumns(_ write: Write) -> [(column: String, value: SQLValue)] {
+        links.compactMap { link in write.links[link.param].map { (link.listColumn, Resource.idArray($0)) } }
     }
 
     /// The link-table rows of the links `write` sends (the list columns are the caller's).
@@ -1027,7 +1031,7 @@ extension Resource {
         values += [("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(status.initial))]
         let texts = search.map { $0.texts(of: write, current: nil) } ?? []
         if let search { values.append(("name_fold", .text(search.fold(texts)))) }
-        for link in links { if let ids = write.links[link.param] { values.append((link.listColumn, Resource.idArray(ids))) } }
+        values += listColumns(write)
         let id = try db.insert(table, values)
         // A new id was never used (AUTOINCREMENT): no link rows or postings to delete first.
         try insertLinkRows(db, id, write)
