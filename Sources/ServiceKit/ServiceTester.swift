@@ -4,7 +4,7 @@ import Glibc
 import WireProtocol
 
 /// A service opened in process for tests: its definition on a temporary SQLite file (a real
-/// file, deleted by `close()`), answering `call` with the dispatch a running service uses
+/// file; `close()` deletes its folder), answering `call` with the dispatch a running service uses
 /// (route, access, handler, errors → envelope) — no sockets, no processes.
 public final class ServiceTester: Sendable {
     public let definition: ServiceDefinition
@@ -69,9 +69,18 @@ public final class ServiceTester: Sendable {
         ServiceTester.remove(directory, name: definition.name)
     }
 
+    /// Deletes the folder with every file in it: the database's and any a test put beside it
+    /// (`directory` is the place for a test's scratch files), so no run leaves folders behind.
     private static func remove(_ directory: String, name: String) {
-        let path = "\(directory)/\(name).sqlite"
-        for suffix in ["", "-wal", "-shm", "-journal"] { unlink(path + suffix) }
+        if let folder = opendir(directory) {
+            var names: [String] = []
+            while let entry = readdir(folder) {
+                let entryName = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if entryName != "." && entryName != ".." { names.append(entryName) }
+            }
+            closedir(folder)
+            for entryName in names { unlink("\(directory)/\(entryName)") }
+        }
         rmdir(directory)
     }
 }

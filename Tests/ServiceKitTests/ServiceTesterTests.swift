@@ -95,6 +95,10 @@ final class ServiceTesterTests: XCTestCase {
         let path = tester.database.path
         XCTAssertEqual(access(path, F_OK), 0, "a real file while open")
         XCTAssertTrue(path.hasPrefix(tester.directory + "/"))
+        // A test's own scratch file beside the database goes with the folder.
+        let scratch = try SQLiteConnection(path: tester.directory + "/scratch.sqlite")
+        try scratch.execute("CREATE TABLE a(id INTEGER PRIMARY KEY)")
+        scratch.close()
         tester.close()
         XCTAssertNotEqual(access(path, F_OK), 0)
         XCTAssertNotEqual(access(tester.directory, F_OK), 0)
