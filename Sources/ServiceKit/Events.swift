@@ -156,8 +156,17 @@ enum EventFeed {
             let start = from
             let page = try await ctx.database.read { try Outbox.read($0, after: start, limit: limit, types: types) }
             let now = monotonicMillis()
-            if !page.events.isEmpty || now >= deadline || closing {
-                return Reply.ok(data: .object(JSONObject([("events", .array(page.events)), ("last", .int(page.last))])))
+            if page.count > 0 || now >= deadline || closing {
+                // Reply.ok's envelope around the page's events text.
+                var out = JSONText(capacity: page.events.count + 96)
+                out.raw(#"{"status":0,"msg":"#)
+                out.string(Reply.queryMessage)
+                out.raw(#","data":{"events":"#)
+                out.raw(page.events)
+                out.raw(#","last":"#)
+                out.int(page.last)
+                out.raw("}}")
+                return WireResponse(status: 200, jsonText: out)
             }
             from = max(from, page.last)
             await signal.wait(after: generation, timeoutMillis: min(deadline - now, recheckMillis))

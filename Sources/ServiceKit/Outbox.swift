@@ -31,20 +31,63 @@ public enum Outbox {
                    [.text(type), .int(entityID), .text(JSON.object(state).jsonString), .text(Timestamp.now())])
     }
 
+    /// One page of the feed: `events`, the JSON array text of the events (each stored state
+    /// passed through as it was written, not parsed into a tree and written again), how many,
+    /// and `last`, the sequence number a reader continues after.
+    public struct Page: Sendable {
+        public var events: [UInt8]
+        public var count: Int
+        public var last: Int64
+    }
+
     /// Events after `seq` of the given types (all when empty), oldest first, at most `limit`;
-    /// and `last`, the sequence number a reader continues after: past every event it skipped,
-    /// so a consumer of rare types still moves forward.
-    public static func read(_ db: SQLiteConnection, after seq: Int64, limit: Int64, types: [String] = []) throws -> (events: [JSON], last: Int64) {
-        let rows = types.isEmpty
-            ? try db.query("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [.int(seq), .int(limit)])
-            : try db.query(typedReadSQL, [.int(seq), .text(JSON.array(types.map { .string($0) }).jsonString), .int(limit)])
-        let events: [JSON] = rows.map { row in
-            let state = (try? JSONParser.parse(row.string("state") ?? "{}")) ?? .null
-            return .object(JSONObject([("seq", row["seq"].json), ("type", row["type"].json), ("entity_id", row["entity_id"].json), ("state", state), ("time", row["time"].json)]))
+    /// `last` is past every event it skipped, so a consumer of rare types still moves forward.
+    /// A stored state that is not valid JSON (never written by `append`) is answered as `null`,
+    /// so one bad row cannot break the frame every consumer reads.
+    public static func read(_ db: SQLiteConnection, after seq: Int64, limit: Int64, types: [String] = []) throws -> Page {
+        var text = JSONText(capacity: 512)
+        text.openArray()
+        var count = 0
+        var lastSeq = seq
+        let (sql, binds): (String, [SQLValue]) = types.isEmpty
+            ? ("SELECT seq, type, entity_id, state, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?", [.int(seq), .int(limit)])
+            : (typedReadSQL, [.int(seq), .text(JSON.array(types.map { .string($0) }).jsonString), .int(limit)])
+        try db.forEachRow(sql, binds) { row in
+            if count > 0 { text.comma() }
+            count += 1
+            lastSeq = row.int(0)
+            text.raw(#"{"seq":"#)
+            text.int(lastSeq)
+            text.raw(#","type":"#)
+            writeText(row[1], into: &text)
+            text.raw(#","entity_id":"#)
+            text.int(row.int(2))
+            text.raw(#","state":"#)
+            if case .bytes(let state) = row[3], isValidState(state) { text.raw(state) } else { text.null() }
+            text.raw(#","time":"#)
+            writeText(row[4], into: &text)
+            text.closeObject()
         }
-        if Int64(rows.count) == limit, let last = rows.last?.int("seq") { return (events, last) }
-        // Everything after `seq` was looked at: continue after the newest event.
-        return (events, max(seq, try db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events")))
+        text.closeArray()
+        // A short page: everything after `seq` was looked at, continue after the newest event.
+        let last = Int64(count) == limit ? lastSeq : max(seq, try db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events"))
+        return Page(events: text.bytes(), count: count, last: last)
+    }
+
+    /// A text column as a JSON string (`null` when it is not text).
+    private static func writeText(_ value: ColumnValues.Value, into text: inout JSONText) {
+        if case .bytes(let bytes) = value { text.string(utf8: bytes) } else { text.null() }
+    }
+
+    /// Whether a stored state is one JSON value, nested no deeper than leaves room for the
+    /// envelope, event and array around it.
+    private static func isValidState(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        do throws(JSONParseError) {
+            try JSONParser.validate(UnsafeRawBufferPointer(bytes), maxDepth: JSONParser.defaultMaxDepth - 4)
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// The feed's read with a `types` filter. `+type` keeps SQLite from answering it through

@@ -17,10 +17,10 @@ final class OutboxTests: XCTestCase {
             for i in 1...300 { try Outbox.append(db, type: i % 3 == 0 ? "demand" : "follow", entityID: Int64(i), state: JSONObject([("n", .int(Int64(i)))])) }
         }
         let page = try Outbox.read(db, after: 290, limit: 5, types: ["demand"])
-        XCTAssertEqual(page.events.compactMap { $0["seq"]?.intValue }, [291, 294, 297, 300])
+        XCTAssertEqual(try seqs(page), [291, 294, 297, 300])
         XCTAssertEqual(page.last, 300)
         let full = try Outbox.read(db, after: 0, limit: 2, types: ["follow", "demand"])
-        XCTAssertEqual(full.events.compactMap { $0["seq"]?.intValue }, [1, 2])
+        XCTAssertEqual(try seqs(full), [1, 2])
         XCTAssertEqual(full.last, 2, "a full page continues after its last event")
         // The plan: the primary key from the cursor, no sort of every event of the types.
         let plan = try db.query("EXPLAIN QUERY PLAN " + Outbox.typedReadSQL, [.int(290), .text("[\"demand\"]"), .int(5)])
@@ -28,5 +28,40 @@ final class OutboxTests: XCTestCase {
         XCTAssertTrue(plan.contains("PRIMARY KEY"), plan)
         XCTAssertFalse(plan.contains("events_by_entity"), plan)
         XCTAssertFalse(plan.contains("TEMP B-TREE"), plan)
+    }
+
+    /// The page is written as text: each state as it was stored, the other columns escaped; a
+    /// stored state that is not JSON reads as `null` instead of breaking the whole page.
+    func testAPageIsTheStoredStatesAsJSONAndABrokenStateReadsAsNull() throws {
+        let path = "/tmp/crm-outbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+        let db = try SQLiteConnection(path: path)
+        defer { db.close() }
+        try db.execute(Outbox.schema)
+        let state = JSONObject([("realName", .string("王\"芳\\\n")), ("tags", .array([.int(1), .null, .bool(true)])), ("o", .object(JSONObject([("x", .double(1.5))])))])
+        try Outbox.append(db, type: "customer", entityID: 7, state: state)
+        try db.run("INSERT INTO events(type, entity_id, state, time) VALUES ('cust\"omer', 8, '{\"broken\":', '2026-11-29 00:00:00')")
+        try db.run("INSERT INTO events(type, entity_id, state, time) VALUES ('customer', 9, '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]', '2026-11-29 00:00:00')")
+        let page = try Outbox.read(db, after: 0, limit: 10)
+        XCTAssertEqual(page.count, 3)
+        XCTAssertEqual(page.last, 3)
+        let events = try XCTUnwrap(try JSONParser.parse(page.events).arrayValue)
+        XCTAssertEqual(events.count, 3)
+        XCTAssertEqual(events[0]["state"], .object(state), "passed through unchanged")
+        XCTAssertEqual(events[0]["type"]?.stringValue, "customer")
+        XCTAssertEqual(events[0]["entity_id"]?.intValue, 7)
+        XCTAssertEqual(events[0]["seq"]?.intValue, 1)
+        XCTAssertNotNil(events[0]["time"]?.stringValue)
+        XCTAssertEqual(events[1]["type"]?.stringValue, "cust\"omer")
+        XCTAssertEqual(events[1]["state"], .null, "a broken state is null, the page stays valid")
+        XCTAssertEqual(events[2]["state"], .null, "nested deeper than the envelope leaves room for")
+        let empty = try Outbox.read(db, after: 3, limit: 10)
+        XCTAssertEqual(empty.count, 0)
+        XCTAssertEqual(try JSONParser.parse(empty.events), .array([]))
+        XCTAssertEqual(empty.last, 3)
+    }
+
+    private func seqs(_ page: Outbox.Page) throws -> [Int64] {
+        try XCTUnwrap(try JSONParser.parse(page.events).arrayValue).compactMap { $0["seq"]?.intValue }
     }
 }
