@@ -27,8 +27,12 @@ public enum NgramIndex {
     /// Calls `body` with every 1- to 4-gram of each folded text (no gram spans two texts; a
     /// gram may come more than once).
     static func forEachGram(_ texts: [String], _ body: (Substring) -> Void) {
-        for text in texts {
-            let folded = fold(text)
+        forEachGram(folded: texts.map(fold), body)
+    }
+
+    /// `forEachGram` of texts already folded.
+    static func forEachGram(folded texts: [String], _ body: (Substring) -> Void) {
+        for folded in texts {
             // Character boundaries once; each gram is then a slice of the folded text.
             var bounds = Array(folded.indices)
             bounds.append(folded.endIndex)
@@ -45,10 +49,15 @@ public enum NgramIndex {
     /// write transaction (`Write.postings`), so the writer, which every write of the service
     /// waits for, spends none of its time on it.
     public static func gramArray(_ texts: [String]) -> String? {
+        gramArray(folded: texts.map(fold))
+    }
+
+    /// `gramArray` of texts already folded.
+    static func gramArray(folded texts: [String]) -> String? {
         var seen = Set<Substring>()
         var text = JSONText(capacity: 256)
         text.openArray()
-        forEachGram(texts) { gram in
+        forEachGram(folded: texts) { gram in
             guard seen.insert(gram).inserted else { return }
             if seen.count > 1 { text.comma() }
             text.string(String(gram))

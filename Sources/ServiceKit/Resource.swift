@@ -894,9 +894,10 @@ extension Resource {
 public struct Write: Sendable {
     public var values: [(column: String, value: SQLValue)]
     public var links: [String: [Int64]]
-    /// The search postings of `texts` (`NgramIndex.gramArray`), made before the transaction;
+    /// The folded search text (`name_fold`) and postings (`NgramIndex.gramArray`) of `texts`,
+    /// made before the transaction (the writer, which every write waits for, folds nothing);
     /// used only while the row's search texts are still these.
-    public var postings: (texts: [String], grams: String?)?
+    public var postings: (texts: [String], fold: String, grams: String?)?
     public init(values: [(column: String, value: SQLValue)] = [], links: [String: [Int64]] = [:]) {
         self.values = values
         self.links = links
@@ -907,6 +908,12 @@ public struct Write: Sendable {
     func gramArray(_ texts: [String]) -> String? {
         if let postings, postings.texts == texts { return postings.grams }
         return NgramIndex.gramArray(texts)
+    }
+
+    /// `postings`' folded text when it is that of `texts`; else folded now.
+    func folded(_ texts: [String], _ search: Search) -> String {
+        if let postings, postings.texts == texts { return postings.fold }
+        return search.fold(texts)
     }
 }
 
@@ -921,7 +928,8 @@ extension Resource {
         var write = Write(values: try params.values(for: fields))
         if let search, create || search.texts.allSatisfy({ write.value($0) != nil }) {
             let texts = search.texts(of: write, current: nil)
-            write.postings = (texts, NgramIndex.gramArray(texts))
+            let folded = texts.map(NgramIndex.fold)
+            write.postings = (texts, folded.joined(separator: Search.separator), NgramIndex.gramArray(folded: folded))
         }
         for link in links {
             guard let ids = try params.idArray(link.param) else {
@@ -1030,7 +1038,7 @@ extension Resource {
         if let creator, let creatorID { values.append((creator, .int(creatorID))) }
         values += [("createTime", .text(now)), ("updateTime", .text(now)), ("status", .int(status.initial))]
         let texts = search.map { $0.texts(of: write, current: nil) } ?? []
-        if let search { values.append(("name_fold", .text(search.fold(texts)))) }
+        if let search { values.append(("name_fold", .text(write.folded(texts, search)))) }
         values += listColumns(write)
         let id = try db.insert(table, values)
         // A new id was never used (AUTOINCREMENT): no link rows or postings to delete first.
@@ -1052,7 +1060,7 @@ extension Resource {
             let before = search.texts.map { current.string($0) ?? "" }
             let after = search.texts(of: write, current: current)
             if before != after {
-                changes.append(("name_fold", .text(search.fold(after))))
+                changes.append(("name_fold", .text(write.folded(after, search))))
                 try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial, gramArray: write.gramArray(after))
             }
         }
