@@ -243,10 +243,13 @@ public final class Database: @unchecked Sendable {
     /// Returns once the checkpoint queued so far has run (tests).
     func waitForCheckpoint() { checkpointer.queue.sync {} }
 
-    /// WAL pages after which a commit queues a checkpoint (SQLite's own default threshold).
-    static let checkpointPages: Int32 = 1000
+    /// WAL pages after which a commit queues a checkpoint: four times SQLite's own default, so a
+    /// page written again and again (a table's last leaf, the counters, a common gram's) is
+    /// copied into the file once per 16 MiB of WAL instead of once per 4 MiB (customer creates
+    /// one at a time: −3 % instructions in CustomerService; docs/BENCHMARKS.md).
+    static let checkpointPages: Int32 = 4000
     /// WAL pages after which the writer checkpoints itself: the checkpointer is not keeping up.
-    static let writerCheckpointPages: Int32 = 16 * checkpointPages
+    static let writerCheckpointPages: Int32 = 16_000
 
     /// What SQLite's automatic checkpoint did inside the committing writer — copy the WAL into
     /// the database and sync both, every `checkpointPages` — done by the checkpointer's own
