@@ -27,8 +27,13 @@ public enum Outbox {
 
     /// Records the entity's full new state.
     public static func append(_ db: SQLiteConnection, type: String, entityID: Int64, state: JSONObject) throws {
+        try append(db, type: type, entityID: entityID, stateText: JSON.object(state).jsonString)
+    }
+
+    /// `append` with the state already written as a JSON object's text.
+    static func append(_ db: SQLiteConnection, type: String, entityID: Int64, stateText: String) throws {
         try db.run("INSERT INTO events(type, entity_id, state, time) VALUES (?, ?, ?, ?)",
-                   [.text(type), .int(entityID), .text(JSON.object(state).jsonString), .text(Timestamp.now())])
+                   [.text(type), .int(entityID), .text(stateText), .text(Timestamp.now())])
     }
 
     /// One page of the feed: `events`, the JSON array text of the events (each stored state

@@ -80,6 +80,7 @@ public struct Resource: Sendable {
         rowShape = table + " " + pageSelectList
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
+        publishPlan = PublishPlan(table: table, columns: columns, links: links)
     }
 
     let selectList: String
@@ -89,6 +90,8 @@ public struct Resource: Sendable {
     let rowShape: String
     /// How list rows are written as JSON text (keys encoded once).
     let answerPlan: AnswerPlan
+    /// How the published state is read and written (SQL and keys made once).
+    let publishPlan: PublishPlan
     /// The writable columns.
     public let fields: [Field]
 }
@@ -1096,15 +1099,58 @@ extension Resource {
     /// Appends the row's published columns to the outbox (nothing without an event type).
     public func publish(_ db: SQLiteConnection, _ id: Int64) throws {
         guard let event else { return }
-        let published = columns.filter(\.published).map(\.name)
-        guard let row = try db.queryOne("SELECT \(published.map { "\"\($0)\"" }.joined(separator: ", ")) FROM \(table) WHERE id = ?", [.int(id)]) else { return }
-        var state = JSONObject()
-        for (i, column) in published.enumerated() { state.append(column, row[i].json) }
-        for link in links where link.published {
-            let ids = try db.query("SELECT \(link.targetColumn) FROM \(link.table) WHERE \(link.ownerColumn) = ? ORDER BY position", [.int(id)])
-            state.append(link.idsKey, .array(ids.compactMap { $0.int(0) }.map { .int($0) }))
+        let plan = publishPlan
+        var state = JSONText(capacity: 512)
+        var found = false
+        try db.forEachRow(plan.select, [.int(id)]) { row in
+            found = true
+            state.openObject()
+            for (i, key) in plan.columnKeys.enumerated() {
+                if i > 0 { state.comma() }
+                state.raw(key)
+                switch row[Int32(i)] {
+                case .null: state.null()
+                case .int(let value): state.int(value)
+                case .double(let value): state.double(value)
+                case .bytes(let text): state.string(utf8: text)
+                }
+            }
+            // The ids in `position` order, from the row's list column (kept with the link rows).
+            var ids: [Int64] = []
+            for (l, key) in plan.linkKeys.enumerated() {
+                if l > 0 || !plan.columnKeys.isEmpty { state.comma() }
+                state.raw(key)
+                ids.removeAll(keepingCapacity: true)
+                Resource.appendIDs(row[Int32(plan.columnKeys.count + l)], to: &ids)
+                state.openArray()
+                for (k, linked) in ids.enumerated() {
+                    if k > 0 { state.comma() }
+                    state.int(linked)
+                }
+                state.closeArray()
+            }
+            state.closeObject()
         }
-        try Outbox.append(db, type: event, entityID: id, state: state)
+        guard found else { return }
+        try Outbox.append(db, type: event, entityID: id, stateText: String(decoding: state.bytes(), as: UTF8.self))
+    }
+}
+
+/// A resource's published state (its event's `state`): one select of the published columns and
+/// the published links' list columns, written straight as JSON text with keys encoded once.
+struct PublishPlan: Sendable {
+    let select: String
+    /// `"column":` per published column, then `"idsKey":` per published link.
+    let columnKeys: [[UInt8]]
+    let linkKeys: [[UInt8]]
+
+    init(table: String, columns: [Column], links: [Link]) {
+        let names = columns.filter(\.published).map(\.name)
+        let published = links.filter(\.published)
+        let selected = names.map { "\"\($0)\"" } + published.map { "\"\($0.listColumn)\"" }
+        select = "SELECT \(selected.isEmpty ? "1" : selected.joined(separator: ", ")) FROM \(table) WHERE id = ?"
+        columnKeys = names.map(JSONText.key)
+        linkKeys = published.map { JSONText.key($0.idsKey) }
     }
 }
 

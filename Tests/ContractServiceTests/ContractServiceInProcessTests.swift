@@ -262,6 +262,37 @@ final class ContractServiceInProcessTests: XCTestCase {
         XCTAssertEqual(seen, 0, "moved to another organization")
     }
 
+    /// The published state (the `satisfaction` event): the published columns with their values
+    /// and types, and each published link's ids in the order sent — again after an update
+    /// reorders them; unpublished columns (`note`, `attach`) stay out.
+    func testThePublishedStateCarriesColumnsAndLinkIDsInOrder() async throws {
+        let created = await post("/api/feedback/satisfy", ["organization_id": 1, "record_time": "2021-07-15 01:02:30", "value": -4, "note": "secret",
+                                                           "customers_id": [2, 1], "follower_id": [3, 2]], admin)
+        XCTAssertEqual(created.status, 200, "\(created.body)")
+        let id = try XCTUnwrap(created.body["data"]?["id"]?.intValue)
+        func lastState() async throws -> JSONObject {
+            let feed = await tester.call(path: "/internal/events", params: ["after": 0, "limit": 1000])
+            XCTAssertEqual(feed.status, 200, "\(feed.body)")
+            let events = try XCTUnwrap(feed.body["data"]?["events"]?.arrayValue)
+            let last = try XCTUnwrap(events.last { $0["type"]?.stringValue == "satisfaction" && $0["entity_id"]?.intValue == id })
+            return try XCTUnwrap(last["state"]?.objectValue)
+        }
+        var state = try await lastState()
+        XCTAssertEqual(state.keys, ["id", "value", "recordTime", "operator_id", "organization_id", "updateTime", "status", "customer_ids", "follower_ids"])
+        XCTAssertEqual(state["id"], .int(id))
+        XCTAssertEqual(state["value"], .int(-4))
+        XCTAssertEqual(state["recordTime"], .string("2021-07-15 01:02:30"))
+        XCTAssertEqual(state["operator_id"], .int(1))
+        XCTAssertEqual(state["status"], .int(0))
+        XCTAssertEqual(state["customer_ids"], .array([.int(2), .int(1)]))
+        XCTAssertEqual(state["follower_ids"], .array([.int(3), .int(2)]))
+        let updated = await post("/api/feedback/satisfy", ["satisfy_id": .int(id), "customers_id": [1, 2], "follower_id": []], admin)
+        XCTAssertEqual(updated.status, 200, "\(updated.body)")
+        state = try await lastState()
+        XCTAssertEqual(state["customer_ids"], .array([.int(1), .int(2)]))
+        XCTAssertEqual(state["follower_ids"], .array([]))
+    }
+
     /// The link-lists migration fills each row's list column from the link table, in `position`
     /// order (not the table's key order), and `[]` for a row without links.
     func testLinkListsMigrationFillsTheColumnInPositionOrder() throws {
