@@ -7,12 +7,28 @@ import WireProtocol
 
 /// The outbox read by the event feed, on a real file.
 final class OutboxTests: XCTestCase {
-    func testATypedReadWalksFromTheCursorNotThroughEveryEventOfTheType() throws {
-        let path = "/tmp/crm-outbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+    var path: String!
+    var connection: SQLiteConnection?
+
+    override func setUp() {
+        path = "/tmp/crm-outbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+    }
+
+    override func tearDown() {
+        connection?.close()
+        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+    }
+
+    /// A connection on this test's file with the outbox's tables (closed and deleted after it).
+    private func openOutbox() throws -> SQLiteConnection {
         let db = try SQLiteConnection(path: path)
-        defer { db.close() }
+        connection = db
         try db.execute(Outbox.schema)
+        return db
+    }
+
+    func testATypedReadWalksFromTheCursorNotThroughEveryEventOfTheType() throws {
+        let db = try openOutbox()
         try db.writeTransaction { db in
             for i in 1...300 { try Outbox.append(db, type: i % 3 == 0 ? "demand" : "follow", entityID: Int64(i), state: JSONObject([("n", .int(Int64(i)))])) }
         }
@@ -33,11 +49,7 @@ final class OutboxTests: XCTestCase {
     /// The page is written as text: each state as it was stored, the other columns escaped; a
     /// stored state that is not JSON reads as `null` instead of breaking the whole page.
     func testAPageIsTheStoredStatesAsJSONAndABrokenStateReadsAsNull() throws {
-        let path = "/tmp/crm-outbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
-        let db = try SQLiteConnection(path: path)
-        defer { db.close() }
-        try db.execute(Outbox.schema)
+        let db = try openOutbox()
         let state = JSONObject([("realName", .string("王\"芳\\\n")), ("tags", .array([.int(1), .null, .bool(true)])), ("o", .object(JSONObject([("x", .double(1.5))])))])
         try Outbox.append(db, type: "customer", entityID: 7, state: state)
         try db.run("INSERT INTO events(type, entity_id, state, time) VALUES ('cust\"omer', 8, '{\"broken\":', '2026-11-29 00:00:00')")
