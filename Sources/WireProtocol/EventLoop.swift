@@ -92,6 +92,14 @@ public final class EventLoop: @unchecked Sendable {
         return pthread_equal(owner, pthread_self()) != 0
     }
 
+    /// Stops a debug build (tests) when called off the loop's thread: state confined to the loop
+    /// (`StreamConnection`'s buffers, marked `@unchecked Sendable` and without exclusivity
+    /// checks) is checked at run time rather than trusted, as NIO's `assertInEventLoop` does.
+    /// Costs nothing in release builds.
+    public func assertInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
+        assert(inEventLoop, "called off the event loop's thread", file: file, line: line)
+    }
+
     /// Runs `task` on the loop's thread, soon.
     public func execute(_ task: @escaping Task) {
         // Only the task that makes the queue non-empty wakes the loop: the loop takes the whole

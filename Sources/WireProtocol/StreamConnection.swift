@@ -18,7 +18,8 @@ extension StreamConnectionDelegate {
 }
 
 /// A non-blocking stream socket registered with one event loop: reads are handed to the
-/// delegate, writes are queued and flushed as the socket allows. Loop-thread confined.
+/// delegate, writes are queued and flushed as the socket allows. Loop-thread confined
+/// (checked in debug builds: `EventLoop.assertInEventLoop`).
 ///
 /// Writes are batched: what is queued during one loop iteration (every answer a service
 /// finished, every request the gateway forwarded) leaves in one `sendmsg` with a gather list
@@ -85,6 +86,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     /// Queues bytes; they are written at the end of the loop iteration, together with
     /// whatever else this connection queued in it.
     public func write(_ bytes: [UInt8]) {
+        loop.assertInEventLoop()
         guard !isClosed, !bytes.isEmpty else { return }
         // The write-progress clock counts from when the queue stopped being empty.
         if pendingOutputBytes == 0 { lastWriteProgress = monotonicMillis() }
@@ -104,6 +106,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
 
     /// The end-of-iteration flush (`EventLoop`).
     func flushDeferred() {
+        loop.assertInEventLoop()
         flushScheduled = false
         guard !isClosed, !connecting else { return }
         // Waiting for EPOLLOUT already: the socket is full, writing now would only fail.
@@ -115,6 +118,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     /// half-closed first and unread input is discarded for up to that long.
     /// `deadlineMillis` bounds the whole wait: a peer that never reads is closed then anyway.
     public func closeAfterFlush(lingerMillis: Int64 = 0, deadlineMillis: Int64 = 10_000) {
+        loop.assertInEventLoop()
         guard !isClosed else { return }
         self.lingerMillis = lingerMillis
         if !closeDeadlineSet {
@@ -134,12 +138,14 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     }
 
     public func pauseReading() {
+        loop.assertInEventLoop()
         guard !readingPaused else { return }
         readingPaused = true
         updateInterest()
     }
 
     public func resumeReading() {
+        loop.assertInEventLoop()
         guard readingPaused else { return }
         readingPaused = false
         updateInterest()
@@ -147,6 +153,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
 
     /// Closes now, dropping unsent output.
     public func close() {
+        loop.assertInEventLoop()
         finish(error: nil)
     }
 
@@ -193,6 +200,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     }
 
     public func handleEvents(_ events: UInt32) {
+        loop.assertInEventLoop()
         if connecting {
             let error = Socket.pendingError(fd)
             connecting = false
