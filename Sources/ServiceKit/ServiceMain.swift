@@ -72,6 +72,12 @@ public struct ServiceConfiguration: Sendable {
     public var replica: String
     /// Where other services listen, by name, for the projections.
     public var sources: [String: Endpoint]
+    /// Read-only SQLite connections, each on its own queue: how many reads run at once.
+    public var readers = ServiceConfiguration.defaultReaders
+
+    /// One reader per core, at least two (a slow read never holds up all the others) and at
+    /// most 16.
+    public static var defaultReaders: Int { min(max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))), 16) }
 
     public init(endpoint: Endpoint, databasePath: String, replica: String, sources: [String: Endpoint] = [:]) {
         self.endpoint = endpoint
@@ -85,8 +91,9 @@ public struct ServiceConfiguration: Sendable {
     /// replicas of the service (the folder is created when missing); `--db PATH` / `CRM_DB`
     /// (default `./data/<name>.sqlite`), `--replica ID` / `CRM_REPLICA` (default the host
     /// name: a container's id under Docker),
-    /// and one `--source NAME=ENDPOINT` / `CRM_SOURCE_<NAME>` per service whose events this
-    /// one copies (an endpoint ending in `/` is a folder of replica sockets).
+    /// one `--source NAME=ENDPOINT` / `CRM_SOURCE_<NAME>` per service whose events this
+    /// one copies (an endpoint ending in `/` is a folder of replica sockets), and `--readers N`
+    /// / `CRM_SQLITE_READERS` (1 to 16; default `defaultReaders`).
     public static func fromCommandLine(name: String, arguments: [String] = CommandLine.arguments) throws -> ServiceConfiguration {
         func flag(_ key: String) -> String? {
             guard let i = arguments.firstIndex(of: key), i + 1 < arguments.count else { return nil }
@@ -125,6 +132,12 @@ public struct ServiceConfiguration: Sendable {
         }
         var configuration = ServiceConfiguration(endpoint: try Endpoint(parsing: socket), databasePath: db, replica: replica, sources: sources)
         configuration.replicaDefaulted = folder != nil && flag("--replica") == nil && env("CRM_REPLICA") == nil
+        if let text = flag("--readers") ?? env("CRM_SQLITE_READERS") {
+            guard let readers = Int(text), (1...16).contains(readers) else {
+                throw EndpointError(reason: "readers '\(text)' (--readers, CRM_SQLITE_READERS) is not a number from 1 to 16")
+            }
+            configuration.readers = readers
+        }
         return configuration
     }
 
@@ -164,7 +177,7 @@ public final class ServiceRuntime: Sendable {
 
     public init(definition: ServiceDefinition, configuration: ServiceConfiguration) throws {
         self.definition = definition
-        database = try Database(path: configuration.databasePath, migrations: definition.migrations)
+        database = try Database(path: configuration.databasePath, migrations: definition.migrations, readerCount: configuration.readers)
         try definition.onStart(database)
         let maintenance = definition.maintenance
         try database.sync { db in try db.writeTransaction(maintenance) }
