@@ -23,9 +23,19 @@ public final class Database: @unchecked Sendable {
     /// True once the service began shutting down: long polls answer at once, so a drain is
     /// not held up by a follower's wait.
     public var isClosing: Bool { closingFlag.load(ordering: .acquiring) }
-    public func beginClosing() { closingFlag.store(true, ordering: .releasing); commitSignal.signal() }
-    /// Signalled after every commit of the writer and when closing begins (wakes event feeds).
+    public func beginClosing() {
+        closingFlag.store(true, ordering: .releasing)
+        commitSignal.signal()
+        outboxSignal.signal()
+    }
+    /// Signalled after every commit of the writer and when closing begins (what keys on any
+    /// change: the statistics' answer cache, writes waiting for a copy to catch up).
     public let commitSignal = CommitSignal()
+    /// Signalled after a commit that changed the outbox (`events`), a commit by another process
+    /// (which may have), and when closing begins: wakes the event feed's long polls. A commit
+    /// of copies or other rows without an event wakes none of them (it did wake every follower
+    /// of the service, to find nothing new).
+    public let outboxSignal = CommitSignal()
     /// The names list pages show, kept between reads (a new generation after a commit that
     /// changed a table they come from, or another process's commit).
     public let readCache = ReadCache()
@@ -208,9 +218,10 @@ public final class Database: @unchecked Sendable {
                     writerDone()
                     throw error
                 }
-                writerDone()
+                let changed = writerDone()
                 lastWrite = monotonicMillis()
                 commitSignal.signal()
+                if changed.contains(Outbox.table) { outboxSignal.signal() }
                 return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {
                 attempt += 1
@@ -234,10 +245,13 @@ public final class Database: @unchecked Sendable {
 
     /// After the writer's work (committed or not): a new generation of names if it changed a
     /// table they come from — before the writes are answered (writer queue only).
-    private func writerDone() {
+    /// Answers the tables changed (rowid tables: SQLite's update hook).
+    @discardableResult
+    private func writerDone() -> Set<String> {
         let changed = connection.takeChangedTables()
         if !changed.isEmpty { readCache.invalidate(tables: changed) }
         checkpointIfLarge()
+        return changed
     }
 
     /// Returns once the checkpoint queued so far has run (tests).
@@ -313,6 +327,7 @@ public final class Database: @unchecked Sendable {
             if let seen = dataVersion, seen != version {
                 readCache.invalidateAll()
                 commitSignal.signal()
+                outboxSignal.signal()
             }
             dataVersion = version
         }
@@ -328,7 +343,13 @@ public final class Database: @unchecked Sendable {
         timer.setEventHandler { [self] in
             guard !closed else { return }
             defer { writerDone() }
-            do { try connection.writeTransaction(task); commitSignal.signal() } catch { Log.warning("maintenance failed: \(error)") }
+            do {
+                try connection.writeTransaction(task)
+                commitSignal.signal()
+                outboxSignal.signal()
+            } catch {
+                Log.warning("maintenance failed: \(error)")
+            }
         }
         timer.resume()
         maintenanceTimers.append(timer)

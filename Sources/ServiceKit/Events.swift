@@ -142,7 +142,7 @@ enum EventFeed {
         let wait = min(max(try ctx.params.int("wait_ms") ?? 0, 0), maxWaitMillis)
         let types = try eventTypes(ctx.params)
         let deadline = monotonicMillis() + wait
-        let signal = ctx.database.commitSignal
+        let signal = ctx.database.outboxSignal
         // Where the next look starts: past every event already looked at in this poll. Sequence
         // numbers become visible in commit order, so nothing can appear behind it; without it a
         // consumer of rare types re-read every event written since its cursor at each commit

@@ -5,6 +5,8 @@ import WireProtocol
 /// commit order, so a reader never skips one, and are never reused (AUTOINCREMENT), also
 /// after compaction.
 public enum Outbox {
+    /// The table events are appended to.
+    static let table = "events"
     static let schema = """
     CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -49,4 +49,28 @@ final class CommitSignalTests: XCTestCase {
         XCTAssertEqual(signal.generation, generation + 2, "closing wakes the waiting polls")
         database.close()
     }
+
+    /// The event feed's signal moves only with commits that append an event (and closing): a
+    /// commit of other rows (copies, say) wakes no follower.
+    func testTheOutboxSignalMovesOnlyWithEvents() async throws {
+        let path = "/tmp/crm-signal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let database = try Database(path: path, migrations: [Migration(name: "t", sql: "CREATE TABLE t(x);")])
+        let outbox = database.outboxSignal
+        let start = outbox.generation
+        let commits = database.commitSignal.generation
+        _ = try await database.write { try $0.run("INSERT INTO t VALUES (1)") }
+        XCTAssertEqual(database.commitSignal.generation, commits + 1)
+        XCTAssertEqual(outbox.generation, start, "no event, no wake-up")
+        let waiter = Task { await outbox.wait(after: start, timeoutMillis: 30_000) }
+        _ = try await database.write { db in
+            try db.run("INSERT INTO t VALUES (2)")
+            try Outbox.append(db, type: "t", entityID: 2, state: JSONObject([("x", .int(2))]))
+        }
+        await waiter.value
+        XCTAssertEqual(outbox.generation, start + 1, "an event wakes the feed")
+        database.beginClosing()
+        XCTAssertEqual(outbox.generation, start + 2, "closing wakes the waiting polls")
+        database.close()
+    }
 }

@@ -53,7 +53,7 @@ final class EventFeedTests: EventTestCase {
         XCTAssertEqual(tail["data"]?["last"]?.intValue, 3)
         let refused = try await feed(client, ["after": -2])
         XCTAssertEqual(refused["status"]?.intValue, 1)
-        XCTAssertEqual(source.database.commitSignal.waiterCount, 0, "no wait is left registered")
+        XCTAssertEqual(source.database.outboxSignal.waiterCount, 0, "no wait is left registered")
         shutdown(source)
         client.stop()
         loop.stop()
@@ -83,11 +83,11 @@ final class EventFeedTests: EventTestCase {
         loop.stop()
     }
 
-    /// Polls until the producer has `count` waiting polls suspended on its commit signal.
+    /// Polls until the producer has `count` waiting polls suspended on its outbox signal.
     func waitForWaiters(_ runtime: ServiceRuntime, _ count: Int) async throws {
         let deadline = Date().addingTimeInterval(5)
-        while runtime.database.commitSignal.waiterCount != count && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
-        XCTAssertEqual(runtime.database.commitSignal.waiterCount, count)
+        while runtime.database.outboxSignal.waiterCount != count && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(runtime.database.outboxSignal.waiterCount, count)
     }
 
     func testAWaitingPollSleepsOnTheCommitSignalAndWakesForItsTypesOnly() async throws {
