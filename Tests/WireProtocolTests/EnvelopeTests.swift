@@ -101,6 +101,18 @@ final class EnvelopeTests: XCTestCase {
             #"{"kind":"response","status":200,"id":1,"body":{"a":1},"body":[2]}"#, #"{"kind":"nope"}"#, #"{}"#, #"[]"#, #"1"#, #""#,
             #"{"kind":"ping" "id":1}"#, #"{"kind":"ping","id":1} x"#, #"{"kind"}"#, #"{,"kind":"ping"}"#, #"  {"kind" : "pong" , "id" : 4 }  "#,
         ].map { Array($0.utf8) }
+        // `caller` as request frames carry it (read by a quick path) and its near misses.
+        let callers = [
+            #"{"id":1,"role":2}"#, #"{"id":-0,"role":0}"#, #"{"id":-7,"role":123456789012345678}"#, #"{"id":1234567890123456789,"role":1}"#,
+            #"{"id":01,"role":1}"#, #"{"id":1.5,"role":1}"#, #"{"id":1e2,"role":1}"#, #"{"id":1,"role":2,"id":3}"#, #"{"id":1 ,"role":2}"#,
+            #"{"role":2,"id":1}"#, #"{"id":1,"role":}"#, #"{"id":-,"role":1}"#, #"{"id":1,"role":2"#, #"{"id":"1","role":2}"#,
+            #"{"id":1,"role":2}}"#, #"{"id":1,"role":2} "#, #"{"id":99999999999999999999,"role":1}"#, #"{"id":1,"role":-}"#,
+        ]
+        for caller in callers {
+            for tail in [#","rid":"r"}"#, "}", ""] {
+                frames.append(Array(#"{"kind":"request","id":3,"method":"GET","path":"/","caller":"#.utf8) + Array(caller.utf8) + Array(tail.utf8))
+            }
+        }
         var accepted = 0, refused = 0
         for frame in frames {
             let text = String(decoding: frame.prefix(200), as: UTF8.self).debugDescription
