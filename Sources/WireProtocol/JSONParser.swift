@@ -156,6 +156,20 @@ struct EnvelopeReader {
             throw parser.unexpected("expected a string key in object", at: parser.index)
         }
         let keyStart = parser.index + 1
+        // Every envelope name is at most 8 plain ASCII bytes: packed in the pass that finds its
+        // end. Anything else (longer, escaped, not ASCII, invalid) goes the general way.
+        var quick: UInt64 = 0
+        var position = keyStart
+        while position < parser.end && position - keyStart <= 8 {
+            let byte = parser.bytes[position]
+            if byte == JSONASCII.quote || byte == JSONASCII.backslash || byte < 0x20 || byte >= 0x80 { break }
+            quick |= UInt64(byte) << (8 * UInt64(position - keyStart))
+            position += 1
+        }
+        if position < parser.end && position - keyStart <= 8 && parser.bytes[position] == JSONASCII.quote {
+            parser.index = position + 1
+            return try afterKey(position == keyStart ? nil : quick, names)
+        }
         try parser.skipString()
         let raw = UnsafeBufferPointer(rebasing: parser.bytes[keyStart..<(parser.index - 1)])
         var key = EnvelopeReader.packed(raw)
@@ -168,14 +182,19 @@ struct EnvelopeReader {
             // A NUL (`\u0000`) would pack like the zero padding: no known name has one.
             key = decoded.withUTF8 { $0.contains(0) ? nil : EnvelopeReader.packed($0) }
         }
+        return try afterKey(key, names)
+    }
+
+    /// Past the key (`packed`, nil: none of `names`): the colon, and the key's position in `names`.
+    private mutating func afterKey(_ packed: UInt64?, _ names: [UInt64]) throws(JSONParseError) -> Int {
         parser.skipWhitespace()
         guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.colon else {
             throw parser.unexpected("expected ':' after object key", at: parser.index)
         }
         parser.index += 1
         parser.skipWhitespace()
-        guard let key, key != 0 else { return -1 }
-        return names.firstIndex(of: key) ?? -1
+        guard let packed, packed != 0 else { return -1 }
+        return names.firstIndex(of: packed) ?? -1
     }
 
     /// The current member's value, built.

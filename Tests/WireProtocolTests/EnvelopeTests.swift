@@ -101,6 +101,11 @@ final class EnvelopeTests: XCTestCase {
             #"{"kind":"response","status":200,"id":1,"body":{"a":1},"body":[2]}"#, #"{"kind":"nope"}"#, #"{}"#, #"[]"#, #"1"#, #""#,
             #"{"kind":"ping" "id":1}"#, #"{"kind":"ping","id":1} x"#, #"{"kind"}"#, #"{,"kind":"ping"}"#, #"  {"kind" : "pong" , "id" : 4 }  "#,
         ].map { Array($0.utf8) }
+        // Keys around the quick path of short plain keys: raw control bytes, non-ASCII, 8 and 9
+        // bytes, unterminated.
+        frames += ["{\"kind\":\"ping\",\"id\":1,\"a\u{01}\":2}", "{\"k\u{ef}nd\":\"ping\",\"id\":1}", "{\"kïnd\":\"ping\",\"kind\":\"pong\",\"id\":1}",
+                   #"{"kind":"ping","id":1,"deadline":2,"deadline1":3}"#, #"{"kind":"ping","id":1,"#, #"{"kind"#, #"{"kindkind":1}"#]
+            .map { Array($0.utf8) }
         // `caller` as request frames carry it (read by a quick path) and its near misses.
         let callers = [
             #"{"id":1,"role":2}"#, #"{"id":-0,"role":0}"#, #"{"id":-7,"role":123456789012345678}"#, #"{"id":1234567890123456789,"role":1}"#,
