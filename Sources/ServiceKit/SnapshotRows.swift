@@ -7,7 +7,8 @@
 ///
 /// Exact, never stale: rows are kept and used only inside a read transaction of
 /// `Database.read`, under the snapshot's version (`SnapshotCounts.version`: `data_version`,
-/// `total_changes()`, `schema_version`); a connection that sees another version drops them all.
+/// `total_changes()`, the pager's data version); a connection that sees another version drops
+/// them all.
 /// So any commit (of this process or another) makes the next page read its rows again. Names
 /// are not part of a kept row: they come from `ReadCache` per page, as before.
 ///
