@@ -230,6 +230,24 @@ final class EnvelopeTests: XCTestCase {
         }
     }
 
+    /// Response frames without headers (their head written straight into the frame) are the
+    /// envelope built as a tree and serialized, for every kind of id and status, small and large
+    /// bodies.
+    func testResponseFramesWithoutHeadersAreTheTreesBytes() throws {
+        let ids: [UInt64] = [0, 1, 9, 10, 99, 100, 12_345, UInt64(Int64.max), UInt64(Int64.max) + 1, UInt64.max, 1 << 62]
+        let statuses = [0, 1, 200, 404, 502, 1_000_000, -1, Int(Int64.min)]
+        for id in ids {
+            for status in statuses {
+                for body: JSON in [nil, ["data": "x"], ["data": .string(String(repeating: "a", count: StreamConnection.ownBufferBytes))]] {
+                    let response = WireResponse(id: id, status: status, body: body)
+                    let expected = FrameEncoder.encode(Message.response(response).encode())
+                    XCTAssertEqual(Message.response(response).frame(), expected, "id \(id), status \(status)")
+                    XCTAssertEqual(Array(response.framePieces().joined()), expected, "id \(id), status \(status), pieces")
+                }
+            }
+        }
+    }
+
     /// Response frames with several headers (a repeated name stays repeated, as before).
     func testResponseFrameHeadersAreWrittenInOrder() throws {
         let response = WireResponse(id: 3, status: 409, body: ["status": 1],
