@@ -263,7 +263,8 @@ final class Gateway: @unchecked Sendable {
     private func forward(_ request: HTTPRequest, _ exchange: Exchange) {
         let path = exchange.path, method = exchange.method
         let finish: (HTTPResponse, String) -> Void = { answer, route in exchange.finish(answer, route: route) }
-        guard let service = Gateway.service(forPath: path), let client = clients[service] else {
+        let facts = Gateway.documentedPaths[path] ?? PathFacts(path)
+        guard let service = facts.service, let client = clients[service] else {
             finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "other")
             return
         }
@@ -296,7 +297,7 @@ final class Gateway: @unchecked Sendable {
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                    session: service == .users ? token : nil)
             wire.trace = exchange.trace
-            let revoking = Gateway.revokingPaths.contains(path)
+            let revoking = facts.revoking
             if revoking { group.revokingWrites.withLock { $0.inFlight += 1 } }
             client.sendOnLoop(wire) { [self] result in
                 // Completions of WireClient run on the same loop.
@@ -304,7 +305,7 @@ final class Gateway: @unchecked Sendable {
                 finish(response(for: result, service: service), path)
             }
         }
-        if Catalog.publicPaths.contains(path) {
+        if facts.isPublic {
             forward(nil)
             return
         }
@@ -314,7 +315,7 @@ final class Gateway: @unchecked Sendable {
         }
         authenticate(token) { outcome in
             switch outcome {
-            case .success(let authenticated) where authenticated.fromFallback && Gateway.revokingPaths.contains(path):
+            case .success(let authenticated) where authenticated.fromFallback && facts.revoking:
                 // Changes to employees and sessions wait for UserService itself.
                 finish(HTTPResponse.error(503, "the users service is unavailable; try again shortly"), path)
             case .success(let authenticated): forward(authenticated.caller)
@@ -322,6 +323,23 @@ final class Gateway: @unchecked Sendable {
             }
         }
     }
+
+    /// What `forward` needs to know of a path: its service, whether it is public, whether its
+    /// writes can end sessions.
+    struct PathFacts {
+        let service: ServiceName?
+        let isPublic: Bool
+        let revoking: Bool
+        init(_ path: String) {
+            service = Gateway.service(forPath: path)
+            isPublic = Catalog.publicPaths.contains(path)
+            revoking = Gateway.revokingPaths.contains(path)
+        }
+    }
+
+    /// `PathFacts` of every documented path, made once: a request to one looks its path up once
+    /// instead of three times. Other paths get theirs made per request.
+    static let documentedPaths: [String: PathFacts] = Dictionary(Catalog.routes.map { ($0.path, PathFacts($0.path)) }, uniquingKeysWith: { first, _ in first })
 
     /// `Catalog.prefixes` by their segment (`user` for `/api/user`).
     private static let servicesBySegment: [String: ServiceName] = {

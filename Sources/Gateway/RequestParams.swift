@@ -70,7 +70,9 @@ extension RequestParams {
             var schemeEnd = start
             while schemeEnd < bytes.count && bytes[schemeEnd] != space { schemeEnd += 1 }
             let scheme = UnsafeBufferPointer(rebasing: bytes[start..<schemeEnd])
-            guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ ($0 | 0x20) == $1 }) else { return nil }
+            guard scheme.count == 6, (scheme[0] | 0x20) == UInt8(ascii: "b"), (scheme[1] | 0x20) == UInt8(ascii: "e"),
+                  (scheme[2] | 0x20) == UInt8(ascii: "a"), (scheme[3] | 0x20) == UInt8(ascii: "r"), (scheme[4] | 0x20) == UInt8(ascii: "e"),
+                  (scheme[5] | 0x20) == UInt8(ascii: "r") else { return nil }
             var tokenStart = schemeEnd, tokenEnd = bytes.count
             while tokenStart < tokenEnd && bytes[tokenStart] == space { tokenStart += 1 }
             while tokenEnd > tokenStart && bytes[tokenEnd - 1] == space { tokenEnd -= 1 }

@@ -23,7 +23,8 @@ public struct Params: Sendable {
         guard let value = values[name] else { return nil }
         switch value {
         case .null: return nil
-        case .string(let s) where s.allSatisfy({ $0 == " " || $0 == "\t" }): return nil
+        // By bytes: every Character is a space or tab exactly when every byte is.
+        case .string(let s) where s.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }): return nil
         default: return value
         }
     }
@@ -78,6 +79,13 @@ public struct Params: Sendable {
 
     /// A decimal integer with an optional leading '-', surrounding whitespace allowed.
     static func parseDecimal(_ text: String) -> Int64? {
+        // Plain digits (the usual `page=2`) read by bytes; anything else, a value out of range
+        // included, the general way (trimming Unicode whitespace costs more than the rest).
+        plainDecimal(text) ?? generalDecimal(text)
+    }
+
+    /// `parseDecimal` for any text.
+    static func generalDecimal(_ text: String) -> Int64? {
         let trimmed = text.trimmingWhitespace
         guard !trimmed.isEmpty, trimmed.utf8.count <= 20 else { return nil }
         var utf8 = Substring(trimmed).utf8[...]
@@ -92,6 +100,26 @@ public struct Params: Sendable {
             if o1 || o2 { return nil }
             result = a
         }
+        return negative ? -result : result
+    }
+
+    /// `text` when it is only an optional `-` and at most 18 digits (nothing to trim, no
+    /// overflow): what `parseDecimal` answers for it; nil for anything else.
+    static func plainDecimal(_ text: String) -> Int64? {
+        let utf8 = text.utf8
+        var negative = false
+        var digits = 0
+        var result: Int64 = 0
+        for byte in utf8 {
+            if byte == UInt8(ascii: "-") && digits == 0 && !negative {
+                negative = true
+                continue
+            }
+            guard byte >= 48 && byte <= 57, digits < 18 else { return nil }
+            result = result * 10 + Int64(byte - 48)
+            digits += 1
+        }
+        guard digits > 0 else { return nil }
         return negative ? -result : result
     }
 

@@ -81,6 +81,14 @@ public struct Resource: Sendable {
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
         publishPlan = PublishPlan(table: table, columns: columns, links: links)
+        plainLists = (0...Resource.plainListMaxStatuses).map { [table, pageSelectList, ordering] statusCount in
+            [false, true].map { paged in
+                let clause = statusCount == 0 ? "" : "WHERE t.status IN (\(SQLFilter.marks(statusCount)))"
+                let tail = "FROM \(table) t \(clause) ORDER BY \(ordering)" + (paged ? " LIMIT ? OFFSET ?" : "")
+                return PageQuery(ids: "SELECT t.id " + tail, rows: "SELECT \(pageSelectList) " + tail,
+                                 count: "SELECT COUNT(*) FROM \(table) t \(clause)", binds: [])
+            }
+        }
     }
 
     let selectList: String
@@ -92,6 +100,11 @@ public struct Resource: Sendable {
     let answerPlan: AnswerPlan
     /// How the published state is read and written (SQL and keys made once).
     let publishPlan: PublishPlan
+    /// The queries of a list filtered by nothing but status (the usual page), made once per
+    /// number of statuses (0: any) and kind (`[0]` whole, `[1]` paged) instead of per request:
+    /// the same texts `list` would build (`SQLFilter.in`, `SQLFilter.clause`).
+    let plainLists: [[PageQuery]]
+    static let plainListMaxStatuses = 8
     /// The writable columns.
     public let fields: [Field]
 }
@@ -539,18 +552,19 @@ extension Resource {
         }
     }
 
-    /// The rows `SELECT <pageSelectList> <tail>` selects written as a JSON array into `out`: the
+    /// The rows `query.rows` (`SELECT <pageSelectList> <tail>`) selects written as a JSON array into `out`: the
     /// same text as `json(_:_:)` serialized, without building the tree, a `Row` or a `String`
     /// per value (list pages are the hot path). Column values go from SQLite straight into the
     /// text; the parts that need the page's ids (referenced names, links) are looked up after
     /// the rows were stepped and placed at the cuts recorded while writing them.
     ///
-    /// First `SELECT t.id <tail>`, the same rows' ids in the same order (`ordering` ends with the
+    /// First `query.ids` (`SELECT t.id <tail>`), the same rows' ids in the same order (`ordering` ends with the
     /// id), from an index: when the connection keeps every one of those rows for the snapshot it
     /// sees (`SnapshotRows`), they are not read again.
     /// `ids`, when given, are those ids already (a search page's, newest first, when that is the
     /// resource's ordering), and no query is needed for them.
-    func writeRows(_ tail: String, _ binds: [SQLValue], ids: [Int64]? = nil, _ db: SQLiteConnection, into out: inout JSONText) throws {
+    func writeRows(_ query: PageQuery, ids: [Int64]? = nil, _ db: SQLiteConnection, into out: inout JSONText) throws {
+        let binds = query.binds
         let plan = answerPlan
         let referenceCount = references.count
         let columnCount = plan.columnKeyRanges.count
@@ -567,7 +581,7 @@ extension Resource {
         var kept: [SnapshotRows.Row]?
         if let version {
             var pageIDs = ids ?? []
-            if ids == nil { try db.forEachRow("SELECT t.id " + tail, binds) { row in pageIDs.append(row.int(0)) } }
+            if ids == nil { try db.forEachRow(query.ids, binds) { row in pageIDs.append(row.int(0)) } }
             kept = db.snapshotRows.rows(rowShape, of: pageIDs, version: version)
         }
         if let kept {
@@ -592,7 +606,7 @@ extension Resource {
             let cutsPerRow = plan.cutSlots.count
             // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
             try plan.columnKeys.withUnsafeBufferPointer { keys in
-                try db.forEachRow("SELECT \(pageSelectList) " + tail, binds) { row in
+                try db.forEachRow(query.rows, binds) { row in
                     rowCount += 1
                     let start = columnsText.count
                     for i in 0..<columnCount {
@@ -838,8 +852,7 @@ extension Resource {
         let dayCounted = folded == nil && filter.conditions.count == 1
             ? window.flatMap { w in w.dayCounts.flatMap { counts in span.map { (w, counts, $0) } } } : nil
         /// The page's rows (nil: none).
-        /// The page's rows (nil: none), as the SQL after `SELECT <columns> ` (see `writeRows`).
-        let rows: (tail: String, binds: [SQLValue])?
+        let rows: PageQuery?
         /// Their ids in page order, when known without a query.
         var rowIDs: [Int64]?
         let total: Int64
@@ -847,12 +860,22 @@ extension Resource {
             let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
                                                  folded: folded, statuses: statuses, filter: filter, paging: paging)
             total = page.total
-            rows = page.ids.isEmpty ? nil : ("FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
-                                             page.ids.map { .int($0) })
+            rows = page.ids.isEmpty ? nil : pageQuery(tail: "FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
+                                                      binds: page.ids.map { .int($0) })
             // The index answers newest first: when that is the order, the page's ids are known.
             if ordering == "t.id DESC", zip(page.ids, page.ids.dropFirst()).allSatisfy({ $0 > $1 }) { rowIDs = page.ids }
         } else {
-            if let statuses { filter.in("t.status", statuses) }
+            let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
+            var query: PageQuery
+            if filter.conditions.isEmpty, (statuses?.count ?? 0) <= Resource.plainListMaxStatuses {
+                query = plainLists[statuses?.count ?? 0][paging == nil ? 0 : 1]
+                query.binds = statuses?.map { .int($0) } ?? []
+            } else {
+                if let statuses { filter.in("t.status", statuses) }
+                query = pageQuery(tail: "FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
+                                  binds: filter.binds)
+                query.count = "SELECT COUNT(*) FROM \(table) t \(filter.clause)"
+            }
             if let counters, !keys.isEmpty {
                 total = try (statuses ?? status.values).reduce(0) { sum, s in
                     try sum + keys.reduce(0) { try $0 + Counters.get(db, table: counters, key: $1.prefix + "\(s)" + $1.suffix) }
@@ -863,13 +886,13 @@ extension Resource {
                     try window.total(db, table: table, counts: counts, statuses: counted, start: span.start, end: span.end)
                 }
             } else if paging != nil {
-                let sql = "SELECT COUNT(*) FROM \(table) t \(filter.clause)"
-                total = try SnapshotCounts.count(db, key: SnapshotCounts.key(sql, filter.binds)) { db in try db.scalar(sql, filter.binds) }
+                let (sql, binds) = (query.count, query.binds)
+                total = try SnapshotCounts.count(db, key: SnapshotCounts.key(sql, binds)) { db in try db.scalar(sql, binds) }
             } else {
                 total = 0
             }
-            let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
-            rows = ("FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"), filter.binds + limit)
+            query.binds += limit
+            rows = query
         }
         // Reply.ok's envelope, written with the rows instead of built as a tree.
         var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
@@ -877,7 +900,7 @@ extension Resource {
         out.string(Reply.queryMessage)
         out.raw(#","data":"#)
         if let rows {
-            try writeRows(rows.tail, rows.binds, ids: rowIDs, db, into: &out)
+            try writeRows(rows, ids: rowIDs, db, into: &out)
         } else {
             out.openArray()
             out.closeArray()
@@ -888,6 +911,23 @@ extension Resource {
         }
         out.closeObject()
         return WireResponse(status: 200, jsonText: out)
+    }
+}
+
+/// A list page's queries, on the same binds: its ids (`SELECT t.id <tail>`) and its rows
+/// (`SELECT <pageSelectList> <tail>`) for `writeRows`; `count` counts what the page is taken
+/// from (without its `LIMIT`).
+struct PageQuery: Sendable {
+    var ids: String
+    var rows: String
+    var count: String
+    var binds: [SQLValue]
+}
+
+extension Resource {
+    /// The page queries of `tail` (the SQL after the select list); `count` left empty.
+    func pageQuery(tail: String, binds: [SQLValue]) -> PageQuery {
+        PageQuery(ids: "SELECT t.id " + tail, rows: "SELECT \(pageSelectList) " + tail, count: "", binds: binds)
     }
 }
 

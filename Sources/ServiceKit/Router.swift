@@ -162,7 +162,9 @@ public struct ServiceRouter: Sendable {
 
     /// The handler and access for a request; 404 for an unknown path, 405 naming the methods.
     public func route(method: String, path: String) throws(APIError) -> Entry {
-        let normalized = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        // By bytes (counting Characters cost more than the lookup). Routes are ASCII: a path
+        // ending in a "/" that is part of a longer Character names none either way.
+        let normalized = path.utf8.count > 1 && path.utf8.last == UInt8(ascii: "/") ? String(decoding: path.utf8.dropLast(), as: UTF8.self) : path
         guard let methods = table[normalized] else { throw .notFound("no such endpoint: \(path)") }
         // HEAD is answered like GET by the gateway; the service sees GET.
         guard let entry = methods[method] else {

@@ -125,18 +125,44 @@ final class Statement {
 /// once, and only when every cached statement was reused the least recently used of all.
 /// Generated SQL (an `IN (?, …)` list of each length, a column subset) is then prepared, used
 /// and dropped without pushing the hot fixed queries out.
+///
+/// In front of the dictionary, a direct-mapped table (`recent`): the slot a text's length and a
+/// few of its bytes pick holds the statement last found for such a text, and a hit, confirmed by
+/// comparing the whole text, skips hashing it (a request's BEGIN, pragmas, page query and COMMIT
+/// each hashed their SQL, about as much work as running the pragma).
 struct StatementCache {
     let capacity: Int
     private var statements: [String: Statement] = [:]
+    private var recent: [Statement?] = Array(repeating: nil, count: StatementCache.recentSlots)
     private var clock: UInt64 = 0
+    private static let recentSlots = 64
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
     var count: Int { statements.count }
     func contains(_ sql: String) -> Bool { statements[sql] != nil }
 
+    /// `recent`'s slot for `sql`: its length, first, middle and last bytes mixed.
+    private static func slot(_ sql: String) -> Int {
+        let utf8 = sql.utf8
+        let mixed = utf8.withContiguousStorageIfAvailable { bytes -> UInt64 in
+            guard let last = bytes.last else { return 0 }
+            let a = UInt64(bytes[0]), b = UInt64(bytes[bytes.count / 2]), c = UInt64(bytes[bytes.count / 3]), d = UInt64(last)
+            return (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15) ^ (a | b << 8 | c << 16 | d << 24) &* 0xC2B2_AE3D_27D4_EB4F
+        } ?? UInt64(utf8.count)
+        return Int(truncatingIfNeeded: (mixed >> 32) ^ mixed) & (recentSlots - 1)
+    }
+
     mutating func get(_ sql: String) -> Statement? {
-        guard let statement = statements[sql] else { return nil }
+        let slot = StatementCache.slot(sql)
+        let statement: Statement
+        if let front = recent[slot], front.sql == sql {
+            statement = front
+        } else {
+            guard let found = statements[sql] else { return nil }
+            recent[slot] = found
+            statement = found
+        }
         clock &+= 1
         statement.lastUse = clock
         statement.uses += 1
@@ -149,6 +175,7 @@ struct StatementCache {
         statement.lastUse = clock
         statement.uses = 1
         statements[statement.sql] = statement
+        recent[StatementCache.slot(statement.sql)] = statement
     }
 
     private mutating func evict() {
@@ -158,10 +185,17 @@ struct StatementCache {
             if victim.map({ statement.lastUse < $0.lastUse }) ?? true { victim = statement }
             if statement.uses == 1, victimOnce.map({ statement.lastUse < $0.lastUse }) ?? true { victimOnce = statement }
         }
-        if let chosen = victimOnce ?? victim { statements[chosen.sql] = nil }
+        if let chosen = victimOnce ?? victim {
+            statements[chosen.sql] = nil
+            let slot = StatementCache.slot(chosen.sql)
+            if recent[slot] === chosen { recent[slot] = nil }
+        }
     }
 
-    mutating func removeAll() { statements.removeAll() }
+    mutating func removeAll() {
+        statements.removeAll()
+        for slot in recent.indices { recent[slot] = nil }
+    }
 }
 
 /// The update hook's record for `SQLiteConnection.trackChangedTables` (touched only on the
@@ -179,7 +213,7 @@ final class WALSize {
 /// One SQLite connection. Not thread-safe: `Database` confines it to its own serial queue.
 public final class SQLiteConnection {
     let handle: OpaquePointer
-    private(set) var cache: StatementCache
+    @exclusivity(unchecked) private(set) var cache: StatementCache
     private var isClosed = false
     public let path: String
     /// The cache of names its reads use (a `Database`'s readers), and that cache's generation

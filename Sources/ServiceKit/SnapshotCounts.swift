@@ -8,11 +8,13 @@ import Synchronization
 ///
 /// Exact, never stale: a count is kept and used only inside a read transaction (a fixed
 /// snapshot, nothing of the connection's own uncommitted), under the key
-/// (`data_version`, `total_changes()`, `schema_version`) read in that same transaction.
+/// (`data_version`, `total_changes()`, the pager's data version) read in that same transaction.
 /// `data_version` changes when any other connection or process has committed since the
-/// connection's last snapshot, `total_changes()` when the connection itself has written, and
-/// `schema_version` on any schema change; while all three are equal the snapshot holds the same
-/// rows. Bounded: `maxCountsPerConnection` per connection, entries of closed connections dropped.
+/// connection's last snapshot, `total_changes()` when the connection itself has written rows,
+/// and the pager's data version (`SQLITE_FCNTL_DATA_VERSION`) on any change to the database
+/// file, by this connection (its schema changes too) or another; while all three are equal the
+/// snapshot holds the same rows. Bounded: `maxCountsPerConnection` per connection, entries of
+/// closed connections dropped.
 enum SnapshotCounts {
     static let maxCountsPerConnection = 256
     static let maxConnections = 64
@@ -33,7 +35,8 @@ enum SnapshotCounts {
     struct Version: Equatable {
         var data: Int64
         var changes: Int64
-        var schema: Int64
+        /// The pager's data version (`SQLITE_FCNTL_DATA_VERSION`).
+        var file: UInt32
     }
 
     private static let entries = Mutex<[ObjectIdentifier: Entry]>([:])
@@ -58,11 +61,14 @@ enum SnapshotCounts {
     /// may be kept or used then). Read once per transaction of `Database.read`.
     static func version(_ db: SQLiteConnection) throws -> Version? {
         if db.readSerial > 0, let known = db.snapshot, known.serial == db.readSerial { return known.version }
-        // Plain pragmas (prepared once, kept in the statement cache): the table-valued
-        // `pragma_data_version` prepares a statement of its own on every use.
-        var version = Version(data: 0, changes: 0, schema: 0)
+        // A plain pragma (prepared once, kept in the statement cache): the table-valued
+        // `pragma_data_version` prepares a statement of its own on every use. It also starts the
+        // snapshot the file control then reads the pager's version of; the file control replaced
+        // `PRAGMA schema_version` (another statement to step, about a tenth of a list page's
+        // instructions) and sees every change the schema version did.
+        var version = Version(data: 0, changes: 0, file: 0)
         try db.forEachRow("PRAGMA data_version") { row in version.data = row.int(0) }
-        try db.forEachRow("PRAGMA schema_version") { row in version.schema = row.int(0) }
+        guard sqlite3_file_control(db.handle, "main", SQLITE_FCNTL_DATA_VERSION, &version.file) == SQLITE_OK else { return nil }
         version.changes = sqlite3_total_changes64(db.handle)
         // Checked after that read, which starts the snapshot of a `BEGIN` not yet used; outside
         // a transaction the state is back to none once the statement is done.

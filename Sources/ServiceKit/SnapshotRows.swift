@@ -7,7 +7,8 @@
 ///
 /// Exact, never stale: rows are kept and used only inside a read transaction of
 /// `Database.read`, under the snapshot's version (`SnapshotCounts.version`: `data_version`,
-/// `total_changes()`, `schema_version`); a connection that sees another version drops them all.
+/// `total_changes()`, the pager's data version); a connection that sees another version drops
+/// them all.
 /// So any commit (of this process or another) makes the next page read its rows again. Names
 /// are not part of a kept row: they come from `ReadCache` per page, as before.
 ///
@@ -27,18 +28,39 @@ final class SnapshotRows {
 
     static let maxBytes = 2 << 20
 
+    /// The rows kept of one page shape, id → row.
+    private final class Kept {
+        var rows: [Int64: Row] = [:]
+    }
+
     private var version: SnapshotCounts.Version?
-    /// Per page shape (table and select list), id → row.
-    private var shapes: [String: [Int64: Row]] = [:]
+    /// Per page shape (table and select list).
+    private var shapes: [String: Kept] = [:]
+    /// The shape found last: the next page is usually of the same list, whose shape (the same
+    /// string) then compares at once instead of hashing its long text.
+    private var last: (shape: String, kept: Kept)?
     private var bytes = 0
+
+    private func kept(_ shape: String) -> Kept? {
+        if let last, last.shape == shape { return last.kept }
+        guard let found = shapes[shape] else { return nil }
+        last = (shape, found)
+        return found
+    }
+
+    private func forgetAll() {
+        shapes = [:]
+        last = nil
+        bytes = 0
+    }
 
     /// The rows of `ids`, in that order, when every one is kept for `version`; nil otherwise.
     func rows(_ shape: String, of ids: [Int64], version: SnapshotCounts.Version) -> [Row]? {
-        guard self.version == version, let kept = shapes[shape] else { return nil }
+        guard self.version == version, let kept = kept(shape) else { return nil }
         var rows: [Row] = []
         rows.reserveCapacity(ids.count)
         for id in ids {
-            guard let row = kept[id] else { return nil }
+            guard let row = kept.rows[id] else { return nil }
             rows.append(row)
         }
         return rows
@@ -47,21 +69,19 @@ final class SnapshotRows {
     /// Keeps `rows`, read in a transaction that sees `version`.
     func keep(_ shape: String, _ rows: [(id: Int64, row: Row)], version: SnapshotCounts.Version) {
         if self.version != version {
-            shapes = [:]
-            bytes = 0
+            forgetAll()
             self.version = version
         }
         let adding = rows.reduce(0) { $0 + $1.row.text.count + 16 * ($1.row.cuts.count + $1.row.targets.count) }
         if bytes + adding > SnapshotRows.maxBytes {
-            shapes = [:]
-            bytes = 0
+            forgetAll()
             guard adding <= SnapshotRows.maxBytes else { return }
         }
-        var kept = shapes.removeValue(forKey: shape) ?? [:]
-        for (id, row) in rows where kept.updateValue(row, forKey: id) == nil { bytes += row.text.count + 16 * (row.cuts.count + row.targets.count) }
+        let kept = kept(shape) ?? Kept()
         shapes[shape] = kept
+        for (id, row) in rows where kept.rows.updateValue(row, forKey: id) == nil { bytes += row.text.count + 16 * (row.cuts.count + row.targets.count) }
     }
 
     /// How many rows are kept (for tests).
-    var count: Int { shapes.values.reduce(0) { $0 + $1.count } }
+    var count: Int { shapes.values.reduce(0) { $0 + $1.rows.count } }
 }

@@ -64,6 +64,12 @@ public struct FrameDecoder: Sendable {
     /// seen, before any of that payload is required; the error is sticky and every
     /// later call throws it again.
     public mutating func nextFrame() throws(FrameError) -> [UInt8]? {
+        try withNextFrame { Array($0) }
+    }
+
+    /// `nextFrame()` without copying the payload: `body` reads it where it lies in the buffer
+    /// (valid only during the call) and its result is returned.
+    public mutating func withNextFrame<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) throws(FrameError) -> R? {
         while true {
             switch state {
             case .failed(let error):
@@ -84,16 +90,35 @@ public struct FrameDecoder: Sendable {
                 // The prefix stays buffered until its payload is complete.
                 guard bufferedByteCount - 4 >= length else { return nil }
                 let payloadStart = readIndex + 4
-                let payload = Array(buffer[payloadStart..<(payloadStart + length)])
+                let result = buffer.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[payloadStart..<(payloadStart + length)])) }
                 readIndex = payloadStart + length
                 state = .waitingForLength
                 if readIndex == buffer.count {
                     buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
                     readIndex = 0
                 }
-                return payload
+                return result
             }
         }
+    }
+
+    /// Nothing buffered and no error: the next bytes received start a frame.
+    public var isAtFrameStart: Bool {
+        guard case .waitingForLength = state else { return false }
+        return readIndex == buffer.count
+    }
+
+    /// The first frame of `bytes` when it is complete there and of an accepted length: its
+    /// payload, read where it lies, and where the frame ends. Nil when the frame is incomplete
+    /// or too long: feed the bytes then (`nextFrame` decides). For bytes received when
+    /// `isAtFrameStart`: a frame that arrives whole (the usual case) is not copied into the
+    /// buffer and out again.
+    public func completeFrame(in bytes: UnsafeRawBufferPointer) -> (payload: UnsafeBufferPointer<UInt8>, end: Int)? {
+        guard bytes.count >= 4 else { return nil }
+        let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        guard length <= maxFrameLength, bytes.count - 4 >= length else { return nil }
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]).assumingMemoryBound(to: UInt8.self)
+        return (payload, 4 + length)
     }
 
     /// Drops the consumed prefix when it is large and at least half the buffer, so the

@@ -156,6 +156,20 @@ struct EnvelopeReader {
             throw parser.unexpected("expected a string key in object", at: parser.index)
         }
         let keyStart = parser.index + 1
+        // Every envelope name is at most 8 plain ASCII bytes: packed in the pass that finds its
+        // end. Anything else (longer, escaped, not ASCII, invalid) goes the general way.
+        var quick: UInt64 = 0
+        var position = keyStart
+        while position < parser.end && position - keyStart <= 8 {
+            let byte = parser.bytes[position]
+            if byte == JSONASCII.quote || byte == JSONASCII.backslash || byte < 0x20 || byte >= 0x80 { break }
+            quick |= UInt64(byte) << (8 * UInt64(position - keyStart))
+            position += 1
+        }
+        if position < parser.end && position - keyStart <= 8 && parser.bytes[position] == JSONASCII.quote {
+            parser.index = position + 1
+            return try afterKey(position == keyStart ? nil : quick, names)
+        }
         try parser.skipString()
         let raw = UnsafeBufferPointer(rebasing: parser.bytes[keyStart..<(parser.index - 1)])
         var key = EnvelopeReader.packed(raw)
@@ -168,22 +182,75 @@ struct EnvelopeReader {
             // A NUL (`\u0000`) would pack like the zero padding: no known name has one.
             key = decoded.withUTF8 { $0.contains(0) ? nil : EnvelopeReader.packed($0) }
         }
+        return try afterKey(key, names)
+    }
+
+    /// Past the key (`packed`, nil: none of `names`): the colon, and the key's position in `names`.
+    private mutating func afterKey(_ packed: UInt64?, _ names: [UInt64]) throws(JSONParseError) -> Int {
         parser.skipWhitespace()
         guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.colon else {
             throw parser.unexpected("expected ':' after object key", at: parser.index)
         }
         parser.index += 1
         parser.skipWhitespace()
-        guard let key, key != 0 else { return -1 }
-        return names.firstIndex(of: key) ?? -1
+        guard let packed, packed != 0 else { return -1 }
+        return names.firstIndex(of: packed) ?? -1
     }
 
     /// The current member's value, built.
     mutating func value() throws(JSONParseError) -> JSON {
+        if parser.index < parser.end && parser.bytes[parser.index] == JSONASCII.openBrace, let caller = try quickCaller() { return caller }
         let value = try parser.parseValue(depth: 1)
         sawMember = true
         try afterValue()
         return value
+    }
+
+    /// The current member's value when it is exactly `{"id":N,"role":N}` (integers of at most
+    /// 18 digits, no whitespace: how request frames carry `caller`), built without the general
+    /// object parser (its entry and key-fingerprint arrays cost more than the rest of the
+    /// envelope's values); nil, with nothing read, for anything else. The value the general
+    /// parser builds.
+    @inline(never)
+    private mutating func quickCaller() throws(JSONParseError) -> JSON? {
+        guard parser.maxDepth >= 2 else { return nil }
+        var position = parser.index
+        guard match(#"{"id":"#, at: &position), let id = integer(at: &position),
+              match(#","role":"#, at: &position), let role = integer(at: &position),
+              match("}", at: &position) else { return nil }
+        parser.index = position
+        sawMember = true
+        try afterValue()
+        return .object(JSONObject(uniqueEntries: [JSONObject.Entry(key: "id", value: .int(id)), JSONObject.Entry(key: "role", value: .int(role))]))
+    }
+
+    /// True, past them, when the bytes at `position` are `text`.
+    private func match(_ text: StaticString, at position: inout Int) -> Bool {
+        let count = text.utf8CodeUnitCount
+        guard parser.end - position >= count else { return false }
+        let found = text.withUTF8Buffer { expected in
+            for i in 0..<count where parser.bytes[position + i] != expected[i] { return false }
+            return true
+        }
+        if found { position += count }
+        return found
+    }
+
+    /// A JSON integer of at most 18 digits at `position` (`-`, then `0` or digits without a
+    /// leading zero), past it; nil for anything else. What follows is the caller's to check.
+    private func integer(at position: inout Int) -> Int64? {
+        var at = position
+        let negative = at < parser.end && parser.bytes[at] == JSONASCII.minus
+        if negative { at += 1 }
+        var value: Int64 = 0
+        let first = at
+        while at < parser.end, at - first < 18, parser.bytes[at] >= JSONASCII.zero, parser.bytes[at] <= JSONASCII.zero + 9 {
+            value = value * 10 + Int64(parser.bytes[at] - JSONASCII.zero)
+            at += 1
+        }
+        guard at > first, parser.bytes[first] != JSONASCII.zero || at == first + 1 else { return nil }
+        position = at
+        return negative ? -value : value
     }
 
     /// Validates the current member's value without building it; returns where it is.

@@ -211,42 +211,49 @@ extension Message {
     /// sliced out (`WireResponse.bodyBytes`). The envelope is read member by member
     /// (`EnvelopeReader`): the members a frame kind uses are built, others only validated.
     public static func decode(_ payload: [UInt8]) throws(MessageError) -> Message {
+        let decoded = payload.withUnsafeBufferPointer { decode(inPlace: $0) }
+        return try decoded.get()
+    }
+
+    /// `decode` of a payload read where it lies (a frame in the receive buffer): only the
+    /// members built and the response body are copied out of it.
+    public static func decode(inPlace payload: UnsafeBufferPointer<UInt8>) -> Result<Message, MessageError> {
         let scanned = scan(payload)
         switch scanned.failure {
         case .invalid(let error)?:
-            throw MessageError("frame is not valid JSON: \(error)")
+            return .failure(MessageError("frame is not valid JSON: \(error)"))
         case .notAnObject?:
-            throw MessageError("frame is not a JSON object")
+            return .failure(MessageError("frame is not a JSON object"))
         case nil:
-            return try decode(scanned.fields, body: scanned.body.map { Array(payload[$0]) })
+            return Result { () throws(MessageError) -> Message in
+                try decode(scanned.fields, body: scanned.body.map { Array(UnsafeBufferPointer(rebasing: payload[$0])) })
+            }
         }
     }
 
     /// The envelope's members read up to the end of the frame or to what failed (`failure`).
-    private static func scan(_ payload: [UInt8]) -> (fields: EnvelopeFields, body: Range<Int>?, failure: JSONParser.EnvelopeError?) {
-        payload.withUnsafeBufferPointer { bytes in
-            var reader = EnvelopeReader(bytes)
-            var fields = EnvelopeFields()
-            var body: Range<Int>?
-            do throws(JSONParseError) {
-                guard try reader.open() else {
-                    // Not an object: the full parser says whether it is valid JSON at all.
-                    do throws(JSONParseError) { _ = try JSONParser.parse(UnsafeRawBufferPointer(bytes)) } catch { return (fields, nil, .invalid(error)) }
-                    return (fields, nil, .notAnObject)
-                }
-                while let key = try reader.nextKey(EnvelopeFields.packedNames) {
-                    if key == EnvelopeFields.bodyPosition {
-                        body = try reader.skip()
-                    } else if key >= 0 {
-                        fields[key] = try reader.value()
-                    } else {
-                        try reader.skip()
-                    }
-                }
-                return (fields, body, nil)
-            } catch {
-                return (fields, body, .invalid(error))
+    private static func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> (fields: EnvelopeFields, body: Range<Int>?, failure: JSONParser.EnvelopeError?) {
+        var reader = EnvelopeReader(bytes)
+        var fields = EnvelopeFields()
+        var body: Range<Int>?
+        do throws(JSONParseError) {
+            guard try reader.open() else {
+                // Not an object: the full parser says whether it is valid JSON at all.
+                do throws(JSONParseError) { _ = try JSONParser.parse(UnsafeRawBufferPointer(bytes)) } catch { return (fields, nil, .invalid(error)) }
+                return (fields, nil, .notAnObject)
             }
+            while let key = try reader.nextKey(EnvelopeFields.packedNames) {
+                if key == EnvelopeFields.bodyPosition {
+                    body = try reader.skip()
+                } else if key >= 0 {
+                    fields[key] = try reader.value()
+                } else {
+                    try reader.skip()
+                }
+            }
+            return (fields, body, nil)
+        } catch {
+            return (fields, body, .invalid(error))
         }
     }
 
@@ -257,6 +264,11 @@ extension Message {
     /// and the connection, shared by every other request in flight, stays up: the frame's
     /// length prefix says where the next one starts. Nil for anything else (a protocol error).
     public static func answerInstead(ofUndecodable payload: [UInt8], reason: String) -> WireResponse? {
+        payload.withUnsafeBufferPointer { answerInstead(ofUndecodable: $0, reason: reason) }
+    }
+
+    /// `answerInstead(ofUndecodable:reason:)` of a payload read where it lies.
+    public static func answerInstead(ofUndecodable payload: UnsafeBufferPointer<UInt8>, reason: String) -> WireResponse? {
         let fields = scan(payload).fields
         guard fields.kind?.stringValue == "response", let id = fields.id?.intValue, id >= 0 else { return nil }
         let message = "the service answered a frame that is not valid: \(reason)"

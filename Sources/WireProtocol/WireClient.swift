@@ -257,7 +257,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         let id = nextID
         nextID += 1
         entry.request.id = id
-        let frame = Message.request(entry.request).frame()
+        let frame = entry.request.frame()
         // The frame limit is checked here, where the frame is made: a request the service's
         // decoder would refuse is answered alone instead of breaking the shared connection.
         let payload = frame.count - FrameEncoder.headerLength

@@ -58,48 +58,81 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
     }
 
     public func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
-        decoder.feed(bytes)
-        while !stream.isClosed {
-            let payload: [UInt8]
-            do {
-                guard let next = try decoder.nextFrame() else { return }
-                payload = next
-            } catch {
-                protocolError(error.reason)
-                return
+        // Frames that arrived whole are read where they lie; only what is left is buffered.
+        var rest = bytes
+        if decoder.isAtFrameStart {
+            while !stream.isClosed, let frame = decoder.completeFrame(in: rest) {
+                let received = decodeFrame(frame.payload)
+                rest = UnsafeRawBufferPointer(rebasing: rest[frame.end...])
+                guard handle(received) else { return }
             }
-            let message: Message
-            do {
-                message = try Message.decode(payload)
-            } catch {
-                if peer != nil, let answer = Message.answerInstead(ofUndecodable: payload, reason: error.reason) {
-                    delegate?.wireConnection(self, didReceive: .response(answer))
-                    continue
-                }
-                protocolError(error.reason)
-                return
-            }
-            guard let _ = peer else {
-                guard case .hello(let hello) = message else {
-                    protocolError("the first frame must be a hello")
-                    return
-                }
-                guard hello.version == localHello.version else {
-                    protocolError("protocol version \(hello.version) is not supported (this peer speaks \(localHello.version))")
-                    return
-                }
-                peer = hello
-                delegate?.wireConnectionDidOpen(self, peer: hello)
-                continue
-            }
-            if case .error(let reason) = message {
-                closeReason = "peer reported: \(reason)"
-                protocolFailure = closeReason
-                stream.close()
-                return
-            }
-            delegate?.wireConnection(self, didReceive: message)
         }
+        decoder.feed(rest)
+        while !stream.isClosed {
+            let received: Received
+            do {
+                guard let next = try decoder.withNextFrame({ decodeFrame($0) }) else { return }
+                received = next
+            } catch {
+                protocolError(error.reason)
+                return
+            }
+            guard handle(received) else { return }
+        }
+    }
+
+    /// A frame's payload as read: a message, the answer a broken response frame gets instead,
+    /// or the protocol error it is.
+    private enum Received {
+        case message(Message)
+        case answer(WireResponse)
+        case failed(String)
+    }
+
+    private func decodeFrame(_ payload: UnsafeBufferPointer<UInt8>) -> Received {
+        switch Message.decode(inPlace: payload) {
+        case .success(let message):
+            return .message(message)
+        case .failure(let error):
+            if peer != nil, let answer = Message.answerInstead(ofUndecodable: payload, reason: error.reason) { return .answer(answer) }
+            return .failed(error.reason)
+        }
+    }
+
+    /// Acts on one frame; false when the connection reads no further.
+    private func handle(_ received: Received) -> Bool {
+        let message: Message
+        switch received {
+        case .answer(let answer):
+            delegate?.wireConnection(self, didReceive: .response(answer))
+            return true
+        case .failed(let reason):
+            protocolError(reason)
+            return false
+        case .message(let decoded):
+            message = decoded
+        }
+        guard let _ = peer else {
+            guard case .hello(let hello) = message else {
+                protocolError("the first frame must be a hello")
+                return false
+            }
+            guard hello.version == localHello.version else {
+                protocolError("protocol version \(hello.version) is not supported (this peer speaks \(localHello.version))")
+                return false
+            }
+            peer = hello
+            delegate?.wireConnectionDidOpen(self, peer: hello)
+            return true
+        }
+        if case .error(let reason) = message {
+            closeReason = "peer reported: \(reason)"
+            protocolFailure = closeReason
+            stream.close()
+            return false
+        }
+        delegate?.wireConnection(self, didReceive: message)
+        return true
     }
 
     public func connectionDidClose(_ connection: StreamConnection, error: SyscallError?) {

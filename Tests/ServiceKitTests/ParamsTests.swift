@@ -26,6 +26,33 @@ final class ParamsTests: XCTestCase {
         XCTAssertThrowsError(try params([("s", 4)]).int("s", oneOf: [1, 2, 3]))
     }
 
+    /// Plain digit strings are read by bytes: wherever that quick path answers, the general
+    /// parser (trimming, overflow checks) answers the same.
+    func testPlainDecimalsAgreeWithTheGeneralParser() {
+        var texts = ["0", "-0", "00012", "-", "--1", "-5", "1-", "+1", " 1", "1 ", "", "12x", "١٢", "9223372036854775807", "-9223372036854775808",
+                     "9223372036854775808", "99999999999999999999", "-99999999999999999999"]
+        var state: UInt64 = 0x5EED
+        for length in 1...22 {
+            for _ in 0..<20 {
+                let digits = String((0..<length).map { _ -> Character in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    return Character(String((state >> 33) % 10))
+                })
+                texts += [digits, "-" + digits]
+            }
+        }
+        var answered = 0
+        for text in texts {
+            guard let plain = Params.plainDecimal(text) else { continue }
+            XCTAssertEqual(plain, Params.generalDecimal(text), text)
+            answered += 1
+        }
+        XCTAssertGreaterThan(answered, 500)
+        XCTAssertEqual(Params.parseDecimal(" -7 "), -7, "the general way still trims")
+        XCTAssertNil(Params.parseDecimal("9223372036854775808"), "out of range")
+        XCTAssertEqual(Params.parseDecimal("9223372036854775807"), Int64.max)
+    }
+
     func testEveryArrayForm() throws {
         let forms: [JSON] = [[1, 2, 3], "[1,2,3]", "1,2,3", ["1", "2", "3"], " 1 , 2,3 ", ["1,2", "3"]]
         for form in forms {

@@ -65,5 +65,9 @@ final class RouterTests: XCTestCase {
         XCTAssertThrowsError(try router.route(method: "PUT", path: "/api/things/")) { error in
             XCTAssertEqual((error as? APIError)?.status, 405, "the slash does not turn a 405 into a 404")
         }
+        // U+0600 joins the "/" after it into one Character: the path still names no route.
+        XCTAssertThrowsError(try router.route(method: "POST", path: "/api/things\u{0600}/")) { error in
+            XCTAssertEqual((error as? APIError)?.status, 404, "a slash inside a longer Character is not the trailing slash")
+        }
     }
 }

@@ -341,6 +341,34 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(try total(writer), 7)
     }
 
+    /// The snapshot version remembered totals and rows are keyed on changes with every change
+    /// a connection can see: another connection's commit, its own rows, and its own schema change
+    /// (no row changed, and `data_version` ignores the connection's own commits).
+    func testTheSnapshotVersionSeesEveryKindOfChange() throws {
+        let db = try SQLiteConnection(path: path)
+        let other = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE a(x INTEGER)")
+        func version() throws -> SnapshotCounts.Version? {
+            try db.run("BEGIN")
+            defer { _ = try? db.run("COMMIT") }
+            return try SnapshotCounts.version(db)
+        }
+        let first = try XCTUnwrap(try version())
+        XCTAssertEqual(try version(), first, "nothing changed")
+        try db.execute("CREATE TABLE b(y INTEGER)")
+        let afterSchema = try XCTUnwrap(try version())
+        XCTAssertNotEqual(afterSchema, first, "the connection's own schema change")
+        try db.run("INSERT INTO a(x) VALUES (1)")
+        let afterRow = try XCTUnwrap(try version())
+        XCTAssertNotEqual(afterRow, afterSchema, "the connection's own row")
+        try other.run("INSERT INTO a(x) VALUES (2)")
+        let afterOther = try XCTUnwrap(try version())
+        XCTAssertNotEqual(afterOther, afterRow, "another connection's commit")
+        try other.execute("CREATE INDEX a_x ON a(x)")
+        XCTAssertNotEqual(try version(), afterOther, "another connection's schema change")
+        XCTAssertNil(try SnapshotCounts.version(db), "outside a transaction: nothing may be kept")
+    }
+
     func testSearchIndexIsRebuiltWhenItsVersionChanges() throws {
         let db = try SQLiteConnection(path: path)
         try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, a TEXT, b TEXT);" + NgramIndex.schema("g"))

@@ -51,6 +51,23 @@ final class SQLiteHabitsTests: XCTestCase {
         XCTAssertTrue(db.cache.contains(hot), "a reused statement is not pushed out by statements used once")
         XCTAssertEqual(db.cachedStatementCount, 8)
     }
+
+    /// The cache's direct-mapped front picks a slot by a text's length and a few of its bytes:
+    /// texts that differ elsewhere share a slot, and each still runs its own statement, also
+    /// after one was evicted.
+    func testTextsSharingAFrontSlotRunTheirOwnStatements() throws {
+        let db = try SQLiteConnection(path: path, statementCacheCapacity: 4)
+        // Same length, same first, third, middle and last bytes: only the digits at 7 and 8 differ.
+        let texts = (10...29).map { "SELECT \($0) + 0 AS v" }
+        XCTAssertEqual(Set(texts.map(\.utf8.count)).count, 1)
+        for round in 0..<3 {
+            for (k, text) in texts.enumerated() {
+                XCTAssertEqual(try db.scalar(text), Int64(10 + k), "round \(round): \(text)")
+                XCTAssertEqual(try db.scalar(texts[0]), 10, "the first text after \(text)")
+            }
+        }
+        XCTAssertLessThanOrEqual(db.liveStatementCount, 4, "the front holds no statement the cache evicted")
+    }
 }
 
 /// Named migrations.

@@ -101,6 +101,23 @@ final class EnvelopeTests: XCTestCase {
             #"{"kind":"response","status":200,"id":1,"body":{"a":1},"body":[2]}"#, #"{"kind":"nope"}"#, #"{}"#, #"[]"#, #"1"#, #""#,
             #"{"kind":"ping" "id":1}"#, #"{"kind":"ping","id":1} x"#, #"{"kind"}"#, #"{,"kind":"ping"}"#, #"  {"kind" : "pong" , "id" : 4 }  "#,
         ].map { Array($0.utf8) }
+        // Keys around the quick path of short plain keys: raw control bytes, non-ASCII, 8 and 9
+        // bytes, unterminated.
+        frames += ["{\"kind\":\"ping\",\"id\":1,\"a\u{01}\":2}", "{\"k\u{ef}nd\":\"ping\",\"id\":1}", "{\"kïnd\":\"ping\",\"kind\":\"pong\",\"id\":1}",
+                   #"{"kind":"ping","id":1,"deadline":2,"deadline1":3}"#, #"{"kind":"ping","id":1,"#, #"{"kind"#, #"{"kindkind":1}"#]
+            .map { Array($0.utf8) }
+        // `caller` as request frames carry it (read by a quick path) and its near misses.
+        let callers = [
+            #"{"id":1,"role":2}"#, #"{"id":-0,"role":0}"#, #"{"id":-7,"role":123456789012345678}"#, #"{"id":1234567890123456789,"role":1}"#,
+            #"{"id":01,"role":1}"#, #"{"id":1.5,"role":1}"#, #"{"id":1e2,"role":1}"#, #"{"id":1,"role":2,"id":3}"#, #"{"id":1 ,"role":2}"#,
+            #"{"role":2,"id":1}"#, #"{"id":1,"role":}"#, #"{"id":-,"role":1}"#, #"{"id":1,"role":2"#, #"{"id":"1","role":2}"#,
+            #"{"id":1,"role":2}}"#, #"{"id":1,"role":2} "#, #"{"id":99999999999999999999,"role":1}"#, #"{"id":1,"role":-}"#,
+        ]
+        for caller in callers {
+            for tail in [#","rid":"r"}"#, "}", ""] {
+                frames.append(Array(#"{"kind":"request","id":3,"method":"GET","path":"/","caller":"#.utf8) + Array(caller.utf8) + Array(tail.utf8))
+            }
+        }
         var accepted = 0, refused = 0
         for frame in frames {
             let text = String(decoding: frame.prefix(200), as: UTF8.self).debugDescription
@@ -210,6 +227,24 @@ final class EnvelopeTests: XCTestCase {
             XCTAssertEqual(decoded.caller, request.caller)
             XCTAssertEqual(decoded.session, request.session)
             XCTAssertEqual(decoded.trace, request.trace)
+        }
+    }
+
+    /// Response frames without headers (their head written straight into the frame) are the
+    /// envelope built as a tree and serialized, for every kind of id and status, small and large
+    /// bodies.
+    func testResponseFramesWithoutHeadersAreTheTreesBytes() throws {
+        let ids: [UInt64] = [0, 1, 9, 10, 99, 100, 12_345, UInt64(Int64.max), UInt64(Int64.max) + 1, UInt64.max, 1 << 62]
+        let statuses = [0, 1, 200, 404, 502, 1_000_000, -1, Int(Int64.min)]
+        for id in ids {
+            for status in statuses {
+                for body: JSON in [nil, ["data": "x"], ["data": .string(String(repeating: "a", count: StreamConnection.ownBufferBytes))]] {
+                    let response = WireResponse(id: id, status: status, body: body)
+                    let expected = FrameEncoder.encode(Message.response(response).encode())
+                    XCTAssertEqual(Message.response(response).frame(), expected, "id \(id), status \(status)")
+                    XCTAssertEqual(Array(response.framePieces().joined()), expected, "id \(id), status \(status), pieces")
+                }
+            }
         }
     }
 

@@ -21,6 +21,37 @@ final class FrameDecoderTests: XCTestCase {
         return frames
     }
 
+    /// `completeFrame(in:)` finds a whole frame where it lies and leaves everything else (too
+    /// short, over the limit) to the buffer; `isAtFrameStart` says when it may be used.
+    func testCompleteFramesAreFoundInPlace() throws {
+        var decoder = FrameDecoder(maxFrameLength: 10)
+        let stream = frame(Array("abc".utf8)) + frame([]) + frame(Array("0123456789".utf8)) + [0, 0]
+        try stream.withUnsafeBytes { bytes in
+            var at = 0
+            var payloads: [[UInt8]] = []
+            while let found = decoder.completeFrame(in: UnsafeRawBufferPointer(rebasing: bytes[at...])) {
+                payloads.append(Array(found.payload))
+                at += found.end
+            }
+            XCTAssertEqual(payloads, [Array("abc".utf8), [], Array("0123456789".utf8)])
+            XCTAssertEqual(at, stream.count - 2, "the partial prefix is left")
+            XCTAssertTrue(decoder.isAtFrameStart)
+            decoder.feed(UnsafeRawBufferPointer(rebasing: bytes[at...]))
+            XCTAssertFalse(decoder.isAtFrameStart, "a part of a frame is buffered")
+            XCTAssertNil(try decoder.nextFrame())
+        }
+        XCTAssertNil(decoder.completeFrame(in: UnsafeRawBufferPointer(start: nil, count: 0)))
+        frame(Array("01234567890".utf8)).withUnsafeBytes { bytes in
+            XCTAssertNil(decoder.completeFrame(in: bytes), "over the limit: the buffer decides")
+        }
+        decoder.feed([0, 3, 0x61, 0x62, 0x63])  // the rest of the buffered [0, 0] prefix, then "abc"
+        XCTAssertEqual(try decoder.withNextFrame { Array($0) }, Array("abc".utf8), "read in place from the buffer")
+        XCTAssertTrue(decoder.isAtFrameStart)
+        decoder.feed(prefix(11))
+        XCTAssertThrowsError(try decoder.withNextFrame { Array($0) })
+        XCTAssertFalse(decoder.isAtFrameStart, "a failed decoder takes nothing more")
+    }
+
     func testOneByteAtATime() throws {
         let payload = Array(#"{"op":"ping","text":"你好"}"#.utf8)
         let stream = frame(payload)

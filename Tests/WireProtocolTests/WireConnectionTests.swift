@@ -248,6 +248,32 @@ final class WireConnectionTests: XCTestCase {
         try expectProtocolError([Message.ping(id: 1).frame()], mentioning: "hello")
     }
 
+    /// Frames that arrive whole are read where they lie, the rest is buffered: whatever the
+    /// split between two reads (whole frames, then a part; a part, then whole frames), every
+    /// frame is answered once, in order.
+    func testFramesSplitAnywhereAcrossReadsAreAllAnswered() throws {
+        let server = try makeServer()
+        defer { withExtendedLifetime(server) {} }
+        let pings = (1...4).flatMap { Message.ping(id: UInt64($0)).frame() }
+        for split in stride(from: 0, through: pings.count, by: 3) {
+            let raw = try RawSocket(path: path)
+            raw.send(rawHello)
+            raw.send(Array(pings[..<split]))
+            usleep(2_000)
+            raw.send(Array(pings[split...]))
+            let messages = raw.readMessages(count: 5)
+            let pongs = messages.compactMap { message -> UInt64? in if case .pong(let id) = message { return id } else { return nil } }
+            XCTAssertEqual(pongs, [1, 2, 3, 4], "split at \(split)")
+        }
+    }
+
+    /// A frame over the limit after whole frames of the same read: those are answered first.
+    func testOversizeFrameAfterWholeFramesInOneRead() throws {
+        let messages = try expectProtocolError([rawHello + Message.ping(id: 5).frame() + [0x7f, 0xff, 0xff, 0xff]], mentioning: "exceeds")
+        XCTAssertEqual(messages.count, 3, "hello, the pong, then an error")
+        guard case .pong(5)? = messages.dropFirst().first else { return XCTFail("expected the pong first, got \(messages)") }
+    }
+
     func testPingPong() throws {
         let server = try makeServer()
         defer { withExtendedLifetime(server) {} }
