@@ -54,15 +54,37 @@ public enum Copies {
 }
 
 extension Resource {
-    /// Waits (up to `catchUpMillis`) for ids the request names that the local copies do not
-    /// know yet: an entity created a moment ago in another service reaches the copy within
-    /// milliseconds, since projections follow their producers live and each applied batch
-    /// signals the database's commit (a batch another replica applied is seen within
-    /// `EventFeed.recheckMillis`). Returns when all are known or the time is up; the write
-    /// transaction then decides (400 naming the first still missing).
-    public func awaitReferences(_ ctx: RequestContext, _ write: Write) async throws {
-        guard catchUpMillis > 0, !references.isEmpty || !links.isEmpty else { return }
+    /// Writes with `body` (a transaction that checks the ids the request names with
+    /// `checkReferences`): when one of them is not in the local copies yet and the catch-up time
+    /// (`catchUpMillis`) is not over, waits for it and writes again. An entity created a moment
+    /// ago in another service reaches the copy within milliseconds, since projections follow
+    /// their producers live and each applied batch signals the database's commit (a batch
+    /// another replica applied is seen within `EventFeed.recheckMillis`). Optimistic: the
+    /// common write, whose ids are all known, costs no read before its transaction.
+    func writeAwaitingReferences(_ ctx: RequestContext, _ write: Write,
+                                 _ body: @escaping @Sendable (_ mayWait: Bool) async throws -> WireResponse) async throws -> WireResponse {
         let deadline = monotonicMillis() + catchUpMillis
+        while true {
+            do {
+                return try await body(catchUpMillis > 0 && monotonicMillis() < deadline)
+            } catch is ReferencesNotCopiedYet {
+                try await awaitReferences(ctx, write, deadline: deadline)
+            }
+        }
+    }
+
+    /// Inside the write transaction: every referenced and linked id must name a row that is not
+    /// deleted — 400 naming the first that does not, or, while `mayWait`,
+    /// `ReferencesNotCopiedYet` (nothing is written; `writeAwaitingReferences` waits and writes
+    /// again).
+    func checkReferences(_ db: SQLiteConnection, _ write: Write, mayWait: Bool) throws {
+        guard let first = try missingReferences(db, write).first else { return }
+        if mayWait { throw ReferencesNotCopiedYet() }
+        throw APIError.badRequest("\(first.param) \(first.id) does not exist")
+    }
+
+    /// Waits until the ids the request names are all in the copies, or `deadline` passes.
+    private func awaitReferences(_ ctx: RequestContext, _ write: Write, deadline: Int64) async throws {
         let signal = ctx.database.commitSignal
         while true {
             let generation = signal.generation
@@ -75,3 +97,7 @@ extension Resource {
         }
     }
 }
+
+/// A write named an id its service's copies do not know yet, within the catch-up time: rolled
+/// back, to be written again once the copy arrives (never answered).
+struct ReferencesNotCopiedYet: Error {}

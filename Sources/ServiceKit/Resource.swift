@@ -1024,9 +1024,7 @@ extension Resource {
     /// Every referenced and linked id must name a row that is not deleted (400 naming the
     /// first that does not).
     public func checkLinks(_ db: SQLiteConnection, _ write: Write) throws {
-        if let first = try missingReferences(db, write).first {
-            throw APIError.badRequest("\(first.param) \(first.id) does not exist")
-        }
+        try checkReferences(db, write, mayWait: false)
     }
 
     func counterKeys(status: Int64, creator: Int64?, links linked: [String: [Int64]]) -> [String] {
@@ -1246,10 +1244,9 @@ extension Resource {
         if let editor, let editorID = try requestedEditor(ctx.params, caller) ?? (id == nil ? nil : caller.id) {
             write.values.append((editor, .int(editorID)))
         }
-        try await awaitReferences(ctx, write)
         let written = write
-        return try await ctx.mutate { db in
-            try checkLinks(db, written)
+        return try await writeAwaitingReferences(ctx, written) { mayWait in try await ctx.mutate { db in
+            try checkReferences(db, written, mayWait: mayWait)
             guard let id else {
                 try hooks.beforeWrite(db, nil, written)
                 var derived = written
@@ -1265,7 +1262,7 @@ extension Resource {
             derived.values += try hooks.derive(db, current, written)
             try update(db, current, derived, creator: creatorID)
             return Reply.mutation(id: id, message: message)
-        }
+        } }
     }
 
     /// The status-change endpoint: the id parameter, `status` (required unless the rule has a

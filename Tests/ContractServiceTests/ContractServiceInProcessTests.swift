@@ -84,6 +84,26 @@ final class ContractServiceInProcessTests: XCTestCase {
         XCTAssertEqual(archived.status, 200, "an organization with status 0 is not deleted: \(archived.body)")
     }
 
+    /// A write naming a customer its copies do not know yet is rolled back and written again
+    /// once the copy arrives (within the catch-up time): one row, answered 200; no read before
+    /// the first attempt is needed for it.
+    func testAWriteWaitsForACopyThatArrivesAndIsWrittenOnce() async throws {
+        let tester: ServiceTester = try XCTUnwrap(self.tester)
+        let admin = self.admin
+        let pending = Task {
+            await tester.call(method: "POST", path: "/api/feedback/satisfy", params: ["organization_id": 1, "record_time": "2021-07-15 01:02:30",
+                                                                                      "value": 3, "customers_id": [2, 50]], caller: admin)
+        }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        _ = try await tester.database.write { db in try db.execute("INSERT INTO customer_copies(id, realName, nickName, status) VALUES (50, 'late', NULL, 1)") }
+        let answered = await pending.value
+        XCTAssertEqual(answered.status, 200, "\(answered.body)")
+        let rows = try await tester.database.read { db in
+            try db.scalar("SELECT COUNT(*) FROM satisfactions WHERE id IN (SELECT satisfaction_id FROM satisfaction_customers WHERE customer_id = 50)")
+        }
+        XCTAssertEqual(rows, 1, "written once")
+    }
+
     /// List pages are written as JSON text (`Resource.writeRows`), not built as a tree: the
     /// bytes must be exactly what serializing the tree (`Resource.json`) in `Reply.ok`'s
     /// envelope gives — money, references, ordered links (empty ones too), escapes, nulls.
