@@ -20,6 +20,11 @@ usage: crm up [--replicas NAME=N[,NAME=N…]]
                         across its restarts; SIGHUP replaces it without refusing a connection
 """
 
+// A closed stdout or stderr (`crm up | head`, a log collector that went away) must not kill the
+// launcher — it would leave its children running unsupervised, the gateway holding the port:
+// writes then fail with EPIPE and are dropped instead.
+signal(SIGPIPE, SIG_IGN)
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 let dataDir = URL(fileURLWithPath: ProcessInfo.processInfo.environment["CRM_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data").standardizedFileURL.path
 switch (arguments.first, arguments.count) {

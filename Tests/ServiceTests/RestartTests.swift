@@ -47,6 +47,20 @@ final class RestartTests: XCTestCase {
         XCTAssertEqual(try system.post("/api/user/login", json: ["phoneNumber": .string(phone), "password": "wrong-password"]).status, 429)
     }
 
+    /// A reader of the launcher's output that goes away (`crm up | head`) does not take the
+    /// launcher down with SIGPIPE, which would leave its children running unsupervised: it
+    /// still restarts a killed service (and says so, into the closed pipe).
+    func testTheLauncherOutlivesAClosedOutput() throws {
+        let system = try SystemHarness()
+        defer { system.stop() }
+        try system.closeOutput()
+        let first = try XCTUnwrap(system.childPID("UserService"))
+        kill(first, SIGKILL)
+        XCTAssertNotNil(system.waitForRestart("UserService", old: first), "the launcher restarted it")
+        XCTAssertTrue(system.launcherIsRunning)
+        XCTAssertTrue(eventually(timeout: 5) { (try? system.get("/healthz").status) == 200 })
+    }
+
     func testStoppedServiceMakesHealthz503() throws {
         let system = try SystemHarness()
         defer { system.stop() }

@@ -63,6 +63,16 @@ final class SystemHarness: @unchecked Sendable {
 
     var log: String { logLock.withLock { logText } }
 
+    /// Stops reading the launcher's output and closes the pipe's read end: what `crm up | head`
+    /// does once `head` has its lines. Later writes to stdout/stderr fail with EPIPE.
+    func closeOutput() throws {
+        output.fileHandleForReading.readabilityHandler = nil
+        try output.fileHandleForReading.close()
+    }
+
+    /// Whether the `crm up` process is still running.
+    var launcherIsRunning: Bool { launcher.isRunning }
+
     static let executables = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]
 
     func stop() {
