@@ -3,6 +3,13 @@ import XCTest
 import ServiceKit
 
 final class CommitSignalTests: XCTestCase {
+    /// A database with one table `t` on a temporary file, deleted when the test ends.
+    private func temporaryDatabase() throws -> Database {
+        let path = "/tmp/crm-signal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
+        addTeardownBlock { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        return try Database(path: path, migrations: [Migration(name: "t", sql: "CREATE TABLE t(x);")])
+    }
+
     func testASignalWakesEveryWaiterAndAMovedGenerationDoesNotWait() async throws {
         let signal = CommitSignal()
         let generation = signal.generation
@@ -34,9 +41,7 @@ final class CommitSignalTests: XCTestCase {
     }
 
     func testTheDatabaseSignalsEachCommitAndTheStartOfClosing() async throws {
-        let path = "/tmp/crm-signal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let database = try Database(path: path, migrations: [Migration(name: "t", sql: "CREATE TABLE t(x);")])
+        let database = try temporaryDatabase()
         let signal = database.commitSignal
         let generation = signal.generation
         let waiter = Task { await signal.wait(after: generation, timeoutMillis: 30_000) }
@@ -53,9 +58,7 @@ final class CommitSignalTests: XCTestCase {
     /// The event feed's signal moves only with commits that append an event (and closing): a
     /// commit of other rows (copies, say) wakes no follower.
     func testTheOutboxSignalMovesOnlyWithEvents() async throws {
-        let path = "/tmp/crm-signal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
-        let database = try Database(path: path, migrations: [Migration(name: "t", sql: "CREATE TABLE t(x);")])
+        let database = try temporaryDatabase()
         let outbox = database.outboxSignal
         let start = outbox.generation
         let commits = database.commitSignal.generation
