@@ -34,7 +34,7 @@ public final class ServiceTester: Sendable {
             router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)
         } catch {
             database.close()
-            ServiceTester.remove(directory, name: definition.name)
+            ServiceTester.remove(directory)
             throw error
         }
         do {
@@ -66,12 +66,12 @@ public final class ServiceTester: Sendable {
     public func close() {
         guard closed.setOnce() else { return }
         database.close()
-        ServiceTester.remove(directory, name: definition.name)
+        ServiceTester.remove(directory)
     }
 
     /// Deletes the folder with every file in it: the database's and any a test put beside it
     /// (`directory` is the place for a test's scratch files), so no run leaves folders behind.
-    private static func remove(_ directory: String, name: String) {
+    private static func remove(_ directory: String) {
         if let folder = opendir(directory) {
             var names: [String] = []
             while let entry = readdir(folder) {
