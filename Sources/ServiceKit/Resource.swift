@@ -867,7 +867,8 @@ extension Resource {
         } else {
             let limit = paging.map { [SQLValue.int($0.count), .int($0.offset)] } ?? []
             var query: PageQuery
-            if filter.conditions.isEmpty, (statuses?.count ?? 0) <= Resource.plainListMaxStatuses {
+            if filter.conditions.isEmpty, statuses?.isEmpty != true, (statuses?.count ?? 0) <= Resource.plainListMaxStatuses {
+                // (No statuses at all, `IN ()`, matches nothing: the general path keeps that.)
                 query = plainLists[statuses?.count ?? 0][paging == nil ? 0 : 1]
                 query.binds = statuses?.map { .int($0) } ?? []
             } else {
