@@ -24,13 +24,8 @@ public enum NgramIndex {
         text.lowercased()
     }
 
-    /// Calls `body` with every 1- to 4-gram of each folded text (no gram spans two texts; a
-    /// gram may come more than once).
-    static func forEachGram(_ texts: [String], _ body: (Substring) -> Void) {
-        forEachGram(folded: texts.map(fold), body)
-    }
-
-    /// `forEachGram` of texts already folded.
+    /// Calls `body` with every 1- to 4-gram of each text, texts already folded (no gram spans
+    /// two texts; a gram may come more than once).
     static func forEachGram(folded texts: [String], _ body: (Substring) -> Void) {
         for folded in texts {
             // Character boundaries once; each gram is then a slice of the folded text.

@@ -84,9 +84,7 @@ public struct Resource: Sendable {
         plainLists = (0...Resource.plainListMaxStatuses).map { [table, pageSelectList, ordering] statusCount in
             [false, true].map { paged in
                 let clause = statusCount == 0 ? "" : "WHERE t.status IN (\(SQLFilter.marks(statusCount)))"
-                let tail = "FROM \(table) t \(clause) ORDER BY \(ordering)" + (paged ? " LIMIT ? OFFSET ?" : "")
-                return PageQuery(ids: "SELECT t.id " + tail, rows: "SELECT \(pageSelectList) " + tail,
-                                 count: "SELECT COUNT(*) FROM \(table) t \(clause)", binds: [])
+                return PageQuery(table: table, selectList: pageSelectList, clause: clause, ordering: ordering, paged: paged, binds: [])
             }
         }
     }
@@ -873,9 +871,7 @@ extension Resource {
                 query.binds = statuses?.map { .int($0) } ?? []
             } else {
                 if let statuses { filter.in("t.status", statuses) }
-                query = pageQuery(tail: "FROM \(table) t \(filter.clause) ORDER BY \(ordering)" + (limit.isEmpty ? "" : " LIMIT ? OFFSET ?"),
-                                  binds: filter.binds)
-                query.count = "SELECT COUNT(*) FROM \(table) t \(filter.clause)"
+                query = PageQuery(table: table, selectList: pageSelectList, clause: filter.clause, ordering: ordering, paged: !limit.isEmpty, binds: filter.binds)
             }
             if let counters, !keys.isEmpty {
                 total = try (statuses ?? status.values).reduce(0) { sum, s in
@@ -923,6 +919,20 @@ struct PageQuery: Sendable {
     var rows: String
     var count: String
     var binds: [SQLValue]
+
+    init(ids: String, rows: String, count: String, binds: [SQLValue]) {
+        self.ids = ids
+        self.rows = rows
+        self.count = count
+        self.binds = binds
+    }
+
+    /// A list's queries: `table t`, filtered by `clause` (`WHERE …` or ""), in `ordering`,
+    /// with `LIMIT ? OFFSET ?` when `paged`.
+    init(table: String, selectList: String, clause: String, ordering: String, paged: Bool, binds: [SQLValue]) {
+        let tail = "FROM \(table) t \(clause) ORDER BY \(ordering)" + (paged ? " LIMIT ? OFFSET ?" : "")
+        self.init(ids: "SELECT t.id " + tail, rows: "SELECT \(selectList) " + tail, count: "SELECT COUNT(*) FROM \(table) t \(clause)", binds: binds)
+    }
 }
 
 extension Resource {

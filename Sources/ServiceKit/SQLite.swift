@@ -142,7 +142,7 @@ struct StatementCache {
     var count: Int { statements.count }
     func contains(_ sql: String) -> Bool { statements[sql] != nil }
 
-    /// `recent`'s slot for `sql`: its length, first, middle and last bytes mixed.
+    /// `recent`'s slot for `sql`: its length and its first, last and two inner bytes, mixed.
     private static func slot(_ sql: String) -> Int {
         let utf8 = sql.utf8
         let mixed = utf8.withContiguousStorageIfAvailable { bytes -> UInt64 in

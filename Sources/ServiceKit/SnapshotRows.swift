@@ -24,6 +24,8 @@ final class SnapshotRows {
         var targets: [Int64?]
         /// Each link's ids, from the row's list column.
         var links: [[Int64]]
+        /// What it counts against `maxBytes`.
+        var cost: Int { text.count + 16 * (cuts.count + targets.count) }
     }
 
     static let maxBytes = 2 << 20
@@ -72,14 +74,14 @@ final class SnapshotRows {
             forgetAll()
             self.version = version
         }
-        let adding = rows.reduce(0) { $0 + $1.row.text.count + 16 * ($1.row.cuts.count + $1.row.targets.count) }
+        let adding = rows.reduce(0) { $0 + $1.row.cost }
         if bytes + adding > SnapshotRows.maxBytes {
             forgetAll()
             guard adding <= SnapshotRows.maxBytes else { return }
         }
         let kept = kept(shape) ?? Kept()
         shapes[shape] = kept
-        for (id, row) in rows where kept.rows.updateValue(row, forKey: id) == nil { bytes += row.text.count + 16 * (row.cuts.count + row.targets.count) }
+        for (id, row) in rows where kept.rows.updateValue(row, forKey: id) == nil { bytes += row.cost }
     }
 
     /// How many rows are kept (for tests).

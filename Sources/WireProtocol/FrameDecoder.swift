@@ -76,8 +76,7 @@ public struct FrameDecoder: Sendable {
                 throw error
             case .waitingForLength:
                 guard bufferedByteCount >= 4 else { return nil }
-                let length = Int(buffer[readIndex]) << 24 | Int(buffer[readIndex + 1]) << 16
-                    | Int(buffer[readIndex + 2]) << 8 | Int(buffer[readIndex + 3])
+                let length = FrameDecoder.lengthPrefix(buffer, at: readIndex)
                 guard length <= maxFrameLength else {
                     let error = FrameError(reason: "frame length \(length) exceeds maximum \(maxFrameLength)")
                     state = .failed(error)
@@ -115,10 +114,16 @@ public struct FrameDecoder: Sendable {
     /// buffer and out again.
     public func completeFrame(in bytes: UnsafeRawBufferPointer) -> (payload: UnsafeBufferPointer<UInt8>, end: Int)? {
         guard bytes.count >= 4 else { return nil }
-        let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        let length = FrameDecoder.lengthPrefix(bytes, at: 0)
         guard length <= maxFrameLength, bytes.count - 4 >= length else { return nil }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]).assumingMemoryBound(to: UInt8.self)
         return (payload, 4 + length)
+    }
+
+    /// The big-endian length prefix at `index` of `bytes` (four bytes there).
+    @inline(__always)
+    private static func lengthPrefix<Bytes: RandomAccessCollection>(_ bytes: Bytes, at index: Int) -> Int where Bytes.Element == UInt8, Bytes.Index == Int {
+        Int(bytes[index]) << 24 | Int(bytes[index + 1]) << 16 | Int(bytes[index + 2]) << 8 | Int(bytes[index + 3])
     }
 
     /// Drops the consumed prefix when it is large and at least half the buffer, so the
