@@ -253,6 +253,33 @@ struct EnvelopeReader {
         return negative ? -value : value
     }
 
+    /// The current member's value taken as the rest of the object, up to the frame's closing
+    /// brace, without reading it: for a member its writer puts last (a response's `body`).
+    /// Nil, with nothing read, when no value is left or an object or array value does not end
+    /// with its closer (a truncated body): the caller then validates it (`skip`), which names
+    /// the problem.
+    mutating func takeRest() -> Range<Int>? {
+        func isSpace(_ byte: UInt8) -> Bool {
+            byte == JSONASCII.space || byte == JSONASCII.newline || byte == JSONASCII.carriageReturn || byte == JSONASCII.tab
+        }
+        let start = parser.index
+        var end = parser.end
+        while end > start, isSpace(parser.bytes[end - 1]) { end -= 1 }
+        guard end > start + 1, parser.bytes[end - 1] == JSONASCII.closeBrace else { return nil }
+        end -= 1
+        while end > start, isSpace(parser.bytes[end - 1]) { end -= 1 }
+        guard end > start else { return nil }
+        switch parser.bytes[start] {
+        case JSONASCII.openBrace: guard parser.bytes[end - 1] == JSONASCII.closeBrace, end - start >= 2 else { return nil }
+        case JSONASCII.openBracket: guard parser.bytes[end - 1] == JSONASCII.closeBracket, end - start >= 2 else { return nil }
+        default: break
+        }
+        parser.index = parser.end
+        sawMember = true
+        finished = true
+        return start..<end
+    }
+
     /// Validates the current member's value without building it; returns where it is.
     @discardableResult
     mutating func skip() throws(JSONParseError) -> Range<Int> {

@@ -90,7 +90,7 @@ public final class WireConnection: StreamConnectionDelegate, @unchecked Sendable
     }
 
     private func decodeFrame(_ payload: UnsafeBufferPointer<UInt8>) -> Received {
-        switch Message.decode(inPlace: payload) {
+        switch Message.decode(inPlace: payload, checkingBody: Message.checksBodies) {
         case .success(let message):
             return .message(message)
         case .failure(let error):

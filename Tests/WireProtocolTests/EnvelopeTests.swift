@@ -205,6 +205,44 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertThrowsError(try JSONParser.parse(deep(JSONParser.defaultMaxDepth)), "the full parser agrees")
     }
 
+    /// Release builds take a response's body, the last member, as the rest of the frame without
+    /// reading it (`Message.checksBodies`): the same message as the checked decode for every
+    /// frame a service writes; the members before it are still checked; an object or array
+    /// body cut short is still refused; what is inside is passed on as written.
+    func testUncheckedBodiesAreTheBytesTheServiceWrote() throws {
+        let bodies: [JSON] = [["status": 0, "msg": "查询成功", "data": [["id": 1, "name": "a\"b\\c\u{1}}"], ["id": 2, "name": nil]]],
+                              [1, "]", [true]], "}", 0, -2.5, .null, true, [:], []]
+        for body in bodies {
+            for headers in [[], [(name: "set-cookie", value: "a=b}")]] {
+                let payload = Array(Message.response(WireResponse(id: 9, status: 201, body: body, headers: headers)).frame().dropFirst(FrameEncoder.headerLength))
+                let checked = payload.withUnsafeBufferPointer { Message.decode(inPlace: $0, checkingBody: true) }
+                let unchecked = payload.withUnsafeBufferPointer { Message.decode(inPlace: $0, checkingBody: false) }
+                guard case .success(.response(let a)) = checked, case .success(.response(let b)) = unchecked else {
+                    return XCTFail("\(body): \(checked) / \(unchecked)")
+                }
+                XCTAssertEqual(b.bodyBytes, body.serialized(), "\(body)")
+                XCTAssertEqual(a.bodyBytes, b.bodyBytes)
+                XCTAssertEqual([a.id, UInt64(a.status)], [b.id, UInt64(b.status)])
+                XCTAssertEqual(a.headers.map(\.value), b.headers.map(\.value))
+            }
+        }
+        func unchecked(_ text: String) -> Result<Message, MessageError> {
+            Array(text.utf8).withUnsafeBufferPointer { Message.decode(inPlace: $0, checkingBody: false) }
+        }
+        // Whitespace around the body and after the frame.
+        guard case .success(.response(let spaced)) = unchecked(#"{"kind":"response","id":1,"status":200,"body": {"a":1} } "#) else { return XCTFail("spaced") }
+        XCTAssertEqual(spaced.bodyBytes, Array(#"{"a":1}"#.utf8))
+        // Broken members before the body, or an object or array cut short: refused as checked.
+        for broken in [#"{"kind":"response","id":1,"status":,"body":{}}"#, #"{"kind":"response","id":1,"status":200,"body":{"a":1}"#,
+                       #"{"kind":"response","id":1,"status":200,"body":[1,2}"#, #"{"kind":"response","id":1,"status":200,"body":}"#] {
+            guard case .failure(let error) = unchecked(broken) else { XCTFail("accepted \(broken)"); continue }
+            XCTAssertTrue(error.reason.hasPrefix("frame is not valid JSON: "), "\(broken): \(error)")
+        }
+        // What is inside is not read: the service's serializer is what makes it valid.
+        guard case .success(.response(let passed)) = unchecked(#"{"kind":"response","id":1,"status":200,"body":{"a":}}"#) else { return XCTFail("inside") }
+        XCTAssertEqual(passed.bodyBytes, Array(#"{"a":}"#.utf8))
+    }
+
     /// Request frames are written straight to bytes: the same bytes as the envelope built as a
     /// tree and serialized, with and without the optional members, escapes and nested params.
     func testRequestFramesAreTheTreesBytes() throws {
