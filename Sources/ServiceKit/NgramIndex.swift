@@ -17,7 +17,8 @@ public enum NgramIndex {
     /// …among at most this many of the query's grams, spread over it.
     static let gramsCompared = 4
     /// Bumped whenever what is indexed changes, so postings of an older version are rebuilt.
-    public static let version: Int64 = 3
+    /// (4: no `entity_id` index; an entity's postings are found by its grams.)
+    public static let version: Int64 = 4
 
     /// The form both names and queries are compared in.
     public static func fold(_ text: String) -> String {
@@ -62,20 +63,25 @@ public enum NgramIndex {
         return String(decoding: text.bytes(), as: UTF8.self)
     }
 
-    /// The posting table's schema.
+    /// The posting table's schema. No index on `entity_id`: an entity's postings are found by
+    /// the grams of its texts before the change (`update`, `setStatus`), and a create — the
+    /// service's most frequent write — then adds ~50 entries to one b-tree instead of two
+    /// (about 100,000 fewer instructions of the single writer's per customer create).
     public static func schema(_ table: String) -> String {
         """
         CREATE TABLE \(table) (gram TEXT NOT NULL, status INTEGER NOT NULL, entity_id INTEGER NOT NULL,
             PRIMARY KEY (gram, status, entity_id)) WITHOUT ROWID;
-        CREATE INDEX \(table)_entity ON \(table)(entity_id);
         """
     }
 
-    /// Replaces the postings of one entity with `gramArray`'s (one statement for all grams,
-    /// through `json_each`).
-    public static func update(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, gramArray grams: String?) throws {
-        try db.run("DELETE FROM \(table) WHERE entity_id = ?", [.int(id)])
-        try insert(db, table: table, id: id, status: status, gramArray: grams)
+    /// Replaces the postings of one entity, `old` (`gramArray` of its texts before, with its
+    /// status) by `new` (one statement each, through `json_each`; each posting found by its key).
+    public static func update(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, old: String?, new: String?) throws {
+        if let old {
+            try db.run("DELETE FROM \(table) WHERE gram IN (SELECT value FROM json_each(?)) AND status = ? AND entity_id = ?",
+                       [.text(old), .int(status), .int(id)])
+        }
+        try insert(db, table: table, id: id, status: status, gramArray: new)
     }
 
     /// Adds the postings of a new entity (`gramArray`'s text; nothing when nil). Its id was
@@ -85,9 +91,11 @@ public enum NgramIndex {
         try db.run("INSERT OR IGNORE INTO \(table)(gram, status, entity_id) SELECT value, ?, ? FROM json_each(?)", [.int(status), .int(id), .text(grams)])
     }
 
-    /// Moves an entity's postings to its new status.
-    public static func setStatus(_ db: SQLiteConnection, table: String, id: Int64, status: Int64) throws {
-        try db.run("UPDATE \(table) SET status = ? WHERE entity_id = ?", [.int(status), .int(id)])
+    /// Moves an entity's postings (`gramArray` of its texts) from `old` to its new status.
+    public static func setStatus(_ db: SQLiteConnection, table: String, id: Int64, grams: String?, from old: Int64, to status: Int64) throws {
+        guard let grams, old != status else { return }
+        try db.run("UPDATE \(table) SET status = ? WHERE gram IN (SELECT value FROM json_each(?)) AND status = ? AND entity_id = ?",
+                   [.int(status), .text(grams), .int(old), .int(id)])
     }
 
     /// The query's longest grams (at most `maxGram` characters each), distinct, in order.
@@ -180,7 +188,7 @@ public enum NgramIndex {
             for row in try db.query(source) {
                 guard let id = row.int(0), let status = row.int(1) else { continue }
                 let texts = (2..<row.values.count).map { row.string($0) ?? "" }
-                try update(db, table: table, id: id, status: status, gramArray: gramArray(texts))
+                try insert(db, table: table, id: id, status: status, gramArray: gramArray(texts))
             }
             try db.run("INSERT INTO search_index_versions(name, version) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version",
                        [.text(table), .int(version)])

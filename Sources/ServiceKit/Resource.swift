@@ -1113,7 +1113,8 @@ extension Resource {
             let after = search.texts(of: write, current: current)
             if before != after {
                 changes.append(("name_fold", .text(write.folded(after, search))))
-                try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial, gramArray: write.gramArray(after))
+                try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial,
+                                      old: NgramIndex.gramArray(before), new: write.gramArray(after))
             }
         }
         changes.append(("updateTime", .text(Timestamp.now())))
@@ -1135,7 +1136,10 @@ extension Resource {
     public func changeStatus(_ db: SQLiteConnection, _ current: Record, to newStatus: Int64) throws {
         let id = current.id
         try db.run("UPDATE \(table) SET status = ?, updateTime = ? WHERE id = ?", [.int(newStatus), .text(Timestamp.now()), .int(id)])
-        if let search { try NgramIndex.setStatus(db, table: search.grams, id: id, status: newStatus) }
+        if let search {
+            try NgramIndex.setStatus(db, table: search.grams, id: id, grams: NgramIndex.gramArray(search.texts.map { current.string($0) ?? "" }),
+                                     from: current.int("status") ?? status.initial, to: newStatus)
+        }
         if let counters {
             let linked = try linkedIDs(db, id)
             let rowCreator = creator.flatMap { current.int($0) }

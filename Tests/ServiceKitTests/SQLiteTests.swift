@@ -241,7 +241,7 @@ final class SQLiteTests: XCTestCase {
         let names = ["张三丰", "Li Si", "50%_off", "王五"]
         for (i, name) in names.enumerated() {
             try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(Int64(i + 1)), .text(NgramIndex.fold(name))])
-            try NgramIndex.update(db, table: "g", id: Int64(i + 1), status: 1, gramArray: NgramIndex.gramArray([name]))
+            try NgramIndex.insert(db, table: "g", id: Int64(i + 1), status: 1, gramArray: NgramIndex.gramArray([name]))
         }
         func search(_ q: String) throws -> [Int64] {
             let folded = NgramIndex.fold(q)
@@ -264,6 +264,52 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(try search("i"), [2])
     }
 
+    /// Without an index on `entity_id`, a rename and a status change find an entity's postings
+    /// by the grams of its texts before: afterwards the table holds exactly the postings of the
+    /// current texts and statuses, and each statement reads postings by their key, not the table.
+    func testRenamesAndStatusChangesMoveExactlyTheEntitysPostings() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute(NgramIndex.schema("g"))
+        var current: [Int64: (name: String, status: Int64)] = [:]
+        for id in Int64(1)...6 {
+            current[id] = ("张三\(id) Zhong", 1)
+            try NgramIndex.insert(db, table: "g", id: id, status: 1, gramArray: NgramIndex.gramArray([current[id]?.name ?? ""]))
+        }
+        func rename(_ id: Int64, _ name: String) throws {
+            guard let before = current[id] else { return XCTFail("no \(id)") }
+            try NgramIndex.update(db, table: "g", id: id, status: before.status, old: NgramIndex.gramArray([before.name]), new: NgramIndex.gramArray([name]))
+            current[id] = (name, before.status)
+        }
+        func setStatus(_ id: Int64, _ status: Int64) throws {
+            guard let before = current[id] else { return XCTFail("no \(id)") }
+            try NgramIndex.setStatus(db, table: "g", id: id, grams: NgramIndex.gramArray([before.name]), from: before.status, to: status)
+            current[id] = (before.name, status)
+        }
+        try rename(2, "李四")
+        try setStatus(3, -1)
+        try rename(3, "王五 zhong")
+        try setStatus(2, -1)
+        try setStatus(2, 1)
+        try rename(4, "")
+        try rename(4, "赵六")
+        try setStatus(5, 1)
+        var expected: [[String]] = []
+        for (id, entity) in current {
+            for gram in (try JSONParser.parse(Array((NgramIndex.gramArray([entity.name]) ?? "[]").utf8))).arrayValue ?? [] {
+                expected.append([gram.stringValue ?? "", String(entity.status), String(id)])
+            }
+        }
+        let stored = try db.query("SELECT gram, status, entity_id FROM g").map { [$0.string(0) ?? "", String($0.int(1) ?? 0), String($0.int(2) ?? 0)] }
+        XCTAssertEqual(stored.sorted { $0.joined(separator: "|") < $1.joined(separator: "|") }, expected.sorted { $0.joined(separator: "|") < $1.joined(separator: "|") })
+        for sql in ["DELETE FROM g WHERE gram IN (SELECT value FROM json_each(?)) AND status = ? AND entity_id = ?",
+                    "UPDATE g SET status = ? WHERE gram IN (SELECT value FROM json_each(?)) AND status = ? AND entity_id = ?"] {
+            let plan = try db.query("EXPLAIN QUERY PLAN " + sql, [.text("[]"), .int(1), .int(1)] + (sql.hasPrefix("UPDATE") ? [.int(1)] : []))
+                .map { $0.string(3) ?? "" }.joined(separator: "; ")
+            XCTAssertTrue(plan.contains("USING PRIMARY KEY (gram=? AND status=? AND entity_id=?)"), plan)
+            XCTAssertFalse(plan.contains("SCAN g"), plan)
+        }
+    }
+
     /// A query of at most four characters without other filters is answered from the posting
     /// list alone (a count and a page read from its newest end): every page, past the end, and
     /// every status filter agree with a plain scan of the names.
@@ -276,7 +322,7 @@ final class SQLiteTests: XCTestCase {
             let status: Int64 = i % 4 == 0 ? -1 : 1
             rows.append((Int64(i), status, NgramIndex.fold(name)))
             try db.run("INSERT INTO names(id, status, fold) VALUES (?, ?, ?)", [.int(Int64(i)), .int(status), .text(NgramIndex.fold(name))])
-            try NgramIndex.update(db, table: "g", id: Int64(i), status: status, gramArray: NgramIndex.gramArray([name]))
+            try NgramIndex.insert(db, table: "g", id: Int64(i), status: status, gramArray: NgramIndex.gramArray([name]))
         }
         for query in ["zhon", "zho", "z", "张三", "张三丰", "三丰", "li 1", "nope"] {
             for statuses in [[1], [-1], [1, -1], nil] as [[Int64]?] {
@@ -302,7 +348,7 @@ final class SQLiteTests: XCTestCase {
         try writer.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, fold TEXT);" + NgramIndex.schema("g"))
         func add(_ db: SQLiteConnection, _ id: Int64) throws {
             try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(id), .text("zhong \(id)")])
-            try NgramIndex.update(db, table: "g", id: id, status: 1, gramArray: NgramIndex.gramArray(["Zhong \(id)"]))
+            try NgramIndex.insert(db, table: "g", id: id, status: 1, gramArray: NgramIndex.gramArray(["Zhong \(id)"]))
         }
         func page(_ db: SQLiteConnection) throws -> (ids: [Int64], total: Int64) {
             try NgramIndex.searchPage(db, table: "g", from: "names n", idColumn: "n.id", foldColumn: "n.fold", folded: "zhon",
@@ -320,7 +366,7 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(try total(reader), 6, "another connection committed")
         try add(reader, 7)
         XCTAssertEqual(try total(reader), 7, "the connection's own write")
-        try NgramIndex.setStatus(writer, table: "g", id: 7, status: -1)
+        try NgramIndex.setStatus(writer, table: "g", id: 7, grams: NgramIndex.gramArray(["Zhong 7"]), from: 1, to: -1)
         XCTAssertEqual(try total(reader), 6, "a status change")
 
         try reader.run("BEGIN")
