@@ -17,28 +17,12 @@ public enum NgramIndex {
     /// …among at most this many of the query's grams, spread over it.
     static let gramsCompared = 4
     /// Bumped whenever what is indexed changes, so postings of an older version are rebuilt.
-    /// (4: no `entity_id` index; an entity's postings are found by its grams.)
+    /// (4: no `entity_id` index, an entity's postings found by its grams; grams distinct as bytes.)
     public static let version: Int64 = 4
 
     /// The form both names and queries are compared in.
     public static func fold(_ text: String) -> String {
         text.lowercased()
-    }
-
-    /// Calls `body` with every 1- to 4-gram of each text, texts already folded (no gram spans
-    /// two texts; a gram may come more than once).
-    static func forEachGram(folded texts: [String], _ body: (Substring) -> Void) {
-        for folded in texts {
-            // Character boundaries once; each gram is then a slice of the folded text.
-            var bounds = Array(folded.indices)
-            bounds.append(folded.endIndex)
-            let count = bounds.count - 1
-            for i in 0..<count {
-                for length in 1...maxGram where i + length <= count {
-                    body(folded[bounds[i]..<bounds[i + length]])
-                }
-            }
-        }
     }
 
     /// The grams of `texts` as the JSON array `insert` binds (nil: no gram). Made before the
@@ -48,17 +32,59 @@ public enum NgramIndex {
         gramArray(folded: texts.map(fold))
     }
 
-    /// `gramArray` of texts already folded.
+    /// `gramArray` of texts already folded: every run of one to `maxGram` characters of each
+    /// text (none spans two), each distinct byte sequence once, in order of first appearance.
+    /// Distinct as bytes, as SQLite compares them: "é" and "e\u{301}" are two grams (a query
+    /// matches the bytes it is written in). Grams are ranges of one byte buffer, told apart by
+    /// a hash and then their bytes: no `String` or `Set` per gram.
     static func gramArray(folded texts: [String]) -> String? {
-        var seen = Set<Substring>()
-        var text = JSONText(capacity: 256)
-        text.openArray()
-        forEachGram(folded: texts) { gram in
-            guard seen.insert(gram).inserted else { return }
-            if seen.count > 1 { text.comma() }
-            text.string(String(gram))
+        var bytes: [UInt8] = []
+        /// Each gram's bytes (a range of `bytes`) and their hash.
+        var grams: [(start: Int, end: Int, hash: UInt64)] = []
+        for text in texts {
+            let base = bytes.count
+            bytes.append(contentsOf: text.utf8)
+            // Character boundaries as offsets into `bytes`.
+            var bounds = text.indices.map { base + text.utf8.distance(from: text.startIndex, to: $0) }
+            bounds.append(bytes.count)
+            let count = bounds.count - 1
+            for i in 0..<count {
+                var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a, extended one character at a time
+                for length in 1...maxGram where i + length <= count {
+                    for byte in bytes[bounds[i + length - 1]..<bounds[i + length]] { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+                    grams.append((bounds[i], bounds[i + length], hash))
+                }
+            }
         }
-        guard !seen.isEmpty else { return nil }
+        guard !grams.isEmpty else { return nil }
+        // Later copies of a gram: equal hashes are neighbours once sorted, then bytes decide.
+        var duplicate = [Bool](repeating: false, count: grams.count)
+        let order = grams.indices.sorted { grams[$0].hash != grams[$1].hash ? grams[$0].hash < grams[$1].hash : $0 < $1 }
+        var runStart = 0
+        while runStart < order.count {
+            var runEnd = runStart + 1
+            while runEnd < order.count && grams[order[runEnd]].hash == grams[order[runStart]].hash { runEnd += 1 }
+            if runEnd - runStart > 1 {
+                for a in runStart..<runEnd where !duplicate[order[a]] {
+                    let first = grams[order[a]]
+                    for b in (a + 1)..<runEnd where !duplicate[order[b]] {
+                        let other = grams[order[b]]
+                        if bytes[first.start..<first.end].elementsEqual(bytes[other.start..<other.end]) { duplicate[order[b]] = true }
+                    }
+                }
+            }
+            runStart = runEnd
+        }
+        var text = JSONText(capacity: bytes.count * 8 + 16)
+        text.openArray()
+        bytes.withUnsafeBufferPointer { all in
+            var first = true
+            for (i, gram) in grams.enumerated() where !duplicate[i] {
+                if !first { text.comma() }
+                first = false
+                text.string(utf8: UnsafeBufferPointer(rebasing: all[gram.start..<gram.end]))
+            }
+        }
         text.closeArray()
         return String(decoding: text.bytes(), as: UTF8.self)
     }
