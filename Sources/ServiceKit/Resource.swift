@@ -321,8 +321,14 @@ public struct Search: Sendable {
     /// Separates the folded texts in `name_fold`, so a match never spans two of them.
     static let separator = "\u{1F}"
 
+    /// `name_fold` of the texts: each folded, joined by `separator`.
     func fold(_ values: [String]) -> String {
-        values.map { NgramIndex.fold($0) }.joined(separator: Search.separator)
+        Search.joined(values.map(NgramIndex.fold))
+    }
+
+    /// `name_fold` of texts already folded.
+    static func joined(_ folded: [String]) -> String {
+        folded.joined(separator: separator)
     }
 
     /// The searched texts a write leaves the row with: what it sends, else what `current` holds
@@ -983,7 +989,7 @@ extension Resource {
         if let search, create || search.texts.allSatisfy({ write.value($0) != nil }) {
             let texts = search.texts(of: write, current: nil)
             let folded = texts.map(NgramIndex.fold)
-            write.postings = (texts, folded.joined(separator: Search.separator), NgramIndex.gramArray(folded: folded))
+            write.postings = (texts, Search.joined(folded), NgramIndex.gramArray(folded: folded))
         }
         for link in links {
             guard let ids = try params.idArray(link.param) else {
