@@ -24,8 +24,10 @@ final class SnapshotRows {
         var targets: [Int64?]
         /// Each link's ids, from the row's list column.
         var links: [[Int64]]
-        /// What it counts against `maxBytes`.
-        var cost: Int { text.count + 16 * (cuts.count + targets.count) }
+        /// What it counts against `maxBytes`: the text, 16 bytes per cut and target, and each
+        /// link list's ids (8 bytes each, plus its array's header), so a row with long link
+        /// lists is counted by what it holds.
+        var cost: Int { text.count + 16 * (cuts.count + targets.count) + links.reduce(0) { $0 + 32 + 8 * $1.count } }
     }
 
     static let maxBytes = 2 << 20
