@@ -100,6 +100,14 @@ public enum NgramIndex {
         """
     }
 
+    /// The posting table as the shipped migrations create it (`Resource.schemaPieces`), with
+    /// the `entity_id` index of versions before 4: kept word for word, since a shipped
+    /// migration's text never changes (`MigrationPinTests`). `rebuildIfNeeded` replaces the
+    /// table by `schema`'s at the first start.
+    public static func migrationSchema(_ table: String) -> String {
+        schema(table) + "\nCREATE INDEX \(table)_entity ON \(table)(entity_id);"
+    }
+
     /// Replaces the postings of one entity, `old` (`gramArray` of its texts before, with its
     /// status) by `new` (one statement each, through `json_each`; each posting found by its key).
     public static func update(_ db: SQLiteConnection, table: String, id: Int64, status: Int64, old: String?, new: String?) throws {

@@ -449,7 +449,7 @@ extension Resource {
 
     /// `schemaPieces`; `linkForeignKeys` false for links whose targets are projections' copies.
     public func schemaPieces(linkForeignKeys: Bool) -> String {
-        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (search.map { NgramIndex.schema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
+        links.map { $0.schema(owner: table, targetForeignKey: linkForeignKeys) }.joined() + (search.map { NgramIndex.migrationSchema($0.grams) } ?? "") + (counters.map { Counters.schema($0) } ?? "")
             + (window?.dayCountSchema(owner: table) ?? "")
     }
 

@@ -421,7 +421,8 @@ final class SQLiteTests: XCTestCase {
 
     func testSearchIndexIsRebuiltWhenItsVersionChanges() throws {
         let db = try SQLiteConnection(path: path)
-        try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, a TEXT, b TEXT);" + NgramIndex.schema("g"))
+        try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, a TEXT, b TEXT);" + NgramIndex.migrationSchema("g"))
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = 'g_entity'"), 1, "as migrations made it")
         try db.run("INSERT INTO names(id, a, b) VALUES (1, 'Zhong Hua', '中华'), (2, 'Li', NULL)")
         try db.run("INSERT INTO g(gram, status, entity_id) VALUES ('stale', 1, 1)")
         try NgramIndex.rebuildIfNeeded(db, table: "g", source: "SELECT id, 1, a, b FROM names")
@@ -429,6 +430,8 @@ final class SQLiteTests: XCTestCase {
         XCTAssertEqual(try db.queryIDs("SELECT entity_id FROM g WHERE gram = 'zhon'"), [1])
         XCTAssertEqual(try db.queryIDs("SELECT entity_id FROM g WHERE gram = '中华'"), [1])
         XCTAssertEqual(try db.queryIDs("SELECT entity_id FROM g WHERE gram = 'li'"), [2])
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'g' AND sql IS NOT NULL"), 0,
+                       "rebuilt as `schema` says: no entity_id index")
         // Same version again: nothing is rebuilt.
         try db.run("INSERT INTO g(gram, status, entity_id) VALUES ('marker', 1, 9)")
         try NgramIndex.rebuildIfNeeded(db, table: "g", source: "SELECT id, 1, a, b FROM names")
