@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "RecordService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "ContractService", dependencies: ["ServiceKit"]),
         .executableTarget(name: "StatsService", dependencies: ["ServiceKit"]),
-        .executableTarget(name: "crm", dependencies: ["WireProtocol", "APICatalog", "ServiceKit"]),
+        .executableTarget(name: "crm", dependencies: ["WireProtocol", "APICatalog", "ServiceKit", "CLinux"]),
 
         // One component in process: no sockets beyond what the component itself opens.
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),

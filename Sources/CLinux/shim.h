@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/random.h>
 #include <sys/prctl.h>
+#include <spawn.h>
 
 /* accept4 is a GNU extension that the Glibc module does not declare without _GNU_SOURCE. */
 /* prctl is variadic, which Swift cannot call. */
@@ -22,4 +23,6 @@ static inline int crm_set_thread_name(const char *name) {
 }
 
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+/* glibc 2.34 and later, declared for _GNU_SOURCE only: the launcher closes every other descriptor in a child. */
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 #endif

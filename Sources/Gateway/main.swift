@@ -10,7 +10,18 @@ import WireProtocol
 /// `--service NAME=ENDPOINT` per service (or `CRM_SERVICE_<NAME>`), e.g.
 /// `--service users=unix:./data/run/users.sock`, or a folder of replica sockets
 /// (`unix:./data/run/users/`, trailing slash); `--listen-fd N` serves an inherited listener.
-func loadConfiguration() throws -> GatewayConfiguration {
+/// What it cannot use throws `ConfigurationError`.
+func loadConfiguration() throws(ConfigurationError) -> GatewayConfiguration {
+    do {
+        return try parseConfiguration()
+    } catch let error as ConfigurationError {
+        throw error
+    } catch {
+        throw ConfigurationError("\(error)")
+    }
+}
+
+private func parseConfiguration() throws -> GatewayConfiguration {
     var config = GatewayConfiguration()
     let args = CommandLine.arguments
     func env(_ key: String) -> String? {
@@ -80,9 +91,19 @@ func loadConfiguration() throws -> GatewayConfiguration {
 
 signal(SIGPIPE, SIG_IGN)
 Log.name = "gateway"
+// Settings first: one it cannot use exits with EX_CONFIG, which the launcher does not restart;
+// whatever fails after (the listener, random bytes) exits 1 and is restarted.
+let config: GatewayConfiguration
+let lifeline: Int32?
+do {
+    config = try loadConfiguration()
+    lifeline = try Lifeline.inherited()
+} catch {
+    StdIO.error("gateway: cannot start: \(error)\n")
+    ConfigurationError.exit(startFailure: error)
+}
 let gateways: [Gateway]
 do {
-    let config = try loadConfiguration()
     let descriptors = DescriptorLimit.raise(toAtLeast: config.maxConnections + DescriptorLimit.reserve)
     if descriptors < config.maxConnections + DescriptorLimit.reserve {
         Log.warning("the open-file limit (\(descriptors), hard limit reached) allows about \(max(descriptors - DescriptorLimit.reserve, 0)) client connections, fewer than CRM_MAX_CONNECTIONS (\(config.maxConnections)); raise it (ulimit -Hn, LimitNOFILE=) or lower CRM_MAX_CONNECTIONS")
@@ -106,21 +127,27 @@ do {
     exit(1)
 }
 
-var signalSources: [DispatchSourceSignal] = []
+/// Every loop drains (once, whatever asks first); the process exits when the last one is done.
+let draining = Atomic<Bool>(false)
+@Sendable func drainAll() {
+    guard !draining.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    let left = Atomic<Int>(gateways.count)
+    for gateway in gateways {
+        gateway.drain {
+            if left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { exit(0) }
+        }
+    }
+}
+
+var signalSources: [DispatchSourceProtocol] = []
 // SIGHUP too: a gateway told to restart drains like one told to stop (the launcher starts the next one).
 for sig in [SIGTERM, SIGINT, SIGHUP] {
     signal(sig, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-    source.setEventHandler {
-        // Every loop drains; the process exits when the last one is done.
-        let left = Atomic<Int>(gateways.count)
-        for gateway in gateways {
-            gateway.drain {
-                if left.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue == 0 { exit(0) }
-            }
-        }
-    }
+    source.setEventHandler { drainAll() }
     source.resume()
     signalSources.append(source)
 }
+// The launcher died without stopping this gateway: it stops too, releasing the port.
+if let lifeline { signalSources.append(Lifeline.watch(lifeline, queue: .main) { drainAll() }) }
 dispatchMain()

@@ -31,6 +31,13 @@ public struct ServiceDefinition: Sendable {
         }
     }
 
+    /// Refuses (`ConfigurationError`) a configuration without the source of a projection.
+    func checkSources(_ configuration: ServiceConfiguration) throws(ConfigurationError) {
+        for projection in projections where configuration.sources[projection.source] == nil {
+            throw ConfigurationError("\(name) copies events of \(projection.source): give --source \(projection.source)=ENDPOINT")
+        }
+    }
+
     /// Every route the service binds: its own and the event feed.
     public var allRoutes: [Route] { routes + [EventFeed.route] }
 
@@ -93,8 +100,17 @@ public struct ServiceConfiguration: Sendable {
     /// name: a container's id under Docker),
     /// one `--source NAME=ENDPOINT` / `CRM_SOURCE_<NAME>` per service whose events this
     /// one copies (an endpoint ending in `/` is a folder of replica sockets), and `--readers N`
-    /// / `CRM_SQLITE_READERS` (1 to 16; default `defaultReaders`).
+    /// / `CRM_SQLITE_READERS` (1 to 16; default `defaultReaders`). A flag or variable it cannot
+    /// use throws `ConfigurationError`; a socket folder it cannot create, `SyscallError`.
     public static func fromCommandLine(name: String, arguments: [String] = CommandLine.arguments) throws -> ServiceConfiguration {
+        do {
+            return try parse(name: name, arguments: arguments)
+        } catch let error as EndpointError {
+            throw ConfigurationError(error.description)
+        }
+    }
+
+    private static func parse(name: String, arguments: [String]) throws -> ServiceConfiguration {
         func flag(_ key: String) -> String? {
             guard let i = arguments.firstIndex(of: key), i + 1 < arguments.count else { return nil }
             return arguments[i + 1]
@@ -116,7 +132,7 @@ public struct ServiceConfiguration: Sendable {
                 throw EndpointError(reason: "--replica '\(replica)' cannot name a socket file")
             }
             // Private to the user, like the launcher's run folder: services trust the caller in an envelope.
-            if mkdir(folder, 0o700) != 0 && errno != EEXIST { throw EndpointError(reason: "cannot create socket folder \(folder): errno \(errno)") }
+            if mkdir(folder, 0o700) != 0 && errno != EEXIST { throw SyscallError(call: "mkdir \(folder) (the socket folder)", errno: errno) }
             socket = "unix:" + (folder.hasSuffix("/") ? folder : folder + "/") + replica + ".sock"
         } else {
             socket = flag("--socket") ?? env("CRM_SOCKET") ?? "unix:./data/run/\(name).sock"
@@ -304,8 +320,9 @@ public enum ServiceMain {
     public static func run(_ definition: ServiceDefinition) -> Never {
         Log.name = definition.name
         if !Log.configureFromEnvironment(getenv("CRM_LOG_LEVEL").map { String(cString: $0) }) {
-            Log.error("CRM_LOG_LEVEL is not one of debug, info, warn, error")
-            exit(1)
+            let error = ConfigurationError("CRM_LOG_LEVEL is not one of debug, info, warn, error")
+            Log.error("cannot start: \(error)")
+            ConfigurationError.exit(startFailure: error)
         }
         signal(SIGPIPE, SIG_IGN)
         // The database holds what only this service may read (hashes, digests): owner-only files.
@@ -325,8 +342,19 @@ public enum ServiceMain {
                 exit(1)
             }
         }
+        // Settings first: one it cannot use exits with EX_CONFIG, which the launcher does not
+        // restart; whatever fails after (socket, database, migrations) exits 1 and is restarted.
+        let configuration: ServiceConfiguration
+        let lifeline: Int32?
         do {
-            let configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)
+            configuration = try ServiceConfiguration.fromCommandLine(name: definition.name)
+            try definition.checkSources(configuration)
+            lifeline = try Lifeline.inherited()
+        } catch {
+            Log.error("cannot start: \(error)")
+            ConfigurationError.exit(startFailure: error)
+        }
+        do {
             if configuration.replicaDefaulted, case .unix(let path) = configuration.endpoint, access(path, F_OK) == 0,
                configuration.pingSelf(timeoutMillis: 500) {
                 Log.error("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)")
@@ -339,17 +367,22 @@ public enum ServiceMain {
             Log.error("cannot start: \(error)")
             exit(1)
         }
-        var sources: [DispatchSourceSignal] = []
+        // SIGTERM, SIGINT and the launcher's end (it died without stopping this process) all drain, once.
+        let draining = ManagedFlag()
+        let drain: @Sendable (String) -> Void = { why in
+            guard draining.setOnce() else { return }
+            Log.info("\(why): draining")
+            runtime.shutdown { exit(0) }
+        }
+        var sources: [DispatchSourceProtocol] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-            source.setEventHandler {
-                Log.info("signal \(sig): draining")
-                runtime.shutdown { exit(0) }
-            }
+            source.setEventHandler { drain("signal \(sig)") }
             source.resume()
             sources.append(source)
         }
+        if let lifeline { sources.append(Lifeline.watch(lifeline, queue: .main) { drain("the launcher is gone") }) }
         withExtendedLifetime(sources) { dispatchMain() }
     }
 }

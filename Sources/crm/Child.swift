@@ -10,7 +10,14 @@ import WireProtocol
 /// dies), and becomes current only once it has settled; the old one is then `retiring` until
 /// it has drained. A candidate that dies before is reported and dropped, never restarted, and
 /// the current one keeps serving. `stop()` ends all three.
+///
+/// A current process that exits with `ConfigurationError.exitStatus` (78) refused its
+/// configuration: it is not restarted (it would fail the same way) and `refused` is called
+/// with a message naming it and, when it sent one over the lifeline, its reason.
 final class Child: @unchecked Sendable {
+    /// How long a new process must keep running before it counts as started (`replace`, and
+    /// `crm scale`'s wait for a refusal).
+    static let settleMillis = 500
     /// "customers#2": service and replica id, for messages.
     let name: String
     let service: String
@@ -20,17 +27,27 @@ final class Child: @unchecked Sendable {
     let environment: [String: String]
     /// Given to every process as its standard input: the gateway's inherited listener.
     private let standardInput: Int32?
+    /// Given to every process: none outlives the launcher (`Lifeline`).
+    private let lifeline: Lifeline?
+    private let refused: @Sendable (String) -> Void
     private let lock = NSLock()
     /// Restarts after an unexpected exit (for `crm status`).
     private var restarts = 0
-    private var process: Process?
-    private var candidate: Process?
-    private var retiring: Process?
+    private var process: ChildProcess?
+    private var candidate: ChildProcess?
+    private var retiring: ChildProcess?
     private var stopping = false
+    /// The current process refused its configuration: nothing more is started.
+    private var refusedConfiguration = false
+    /// A replica `crm scale` just added and waits for (`start(onTrial:)`): its refusal fails
+    /// the operation (`endTrial`), not the whole system.
+    private var onTrial = false
+    private var trialRefusal: String?
     private var backoffMillis = 100
     private var startedAt = Date()
 
-    init(service: String, replica: String, executable: String, arguments: [String], environment: [String: String], standardInput: Int32? = nil) {
+    init(service: String, replica: String, executable: String, arguments: [String], environment: [String: String],
+         standardInput: Int32? = nil, lifeline: Lifeline?, refused: @escaping @Sendable (String) -> Void) {
         self.service = service
         self.replica = replica
         self.name = "\(service)#\(replica)"
@@ -38,6 +55,8 @@ final class Child: @unchecked Sendable {
         self.arguments = arguments
         self.environment = environment
         self.standardInput = standardInput
+        self.lifeline = lifeline
+        self.refused = refused
     }
 
     /// What `crm status` shows of this child.
@@ -54,7 +73,8 @@ final class Child: @unchecked Sendable {
         lock.withLock {
             let running = process?.isRunning == true
             let state: String
-            if stopping { state = running ? "stopping" : "stopped" }
+            if refusedConfiguration { state = "refused" }
+            else if stopping { state = running ? "stopping" : "stopped" }
             else if candidate != nil { state = "replacing" }
             else { state = running ? "running" : "restarting" }
             return Status(service: service, replica: replica, pid: running ? process?.processIdentifier : nil,
@@ -65,24 +85,29 @@ final class Child: @unchecked Sendable {
     /// The current process's id, if it runs.
     var pid: Int32? { lock.withLock { process?.isRunning == true ? process?.processIdentifier : nil } }
 
-    private func makeProcess() -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
-        if let standardInput { process.standardInput = FileHandle(fileDescriptor: standardInput, closeOnDealloc: false) }
-        process.terminationHandler = { [weak self] finished in self?.exited(finished) }
-        return process
+    private func makeProcess() -> ChildProcess {
+        ChildProcess(executable: executable, arguments: arguments, environment: environment, standardInput: standardInput,
+                     lifeline: lifeline) { [weak self] finished in self?.exited(finished) }
     }
 
-    func start() throws {
+    func start(onTrial: Bool = false) throws {
+        lock.withLock { self.onTrial = onTrial }
         try launch(replacing: nil)
+    }
+
+    /// Ends the trial of `start(onTrial: true)`: answers the refusal if it refused meanwhile;
+    /// a refusal from now on stops the system like any other.
+    func endTrial() -> String? {
+        lock.withLock {
+            onTrial = false
+            return trialRefusal
+        }
     }
 
     /// Runs a new current process unless shutdown has begun or `expected` is no longer the
     /// current one (a replacement took over meanwhile). Runs under the lock, so that `stop()`
     /// either sees the new process or prevents it: none is left behind at exit.
-    private func launch(replacing expected: Process?) throws {
+    private func launch(replacing expected: ChildProcess?) throws {
         let process = makeProcess()
         try lock.withLock {
             guard !stopping, self.process === expected else { return }
@@ -92,39 +117,57 @@ final class Child: @unchecked Sendable {
         }
     }
 
-    private func exited(_ finished: Process) {
+    private func exited(_ finished: ChildProcess) {
+        enum Next { case nothing, refused(onTrial: Bool), restart(afterMillis: Int) }
         // Only the current process is restarted: a replaced one was asked to stop, and a
         // candidate's early death is reported by `replace()`.
-        let delay: Int? = lock.withLock {
-            guard self.process === finished, !stopping else { return nil }
+        let next: Next = lock.withLock {
+            guard self.process === finished, !stopping else { return .nothing }
+            if finished.exitState == .status(ConfigurationError.exitStatus) {
+                refusedConfiguration = true
+                stopping = true
+                return .refused(onTrial: onTrial)
+            }
             // A child that ran a while is restarted quickly again; one that keeps dying waits longer.
             if Date().timeIntervalSince(startedAt) > 30 { backoffMillis = 100 }
             let delay = backoffMillis
             backoffMillis = min(backoffMillis * 2, 5000)
             restarts += 1
-            return delay
+            return .restart(afterMillis: delay)
         }
-        guard let delay else { return }
-        StdIO.error("crm: \(name) exited (\(Child.describeExit(finished))); restarting in \(delay) ms\n")
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) { [self] in
-            do { try launch(replacing: finished) } catch { StdIO.error("crm: cannot restart \(name): \(error)") }
+        switch next {
+        case .nothing:
+            return
+        case .refused(let onTrial):
+            let message = "\(name) refused its configuration\(reason(finished))"
+            if onTrial {
+                StdIO.error("crm: \(message); not kept")
+                lock.withLock { trialRefusal = message }
+            } else {
+                refused(message)
+            }
+        case .restart(let delay):
+            StdIO.error("crm: \(name) exited (\(Child.describeExit(finished))); restarting in \(delay) ms\n")
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) { [self] in
+                do { try launch(replacing: finished) } catch { StdIO.error("crm: cannot restart \(name): \(error)") }
+            }
         }
     }
 
     /// Restarts without a gap: starts a candidate beside the running process (a service binds
     /// its socket path anew, the gateway shares the port through SO_REUSEPORT); once it is
     /// still running after `settleMillis` it becomes the current process and the old one is
-    /// stopped, draining what it has. Answers false when the old process stays current.
-    @discardableResult
-    func replace(settleMillis: Int = 500) throws -> Bool {
+    /// stopped, draining what it has. Answers nil once the new process took over, else why the
+    /// old one stays current.
+    func replace(settleMillis: Int = Child.settleMillis) throws -> String? {
         let fresh = makeProcess()
-        let old: Process? = try lock.withLock {
+        let old: ChildProcess? = try lock.withLock {
             guard !stopping, candidate == nil, let current = process else { return nil }
             try fresh.run()
             candidate = fresh
             return current
         }
-        guard let old else { return false }
+        guard let old else { return "\(name) is stopping or already being replaced" }
         let deadline = Date().addingTimeInterval(Double(settleMillis) / 1000)
         while fresh.isRunning && Date() < deadline { usleep(10_000) }
 
@@ -147,23 +190,33 @@ final class Child: @unchecked Sendable {
             old.terminate()
             old.waitUntilExit()
             lock.withLock { retiring = nil }
-            return true
+            return nil
         case .failed:
-            StdIO.error("crm: the new \(name) exited (\(Child.describeExit(fresh))) before it settled; the old one keeps running")
-            return false
+            // A new build that refuses the configuration the old one runs with (or any other
+            // early exit): the system stays as it is, and the operation reports it.
+            let why = fresh.exitState == .status(ConfigurationError.exitStatus)
+                ? "the new \(name) refused its configuration\(reason(fresh))"
+                : "the new \(name) exited (\(Child.describeExit(fresh))) before it settled"
+            StdIO.error("crm: \(why); the old one keeps running")
+            return why
         case .superseded:
             StdIO.error("crm: \(name) was restarted meanwhile; stopping the new one")
             fresh.terminate()
             fresh.waitUntilExit()
-            return false
+            return "\(name) was restarted meanwhile"
         case .stopping:
-            return false
+            return "the launcher is stopping"
         }
     }
 
     /// "status N" or "signal N" of a process that has exited.
-    private static func describeExit(_ process: Process) -> String {
-        process.terminationReason == .uncaughtSignal ? "signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
+    private static func describeExit(_ process: ChildProcess) -> String {
+        process.exitState?.description ?? "running"
+    }
+
+    /// ": REASON" as the process sent it over the lifeline before it exited, else its exit status.
+    private func reason(_ process: ChildProcess) -> String {
+        lifeline?.reason(of: process.processIdentifier).map { ": " + $0 } ?? " (exit \(Child.describeExit(process)))"
     }
 
     /// From now on an exit is not restarted (shutdown has begun).
@@ -174,7 +227,7 @@ final class Child: @unchecked Sendable {
     /// SIGTERM now, to the current process and any replacement in progress (new or old);
     /// SIGKILL to those still running after `graceSeconds`.
     func stop(graceSeconds: Double = 15) {
-        let processes: [Process] = lock.withLock {
+        let processes: [ChildProcess] = lock.withLock {
             stopping = true
             return [process, candidate, retiring].compactMap { $0 }
         }
@@ -182,7 +235,7 @@ final class Child: @unchecked Sendable {
         for process in running { process.terminate() }
         let deadline = Date().addingTimeInterval(graceSeconds)
         while running.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
-        for process in running where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for process in running where process.isRunning { process.signal(SIGKILL) }
         // Polled rather than waitUntilExit(): `replace()` may be waiting on the old one already.
         while running.contains(where: \.isRunning) { usleep(10_000) }
     }

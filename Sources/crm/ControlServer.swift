@@ -79,7 +79,7 @@ final class ControlServer: @unchecked Sendable {
                 for text in fleet.statusLines() { send(text) }
             case ("restart", 2):
                 let kept = try fleet.restart(words[1], progress: send)
-                guard kept.isEmpty else { throw LaunchError("still the old \(kept.joined(separator: ", ")) (the new process exited before it settled)") }
+                guard kept.isEmpty else { throw LaunchError("still the old \(kept.joined(separator: ", ")) (see above)") }
             case ("scale", 2):
                 let parts = words[1].split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, let count = Int(parts[1]) else { throw LaunchError("scale takes NAME=N") }

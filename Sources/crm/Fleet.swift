@@ -15,6 +15,10 @@ final class Fleet: @unchecked Sendable {
     let binDir: String
     let environment: [String: String]
     let gateway: Child
+    /// Every process gets its end (none outlives the launcher).
+    let lifeline: Lifeline
+    /// Called when a process refused its configuration (`Child`).
+    private let refused: @Sendable (String) -> Void
     /// Most replicas of one service.
     static let maxReplicas = 16
 
@@ -25,15 +29,18 @@ final class Fleet: @unchecked Sendable {
     /// Held for the whole of one operation (scale, restart, SIGHUP, shutdown).
     private let operation = NSLock()
 
-    init(runDir: String, dataDir: String, binDir: String, environment: [String: String], gatewayArguments: [String], listenFD: Int32) {
+    init(runDir: String, dataDir: String, binDir: String, environment: [String: String], gatewayArguments: [String], listenFD: Int32,
+         lifeline: Lifeline, refused: @escaping @Sendable (String) -> Void) {
         self.runDir = runDir
+        self.lifeline = lifeline
+        self.refused = refused
         self.dataDir = dataDir
         self.binDir = binDir
         self.environment = environment
         var arguments = gatewayArguments + ["--listen-fd", "0"]
         for service in Launcher.services { arguments += ["--service", "\(service.name)=unix:\(runDir)/\(service.name)/"] }
         gateway = Child(service: "gateway", replica: "1", executable: "\(binDir)/Gateway", arguments: arguments,
-                        environment: environment, standardInput: listenFD)
+                        environment: environment, standardInput: listenFD, lifeline: lifeline, refused: refused)
     }
 
     /// The socket folder of a service.
@@ -44,19 +51,24 @@ final class Fleet: @unchecked Sendable {
         let sources = Launcher.services.filter { $0.name != service.name }.flatMap { ["--source", "\($0.name)=unix:\(folder($0.name))/"] }
         return Child(service: service.name, replica: replica, executable: "\(binDir)/\(service.executable)",
                      arguments: ["--socket-dir", folder(service.name), "--replica", replica, "--db", "\(dataDir)/\(service.name).sqlite"] + sources,
-                     environment: environment)
+                     environment: environment, lifeline: lifeline, refused: refused)
     }
 
     /// Starts `counts[name]` replicas of every service (1 when not given), then the gateway.
+    /// Stops starting once shutdown has begun (a first service may refuse its configuration
+    /// while the others start): each child is listed before it starts, so `stopAll` stops it.
     func start(counts: [String: Int]) throws {
         for service in Launcher.services {
-            var children: [Child] = []
             for i in 1...max(1, counts[service.name] ?? 1) {
                 let child = makeReplica(service, String(i))
+                let listed = lock.withLock { () -> Bool in
+                    guard !stopping else { return false }
+                    replicas[service.name, default: []].append(child)
+                    return true
+                }
+                guard listed else { return }
                 try child.start()
-                children.append(child)
             }
-            lock.withLock { replicas[service.name] = children }
         }
         try gateway.start()
     }
@@ -102,7 +114,7 @@ final class Fleet: @unchecked Sendable {
                     while used.contains(String(next)) { next += 1 }
                     let child = makeReplica(service, String(next))
                     used.insert(child.replica)
-                    try child.start()
+                    try child.start(onTrial: true)
                     added.append(child)
                     progress("started \(child.name)")
                 }
@@ -112,6 +124,15 @@ final class Fleet: @unchecked Sendable {
                 }
                 // Shutdown began while they started: `stopAll` may have missed them.
                 if stopped { for child in added { child.stop() } }
+                // A new replica that refuses its configuration (a new build, say) fails the
+                // operation and is dropped; the system keeps running. Waited for as long as a
+                // replacement settles.
+                usleep(UInt32(Child.settleMillis) * 1000)
+                let refusals = added.compactMap { child in child.endTrial().map { (child, $0) } }
+                if !refusals.isEmpty {
+                    lock.withLock { replicas[name] = (replicas[name] ?? []).filter { child in !refusals.contains { $0.0 === child } } }
+                    throw LaunchError(refusals.map(\.1).joined(separator: "; ") + "; not kept")
+                }
             } else if count < current.count {
                 let kept = Array(current.prefix(count))
                 let removed = Array(current.dropFirst(count))
@@ -149,7 +170,12 @@ final class Fleet: @unchecked Sendable {
         var kept: [String] = []
         for child in children {
             do {
-                if try child.replace() { progress("restarted \(child.name)") } else { kept.append(child.name) }
+                if let why = try child.replace() {
+                    progress("kept the old \(child.name): \(why)")
+                    kept.append(child.name)
+                } else {
+                    progress("restarted \(child.name)")
+                }
             } catch {
                 StdIO.error("crm: cannot restart \(child.name): \(error)")
                 kept.append(child.name)

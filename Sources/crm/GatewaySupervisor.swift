@@ -17,12 +17,21 @@ enum GatewaySupervisor {
         let listenFD = try launcher.bindPort()
         var environment = ProcessInfo.processInfo.environment
         environment["CRM_LISTEN_FD"] = nil
+        let lifeline = try Lifeline()
+        // A gateway that refuses its flags or settings would refuse them again: stop, EX_CONFIG.
         let gateway = Child(service: "gateway", replica: "1", executable: "\(launcher.binDir)/Gateway",
                             arguments: ["--host", launcher.host, "--port", String(launcher.port)] + arguments + ["--listen-fd", "0"],
-                            environment: environment, standardInput: listenFD)
+                            environment: environment, standardInput: listenFD, lifeline: lifeline) { message in
+            StdIO.error("crm: \(message); stopping")
+            exit(ConfigurationError.exitStatus)
+        }
         try gateway.start()
         let sources = Signals.install(stop: { gateway.stop() }, reload: {
-            if (try? gateway.replace()) != true { StdIO.error("crm: the new gateway did not take over; the old one keeps running") }
+            do {
+                if let why = try gateway.replace() { StdIO.error("crm: the new gateway did not take over (\(why)); the old one keeps running") }
+            } catch {
+                StdIO.error("crm: the new gateway did not start: \(error); the old one keeps running")
+            }
         })
         withExtendedLifetime(sources) { dispatchMain() }
     }

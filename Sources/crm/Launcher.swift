@@ -103,10 +103,30 @@ struct Launcher {
         if let tz = environment["CRM_TZ"], !tz.isEmpty { environment["TZ"] = tz }
         environment["CRM_LISTEN_FD"] = nil
 
+        // Every child gets its end: should this process die without stopping them (SIGKILL, a
+        // crash), they drain and exit instead of holding the port and the sockets.
+        let lifeline: Lifeline
+        do { lifeline = try Lifeline() } catch { throw LaunchError("cannot make the children's lifeline: \(error)") }
+        // A child that refuses its configuration would refuse it at every restart: the whole
+        // system stops, with EX_CONFIG (only the first refusal is reported).
+        let shutdown = Shutdown()
         let fleet = Fleet(runDir: runDir, dataDir: dataDir, binDir: binDir, environment: environment,
-                          gatewayArguments: ["--host", host, "--port", String(port)], listenFD: listenFD)
+                          gatewayArguments: ["--host", host, "--port", String(port)], listenFD: listenFD,
+                          lifeline: lifeline) { message in
+            guard let control = shutdown.begin() else { return }
+            StdIO.error("crm: \(message); stopping")
+            control?.close()
+            shutdown.fleet?.stopAll()
+            exit(ConfigurationError.exitStatus)
+        }
+        shutdown.fleet = fleet
         try fleet.start(counts: replicas)
         let control = try ControlServer(path: Launcher.controlPath(dataDir), fleet: fleet)
+        guard shutdown.started(control) else {
+            // Refused while starting: the refusal's handler exits.
+            control.close()
+            withExtendedLifetime(fleet) { dispatchMain() }
+        }
         control.start()
 
         // SIGHUP: restart every process in turn without refusing a request (services first,
@@ -146,6 +166,34 @@ extension Launcher {
             return try Socket.listen(on: .tcp(host: probeHost, port: port), backlog: 4096)
         } catch {
             throw LaunchError("cannot use \(host):\(port): \(error); set CRM_PORT to a free port")
+        }
+    }
+}
+
+/// Whether the launcher is stopping because a child refused its configuration, and the control
+/// socket to remove then (it may not exist yet).
+final class Shutdown: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopping = false
+    private var control: ControlServer?
+    /// Set once, before any child starts.
+    var fleet: Fleet?
+
+    /// The first caller gets the control socket (if open yet), every later one nil.
+    func begin() -> ControlServer?? {
+        lock.withLock {
+            if stopping { return nil }
+            stopping = true
+            return .some(control)
+        }
+    }
+
+    /// Registers the control socket; false when the stop has begun already.
+    func started(_ control: ControlServer) -> Bool {
+        lock.withLock {
+            if stopping { return false }
+            self.control = control
+            return true
         }
     }
 }

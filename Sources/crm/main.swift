@@ -18,6 +18,8 @@ usage: crm up [--replicas NAME=N[,NAME=N…]]
        crm gateway [FLAGS]
                         only the gateway (FLAGS as Gateway's), holding the port (CRM_HOST, CRM_PORT)
                         across its restarts; SIGHUP replaces it without refusing a connection
+exit status of crm up and crm gateway: 0 stopped, 1 could not start, 78 (EX_CONFIG) a child
+refused its configuration (the launcher stopped everything instead of restarting it)
 """
 
 // A closed stdout or stderr (`crm up | head`, a log collector that went away) must not kill the

@@ -34,6 +34,33 @@ final class ServiceConfigurationTests: XCTestCase {
         }
     }
 
+    /// A setting the service cannot use exits 78 (EX_CONFIG: the launcher stops the system
+    /// instead of restarting it); a failure at run time — here a database it cannot open —
+    /// exits 1 and is restarted.
+    func testASettingItCannotUseExitsWithEX_CONFIGAndARuntimeFailureWith1() throws {
+        for bad in [["--readers", "0"], ["--source", "users"], ["--source", "users=tcp:nowhere"], ["--socket-dir", "/tmp/crm-never-made", "--replica", ".hidden"]] {
+            XCTAssertThrowsError(try configuration(bad), "\(bad)") { error in
+                XCTAssertTrue(error is ConfigurationError, "\(bad): \(type(of: error)) \(error)")
+                XCTAssertEqual(ConfigurationError.exitStatus(for: error), 78, "\(bad)")
+            }
+        }
+        setenv(Lifeline.environmentKey, "987", 1)
+        defer { unsetenv(Lifeline.environmentKey) }
+        XCTAssertThrowsError(try Lifeline.inherited()) { error in
+            XCTAssertEqual(ConfigurationError.exitStatus(for: error), 78)
+            XCTAssertTrue("\(error)".contains("CRM_LIFELINE_FD '987'"), "\(error)")
+        }
+        unsetenv(Lifeline.environmentKey)
+        XCTAssertNil(try Lifeline.inherited(), "started by hand: no lifeline")
+
+        var unopenable = try configuration([])
+        unopenable.databasePath = "/nonexistent-\(UInt32.random(in: 0...UInt32.max))/notes.sqlite"
+        XCTAssertThrowsError(try ServiceRuntime(definition: NotesService.definition, configuration: unopenable)) { error in
+            XCTAssertFalse(error is ConfigurationError, "\(error)")
+            XCTAssertEqual(ConfigurationError.exitStatus(for: error), 1, "\(error)")
+        }
+    }
+
     /// The count reaches the database: that many reads run at once.
     func testTheDatabaseOpensThatManyReaders() async throws {
         let path = "/tmp/crm-readers-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"

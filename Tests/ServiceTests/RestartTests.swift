@@ -110,10 +110,54 @@ final class RestartTests: XCTestCase {
         var control = stat()
         XCTAssertEqual(stat(system.dataDir + "/crm.sock", &control), 0, "the control socket is in the data folder")
         XCTAssertEqual(control.st_mode & 0o777, 0o600, "only the owner may command the launcher")
-        // SIGTERM to the launcher stops every child before it exits.
-        system.stop()
+        // SIGTERM to the launcher stops every child before it exits: none left for the harness to kill.
+        XCTAssertEqual(system.stop(), [], "processes the launcher left running")
         for pid in children {
             XCTAssertNotEqual(kill(pid, 0), 0, "child \(pid) is gone")
+        }
+    }
+
+    /// A launcher killed outright (SIGKILL, a crash) cannot stop its children: each sees its
+    /// end of the lifeline close and drains as on SIGTERM — a replacement started by `crm
+    /// restart` too — so none keeps the port or a socket, and a new `crm up` on the same data
+    /// folder and port starts and serves what was written.
+    func testChildrenStopWhenTheLauncherIsKilled() throws {
+        let first = try SystemHarness(extraEnvironment: ["CRM_REPLICAS_CUSTOMERS": "2"])
+        defer { first.stop() }
+        let token = try first.login()
+        let name = "lifeline-\(UInt32.random(in: 0...UInt32.max))"
+        XCTAssertEqual(try first.post("/api/user/group", json: ["name": .string(name)], token: token).status, 200)
+        let restart = try first.crm(["restart", "stats"])
+        XCTAssertEqual(restart.status, 0, restart.output)
+        let children = SystemHarness.executables.flatMap { first.childPIDs($0) }
+        XCTAssertEqual(children.count, 7, "six processes and a second customers replica")
+
+        first.signalLauncher(SIGKILL)
+        XCTAssertTrue(eventually(timeout: 5) { !first.launcherIsRunning })
+        let gone = eventually(timeout: 15, interval: 0.1) { children.allSatisfy(SystemHarness.isGone) }
+        XCTAssertTrue(gone, "still running after the launcher was killed: \(children.filter { !SystemHarness.isGone($0) })")
+        XCTAssertTrue(first.log.contains("the launcher is gone: draining"), first.log)
+
+        let second = try SystemHarness(dataDir: first.dataDir, port: first.port)
+        defer { second.stop() }
+        let list = try second.get("/api/user/group", token: try second.login())
+        XCTAssertEqual(list.status, 200, list.text)
+        XCTAssertTrue((list.json["data"]?.arrayValue ?? []).contains { $0["groupName"]?.stringValue == name }, list.text)
+    }
+
+    /// A setting a child cannot use fails the same way at every restart: the child exits with
+    /// EX_CONFIG (78) and the launcher, instead of restarting it for ever, says which one refused
+    /// what, stops every other process and exits 78. A service's setting and the gateway's.
+    func testAConfigurationErrorStopsTheSystem() throws {
+        for (setting, value) in [("CRM_SQLITE_READERS", "0"), ("CRM_GATEWAY_LOOPS", "0")] {
+            let up = try SystemHarness.failingUp([setting: value], timeoutSeconds: 30)
+            XCTAssertEqual(up.status, 78, "crm up with \(setting)=\(value) exits with EX_CONFIG:\n\(up.output)")
+            let line = up.output.split(separator: "\n").first { $0.hasPrefix("crm: ") && $0.contains("refused its configuration") }
+            XCTAssertNotNil(line, up.output)
+            XCTAssertTrue(line?.contains(setting) == true, "the launcher names the setting: \(line ?? "")")
+            XCTAssertTrue(line?.hasSuffix("; stopping") == true, "\(line ?? "")")
+            XCTAssertFalse(up.output.contains("restarting in"), "no restart:\n\(up.output)")
+            XCTAssertEqual(up.left, [], "processes left running on its data folder")
         }
     }
 

@@ -75,7 +75,7 @@ extension RollingRestartTests {
         XCTAssertEqual(before.count, 6)
         let oldUsers = try XCTUnwrap(before["UserService"])
         // Should the launcher lose it, it must not outlive the test.
-        defer { if !RollingRestartTests.isGone(oldUsers) { kill(oldUsers, SIGKILL) } }
+        defer { if !SystemHarness.isGone(oldUsers) { kill(oldUsers, SIGKILL) } }
 
         // A broken new UserService: it counts its runs and fails at once.
         let runs = bin + "/runs"
@@ -106,7 +106,45 @@ extension RollingRestartTests {
 
         // SIGTERM to the launcher stops it too.
         system.stop()
-        XCTAssertTrue(eventually(timeout: 20, interval: 0.05) { RollingRestartTests.isGone(oldUsers) }, "the old UserService \(oldUsers) outlived the launcher")
+        XCTAssertTrue(eventually(timeout: 20, interval: 0.05) { SystemHarness.isGone(oldUsers) }, "the old UserService \(oldUsers) outlived the launcher")
+    }
+
+    /// A replacement that refuses its configuration (a new build with a stricter setting, say)
+    /// does not stop the system, as a refusal at start does: the old process keeps serving and
+    /// `crm restart` reports it and fails.
+    func testAReplacementThatRefusesItsConfigurationKeepsTheOldProcess() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        let system = try SystemHarness(binDir: bin)
+        defer { system.stop() }
+        let oldStats = try XCTUnwrap(system.childPID("StatsService"))
+        try RollingRestartTests.install("echo 'refusing' >&2\nexit 78", as: "StatsService", in: bin)
+
+        let restart = try system.crm(["restart", "stats"])
+        XCTAssertEqual(restart.status, 1, restart.output)
+        XCTAssertTrue(restart.output.contains("kept the old stats#1: the new stats#1 refused its configuration (exit status 78)"), restart.output)
+        XCTAssertTrue(system.log.contains("crm: the new stats#1 refused its configuration (exit status 78); the old one keeps running"), system.log)
+        XCTAssertTrue(system.launcherIsRunning)
+        XCTAssertEqual(system.childPID("StatsService"), oldStats)
+        XCTAssertTrue(eventually(timeout: 5) { (try? system.get("/healthz").status) == 200 })
+
+        // A replica `crm scale` adds that refuses is dropped, and the scale fails.
+        let scale = try system.crm(["scale", "stats=2"])
+        XCTAssertEqual(scale.status, 1, scale.output)
+        XCTAssertTrue(scale.output.contains("stats#2 refused its configuration (exit status 78); not kept"), scale.output)
+        // SIGHUP: the rest of the rolling restart goes on, the old stats stays.
+        system.signalLauncher(SIGHUP)
+        XCTAssertTrue(eventually(timeout: 60, interval: 0.05) { system.log.contains("crm: restart done") }, system.log)
+        XCTAssertTrue(system.log.contains("crm: restart done; still the old stats#1"), system.log)
+
+        XCTAssertTrue(system.launcherIsRunning, system.log)
+        XCTAssertEqual(system.childPIDs("StatsService"), [oldStats])
+        let status = try system.crm(["status"])
+        let statsLines = status.output.split(separator: "\n").filter { $0.hasPrefix("stats ") }
+        XCTAssertEqual(statsLines.count, 1, status.output)
+        XCTAssertTrue(statsLines.first?.contains("\(oldStats)") == true, status.output)
+        XCTAssertTrue(eventually(timeout: 5) { (try? system.get("/healthz").status) == 200 })
     }
 
     /// SIGTERM while a replacement is still settling stops it as well as the old process.
@@ -117,7 +155,7 @@ extension RollingRestartTests {
         let system = try SystemHarness(binDir: bin)
         defer { system.stop() }
         let oldUsers = try XCTUnwrap(system.childPID("UserService"))
-        defer { if !RollingRestartTests.isGone(oldUsers) { kill(oldUsers, SIGKILL) } }
+        defer { if !SystemHarness.isGone(oldUsers) { kill(oldUsers, SIGKILL) } }
 
         // A new UserService that would run (and settle) but never serves: its pid tells when it started.
         let pidFile = bin + "/candidate.pid"
@@ -130,12 +168,12 @@ extension RollingRestartTests {
             return candidate != nil
         }
         let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
-        defer { if !RollingRestartTests.isGone(started) { kill(started, SIGKILL) } }
+        defer { if !SystemHarness.isGone(started) { kill(started, SIGKILL) } }
         // Within its 500 ms settle time: both run.
         system.stop()
-        _ = eventually(timeout: 20, interval: 0.05) { RollingRestartTests.isGone(oldUsers) && RollingRestartTests.isGone(started) }
-        XCTAssertTrue(RollingRestartTests.isGone(started), "the replacement \(started) outlived the launcher")
-        XCTAssertTrue(RollingRestartTests.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
+        _ = eventually(timeout: 20, interval: 0.05) { SystemHarness.isGone(oldUsers) && SystemHarness.isGone(started) }
+        XCTAssertTrue(SystemHarness.isGone(started), "the replacement \(started) outlived the launcher")
+        XCTAssertTrue(SystemHarness.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
     }
 
     /// A temporary folder to run `crm` from: a copy of it (it starts the executables beside
@@ -157,13 +195,6 @@ extension RollingRestartTests {
             try fm.createSymbolicLink(atPath: "\(bin)/\(name)", withDestinationPath: "\(SystemHarness.binDir)/\(name)")
         }
         return bin
-    }
-
-    /// True when `pid` no longer runs (no such process, or a zombie not yet reaped).
-    static func isGone(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 }
 

@@ -28,16 +28,18 @@ final class SystemHarness: @unchecked Sendable {
     }
 
     /// `binDir`: where to run `crm` from (it starts the executables beside its own file);
-    /// by default the build folder.
-    init(extraEnvironment: [String: String] = [:], binDir: String = SystemHarness.binDir) throws {
-        dataDir = "/tmp/crm-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        port = SystemHarness.freePort()
+    /// by default the build folder. `dataDir` and `port`: a fresh folder and a free port unless
+    /// given (to start again where another harness ran).
+    init(extraEnvironment: [String: String] = [:], binDir: String = SystemHarness.binDir,
+         dataDir: String? = nil, port: UInt16? = nil) throws {
+        self.dataDir = dataDir ?? SystemHarness.temporaryDataDir()
+        self.port = port ?? SystemHarness.freePort()
         launcher = Process()
         launcher.executableURL = URL(fileURLWithPath: binDir + "/crm")
         launcher.arguments = ["up"]
         var env = ProcessInfo.processInfo.environment
-        env["CRM_DATA_DIR"] = dataDir
-        env["CRM_PORT"] = String(port)
+        env["CRM_DATA_DIR"] = self.dataDir
+        env["CRM_PORT"] = String(self.port)
         env["CRM_HOST"] = "127.0.0.1"
         env["CRM_ADMIN_PASSWORD"] = adminPassword
         for (k, v) in extraEnvironment { env[k] = v }
@@ -75,16 +77,85 @@ final class SystemHarness: @unchecked Sendable {
 
     static let executables = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]
 
-    func stop() {
+    /// Stops the launcher (SIGTERM; it stops its children), then kills whatever still runs on
+    /// this data folder — children of a launcher that was killed or failed to stop them — so
+    /// that no test leaves a process behind. Answers the pids it had to kill.
+    @discardableResult
+    func stop() -> [pid_t] {
         let children = launcher.isRunning ? SystemHarness.executables.flatMap { childPIDs($0) } : []
         if launcher.isRunning {
             launcher.terminate()
             launcher.waitUntilExit()
         }
         // The launcher waited for its children; once it is gone init reaps them.
-        _ = eventually(timeout: 5) { children.allSatisfy { kill($0, 0) != 0 } }
+        _ = eventually(timeout: 5) { children.allSatisfy(SystemHarness.isGone) }
+        let strays = SystemHarness.processes(onDataFolder: dataDir)
+        for pid in strays { kill(pid, SIGKILL) }
+        _ = eventually(timeout: 5) { strays.allSatisfy(SystemHarness.isGone) }
         output.fileHandleForReading.readabilityHandler = nil
         try? FileManager.default.removeItem(atPath: dataDir)
+        return strays
+    }
+
+    /// A data folder no test used yet.
+    static func temporaryDataDir() -> String { "/tmp/crm-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+
+    /// Every process (but this one) whose environment names `dataDir` as `CRM_DATA_DIR`: what
+    /// a launcher on it started, whoever its parent is now.
+    static func processes(onDataFolder dataDir: String) -> [pid_t] {
+        let entry = Array("CRM_DATA_DIR=\(dataDir)".utf8)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return names.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), pid != getpid(), !isGone(pid),
+                  let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+            return environ.split(separator: 0).contains { $0.elementsEqual(entry) } ? pid : nil
+        }.sorted()
+    }
+
+    /// True when `pid` no longer runs (no such process, or a zombie not yet reaped).
+    static func isGone(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+
+    /// Runs `crm up` on a fresh data folder and a free port with `environment` added, for a
+    /// start that should fail: waits up to `timeoutSeconds` for it to exit, then kills it and
+    /// anything on its data folder. Answers its exit status (nil: it was still running), its
+    /// output, and the processes still running on its data folder when it had exited.
+    static func failingUp(_ environment: [String: String], timeoutSeconds: Double) throws -> (status: Int32?, output: String, left: [pid_t]) {
+        let dataDir = temporaryDataDir()
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        // A file, not a pipe: children that outlived the launcher would keep a pipe open.
+        let outputPath = dataDir + "/output.log"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        defer { try? output.close() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binDir + "/crm")
+        process.arguments = ["up"]
+        var env = ProcessInfo.processInfo.environment
+        env["CRM_DATA_DIR"] = dataDir
+        env["CRM_PORT"] = String(freePort())
+        env["CRM_HOST"] = "127.0.0.1"
+        env["CRM_ADMIN_PASSWORD"] = "admin-password-1"
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let exited = eventually(timeout: timeoutSeconds, interval: 0.05) { !process.isRunning }
+        let left = exited ? processes(onDataFolder: dataDir) : []
+        if !exited {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let strays = processes(onDataFolder: dataDir)
+        for pid in strays { kill(pid, SIGKILL) }
+        _ = eventually(timeout: 5) { strays.allSatisfy(isGone) }
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        return (exited ? process.terminationStatus : nil, text, left)
     }
 
     /// Sends a signal to the launcher itself.
