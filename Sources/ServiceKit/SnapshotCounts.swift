@@ -29,7 +29,15 @@ enum SnapshotCounts {
     private struct Entry {
         let owner: Owner
         var version: Version
-        var counts: [String: Int64]
+        var counts: [Key: Int64]
+    }
+
+    /// A count's key, compared as bytes: `String`'s `==` is canonical equivalence, under which
+    /// a search for "é" and one for "e\u{301}" — different postings to SQLite — would share a
+    /// count.
+    private struct Key: Hashable {
+        let bytes: [UInt8]
+        init(_ text: String) { bytes = Array(text.utf8) }
     }
 
     struct Version: Equatable {
@@ -79,8 +87,9 @@ enum SnapshotCounts {
 
     /// The count `count` answers for `key` on `db`, from the cache when `db` still sees the
     /// data it was counted in.
-    static func count(_ db: SQLiteConnection, key: String, _ count: (SQLiteConnection) throws -> Int64) throws -> Int64 {
+    static func count(_ db: SQLiteConnection, key text: String, _ count: (SQLiteConnection) throws -> Int64) throws -> Int64 {
         guard let version = try version(db) else { return try count(db) }
+        let key = Key(text)
         let id = ObjectIdentifier(db)
         let cached = entries.withLock { entries -> Int64? in
             guard let entry = entries[id], entry.owner.connection === db, entry.version == version else { return nil }

@@ -342,6 +342,26 @@ final class SQLiteTests: XCTestCase {
         }
     }
 
+    /// "é" precomposed and "e\u{301}" are equal Swift strings but different postings: within one
+    /// snapshot, where totals are remembered, each query gets its own total and rows.
+    func testCanonicallyEquivalentQueriesKeepTheirOwnTotals() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE names(id INTEGER PRIMARY KEY, fold TEXT);" + NgramIndex.schema("g"))
+        let names: [Int64: String] = [1: "caf\u{E9} one", 2: "cafe\u{301} two", 3: "cafe\u{301} three"]
+        for (id, name) in names {
+            try db.run("INSERT INTO names(id, fold) VALUES (?, ?)", [.int(id), .text(NgramIndex.fold(name))])
+            try NgramIndex.insert(db, table: "g", id: id, status: 1, gramArray: NgramIndex.gramArray([name]))
+        }
+        try db.run("BEGIN")
+        defer { _ = try? db.run("COMMIT") }
+        for (query, expected) in [("caf\u{E9}", [Int64(1)]), ("cafe\u{301}", [3, 2]), ("\u{E9}", [1]), ("e\u{301}", [3, 2])] {
+            let page = try NgramIndex.searchPage(db, table: "g", from: "names n", idColumn: "n.id", foldColumn: "n.fold", folded: query,
+                                                 statuses: [1], filter: SQLFilter(), paging: Paging(page: 1, count: 20))
+            XCTAssertEqual(page.ids, expected, Array(query.utf8).description)
+            XCTAssertEqual(page.total, Int64(expected.count), Array(query.utf8).description)
+        }
+    }
+
     /// A search's total is remembered per connection only while that connection sees the same
     /// data (`SnapshotCounts`): a commit by another connection, the connection's own write, a
     /// status change and a rolled-back write all give the current total at once; inside one
