@@ -357,8 +357,10 @@ public enum ServiceMain {
         do {
             if configuration.replicaDefaulted, case .unix(let path) = configuration.endpoint, access(path, F_OK) == 0,
                configuration.pingSelf(timeoutMillis: 500) {
-                Log.error("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)")
-                exit(1)
+                // A setting to change (the same start fails the same way): not restarted.
+                let error = ConfigurationError("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)")
+                Log.error("cannot start: \(error)")
+                ConfigurationError.exit(startFailure: error)
             }
             runtime = try ServiceRuntime(definition: definition, configuration: configuration)
             try runtime.start()
