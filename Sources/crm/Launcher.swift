@@ -21,7 +21,7 @@ struct Launcher {
     static func address(_ env: [String: String]) throws -> (host: String, port: UInt16) {
         let host = env["CRM_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         let portText = env["CRM_PORT"].flatMap { $0.isEmpty ? nil : $0 } ?? "9015"
-        guard let port = UInt16(portText) else { throw LaunchError("CRM_PORT '\(portText)' is not a port number") }
+        guard let port = UInt16(portText) else { throw ConfigurationError("CRM_PORT '\(portText)' is not a port number") }
         return (host, port)
     }
 
@@ -43,12 +43,12 @@ struct Launcher {
         var i = 0
         while i < arguments.count {
             guard arguments[i] == "--replicas", i + 1 < arguments.count else {
-                throw LaunchError("unknown argument \(arguments[i]); crm up takes --replicas NAME=N[,NAME=N…]")
+                throw ConfigurationError("unknown argument \(arguments[i]); crm up takes --replicas NAME=N[,NAME=N…]")
             }
             for item in arguments[i + 1].split(separator: ",") {
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, services.contains(where: { $0.name == parts[0] }) else {
-                    throw LaunchError("--replicas takes NAME=N with NAME one of \(services.map(\.name).joined(separator: ", "))")
+                    throw ConfigurationError("--replicas takes NAME=N with NAME one of \(services.map(\.name).joined(separator: ", "))")
                 }
                 launcher.replicas[parts[0]] = try replicaCount(parts[1], of: parts[0])
             }
@@ -59,7 +59,7 @@ struct Launcher {
 
     static func replicaCount(_ text: String, of service: String) throws -> Int {
         guard let n = Int(text), (1...Fleet.maxReplicas).contains(n) else {
-            throw LaunchError("replicas of \(service) must be a number from 1 to \(Fleet.maxReplicas), not '\(text)'")
+            throw ConfigurationError("replicas of \(service) must be a number from 1 to \(Fleet.maxReplicas), not '\(text)'")
         }
         return n
     }

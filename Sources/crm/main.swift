@@ -18,8 +18,9 @@ usage: crm up [--replicas NAME=N[,NAME=N…]]
        crm gateway [FLAGS]
                         only the gateway (FLAGS as Gateway's), holding the port (CRM_HOST, CRM_PORT)
                         across its restarts; SIGHUP replaces it without refusing a connection
-exit status of crm up and crm gateway: 0 stopped, 1 could not start, 78 (EX_CONFIG) a child
-refused its configuration (the launcher stopped everything instead of restarting it)
+exit status of crm up and crm gateway: 0 stopped, 1 could not start, 78 (EX_CONFIG) a setting
+to change: its own (CRM_PORT, --replicas) or one a child refused (the launcher stopped
+everything instead of restarting it)
 """
 
 // A closed stdout or stderr (`crm up | head`, a log collector that went away) must not kill the
@@ -34,8 +35,9 @@ case ("up", _):
     do {
         try Launcher.fromEnvironment(arguments: Array(arguments.dropFirst())).run()
     } catch {
+        // A setting to change (CRM_PORT, --replicas) exits 78 like a child's; anything else 1.
         StdIO.error("crm: \(error)\n")
-        exit(1)
+        exit(ConfigurationError.exitStatus(for: error))
     }
 case ("backup", _):
     umask(0o077)
@@ -45,7 +47,7 @@ case ("gateway", _):
         try GatewaySupervisor.run(Array(arguments.dropFirst()))
     } catch {
         StdIO.error("crm: \(error)\n")
-        exit(1)
+        exit(ConfigurationError.exitStatus(for: error))
     }
 case ("status", 1):
     exit(ControlClient.run("status", dataDir: dataDir))
