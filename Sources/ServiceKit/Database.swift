@@ -81,30 +81,34 @@ public final class Database: @unchecked Sendable {
     }
 
     /// `read` for a caller that is not a task (a server's event loop answering through a
-    /// callback): `completion` gets the result on the reader's queue, after the transaction
-    /// ended. A request answered this way crosses two threads (loop → reader → loop) instead of
-    /// four (loop → task → reader → task → loop).
+    /// callback): `completion` gets the result on the reader's queue. A request answered this
+    /// way crosses two threads (loop → reader → loop) instead of four (loop → task → reader →
+    /// task → loop).
     ///
     /// Reads wait in one queue, oldest first, taken by whichever reader is free: a reader held
-    /// up (descheduled, a slow page) delays only its own read, not the ones that a fixed
-    /// assignment would have queued behind it. A busy reader takes the next read without a
-    /// thread wake-up.
+    /// up (descheduled, a slow page) delays only the reads it took, not the ones that a fixed
+    /// assignment would have queued behind it. A busy reader takes the next reads without a
+    /// thread wake-up, up to `readBatch` at a time, and runs them in one read transaction
+    /// (`drainReads`).
     public func read<T>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T,
                         completion: @escaping @Sendable (Result<T, Error>) -> Void) {
-        let job: ReadJob = { [self] connection in
-            guard let connection, !closed else { completion(.failure(APIError.unavailable("database is closed"))); return }
-            // Before the snapshot begins (at the first statement after BEGIN): see `ReadCache`.
-            connection.readGeneration = readCache.generation
-            connection.readSerial &+= 1
-            completion(Result {
-                try connection.run("BEGIN")
-                defer { _ = try? connection.run("COMMIT") }
-                return try body(connection)
-            })
+        let job: ReadJob = { reader in
+            switch reader {
+            case .failure(let error):
+                completion(.failure(error))
+                return false
+            case .success(let connection):
+                let result = Result { try body(connection) }
+                completion(result)
+                if case .failure(let error) = result, error is SQLiteError { return true }
+                return false
+            }
         }
         let idle = pendingReads.withLock { state -> Int? in
             state.jobs.append(job)
-            return state.idle.popLast()
+            guard let idle = state.idle.popLast() else { return nil }
+            state.waking += 1
+            return idle
         }
         if let idle { readers[idle].queue.async { [self] in drainReads(idle) } }
     }
@@ -114,36 +118,83 @@ public final class Database: @unchecked Sendable {
         readers.reduce(0) { sum, reader in sum + reader.queue.sync { reader.connection.snapshotRows.count } }
     }
 
-    /// A read waiting for a reader: given its connection (nil once the database is closed).
-    typealias ReadJob = @Sendable (SQLiteConnection?) -> Void
+    /// A read waiting for a reader: run with the reader's connection inside its open read
+    /// transaction (or with why there is none), answering its caller. True when it failed in a
+    /// way that may have ended that transaction (an SQLite error): the reader starts another
+    /// for the reads after it.
+    typealias ReadJob = @Sendable (Result<SQLiteConnection, Error>) -> Bool
     private struct PendingReads {
         var jobs: [ReadJob] = []
         /// Where the oldest waiting job is in `jobs` (taken ones before it are dropped in bulk).
         var head = 0
         /// Readers with nothing to do (not draining).
         var idle: [Int]
+        /// Readers woken for new reads that have not taken any yet.
+        var waking = 0
     }
     private let pendingReads: Mutex<PendingReads>
+    /// Most reads one reader takes at once, into one transaction: enough to share a BEGIN and
+    /// COMMIT (and their lock calls) among the reads that queued while the readers were busy.
+    /// A reader takes at most its share of what waits, counting the readers woken for it, so a
+    /// burst that woke idle readers is still spread over them.
+    static let readBatch = 8
 
-    /// Runs waiting reads on reader `index` until none is left (its queue only).
+    /// Runs waiting reads on reader `index` until none is left (its queue only). The reads taken
+    /// together share one read transaction: every one of them was queued before its BEGIN, so
+    /// its snapshot is at least as new as each read's request (a write answered before a read
+    /// was sent is in it), and the snapshot stays one for the whole of each read (a page and its
+    /// total agree).
     private func drainReads(_ index: Int) {
         let connection = readers[index].connection
-        while let job = pendingReads.withLock({ state -> ReadJob? in
-            guard state.head < state.jobs.count else {
-                state.jobs.removeAll(keepingCapacity: true)
-                state.head = 0
-                state.idle.append(index)
-                return nil
+        var batch: [ReadJob] = []
+        batch.reserveCapacity(Database.readBatch)
+        var woken = true
+        while true {
+            pendingReads.withLock { state in
+                if woken {
+                    state.waking -= 1
+                    woken = false
+                }
+                let waiting = state.jobs.count - state.head
+                let share = (waiting + state.waking) / (state.waking + 1)
+                let taken = min(Database.readBatch, share)
+                guard taken > 0 else {
+                    state.jobs.removeAll(keepingCapacity: true)
+                    state.head = 0
+                    state.idle.append(index)
+                    return
+                }
+                batch.append(contentsOf: state.jobs[state.head..<(state.head + taken)])
+                state.head += taken
+                if state.head >= 64 && state.head * 2 >= state.jobs.count {
+                    state.jobs.removeFirst(state.head)
+                    state.head = 0
+                }
             }
-            let job = state.jobs[state.head]
-            state.head += 1
-            if state.head >= 64 && state.head * 2 >= state.jobs.count {
-                state.jobs.removeFirst(state.head)
-                state.head = 0
+            guard !batch.isEmpty else { return }
+            var next = batch.startIndex
+            while next < batch.endIndex {
+                if closed {
+                    for job in batch[next...] { _ = job(.failure(APIError.unavailable("database is closed"))) }
+                    break
+                }
+                // Before the snapshot begins (at the first statement after BEGIN): see `ReadCache`.
+                connection.readGeneration = readCache.generation
+                connection.readSerial &+= 1
+                do {
+                    try connection.run("BEGIN")
+                } catch {
+                    for job in batch[next...] { _ = job(.failure(error)) }
+                    break
+                }
+                while next < batch.endIndex {
+                    let broken = batch[next](.success(connection))
+                    next += 1
+                    if broken { break }
+                }
+                _ = try? connection.run("COMMIT")
             }
-            return job
-        }) {
-            job(closed ? nil : connection)
+            batch.removeAll(keepingCapacity: true)
         }
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import XCTest
 @testable import ServiceKit
 import WireProtocol
@@ -119,6 +120,55 @@ final class SQLiteTests: XCTestCase {
         } catch let error as APIError {
             XCTAssertEqual(error.status, 503)
         }
+    }
+
+    /// Reads that queued while the reader was busy run together in one read transaction: each
+    /// still sees every write answered before it was sent, one read's SQLite error starts a new
+    /// transaction for the reads after it, and every read gets its own answer.
+    func testReadsQueuedTogetherShareATransaction() throws {
+        let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);")], readerCount: 1)
+        defer { db.close() }
+        let release = Mutex(false)
+        let blocked = Mutex(false)
+        let answers = Mutex<[Int: (value: Int64?, error: String?, serial: UInt64)]>([:])
+        let done = DispatchGroup()
+        func enqueue(_ n: Int, _ body: @escaping @Sendable (SQLiteConnection) throws -> Int64) {
+            done.enter()
+            db.read({ connection in (try body(connection), connection.readSerial) }) { result in
+                answers.withLock { answers in
+                    switch result {
+                    case .success(let (value, serial)): answers[n] = (value, nil, serial)
+                    case .failure(let error): answers[n] = (nil, "\(type(of: error))", 0)
+                    }
+                }
+                done.leave()
+            }
+        }
+        // The only reader waits inside the first read while the others queue behind it.
+        enqueue(0) { _ in
+            blocked.withLock { $0 = true }
+            let deadline = monotonicMillis() + 5_000
+            while !release.withLock({ $0 }) && monotonicMillis() < deadline { usleep(1_000) }
+            return 0
+        }
+        while !blocked.withLock({ $0 }) { usleep(1_000) }
+        _ = try db.sync { try $0.run("INSERT INTO a(t) VALUES ('written before the reads were sent')") }
+        let count: @Sendable (SQLiteConnection) throws -> Int64 = { try $0.scalar("SELECT COUNT(*) FROM a") }
+        enqueue(1, count)
+        enqueue(2, count)
+        enqueue(3) { try $0.scalar("SELECT COUNT(*) FROM missing") }
+        enqueue(4, count)
+        enqueue(5) { _ in throw APIError.badRequest("not a database error") }
+        enqueue(6, count)
+        release.withLock { $0 = true }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        let got = answers.withLock { $0 }
+        for n in [1, 2, 4, 6] { XCTAssertEqual(got[n]?.value, 1, "read \(n) sees the write answered before it was sent") }
+        XCTAssertEqual(got[3]?.error, "SQLiteError")
+        XCTAssertEqual(got[5]?.error, "APIError")
+        XCTAssertEqual(got[1]?.serial, got[2]?.serial, "queued together: one transaction")
+        XCTAssertNotEqual(got[2]?.serial, got[4]?.serial, "after an SQLite error: a new transaction")
+        XCTAssertEqual(got[4]?.serial, got[6]?.serial, "another error type keeps the transaction")
     }
 
     /// Two `Database`s on one file stand for two replicas: a commit through one wakes the
