@@ -259,15 +259,12 @@ struct EnvelopeReader {
     /// with its closer (a truncated body): the caller then validates it (`skip`), which names
     /// the problem.
     mutating func takeRest() -> Range<Int>? {
-        func isSpace(_ byte: UInt8) -> Bool {
-            byte == JSONASCII.space || byte == JSONASCII.newline || byte == JSONASCII.carriageReturn || byte == JSONASCII.tab
-        }
         let start = parser.index
         var end = parser.end
-        while end > start, isSpace(parser.bytes[end - 1]) { end -= 1 }
+        while end > start, JSONASCII.isWhitespace(parser.bytes[end - 1]) { end -= 1 }
         guard end > start + 1, parser.bytes[end - 1] == JSONASCII.closeBrace else { return nil }
         end -= 1
-        while end > start, isSpace(parser.bytes[end - 1]) { end -= 1 }
+        while end > start, JSONASCII.isWhitespace(parser.bytes[end - 1]) { end -= 1 }
         guard end > start else { return nil }
         switch parser.bytes[start] {
         case JSONASCII.openBrace: guard parser.bytes[end - 1] == JSONASCII.closeBrace, end - start >= 2 else { return nil }
@@ -335,6 +332,12 @@ enum JSONASCII {
     static let tab = UInt8(ascii: "\t")
     static let newline = UInt8(ascii: "\n")
     static let carriageReturn = UInt8(ascii: "\r")
+
+    /// JSON's whitespace (RFC 8259 `ws`): space, tab, line feed, carriage return.
+    @inline(__always)
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == space || byte == newline || byte == carriageReturn || byte == tab
+    }
 }
 
 /// Exactly representable powers of ten for the fast `Double` path.
@@ -427,7 +430,7 @@ private struct Parser {
     mutating func skipWhitespace() {
         while index < end {
             let byte = bytes[index]
-            guard byte == JSONASCII.space || byte == JSONASCII.newline || byte == JSONASCII.carriageReturn || byte == JSONASCII.tab else {
+            guard JSONASCII.isWhitespace(byte) else {
                 return
             }
             index += 1
@@ -797,8 +800,7 @@ private struct Parser {
         var objects: UInt64 = 0
         var level = 0
         @inline(__always) func skipSpace(_ p: inout Int) {
-            while p < end, bytes[p] <= JSONASCII.space,
-                  bytes[p] == JSONASCII.space || bytes[p] == JSONASCII.newline || bytes[p] == JSONASCII.carriageReturn || bytes[p] == JSONASCII.tab {
+            while p < end, bytes[p] <= JSONASCII.space, JSONASCII.isWhitespace(bytes[p]) {
                 p += 1
             }
         }
