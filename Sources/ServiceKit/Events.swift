@@ -157,16 +157,13 @@ enum EventFeed {
             let page = try await ctx.database.read { try Outbox.read($0, after: start, limit: limit, types: types) }
             let now = monotonicMillis()
             if page.count > 0 || now >= deadline || closing {
-                // Reply.ok's envelope around the page's events text.
-                var out = JSONText(capacity: page.events.count + 96)
-                out.raw(#"{"status":0,"msg":"#)
-                out.string(Reply.queryMessage)
-                out.raw(#","data":{"events":"#)
-                out.raw(page.events)
-                out.raw(#","last":"#)
-                out.int(page.last)
-                out.raw("}}")
-                return WireResponse(status: 200, jsonText: out)
+                return Reply.ok(capacity: page.events.count + 96) { out in
+                    out.raw(#"{"events":"#)
+                    out.raw(page.events)
+                    out.raw(#","last":"#)
+                    out.int(page.last)
+                    out.closeObject()
+                }
             }
             from = max(from, page.last)
             await signal.wait(after: generation, timeoutMillis: min(deadline - now, recheckMillis))

@@ -30,6 +30,23 @@ public enum Reply {
         return WireResponse(status: 200, body: .object(body))
     }
 
+    /// `ok`'s envelope written as text, with `data` written straight into it by the caller
+    /// instead of built as a tree (list pages, the event feed): the same bytes as `ok`.
+    public static func ok(_ message: String = queryMessage, capacity: Int, page: PageInfo? = nil,
+                          writingData data: (inout JSONText) throws -> Void) rethrows -> WireResponse {
+        var out = JSONText(capacity: capacity)
+        out.raw(#"{"status":0,"msg":"#)
+        out.string(message)
+        out.raw(#","data":"#)
+        try data(&out)
+        if let page {
+            out.raw(#","page_info":"#)
+            out.value(page.json)
+        }
+        out.closeObject()
+        return WireResponse(status: 200, jsonText: out)
+    }
+
     /// A mutation's answer: `{"status":0,"msg":"操作成功","data":{"id":…}}`.
     public static func mutation(id: Int64, message: String = mutationMessage) -> WireResponse {
         ok(message, data: .object(JSONObject([("id", .int(id))])))

@@ -897,23 +897,14 @@ extension Resource {
             query.binds += limit
             rows = query
         }
-        // Reply.ok's envelope, written with the rows instead of built as a tree.
-        var out = JSONText(capacity: 1024 + Int(paging?.count ?? 20) * 256)
-        out.raw(#"{"status":0,"msg":"#)
-        out.string(Reply.queryMessage)
-        out.raw(#","data":"#)
-        if let rows {
-            try writeRows(rows, ids: rowIDs, db, into: &out)
-        } else {
-            out.openArray()
-            out.closeArray()
+        return try Reply.ok(capacity: 1024 + Int(paging?.count ?? 20) * 256, page: paging?.info(total: total)) { out in
+            if let rows {
+                try writeRows(rows, ids: rowIDs, db, into: &out)
+            } else {
+                out.openArray()
+                out.closeArray()
+            }
         }
-        if let page = paging?.info(total: total) {
-            out.raw(#","page_info":"#)
-            out.value(page.json)
-        }
-        out.closeObject()
-        return WireResponse(status: 200, jsonText: out)
     }
 }
 

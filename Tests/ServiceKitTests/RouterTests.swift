@@ -26,6 +26,16 @@ final class RouterTests: XCTestCase {
         }
     }
 
+    /// The envelope written as text around data written in place is `Reply.ok`'s, byte for byte.
+    func testTheTextEnvelopeIsTheTreesBytes() {
+        let data: JSON = ["events": [["seq": 1, "state": ["名": "值"]]], "last": 7]
+        for (message, page) in [(Reply.queryMessage, nil), (Reply.mutationMessage, PageInfo(total: 41, page: 3, count: 20))] {
+            let text = Reply.ok(message, capacity: 16, page: page) { $0.value(data) }
+            XCTAssertEqual(text.bodyBytes, Reply.ok(message, data: data, page: page).bodyBytes)
+            XCTAssertEqual(text.status, 200)
+        }
+    }
+
     func testMethodAndPathFindTheirRoute() throws {
         XCTAssertEqual(try router.route(method: "GET", path: "/api/things").method, "GET")
         XCTAssertEqual(try router.route(method: "POST", path: "/api/things").method, "POST")
