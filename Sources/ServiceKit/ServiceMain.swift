@@ -150,7 +150,7 @@ public struct ServiceConfiguration: Sendable {
         configuration.replicaDefaulted = folder != nil && flag("--replica") == nil && env("CRM_REPLICA") == nil
         if let text = flag("--readers") ?? env("CRM_SQLITE_READERS") {
             guard let readers = Int(text), (1...16).contains(readers) else {
-                throw EndpointError(reason: "readers '\(text)' (--readers, CRM_SQLITE_READERS) is not a number from 1 to 16")
+                throw ConfigurationError("readers '\(text)' (--readers, CRM_SQLITE_READERS) is not a number from 1 to 16")
             }
             configuration.readers = readers
         }
@@ -319,10 +319,13 @@ public final class ServiceRuntime: Sendable {
 public enum ServiceMain {
     public static func run(_ definition: ServiceDefinition) -> Never {
         Log.name = definition.name
-        if !Log.configureFromEnvironment(getenv("CRM_LOG_LEVEL").map { String(cString: $0) }) {
-            let error = ConfigurationError("CRM_LOG_LEVEL is not one of debug, info, warn, error")
+        /// Logs why it cannot start and exits: 78 for a setting to change (not restarted), else 1.
+        func refuseToStart(_ error: Error) -> Never {
             Log.error("cannot start: \(error)")
             ConfigurationError.exit(startFailure: error)
+        }
+        if !Log.configureFromEnvironment(getenv("CRM_LOG_LEVEL").map { String(cString: $0) }) {
+            refuseToStart(ConfigurationError("CRM_LOG_LEVEL is not one of debug, info, warn, error"))
         }
         signal(SIGPIPE, SIG_IGN)
         // The database holds what only this service may read (hashes, digests): owner-only files.
@@ -351,23 +354,19 @@ public enum ServiceMain {
             try definition.checkSources(configuration)
             lifeline = try Lifeline.inherited()
         } catch {
-            Log.error("cannot start: \(error)")
-            ConfigurationError.exit(startFailure: error)
+            refuseToStart(error)
         }
         do {
             if configuration.replicaDefaulted, case .unix(let path) = configuration.endpoint, access(path, F_OK) == 0,
                configuration.pingSelf(timeoutMillis: 500) {
                 // A setting to change (the same start fails the same way): not restarted.
-                let error = ConfigurationError("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)")
-                Log.error("cannot start: \(error)")
-                ConfigurationError.exit(startFailure: error)
+                refuseToStart(ConfigurationError("another replica answers on \(configuration.endpoint): give each replica its own --replica (CRM_REPLICA)"))
             }
             runtime = try ServiceRuntime(definition: definition, configuration: configuration)
             try runtime.start()
             Log.info("listening on \(configuration.endpoint), database \(configuration.databasePath)")
         } catch {
-            Log.error("cannot start: \(error)")
-            exit(1)
+            refuseToStart(error)
         }
         // SIGTERM, SIGINT and the launcher's end (it died without stopping this process) all drain, once.
         let draining = ManagedFlag()
