@@ -25,8 +25,7 @@ public final class Database: @unchecked Sendable {
     public var isClosing: Bool { closingFlag.load(ordering: .acquiring) }
     public func beginClosing() {
         closingFlag.store(true, ordering: .releasing)
-        commitSignal.signal()
-        outboxSignal.signal()
+        signalCommit(outboxMayHaveChanged: true)
     }
     /// Signalled after every commit of the writer and when closing begins (what keys on any
     /// change: the statistics' answer cache, writes waiting for a copy to catch up).
@@ -36,6 +35,13 @@ public final class Database: @unchecked Sendable {
     /// of copies or other rows without an event wakes none of them (it did wake every follower
     /// of the service, to find nothing new).
     public let outboxSignal = CommitSignal()
+
+    /// Wakes what waits for a commit, and the feed's long polls too when the outbox may have
+    /// changed (closing, another process's commit and maintenance count as may).
+    private func signalCommit(outboxMayHaveChanged: Bool) {
+        commitSignal.signal()
+        if outboxMayHaveChanged { outboxSignal.signal() }
+    }
     /// The names list pages show, kept between reads (a new generation after a commit that
     /// changed a table they come from, or another process's commit).
     public let readCache = ReadCache()
@@ -271,8 +277,7 @@ public final class Database: @unchecked Sendable {
                 }
                 let changed = writerDone()
                 lastWrite = monotonicMillis()
-                commitSignal.signal()
-                if changed.contains(Outbox.table) { outboxSignal.signal() }
+                signalCommit(outboxMayHaveChanged: changed.contains(Outbox.table))
                 return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {
                 attempt += 1
@@ -377,8 +382,7 @@ public final class Database: @unchecked Sendable {
             guard !closed, let version = try? connection.scalar("PRAGMA data_version") else { return }
             if let seen = dataVersion, seen != version {
                 readCache.invalidateAll()
-                commitSignal.signal()
-                outboxSignal.signal()
+                signalCommit(outboxMayHaveChanged: true)
             }
             dataVersion = version
         }
@@ -396,8 +400,7 @@ public final class Database: @unchecked Sendable {
             defer { writerDone() }
             do {
                 try connection.writeTransaction(task)
-                commitSignal.signal()
-                outboxSignal.signal()
+                signalCommit(outboxMayHaveChanged: true)
             } catch {
                 Log.warning("maintenance failed: \(error)")
             }
