@@ -113,7 +113,8 @@ struct Launcher {
         let fleet = Fleet(runDir: runDir, dataDir: dataDir, binDir: binDir, environment: environment,
                           gatewayArguments: ["--host", host, "--port", String(port)], listenFD: listenFD,
                           lifeline: lifeline) { message in
-            guard let control = shutdown.begin() else { return }
+            let (first, control) = shutdown.begin()
+            guard first else { return }
             StdIO.error("crm: \(message); stopping")
             control?.close()
             shutdown.fleet?.stopAll()
@@ -179,12 +180,13 @@ final class Shutdown: @unchecked Sendable {
     /// Set once, before any child starts.
     var fleet: Fleet?
 
-    /// The first caller gets the control socket (if open yet), every later one nil.
-    func begin() -> ControlServer?? {
+    /// Whether this is the first call (only the first one stops the launcher), and the control
+    /// socket, if open yet.
+    func begin() -> (first: Bool, control: ControlServer?) {
         lock.withLock {
-            if stopping { return nil }
+            if stopping { return (false, nil) }
             stopping = true
-            return .some(control)
+            return (true, control)
         }
     }
 
