@@ -1158,12 +1158,7 @@ extension Resource {
             for (i, key) in plan.columnKeys.enumerated() {
                 if i > 0 { state.comma() }
                 state.raw(key)
-                switch row[Int32(i)] {
-                case .null: state.null()
-                case .int(let value): state.int(value)
-                case .double(let value): state.double(value)
-                case .bytes(let text): state.string(utf8: text)
-                }
+                Resource.write(row[Int32(i)], into: &state)
             }
             // The ids in `position` order, from the row's list column (kept with the link rows).
             var ids: [Int64] = []
