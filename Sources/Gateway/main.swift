@@ -122,6 +122,8 @@ do {
     }
     gateways = started
     StdIO.error("gateway listening on http://\(config.host):\(config.port) (\(config.loops) event loop\(config.loops == 1 ? "" : "s"))\n")
+    // A replacement takes over from the gateway it replaces only from here (`Child.replace`).
+    Lifeline.ready()
 } catch {
     StdIO.error("gateway: cannot start: \(error)\n")
     exit(1)

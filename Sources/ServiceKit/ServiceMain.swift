@@ -365,6 +365,8 @@ public enum ServiceMain {
             runtime = try ServiceRuntime(definition: definition, configuration: configuration)
             try runtime.start()
             Log.info("listening on \(configuration.endpoint), database \(configuration.databasePath)")
+            // A replacement takes over from the process it replaces only from here (`Child.replace`).
+            Lifeline.ready()
         } catch {
             refuseToStart(error)
         }

@@ -17,9 +17,11 @@ import Synchronization
 /// A process started without the variable (by hand, in a container) has no lifeline and runs
 /// as before.
 ///
-/// A socket pair (SOCK_SEQPACKET) rather than a pipe for one message the other way: a child
-/// that refuses its configuration sends its pid and the reason before it exits (`report`), one
-/// record per send, so the launcher can say why it stops (`reason(of:)`).
+/// A socket pair (SOCK_SEQPACKET) rather than a pipe for messages the other way, one record per
+/// send (`<pid> <kind>\n<text>`): a child that refuses its configuration sends the reason
+/// before it exits (`report`), so the launcher can say why it stops (`reason(of:)`), and a
+/// child that serves says so (`ready`), so that a replacement takes over only once it does
+/// (`isReady(_:)`).
 public final class Lifeline: Sendable {
     public static let environmentKey = "CRM_LIFELINE_FD"
     /// The descriptor a child gets its end on.
@@ -31,8 +33,17 @@ public final class Lifeline: Sendable {
     let held: Int32
     /// The children's end, for `dup2` onto `childDescriptor` when one is started.
     public let given: Int32
-    /// Reasons read from `held`, by sender pid, until asked for.
-    private let reasons = Mutex<[Int32: String]>([:])
+    /// What children sent, read from `held`, by sender pid.
+    private struct Received {
+        /// Refusal reasons, until asked for.
+        var reasons: [Int32: String] = [:]
+        /// Children that said they serve, until they exit (`forget`).
+        var ready: Set<Int32> = []
+    }
+    private let received = Mutex(Received())
+    /// Most pids remembered of each kind: a record from a child the launcher never asks about
+    /// (one started at `crm up`, then forgotten at its exit) cannot pile up.
+    static let maxRemembered = 1024
 
     public init() throws(SyscallError) {
         var pair: [Int32] = [0, 0]
@@ -47,17 +58,48 @@ public final class Lifeline: Sendable {
 
     /// The reason child `pid` sent before it exited, if it sent one (answered once).
     public func reason(of pid: Int32) -> String? {
-        reasons.withLock { reasons in
-            var buffer = [UInt8](repeating: 0, count: Lifeline.maxReason + 16)
-            while true {
-                let n = recv(held, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-                guard n > 0 else { break }
-                let text = String(decoding: buffer[0..<n], as: UTF8.self)
-                guard let newline = text.firstIndex(of: "\n"), let sender = Int32(text[..<newline]) else { continue }
-                // Each child sends at most once, before it exits; bounded all the same.
-                if reasons.count < 256 { reasons[sender] = String(text[text.index(after: newline)...]) }
+        received.withLock { received in
+            readPending(into: &received)
+            return received.reasons.removeValue(forKey: pid)
+        }
+    }
+
+    /// Whether child `pid` said it serves (`ready`).
+    public func isReady(_ pid: Int32) -> Bool {
+        received.withLock { received in
+            readPending(into: &received)
+            return received.ready.contains(pid)
+        }
+    }
+
+    /// Drops what child `pid` sent (it exited; its pid may be reused).
+    public func forget(_ pid: Int32) {
+        received.withLock { received in
+            readPending(into: &received)
+            received.ready.remove(pid)
+        }
+    }
+
+    /// Reads every record waiting on `held`, never waiting for one.
+    private func readPending(into received: inout Received) {
+        var buffer = [UInt8](repeating: 0, count: Lifeline.maxReason + 32)
+        while true {
+            let n = recv(held, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard n > 0 else { break }
+            let record = buffer[0..<n]
+            guard let newline = record.firstIndex(of: UInt8(ascii: "\n")) else { continue }
+            let head = String(decoding: record[..<newline], as: UTF8.self).split(separator: " ")
+            guard head.count == 2, let sender = Int32(head[0]), sender > 0 else { continue }
+            switch head[1] {
+            case "ready":
+                if received.ready.count < Lifeline.maxRemembered { received.ready.insert(sender) }
+            case "refused":
+                if received.reasons.count < Lifeline.maxRemembered {
+                    received.reasons[sender] = String(decoding: record[(newline + 1)...], as: UTF8.self)
+                }
+            default:
+                continue
             }
-            return reasons.removeValue(forKey: pid)
         }
     }
 
@@ -95,8 +137,18 @@ public final class Lifeline: Sendable {
     /// Tells the launcher why this process stops (a configuration it refuses), if it has a
     /// lifeline; never waits.
     public static func report(_ reason: String) {
+        send("refused", Array(reason.utf8.prefix(maxReason)))
+    }
+
+    /// Tells the launcher that this process serves (its socket or listener accepts), if it has
+    /// a lifeline; never waits. A replacement takes over only then (`Child.replace`).
+    public static func ready() {
+        send("ready", [])
+    }
+
+    private static func send(_ kind: String, _ text: [UInt8]) {
         guard let fd = try? inherited() else { return }
-        let message = Array("\(getpid())\n".utf8) + Array(reason.utf8.prefix(maxReason))
-        _ = message.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
+        let message = Array("\(getpid()) \(kind)\n".utf8) + text
+        _ = message.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
     }
 }

@@ -7,17 +7,20 @@ import WireProtocol
 /// One supervised child process: restarted with backoff when it dies unexpectedly.
 ///
 /// During `replace()` a `candidate` runs beside `process`, the current one (restarted when it
-/// dies), and becomes current only once it has settled; the old one is then `retiring` until
-/// it has drained. A candidate that dies before is reported and dropped, never restarted, and
-/// the current one keeps serving. `stop()` ends all three.
+/// dies), and becomes current only once it serves (it says so over the lifeline,
+/// `Lifeline.ready`); the old one is then `retiring` until it has drained. A candidate that
+/// dies before, or does not serve within `readySeconds`, is reported and dropped, never
+/// restarted, and the current one keeps serving. `stop()` ends all three.
 ///
 /// A current process that exits with `ConfigurationError.exitStatus` (78) refused its
 /// configuration: it is not restarted (it would fail the same way) and `refused` is called
 /// with a message naming it and, when it sent one over the lifeline, its reason.
 final class Child: @unchecked Sendable {
-    /// How long a new process must keep running before it counts as started (`replace`, and
-    /// `crm scale`'s wait for a refusal).
-    static let settleMillis = 500
+    /// How long a new process may take to serve (`replace`, and `crm scale`'s wait for each
+    /// replica it adds) by default: time for the migrations of a new build on a large file.
+    static let defaultReadySeconds = 120
+    /// Bounds of `CRM_READY_SECONDS`: at most the control client's wait for a line.
+    static let readySecondsRange = 1...300
     /// "customers#2": service and replica id, for messages.
     let name: String
     let service: String
@@ -30,6 +33,8 @@ final class Child: @unchecked Sendable {
     /// Given to every process: none outlives the launcher (`Lifeline`).
     private let lifeline: Lifeline?
     private let refused: @Sendable (String) -> Void
+    /// How long a new process may take to serve (`awaitReady`).
+    let readySeconds: Int
     private let lock = NSLock()
     /// Restarts after an unexpected exit (for `crm status`).
     private var restarts = 0
@@ -47,7 +52,8 @@ final class Child: @unchecked Sendable {
     private var startedAt = Date()
 
     init(service: String, replica: String, executable: String, arguments: [String], environment: [String: String],
-         standardInput: Int32? = nil, lifeline: Lifeline?, refused: @escaping @Sendable (String) -> Void) {
+         standardInput: Int32? = nil, lifeline: Lifeline?, readySeconds: Int = Child.defaultReadySeconds,
+         refused: @escaping @Sendable (String) -> Void) {
         self.service = service
         self.replica = replica
         self.name = "\(service)#\(replica)"
@@ -57,6 +63,7 @@ final class Child: @unchecked Sendable {
         self.standardInput = standardInput
         self.lifeline = lifeline
         self.refused = refused
+        self.readySeconds = readySeconds
     }
 
     /// What `crm status` shows of this child.
@@ -95,12 +102,26 @@ final class Child: @unchecked Sendable {
         try launch(replacing: nil)
     }
 
-    /// Ends the trial of `start(onTrial: true)`: answers the refusal if it refused meanwhile;
-    /// a refusal from now on stops the system like any other.
+    /// Ends the trial of `start(onTrial: true)` once the process serves, refused its
+    /// configuration, or `readySeconds` passed (a crash meanwhile is restarted as usual, and its
+    /// restart waited for): nil when it serves, else why it is not to be kept — then the caller
+    /// stops it. A refusal from now on stops the system like any other.
     func endTrial() -> String? {
-        lock.withLock {
+        let deadline = Date().addingTimeInterval(Double(readySeconds))
+        func serves(_ process: ChildProcess?) -> Bool {
+            guard let process, process.isRunning else { return false }
+            return lifeline?.isReady(process.processIdentifier) ?? true
+        }
+        while Date() < deadline {
+            let (current, over) = lock.withLock { (process, trialRefusal != nil || stopping) }
+            if over || serves(current) { break }
+            usleep(10_000)
+        }
+        return lock.withLock {
             onTrial = false
-            return trialRefusal
+            if let trialRefusal { return trialRefusal }
+            if stopping { return "the launcher is stopping" }
+            return serves(process) ? nil : "\(name) did not serve within \(readySeconds) s (CRM_READY_SECONDS)"
         }
     }
 
@@ -118,6 +139,7 @@ final class Child: @unchecked Sendable {
     }
 
     private func exited(_ finished: ChildProcess) {
+        lifeline?.forget(finished.processIdentifier)
         enum Next { case nothing, refused(onTrial: Bool), restart(afterMillis: Int) }
         // Only the current process is restarted: a replaced one was asked to stop, and a
         // candidate's early death is reported by `replace()`.
@@ -155,11 +177,10 @@ final class Child: @unchecked Sendable {
     }
 
     /// Restarts without a gap: starts a candidate beside the running process (a service binds
-    /// its socket path anew, the gateway shares the port through SO_REUSEPORT); once it is
-    /// still running after `settleMillis` it becomes the current process and the old one is
-    /// stopped, draining what it has. Answers nil once the new process took over, else why the
-    /// old one stays current.
-    func replace(settleMillis: Int = Child.settleMillis) throws -> String? {
+    /// its socket path anew, the gateway shares the port through SO_REUSEPORT); once it serves
+    /// (`awaitReady`) it becomes the current process and the old one is stopped, draining what
+    /// it has. Answers nil once the new process took over, else why the old one stays current.
+    func replace() throws -> String? {
         let fresh = makeProcess()
         let old: ChildProcess? = try lock.withLock {
             guard !stopping, candidate == nil, let current = process else { return nil }
@@ -168,15 +189,15 @@ final class Child: @unchecked Sendable {
             return current
         }
         guard let old else { return "\(name) is stopping or already being replaced" }
-        let deadline = Date().addingTimeInterval(Double(settleMillis) / 1000)
-        while fresh.isRunning && Date() < deadline { usleep(10_000) }
+        let serves = awaitReady(fresh)
 
-        enum Outcome { case promoted, failed, superseded, stopping }
+        enum Outcome { case promoted, failed, late, superseded, stopping }
         let outcome: Outcome = lock.withLock {
             // Shutdown has begun: `stop()` ends the candidate with the current process.
             if stopping { return .stopping }
             candidate = nil
             guard fresh.isRunning else { return .failed }
+            guard serves else { return .late }
             // The old process died meanwhile and its restart is already current (and owns the
             // socket path, bound after the candidate's): keep it.
             guard process === old else { return .superseded }
@@ -196,17 +217,36 @@ final class Child: @unchecked Sendable {
             // early exit): the system stays as it is, and the operation reports it.
             let why = fresh.exitState == .status(ConfigurationError.exitStatus)
                 ? "the new \(name) refused its configuration\(reason(fresh))"
-                : "the new \(name) exited (\(Child.describeExit(fresh))) before it settled"
+                : "the new \(name) exited (\(Child.describeExit(fresh))) before it served"
             StdIO.error("crm: \(why); the old one keeps running")
+            return why
+        case .late:
+            // Still starting (a migration that takes longer than allowed, a hang): the old one
+            // serves on, and the new one is ended without having served a request.
+            let why = "the new \(name) did not serve within \(readySeconds) s (CRM_READY_SECONDS)"
+            StdIO.error("crm: \(why); stopping it, the old one keeps running")
+            Child.end([fresh])
             return why
         case .superseded:
             StdIO.error("crm: \(name) was restarted meanwhile; stopping the new one")
-            fresh.terminate()
-            fresh.waitUntilExit()
+            Child.end([fresh])
             return "\(name) was restarted meanwhile"
         case .stopping:
             return "the launcher is stopping"
         }
+    }
+
+    /// Waits until `process` says it serves (`Lifeline.ready`: its socket or listener accepts),
+    /// exits, shutdown begins or `readySeconds` pass; true when it serves. Without a lifeline
+    /// there is no telling: a running process counts as serving.
+    private func awaitReady(_ process: ChildProcess) -> Bool {
+        guard let lifeline else { return process.isRunning }
+        let deadline = Date().addingTimeInterval(Double(readySeconds))
+        while process.isRunning && !lock.withLock({ stopping }) && Date() < deadline {
+            if lifeline.isReady(process.processIdentifier) { return true }
+            usleep(10_000)
+        }
+        return process.isRunning && lifeline.isReady(process.processIdentifier)
     }
 
     /// "status N" or "signal N" of a process that has exited.
@@ -231,6 +271,12 @@ final class Child: @unchecked Sendable {
             stopping = true
             return [process, candidate, retiring].compactMap { $0 }
         }
+        Child.end(processes, graceSeconds: graceSeconds)
+    }
+
+    /// SIGTERM now to those of `processes` that run, SIGKILL to those still running after
+    /// `graceSeconds`; returns once all have exited.
+    private static func end(_ processes: [ChildProcess], graceSeconds: Double = 15) {
         let running = processes.filter(\.isRunning)
         for process in running { process.terminate() }
         let deadline = Date().addingTimeInterval(graceSeconds)

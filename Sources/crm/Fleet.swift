@@ -19,6 +19,8 @@ final class Fleet: @unchecked Sendable {
     let lifeline: Lifeline
     /// Called when a process refused its configuration (`Child`).
     private let refused: @Sendable (String) -> Void
+    /// How long a new process may take to serve (`Child.readySeconds`).
+    private let readySeconds: Int
     /// Most replicas of one service.
     static let maxReplicas = 16
 
@@ -30,8 +32,9 @@ final class Fleet: @unchecked Sendable {
     private let operation = NSLock()
 
     init(runDir: String, dataDir: String, binDir: String, environment: [String: String], gatewayArguments: [String], listenFD: Int32,
-         lifeline: Lifeline, refused: @escaping @Sendable (String) -> Void) {
+         lifeline: Lifeline, readySeconds: Int = Child.defaultReadySeconds, refused: @escaping @Sendable (String) -> Void) {
         self.runDir = runDir
+        self.readySeconds = readySeconds
         self.lifeline = lifeline
         self.refused = refused
         self.dataDir = dataDir
@@ -40,7 +43,7 @@ final class Fleet: @unchecked Sendable {
         var arguments = gatewayArguments + ["--listen-fd", "0"]
         for service in Launcher.services { arguments += ["--service", "\(service.name)=unix:\(runDir)/\(service.name)/"] }
         gateway = Child(service: "gateway", replica: "1", executable: "\(binDir)/Gateway", arguments: arguments,
-                        environment: environment, standardInput: listenFD, lifeline: lifeline, refused: refused)
+                        environment: environment, standardInput: listenFD, lifeline: lifeline, readySeconds: readySeconds, refused: refused)
     }
 
     /// The socket folder of a service.
@@ -51,7 +54,7 @@ final class Fleet: @unchecked Sendable {
         let sources = Launcher.services.filter { $0.name != service.name }.flatMap { ["--source", "\($0.name)=unix:\(folder($0.name))/"] }
         return Child(service: service.name, replica: replica, executable: "\(binDir)/\(service.executable)",
                      arguments: ["--socket-dir", folder(service.name), "--replica", replica, "--db", "\(dataDir)/\(service.name).sqlite"] + sources,
-                     environment: environment, lifeline: lifeline, refused: refused)
+                     environment: environment, lifeline: lifeline, readySeconds: readySeconds, refused: refused)
     }
 
     /// Starts `counts[name]` replicas of every service (1 when not given), then the gateway.
@@ -124,14 +127,13 @@ final class Fleet: @unchecked Sendable {
                 }
                 // Shutdown began while they started: `stopAll` may have missed them.
                 if stopped { for child in added { child.stop() } }
-                // A new replica that refuses its configuration (a new build, say) fails the
-                // operation and is dropped; the system keeps running. Waited for as long as a
-                // replacement settles.
-                usleep(UInt32(Child.settleMillis) * 1000)
-                let refusals = added.compactMap { child in child.endTrial().map { (child, $0) } }
-                if !refusals.isEmpty {
-                    lock.withLock { replicas[name] = (replicas[name] ?? []).filter { child in !refusals.contains { $0.0 === child } } }
-                    throw LaunchError(refusals.map(\.1).joined(separator: "; ") + "; not kept")
+                // A new replica that refuses its configuration (a new build, say) or does not
+                // serve in time fails the operation and is dropped; the system keeps running.
+                let failures = added.compactMap { child in child.endTrial().map { (child, $0) } }
+                if !failures.isEmpty {
+                    lock.withLock { replicas[name] = (replicas[name] ?? []).filter { child in !failures.contains { $0.0 === child } } }
+                    for (child, _) in failures { child.stop() }
+                    throw LaunchError(failures.map(\.1).joined(separator: "; ") + "; not kept")
                 }
             } else if count < current.count {
                 let kept = Array(current.prefix(count))
@@ -146,7 +148,7 @@ final class Fleet: @unchecked Sendable {
     }
 
     /// `crm restart SERVICE` (or `gateway`): replaces each process in turn, the next one only
-    /// once the previous replacement has settled. Answers the names kept old.
+    /// once the previous replacement serves. Answers the names kept old.
     @discardableResult
     func restart(_ name: String, progress: (String) -> Void) throws -> [String] {
         let children: [Child]

@@ -11,6 +11,7 @@ import WireProtocol
 enum GatewaySupervisor {
     static func run(_ arguments: [String]) throws -> Never {
         let (host, port) = try Launcher.address(ProcessInfo.processInfo.environment)
+        let readySeconds = try Launcher.readySeconds(ProcessInfo.processInfo.environment)
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         // No data folder: the gateway keeps nothing on disk.
         let launcher = Launcher(host: host, port: port, dataDir: "", binDir: URL(fileURLWithPath: exe).deletingLastPathComponent().path)
@@ -21,7 +22,8 @@ enum GatewaySupervisor {
         // A gateway that refuses its flags or settings would refuse them again: stop, EX_CONFIG.
         let gateway = Child(service: "gateway", replica: "1", executable: "\(launcher.binDir)/Gateway",
                             arguments: ["--host", launcher.host, "--port", String(launcher.port)] + arguments + ["--listen-fd", "0"],
-                            environment: environment, standardInput: listenFD, lifeline: lifeline) { message in
+                            environment: environment, standardInput: listenFD, lifeline: lifeline,
+                            readySeconds: readySeconds) { message in
             StdIO.error("crm: \(message); stopping")
             exit(ConfigurationError.exitStatus)
         }

@@ -16,6 +16,8 @@ struct Launcher {
     let binDir: String
     /// Replicas per service (`--replicas NAME=N,…`, `CRM_REPLICAS_<NAME>`; 1 when not given).
     var replicas: [String: Int] = [:]
+    /// How long a replacement or a replica `crm scale` adds may take to serve (`CRM_READY_SECONDS`).
+    var readySeconds = Child.defaultReadySeconds
 
     /// Where the gateway listens: `CRM_HOST` (default 127.0.0.1) and `CRM_PORT` (default 9015).
     static func address(_ env: [String: String]) throws -> (host: String, port: UInt16) {
@@ -25,9 +27,19 @@ struct Launcher {
         return (host, port)
     }
 
+    /// `CRM_READY_SECONDS` (1 to 300; default `Child.defaultReadySeconds`).
+    static func readySeconds(_ env: [String: String]) throws -> Int {
+        guard let text = env["CRM_READY_SECONDS"], !text.isEmpty else { return Child.defaultReadySeconds }
+        guard let seconds = Int(text), Child.readySecondsRange.contains(seconds) else {
+            throw ConfigurationError("CRM_READY_SECONDS '\(text)' is not a number of seconds from \(Child.readySecondsRange.lowerBound) to \(Child.readySecondsRange.upperBound)")
+        }
+        return seconds
+    }
+
     static func fromEnvironment(arguments: [String] = []) throws -> Launcher {
         let env = ProcessInfo.processInfo.environment
         let (host, port) = try address(env)
+        let readySeconds = try readySeconds(env)
         let data = env["CRM_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data"
         let fm = FileManager.default
         try fm.createDirectory(atPath: data, withIntermediateDirectories: true)
@@ -35,6 +47,7 @@ struct Launcher {
         let exe = (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let binDir = URL(fileURLWithPath: exe).deletingLastPathComponent().path
         var launcher = Launcher(host: host, port: port, dataDir: absolute, binDir: binDir)
+        launcher.readySeconds = readySeconds
         for service in services {
             if let text = env["CRM_REPLICAS_\(service.name.uppercased())"], !text.isEmpty {
                 launcher.replicas[service.name] = try replicaCount(text, of: service.name)
@@ -112,7 +125,7 @@ struct Launcher {
         let shutdown = Shutdown()
         let fleet = Fleet(runDir: runDir, dataDir: dataDir, binDir: binDir, environment: environment,
                           gatewayArguments: ["--host", host, "--port", String(port)], listenFD: listenFD,
-                          lifeline: lifeline) { message in
+                          lifeline: lifeline, readySeconds: readySeconds) { message in
             let (first, control) = shutdown.begin()
             guard first else { return }
             StdIO.error("crm: \(message); stopping")

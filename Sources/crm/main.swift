@@ -11,7 +11,8 @@ usage: crm up [--replicas NAME=N[,NAME=N…]]
                         CRM_ADMIN_PASSWORD); Ctrl-C stops them
        crm status       every process of the launcher on CRM_DATA_DIR: service, replica, pid,
                         uptime, restarts, state
-       crm restart NAME restart a service (replica by replica, without a failed request) or the gateway
+       crm restart NAME restart a service (replica by replica, without a failed request) or the gateway;
+                        each new process takes over once it serves (within CRM_READY_SECONDS, default 120)
        crm scale NAME=N run N replicas of a service from now on
        crm backup DIR   a consistent copy of every service's database (CRM_DATA_DIR) into DIR,
                         taken while the system runs
@@ -19,7 +20,7 @@ usage: crm up [--replicas NAME=N[,NAME=N…]]
                         only the gateway (FLAGS as Gateway's), holding the port (CRM_HOST, CRM_PORT)
                         across its restarts; SIGHUP replaces it without refusing a connection
 exit status of crm up and crm gateway: 0 stopped, 1 could not start, 78 (EX_CONFIG) a setting
-to change: its own (CRM_PORT, --replicas) or one a child refused (the launcher stopped
+to change: its own (CRM_PORT, CRM_READY_SECONDS, --replicas) or one a child refused (the launcher stopped
 everything instead of restarting it)
 """
 

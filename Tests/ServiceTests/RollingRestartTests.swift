@@ -83,7 +83,7 @@ extension RollingRestartTests {
 
         system.signalLauncher(SIGHUP)
         XCTAssertTrue(eventually(timeout: 60, interval: 0.05) { system.log.contains("crm: restart done") }, system.log)
-        XCTAssertTrue(system.log.contains("crm: the new users#1 exited (status 1) before it settled; the old one keeps running"), system.log)
+        XCTAssertTrue(system.log.contains("crm: the new users#1 exited (status 1) before it served; the old one keeps running"), system.log)
         XCTAssertTrue(system.log.contains("crm: restart done; still the old users#1"), system.log)
 
         // Not retried: the restart backoff (100 ms, doubling) would have run it several times by now.
@@ -147,7 +147,89 @@ extension RollingRestartTests {
         XCTAssertTrue(eventually(timeout: 5) { (try? system.get("/healthz").status) == 200 })
     }
 
-    /// SIGTERM while a replacement is still settling stops it as well as the old process.
+    /// A replacement takes over only once it serves, however long its start takes (the
+    /// migrations of a new build on a large file, say): until then the old process runs and
+    /// answers. It used to take over after 500 ms of running, and requests waited for the new
+    /// socket meanwhile.
+    func testAReplacementTakesOverOnlyOnceItServes() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        let system = try SystemHarness(binDir: bin)
+        defer { system.stop() }
+        let token = try system.login()
+        let oldUsers = try XCTUnwrap(system.childPID("UserService"))
+
+        // A new UserService that starts only when told to, then runs the real one in its place.
+        let pidFile = bin + "/candidate.pid", go = bin + "/go"
+        try RollingRestartTests.install("""
+            echo $$ > '\(pidFile).tmp'; mv '\(pidFile).tmp' '\(pidFile)'
+            i=0; while [ ! -f '\(go)' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+            exec '\(SystemHarness.binDir)/UserService' "$@"
+            """, as: "UserService", in: bin)
+        let restart = LockedList<(status: Int32, output: String)>()
+        let restarting = DispatchGroup()
+        DispatchQueue.global().async(group: restarting) {
+            if let result = try? system.crm(["restart", "users"]) { restart.append(result) }
+        }
+        var candidate: pid_t?
+        _ = eventually(timeout: 20, interval: 0.005) {
+            candidate = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return candidate != nil
+        }
+        let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
+        defer { if !SystemHarness.isGone(started) { kill(started, SIGKILL) } }
+
+        // Well past the 500 ms after which it used to take over. A stop that does not happen
+        // cannot be polled for: the wait is the check.
+        usleep(1_500_000)
+        XCTAssertFalse(SystemHarness.isGone(oldUsers), "the old UserService was stopped before its replacement served:\n\(system.log)")
+        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
+        XCTAssertTrue(restart.values.isEmpty, "the restart is still waiting")
+
+        XCTAssertTrue(fm.createFile(atPath: go, contents: nil))
+        XCTAssertEqual(restarting.wait(timeout: .now() + 60), .success, system.log)
+        let result = try XCTUnwrap(restart.values.first, system.log)
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("restarted users#1"), result.output)
+        XCTAssertTrue(eventually(timeout: 20, interval: 0.05) { SystemHarness.isGone(oldUsers) }, "the old UserService drained and exited")
+        XCTAssertEqual(system.childPIDs("UserService"), [started])
+        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
+    }
+
+    /// A replacement, or a replica `crm scale` adds, that does not serve within
+    /// `CRM_READY_SECONDS` is stopped and reported; the old process keeps serving.
+    func testANewProcessThatDoesNotServeInTimeIsNotKept() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        let system = try SystemHarness(extraEnvironment: ["CRM_READY_SECONDS": "2"], binDir: bin)
+        defer { system.stop() }
+        let token = try system.login()
+        let oldUsers = try XCTUnwrap(system.childPID("UserService"))
+        // Runs, never serves; each run leaves its pid.
+        let pids = bin + "/pids"
+        try RollingRestartTests.install("echo $$ >> '\(pids)'\nexec sleep 60", as: "UserService", in: bin)
+
+        let restart = try system.crm(["restart", "users"])
+        XCTAssertEqual(restart.status, 1, restart.output)
+        XCTAssertTrue(restart.output.contains("kept the old users#1: the new users#1 did not serve within 2 s (CRM_READY_SECONDS)"), restart.output)
+        let scale = try system.crm(["scale", "users=2"])
+        XCTAssertEqual(scale.status, 1, scale.output)
+        XCTAssertTrue(scale.output.contains("users#2 did not serve within 2 s (CRM_READY_SECONDS); not kept"), scale.output)
+
+        let started = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+        XCTAssertEqual(started.count, 2, system.log)
+        for pid in started {
+            XCTAssertTrue(eventually(timeout: 20, interval: 0.05) { SystemHarness.isGone(pid) }, "the new process \(pid) was stopped")
+        }
+        XCTAssertEqual(system.childPIDs("UserService"), [oldUsers])
+        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
+        let status = try system.crm(["status"])
+        XCTAssertEqual(status.output.split(separator: "\n").filter { $0.hasPrefix("users ") }.count, 1, status.output)
+    }
+
+    /// SIGTERM while a replacement is still starting stops it as well as the old process.
     func testStopEndsAReplacementInProgress() throws {
         let fm = FileManager.default
         let bin = try RollingRestartTests.binFolder()
@@ -169,7 +251,7 @@ extension RollingRestartTests {
         }
         let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
         defer { if !SystemHarness.isGone(started) { kill(started, SIGKILL) } }
-        // Within its 500 ms settle time: both run.
+        // It never serves, so it is still waited for: both run.
         system.stop()
         _ = eventually(timeout: 20, interval: 0.05) { SystemHarness.isGone(oldUsers) && SystemHarness.isGone(started) }
         XCTAssertTrue(SystemHarness.isGone(started), "the replacement \(started) outlived the launcher")

@@ -36,4 +36,31 @@ final class LifelineTests: XCTestCase {
         Lifeline.report("without a lifeline nothing is sent")
         XCTAssertNil(lifeline.reason(of: getpid()))
     }
+
+    /// A child that serves says so; the launcher knows it by the child's pid until the child
+    /// exits, and neither kind of record is taken for the other.
+    func testReadyReachesTheLauncherByPidUntilForgotten() throws {
+        let lifeline = try Lifeline()
+        setenv(Lifeline.environmentKey, String(lifeline.given), 1)
+        defer { unsetenv(Lifeline.environmentKey) }
+        XCTAssertFalse(lifeline.isReady(getpid()))
+        Lifeline.ready()
+        XCTAssertTrue(lifeline.isReady(getpid()))
+        XCTAssertTrue(lifeline.isReady(getpid()), "asked again: still ready")
+        XCTAssertFalse(lifeline.isReady(getpid() + 1))
+        XCTAssertNil(lifeline.reason(of: getpid()), "ready is no refusal")
+        Lifeline.report("a reason")
+        XCTAssertEqual(lifeline.reason(of: getpid()), "a reason")
+        lifeline.forget(getpid())
+        XCTAssertFalse(lifeline.isReady(getpid()), "forgotten at its exit")
+
+        // Records of another shape (an older child's, a stray write) are dropped.
+        for junk in ["no newline", "12\nno kind", "x ready\n", "0 ready\n", "\(getpid()) hello\n"] {
+            let bytes = Array(junk.utf8)
+            XCTAssertEqual(bytes.withUnsafeBytes { send(lifeline.given, $0.baseAddress, $0.count, 0) }, bytes.count)
+        }
+        XCTAssertFalse(lifeline.isReady(getpid()))
+        XCTAssertNil(lifeline.reason(of: getpid()))
+        XCTAssertNil(lifeline.reason(of: 12))
+    }
 }
