@@ -163,7 +163,7 @@ extension RollingRestartTests {
         // A new UserService that starts only when told to, then runs the real one in its place.
         let pidFile = bin + "/candidate.pid", go = bin + "/go"
         try RollingRestartTests.install("""
-            echo $$ > '\(pidFile).tmp'; mv '\(pidFile).tmp' '\(pidFile)'
+            \(RollingRestartTests.recordPID(in: pidFile))
             i=0; while [ ! -f '\(go)' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
             exec '\(SystemHarness.binDir)/UserService' "$@"
             """, as: "UserService", in: bin)
@@ -172,12 +172,7 @@ extension RollingRestartTests {
         DispatchQueue.global().async(group: restarting) {
             if let result = try? system.crm(["restart", "users"]) { restart.append(result) }
         }
-        var candidate: pid_t?
-        _ = eventually(timeout: 20, interval: 0.005) {
-            candidate = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            return candidate != nil
-        }
-        let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
+        let started = try RollingRestartTests.startedPID(pidFile, system)
         defer { if !SystemHarness.isGone(started) { kill(started, SIGKILL) } }
 
         // Well past the 500 ms after which it used to take over. A stop that does not happen
@@ -241,21 +236,31 @@ extension RollingRestartTests {
 
         // A new UserService that would run (and settle) but never serves: its pid tells when it started.
         let pidFile = bin + "/candidate.pid"
-        try RollingRestartTests.install("echo $$ > '\(pidFile).tmp'\nmv '\(pidFile).tmp' '\(pidFile)'\nexec sleep 60", as: "UserService", in: bin)
+        try RollingRestartTests.install("\(RollingRestartTests.recordPID(in: pidFile))\nexec sleep 60", as: "UserService", in: bin)
 
         system.signalLauncher(SIGHUP)
-        var candidate: pid_t?
-        _ = eventually(timeout: 20, interval: 0.005) {
-            candidate = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            return candidate != nil
-        }
-        let started = try XCTUnwrap(candidate, "the replacement started:\n\(system.log)")
+        let started = try RollingRestartTests.startedPID(pidFile, system)
         defer { if !SystemHarness.isGone(started) { kill(started, SIGKILL) } }
         // It never serves, so it is still waited for: both run.
         system.stop()
         _ = eventually(timeout: 20, interval: 0.05) { SystemHarness.isGone(oldUsers) && SystemHarness.isGone(started) }
         XCTAssertTrue(SystemHarness.isGone(started), "the replacement \(started) outlived the launcher")
         XCTAssertTrue(SystemHarness.isGone(oldUsers), "the old UserService \(oldUsers) outlived the launcher")
+    }
+
+    /// A script line that leaves the script's pid in `file`, written whole (never read half-written).
+    static func recordPID(in file: String) -> String {
+        "echo $$ > '\(file).tmp'; mv '\(file).tmp' '\(file)'"
+    }
+
+    /// The pid a script left with `recordPID(in:)`, once it has (an error after 20 s).
+    static func startedPID(_ file: String, _ system: SystemHarness) throws -> pid_t {
+        var pid: pid_t?
+        _ = eventually(timeout: 20, interval: 0.005) {
+            pid = (try? String(contentsOfFile: file, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return pid != nil
+        }
+        return try XCTUnwrap(pid, "the replacement started:\n\(system.log)")
     }
 
     /// A temporary folder to run `crm` from: a copy of it (it starts the executables beside
