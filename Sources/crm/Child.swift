@@ -19,8 +19,9 @@ final class Child: @unchecked Sendable {
     /// How long a new process may take to serve (`replace`, and `crm scale`'s wait for each
     /// replica it adds) by default: time for the migrations of a new build on a large file.
     static let defaultReadySeconds = 120
-    /// Bounds of `CRM_READY_SECONDS`: at most the control client's wait for a line.
-    static let readySecondsRange = 1...300
+    /// Bounds of `CRM_READY_SECONDS`: with the old process's drain (or the late one's stop) after
+    /// it, within the control client's wait for the next line (300 s).
+    static let readySecondsRange = 1...240
     /// "customers#2": service and replica id, for messages.
     let name: String
     let service: String
@@ -103,11 +104,11 @@ final class Child: @unchecked Sendable {
     }
 
     /// Ends the trial of `start(onTrial: true)` once the process serves, refused its
-    /// configuration, or `readySeconds` passed (a crash meanwhile is restarted as usual, and its
+    /// configuration, or `deadline` passed (a crash meanwhile is restarted as usual, and its
     /// restart waited for): nil when it serves, else why it is not to be kept — then the caller
-    /// stops it. A refusal from now on stops the system like any other.
-    func endTrial() -> String? {
-        let deadline = Date().addingTimeInterval(Double(readySeconds))
+    /// stops it. A refusal from now on stops the system like any other. One deadline for the
+    /// replicas started together: they start at once, so none waits `readySeconds` twice.
+    func endTrial(deadline: Date) -> String? {
         func serves(_ process: ChildProcess?) -> Bool {
             guard let process, process.isRunning else { return false }
             return lifeline?.isReady(process.processIdentifier) ?? true
@@ -140,7 +141,7 @@ final class Child: @unchecked Sendable {
 
     private func exited(_ finished: ChildProcess) {
         lifeline?.forget(finished.processIdentifier)
-        enum Next { case nothing, refused(onTrial: Bool), restart(afterMillis: Int) }
+        enum Next { case nothing, refused(String, onTrial: Bool), restart(afterMillis: Int) }
         // Only the current process is restarted: a replaced one was asked to stop, and a
         // candidate's early death is reported by `replace()`.
         let next: Next = lock.withLock {
@@ -148,7 +149,10 @@ final class Child: @unchecked Sendable {
             if finished.exitState == .status(ConfigurationError.exitStatus) {
                 refusedConfiguration = true
                 stopping = true
-                return .refused(onTrial: onTrial)
+                // With `stopping`, in one step: `endTrial` never sees the one without the other.
+                let message = "\(name) refused its configuration\(reason(finished))"
+                if onTrial { trialRefusal = message }
+                return .refused(message, onTrial: onTrial)
             }
             // A child that ran a while is restarted quickly again; one that keeps dying waits longer.
             if Date().timeIntervalSince(startedAt) > 30 { backoffMillis = 100 }
@@ -160,11 +164,9 @@ final class Child: @unchecked Sendable {
         switch next {
         case .nothing:
             return
-        case .refused(let onTrial):
-            let message = "\(name) refused its configuration\(reason(finished))"
+        case .refused(let message, let onTrial):
             if onTrial {
                 StdIO.error("crm: \(message); not kept")
-                lock.withLock { trialRefusal = message }
             } else {
                 refused(message)
             }

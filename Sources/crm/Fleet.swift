@@ -129,7 +129,8 @@ final class Fleet: @unchecked Sendable {
                 if stopped { for child in added { child.stop() } }
                 // A new replica that refuses its configuration (a new build, say) or does not
                 // serve in time fails the operation and is dropped; the system keeps running.
-                let failures = added.compactMap { child in child.endTrial().map { (child, $0) } }
+                let deadline = Date().addingTimeInterval(Double(readySeconds))
+                let failures = added.compactMap { child in child.endTrial(deadline: deadline).map { (child, $0) } }
                 if !failures.isEmpty {
                     lock.withLock { replicas[name] = (replicas[name] ?? []).filter { child in !failures.contains { $0.0 === child } } }
                     for (child, _) in failures { child.stop() }
