@@ -328,6 +328,8 @@ public enum ServiceMain {
             refuseToStart(ConfigurationError("CRM_LOG_LEVEL is not one of debug, info, warn, error"))
         }
         signal(SIGPIPE, SIG_IGN)
+        // SIGUSR1 asks to bind the socket path again (below); until then it must not end the process.
+        signal(SIGUSR1, SIG_IGN)
         // The database holds what only this service may read (hashes, digests): owner-only files.
         umask(0o077)
         if CommandLine.arguments.dropFirst().first == "backup" {
@@ -386,6 +388,12 @@ public enum ServiceMain {
             sources.append(source)
         }
         if let lifeline { sources.append(Lifeline.watch(lifeline, queue: .main) { drain("the launcher is gone") }) }
+        // SIGUSR1 (the launcher, after a replacement that bound this replica's socket path
+        // failed): bind the path again if it is no longer ours.
+        let reclaim = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .main)
+        reclaim.setEventHandler { runtime.server.reclaimSocketPath() }
+        reclaim.resume()
+        sources.append(reclaim)
         withExtendedLifetime(sources) { dispatchMain() }
     }
 }

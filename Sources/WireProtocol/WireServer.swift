@@ -133,6 +133,33 @@ public final class WireServer: @unchecked Sendable {
         }
     }
 
+    /// Binds the socket path again when it is no longer this server's: a replacement started
+    /// beside this process bound it anew, then died before it took over, and clients reach
+    /// nothing there (docs/ARCHITECTURE.md, "Restarts"). Then a new listener on the path takes
+    /// the place of the old one, whose file is gone; connections already open stay. Nothing
+    /// while draining, for a TCP endpoint, or while the path is still this server's. Any thread.
+    public func reclaimSocketPath() {
+        loop.execute { [self] in
+            guard !draining, listener != nil, case .unix(let path) = endpoint else { return }
+            var info = stat()
+            if stat(path, &info) == 0 && info.st_ino == socketInode { return }
+            do {
+                let fd = try Socket.listen(on: endpoint)
+                let fresh = Listener(fd: fd, loop: loop) { [weak self] client in
+                    guard let self else { close(client); return }
+                    self.accepted(client)
+                }
+                do { try fresh.start() } catch { fresh.close(); throw error }
+                listener?.close()
+                listener = fresh
+                socketInode = stat(path, &info) == 0 ? info.st_ino : nil
+                Log.warning("\(path) was no longer this process's socket (a replacement bound it and stopped): bound it again")
+            } catch {
+                Log.error("cannot bind \(path) again: \(error)")
+            }
+        }
+    }
+
     /// Number of open connections (loop thread).
     public var connectionCount: Int { connections.count }
 }

@@ -36,6 +36,9 @@ final class Child: @unchecked Sendable {
     private let refused: @Sendable (String) -> Void
     /// How long a new process may take to serve (`awaitReady`).
     let readySeconds: Int
+    /// A service replica: after a failed replacement the current process is sent SIGUSR1 to
+    /// bind its socket path again, which the candidate may have taken (`WireServer.reclaimSocketPath`).
+    let listensOnSocketPath: Bool
     private let lock = NSLock()
     /// Restarts after an unexpected exit (for `crm status`).
     private var restarts = 0
@@ -54,7 +57,7 @@ final class Child: @unchecked Sendable {
 
     init(service: String, replica: String, executable: String, arguments: [String], environment: [String: String],
          standardInput: Int32? = nil, lifeline: Lifeline?, readySeconds: Int = Child.defaultReadySeconds,
-         refused: @escaping @Sendable (String) -> Void) {
+         listensOnSocketPath: Bool = false, refused: @escaping @Sendable (String) -> Void) {
         self.service = service
         self.replica = replica
         self.name = "\(service)#\(replica)"
@@ -65,6 +68,7 @@ final class Child: @unchecked Sendable {
         self.lifeline = lifeline
         self.refused = refused
         self.readySeconds = readySeconds
+        self.listensOnSocketPath = listensOnSocketPath
     }
 
     /// What `crm status` shows of this child.
@@ -221,6 +225,7 @@ final class Child: @unchecked Sendable {
                 ? "the new \(name) refused its configuration\(reason(fresh))"
                 : "the new \(name) exited (\(Child.describeExit(fresh))) before it served"
             StdIO.error("crm: \(why); the old one keeps running")
+            reclaimSocketPath(old)
             return why
         case .late:
             // Still starting (a migration that takes longer than allowed, a hang): the old one
@@ -228,6 +233,7 @@ final class Child: @unchecked Sendable {
             let why = "the new \(name) did not serve within \(readySeconds) s (CRM_READY_SECONDS)"
             StdIO.error("crm: \(why); stopping it, the old one keeps running")
             Child.end([fresh])
+            reclaimSocketPath(old)
             return why
         case .superseded:
             StdIO.error("crm: \(name) was restarted meanwhile; stopping the new one")
@@ -236,6 +242,13 @@ final class Child: @unchecked Sendable {
         case .stopping:
             return "the launcher is stopping"
         }
+    }
+
+    /// A failed candidate may have bound the socket path before it died (or was stopped): the
+    /// old process, still current, binds it again unless it is still its own.
+    private func reclaimSocketPath(_ old: ChildProcess) {
+        guard listensOnSocketPath, lock.withLock({ process === old && !stopping }) else { return }
+        old.signal(SIGUSR1)
     }
 
     /// Waits until `process` says it serves (`Lifeline.ready`: its socket or listener accepts),

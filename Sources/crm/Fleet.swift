@@ -54,7 +54,8 @@ final class Fleet: @unchecked Sendable {
         let sources = Launcher.services.filter { $0.name != service.name }.flatMap { ["--source", "\($0.name)=unix:\(folder($0.name))/"] }
         return Child(service: service.name, replica: replica, executable: "\(binDir)/\(service.executable)",
                      arguments: ["--socket-dir", folder(service.name), "--replica", replica, "--db", "\(dataDir)/\(service.name).sqlite"] + sources,
-                     environment: environment, lifeline: lifeline, readySeconds: readySeconds, refused: refused)
+                     environment: environment, lifeline: lifeline, readySeconds: readySeconds, listensOnSocketPath: true,
+                     refused: refused)
     }
 
     /// Starts `counts[name]` replicas of every service (1 when not given), then the gateway.

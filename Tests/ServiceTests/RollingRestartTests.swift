@@ -192,6 +192,42 @@ extension RollingRestartTests {
         XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
     }
 
+    /// A replacement that binds the replica's socket path and dies before it takes over leaves
+    /// the path to nobody; the launcher has the old process bind it again, so the service stays
+    /// reachable. (It was unreachable until the next restart.)
+    func testAFailedReplacementThatTookTheSocketPathLeavesTheOldOneReachable() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        let system = try SystemHarness(binDir: bin)
+        defer { system.stop() }
+        let token = try system.login()
+        let oldUsers = try XCTUnwrap(system.childPID("UserService"))
+        // A new UserService that runs the real one beside itself (its `ready` names another
+        // pid, so it never counts as serving), waits until that one has bound the socket path,
+        // kills it and fails.
+        let socket = system.dataDir + "/run/users/1.sock"
+        let runs = bin + "/runs"
+        try RollingRestartTests.install("""
+            echo run >> '\(runs)'
+            before=$(stat -c %i '\(socket)')
+            '\(SystemHarness.binDir)/UserService' "$@" &
+            real=$!
+            i=0; while [ "$(stat -c %i '\(socket)' 2>/dev/null)" = "$before" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+            kill -9 $real
+            exit 1
+            """, as: "UserService", in: bin)
+
+        let restart = try system.crm(["restart", "users"])
+        XCTAssertEqual(restart.status, 1, restart.output)
+        XCTAssertTrue(restart.output.contains("kept the old users#1: the new users#1 exited (status 1) before it served"), restart.output)
+        XCTAssertEqual(((try? String(contentsOfFile: runs, encoding: .utf8)) ?? "").split(separator: "\n").count, 1)
+        XCTAssertTrue(eventually(timeout: 20, interval: 0.05) { system.log.contains("was no longer this process's socket") }, system.log)
+        XCTAssertEqual(system.childPIDs("UserService"), [oldUsers])
+        XCTAssertTrue(eventually(timeout: 20, interval: 0.1) { (try? system.get("/api/user/group", token: token).status) == 200 },
+                      "the old UserService is reachable again:\n\(system.log)")
+    }
+
     /// A replacement, or a replica `crm scale` adds, that does not serve within
     /// `CRM_READY_SECONDS` is stopped and reported; the old process keeps serving.
     func testANewProcessThatDoesNotServeInTimeIsNotKept() throws {
