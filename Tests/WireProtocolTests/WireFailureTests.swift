@@ -159,6 +159,48 @@ final class WireFailureTests: XCTestCase {
         XCTAssertLessThan(monotonicMillis() - started, 2000, "closed by the hello deadline, not by the test's 5 s read timeout")
     }
 
+    /// A server whose socket path a replacement bound and left (it died) binds the path again
+    /// when asked, keeping the connections it has; asked while the path is its own, it changes
+    /// nothing.
+    func testReclaimSocketPathBindsThePathAgainOnlyWhenItIsNoLongerItsOwn() async throws {
+        let server = try makeServer()
+        let client = makeClient()
+        let first = try await client.send(makeRequest(2)).get()
+        XCTAssertEqual(first.body["n"]?.intValue, 2)
+        var before = stat()
+        XCTAssertEqual(stat(path, &before), 0)
+        server.reclaimSocketPath()
+        _ = await onLoop { 0 }
+        var now = stat()
+        XCTAssertEqual(stat(path, &now), 0)
+        XCTAssertEqual(now.st_ino, before.st_ino, "still its own: left as it is")
+
+        // A replacement binds the path anew, then dies: a dead socket is left there.
+        close(try Socket.listen(on: .unix(path: path)))
+        XCTAssertEqual(connectErrno(), ECONNREFUSED)
+        server.reclaimSocketPath()
+        _ = await onLoop { 0 }
+        XCTAssertEqual(connectErrno(), 0, "the path is served again")
+        let fresh = makeClient()
+        let viaNew = try await fresh.send(makeRequest(5)).get()
+        XCTAssertEqual(viaNew.body["n"]?.intValue, 5)
+        let viaOld = try await client.send(makeRequest(6)).get()
+        XCTAssertEqual(viaOld.body["n"]?.intValue, 6, "the open connection stayed")
+        let connections = await onLoop { server.connectionCount }
+        XCTAssertGreaterThanOrEqual(connections, 2)
+    }
+
+    /// 0 when a Unix socket connects to `path`, else the errno.
+    func connectErrno() -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = Socket.unixAddress(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0 ? 0 : errno
+    }
+
     func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
             loop.execute { continuation.resume(returning: body()) }
