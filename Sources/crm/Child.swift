@@ -225,7 +225,7 @@ final class Child: @unchecked Sendable {
                 ? "the new \(name) refused its configuration\(reason(fresh))"
                 : "the new \(name) exited (\(Child.describeExit(fresh))) before it served"
             StdIO.error("crm: \(why); the old one keeps running")
-            reclaimSocketPath(old)
+            reclaimSocketPath()
             return why
         case .late:
             // Still starting (a migration that takes longer than allowed, a hang): the old one
@@ -233,22 +233,24 @@ final class Child: @unchecked Sendable {
             let why = "the new \(name) did not serve within \(readySeconds) s (CRM_READY_SECONDS)"
             StdIO.error("crm: \(why); stopping it, the old one keeps running")
             Child.end([fresh])
-            reclaimSocketPath(old)
+            reclaimSocketPath()
             return why
         case .superseded:
             StdIO.error("crm: \(name) was restarted meanwhile; stopping the new one")
             Child.end([fresh])
+            reclaimSocketPath()
             return "\(name) was restarted meanwhile"
         case .stopping:
             return "the launcher is stopping"
         }
     }
 
-    /// A failed candidate may have bound the socket path before it died (or was stopped): the
-    /// old process, still current, binds it again unless it is still its own.
-    private func reclaimSocketPath(_ old: ChildProcess) {
-        guard listensOnSocketPath, lock.withLock({ process === old && !stopping }) else { return }
-        old.signal(SIGUSR1)
+    /// A candidate that is not kept may have bound the socket path before it died (or was
+    /// stopped): the current process — the old one, or its restart if it died meanwhile —
+    /// binds it again unless it is still its own.
+    private func reclaimSocketPath() {
+        guard listensOnSocketPath, let current = lock.withLock({ stopping ? nil : process }) else { return }
+        current.signal(SIGUSR1)
     }
 
     /// Waits until `process` says it serves (`Lifeline.ready`: its socket or listener accepts),
