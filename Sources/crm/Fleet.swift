@@ -134,7 +134,10 @@ final class Fleet: @unchecked Sendable {
                 let failures = added.compactMap { child in child.endTrial(deadline: deadline).map { (child, $0) } }
                 if !failures.isEmpty {
                     lock.withLock { replicas[name] = (replicas[name] ?? []).filter { child in !failures.contains { $0.0 === child } } }
-                    for (child, _) in failures { child.stop() }
+                    for (child, _) in failures {
+                        child.stop()
+                        removeSocket(of: child)
+                    }
                     throw LaunchError(failures.map(\.1).joined(separator: "; ") + "; not kept")
                 }
             } else if count < current.count {
@@ -143,10 +146,21 @@ final class Fleet: @unchecked Sendable {
                 lock.withLock { replicas[name] = kept }
                 for child in removed { child.markStopping() }
                 DispatchQueue.concurrentPerform(iterations: removed.count) { removed[$0].stop() }
-                for child in removed { progress("stopped \(child.name)") }
+                for child in removed {
+                    removeSocket(of: child)
+                    progress("stopped \(child.name)")
+                }
             }
             progress("\(name): \(count) replica\(count == 1 ? "" : "s")")
         }
+    }
+
+    /// Removes the socket file of a replica that no longer runs (stopped, none of its processes
+    /// left): one that drained removed it itself, but one that crashed or was killed left it,
+    /// and the gateway would count it as a replica that does not answer. Its id is free until
+    /// the launcher gives it out again, so no other process listens there.
+    private func removeSocket(of child: Child) {
+        unlink("\(folder(child.service))/\(child.replica).sock")
     }
 
     /// `crm restart SERVICE` (or `gateway`): replaces each process in turn, the next one only

@@ -194,26 +194,28 @@ extension RollingRestartTests {
 
     /// A replacement that binds the replica's socket path and dies before it takes over leaves
     /// the path to nobody; the launcher has the old process bind it again, so the service stays
-    /// reachable. (It was unreachable until the next restart.)
+    /// reachable. (It was unreachable until the next restart.) A replica `crm scale` adds that
+    /// does the same is dropped with its socket file.
     func testAFailedReplacementThatTookTheSocketPathLeavesTheOldOneReachable() throws {
         let fm = FileManager.default
         let bin = try RollingRestartTests.binFolder()
         defer { try? fm.removeItem(atPath: bin) }
-        let system = try SystemHarness(binDir: bin)
+        let system = try SystemHarness(extraEnvironment: ["CRM_READY_SECONDS": "3"], binDir: bin)
         defer { system.stop() }
         let token = try system.login()
         let oldUsers = try XCTUnwrap(system.childPID("UserService"))
         // A new UserService that runs the real one beside itself (its `ready` names another
-        // pid, so it never counts as serving), waits until that one has bound the socket path,
-        // kills it and fails.
-        let socket = system.dataDir + "/run/users/1.sock"
+        // pid, so it never counts as serving), waits until that one has bound its replica's
+        // socket path, kills it and fails.
         let runs = bin + "/runs"
         try RollingRestartTests.install("""
             echo run >> '\(runs)'
-            before=$(stat -c %i '\(socket)')
+            prev=; for a in "$@"; do case "$prev" in --socket-dir) dir=$a;; --replica) replica=$a;; esac; prev=$a; done
+            socket="$dir/$replica.sock"
+            before=$(stat -c %i "$socket" 2>/dev/null)
             '\(SystemHarness.binDir)/UserService' "$@" &
             real=$!
-            i=0; while [ "$(stat -c %i '\(socket)' 2>/dev/null)" = "$before" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+            i=0; while [ "$(stat -c %i "$socket" 2>/dev/null)" = "$before" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
             kill -9 $real
             exit 1
             """, as: "UserService", in: bin)
@@ -226,6 +228,15 @@ extension RollingRestartTests {
         XCTAssertEqual(system.childPIDs("UserService"), [oldUsers])
         XCTAssertTrue(eventually(timeout: 20, interval: 0.1) { (try? system.get("/api/user/group", token: token).status) == 200 },
                       "the old UserService is reachable again:\n\(system.log)")
+
+        // The same as a new replica: restarted as it keeps failing, never serving, dropped.
+        let scale = try system.crm(["scale", "users=2"])
+        XCTAssertEqual(scale.status, 1, scale.output)
+        XCTAssertTrue(scale.output.contains("users#2 did not serve within 3 s (CRM_READY_SECONDS); not kept"), scale.output)
+        XCTAssertFalse(fm.fileExists(atPath: system.dataDir + "/run/users/2.sock"), "the dropped replica's socket file is removed")
+        XCTAssertTrue(fm.fileExists(atPath: system.dataDir + "/run/users/1.sock"))
+        XCTAssertEqual(system.childPIDs("UserService"), [oldUsers])
+        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
     }
 
     /// A replacement, or a replica `crm scale` adds, that does not serve within
