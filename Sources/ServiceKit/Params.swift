@@ -36,9 +36,17 @@ public struct Params: Sendable {
     public func int(_ name: String) throws(APIError) -> Int64? {
         guard let value = raw(name) else { return nil }
         guard let parsed = Params.integer(value) else {
-            throw .badRequest("\(name) must be an integer")
+            throw .badRequest(Params.repeated(name, value) ?? "\(name) must be an integer")
         }
         return parsed
+    }
+
+    /// The error for a one-value parameter given several values (`page=1&page=2` reaches a
+    /// service as an array): saying it must be an integer or a string would send the caller
+    /// looking at the wrong thing.
+    static func repeated(_ name: String, _ value: JSON) -> String? {
+        guard case .array(let items) = value, items.count > 1 else { return nil }
+        return "\(name) takes one value, not \(items.count)"
     }
 
     public func requireInt(_ name: String) throws(APIError) -> Int64 {
@@ -138,7 +146,7 @@ public struct Params: Sendable {
         case .bool(let b): text = b ? "1" : "0"
         case .array(let items) where items.count == 1:
             return try Params(JSONObject([(name, items[0])])).string(name, maxLength: maxLength)
-        default: throw .badRequest("\(name) must be a string")
+        default: throw .badRequest(Params.repeated(name, value) ?? "\(name) must be a string")
         }
         guard text.unicodeScalars.count <= maxLength else {
             throw .badRequest("\(name) is longer than \(maxLength) characters")
@@ -239,6 +247,7 @@ public struct Params: Sendable {
         case .array(let items) where items.count == 1:
             return try Params(JSONObject([(name, items[0])])).money(name)
         default:
+            if let repeated = Params.repeated(name, raw) { throw .badRequest(repeated) }
             throw refused
         }
     }
@@ -327,6 +336,7 @@ public struct Params: Sendable {
             if let alias = aliases[key] { return alias }
         }
         guard let v = Params.integer(value), allowed.contains(v) else {
+            if let repeated = Params.repeated(name, value) { throw .badRequest(repeated) }
             let names = ["all"] + aliases.keys.sorted() + allowed.map(String.init)
             throw .badRequest("\(name) must be one of \(names.joined(separator: ", "))")
         }

@@ -26,6 +26,24 @@ final class ParamsTests: XCTestCase {
         XCTAssertThrowsError(try params([("s", 4)]).int("s", oneOf: [1, 2, 3]))
     }
 
+    /// A one-value parameter given twice (`page=1&page=2`, folded into an array by the
+    /// gateway) is refused for that, not for its type; given once in an array, it is read.
+    func testARepeatedOneValueParameterIsRefusedForBeingRepeated() throws {
+        let p = params([("page", .array([.string("1"), .string("2")])), ("name", .array([.string("a"), .string("b"), .string("c")])),
+                        ("one", .array([.string("7")])), ("nested", .array([.array([1, 2])]))])
+        XCTAssertThrowsError(try p.int("page")) { XCTAssertEqual(($0 as? APIError)?.message, "page takes one value, not 2") }
+        XCTAssertThrowsError(try p.string("name")) { XCTAssertEqual(($0 as? APIError)?.message, "name takes one value, not 3") }
+        XCTAssertEqual(try p.int("one"), 7)
+        XCTAssertEqual(try p.string("one"), "7")
+        XCTAssertThrowsError(try p.int("nested")) { XCTAssertEqual(($0 as? APIError)?.message, "nested must be an integer") }
+        let twice = params([("x", .array([.string("1"), .string("2")]))])
+        XCTAssertThrowsError(try twice.time("x")) { XCTAssertEqual(($0 as? APIError)?.message, "x takes one value, not 2") }
+        XCTAssertThrowsError(try twice.money("x")) { XCTAssertEqual(($0 as? APIError)?.message, "x takes one value, not 2") }
+        XCTAssertThrowsError(try twice.statusFilter("x", allowed: [1, 2], default: nil)) {
+            XCTAssertEqual(($0 as? APIError)?.message, "x takes one value, not 2")
+        }
+    }
+
     /// Plain digit strings are read by bytes: wherever that quick path answers, the general
     /// parser (trimming, overflow checks) answers the same.
     func testPlainDecimalsAgreeWithTheGeneralParser() {
