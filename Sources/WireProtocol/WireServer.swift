@@ -25,8 +25,8 @@ public final class WireServer: @unchecked Sendable {
     private var draining = false
     /// Where the server listens once started (for `tcp:host:0`, with the port the system chose).
     public private(set) var boundEndpoint: Endpoint?
-    /// The inode of the socket file this server bound (Unix endpoints).
-    private var socketInode: ino_t?
+    /// The socket file this server bound (Unix endpoints).
+    private var socketFile: SocketFile?
     private var drainCompletion: (@Sendable () -> Void)?
 
     public init(loop: EventLoop, endpoint: Endpoint, hello: Hello, maxFrameLength: Int = FrameDecoder.defaultMaxFrameLength, handler: @escaping RequestHandler) {
@@ -42,8 +42,7 @@ public final class WireServer: @unchecked Sendable {
         let fd = try Socket.listen(on: endpoint)
         switch endpoint {
         case .unix(let path):
-            var info = stat()
-            if stat(path, &info) == 0 { socketInode = info.st_ino }
+            socketFile = SocketFile(path)
             boundEndpoint = endpoint
         case .tcp(let host, _):
             boundEndpoint = .tcp(host: host, port: Socket.localPort(fd))
@@ -124,9 +123,8 @@ public final class WireServer: @unchecked Sendable {
             listener?.close()
             // Remove the socket file only if it is still ours: a replacement started beside this
             // process has already bound the path anew, and its socket must stay.
-            if case .unix(let path) = endpoint, let socketInode {
-                var info = stat()
-                if stat(path, &info) == 0 && info.st_ino == socketInode { unlink(path) }
+            if case .unix(let path) = endpoint, let socketFile, SocketFile(path) == socketFile {
+                unlink(path)
             }
             for connection in connections.values { connection.beginDrain() }
             checkDrained()
@@ -141,8 +139,7 @@ public final class WireServer: @unchecked Sendable {
     public func reclaimSocketPath() {
         loop.execute { [self] in
             guard !draining, listener != nil, case .unix(let path) = endpoint else { return }
-            var info = stat()
-            if stat(path, &info) == 0 && info.st_ino == socketInode { return }
+            if let socketFile, SocketFile(path) == socketFile { return }
             do {
                 let fd = try Socket.listen(on: endpoint)
                 let fresh = Listener(fd: fd, loop: loop) { [weak self] client in
@@ -152,7 +149,7 @@ public final class WireServer: @unchecked Sendable {
                 do { try fresh.start() } catch { fresh.close(); throw error }
                 listener?.close()
                 listener = fresh
-                socketInode = stat(path, &info) == 0 ? info.st_ino : nil
+                socketFile = SocketFile(path)
                 Log.warning("\(path) was no longer this process's socket (a replacement bound it and stopped): bound it again")
             } catch {
                 Log.error("cannot bind \(path) again: \(error)")
@@ -235,4 +232,28 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
 final class WeakConnection: @unchecked Sendable {
     weak var connection: ServerConnection?
     init(_ connection: ServerConnection) { self.connection = connection }
+}
+
+/// Which file a path names: its inode and when that inode changed. The inode alone can name
+/// another file: a socket file unlinked (a replacement bound the path anew) frees its inode
+/// number, and the next file made may get it.
+struct SocketFile: Equatable {
+    let inode: ino_t
+    let changedSeconds: Int
+    let changedNanoseconds: Int
+
+    init(inode: ino_t, changedSeconds: Int, changedNanoseconds: Int) {
+        self.inode = inode
+        self.changedSeconds = changedSeconds
+        self.changedNanoseconds = changedNanoseconds
+    }
+
+    /// The file at `path` now; nil when there is none.
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        inode = info.st_ino
+        changedSeconds = info.st_ctim.tv_sec
+        changedNanoseconds = info.st_ctim.tv_nsec
+    }
 }

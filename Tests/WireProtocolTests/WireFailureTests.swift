@@ -190,6 +190,20 @@ final class WireFailureTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(connections, 2)
     }
 
+    /// A socket file is told apart from the next one bound at its path by inode and change time,
+    /// so an inode number given out again cannot pass for the old file.
+    func testSocketFileTellsAFileFromTheNextOneAtItsPath() throws {
+        XCTAssertNil(SocketFile(path))
+        close(try Socket.listen(on: .unix(path: path)))
+        let first = try XCTUnwrap(SocketFile(path))
+        XCTAssertEqual(SocketFile(path), first)
+        close(try Socket.listen(on: .unix(path: path)))
+        let second = try XCTUnwrap(SocketFile(path))
+        XCTAssertNotEqual(second, first)
+        let reused = SocketFile(inode: first.inode, changedSeconds: second.changedSeconds, changedNanoseconds: second.changedNanoseconds)
+        XCTAssertNotEqual(reused, first, "the same inode number, changed at another time")
+    }
+
     /// 0 when a Unix socket connects to `path`, else the errno.
     func connectErrno() -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
