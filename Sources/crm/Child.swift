@@ -214,8 +214,10 @@ final class Child: @unchecked Sendable {
         }
         switch outcome {
         case .promoted:
-            old.terminate()
-            old.waitUntilExit()
+            // Drains and exits (a service within its 10 s bound); one that does not — wedged,
+            // or ignoring SIGTERM — is killed after the grace, so that it cannot hold up this
+            // operation and every later one.
+            Child.end([old])
             lock.withLock { retiring = nil }
             return nil
         case .failed:

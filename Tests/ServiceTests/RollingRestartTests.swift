@@ -239,6 +239,40 @@ extension RollingRestartTests {
         XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
     }
 
+    /// An old process that does not exit on SIGTERM (wedged) is killed after the stop grace
+    /// once its replacement took over: the restart ends, and the next operation can run. It
+    /// used to wait for it for ever, holding every later restart, scale and SIGHUP.
+    func testAnOldProcessThatIgnoresSIGTERMIsKilledAfterTheGrace() throws {
+        let fm = FileManager.default
+        let bin = try RollingRestartTests.binFolder()
+        defer { try? fm.removeItem(atPath: bin) }
+        // The first UserService: a shell that ignores SIGTERM and runs the real one in the
+        // foreground (the launcher signals the shell, which neither exits nor passes it on).
+        let pidFile = bin + "/old.pid"
+        try RollingRestartTests.install("""
+            \(RollingRestartTests.recordPID(in: pidFile))
+            trap '' TERM
+            '\(SystemHarness.binDir)/UserService' "$@"
+            """, as: "UserService", in: bin)
+        let system = try SystemHarness(binDir: bin)
+        defer { system.stop() }
+        let wedged = try RollingRestartTests.startedPID(pidFile, system)
+        defer { if !SystemHarness.isGone(wedged) { kill(wedged, SIGKILL) } }
+        let token = try system.login()
+        // The next one is the real executable.
+        try fm.removeItem(atPath: bin + "/UserService")
+        try fm.createSymbolicLink(atPath: bin + "/UserService", withDestinationPath: SystemHarness.binDir + "/UserService")
+
+        let restart = try system.crm(["restart", "users"])
+        XCTAssertEqual(restart.status, 0, restart.output)
+        XCTAssertTrue(restart.output.contains("restarted users#1"), restart.output)
+        XCTAssertTrue(SystemHarness.isGone(wedged), "the old process was killed")
+        XCTAssertEqual(try system.get("/api/user/group", token: token).status, 200)
+        // The launcher takes operations again.
+        let status = try system.crm(["status"])
+        XCTAssertEqual(status.status, 0, status.output)
+    }
+
     /// A replacement, or a replica `crm scale` adds, that does not serve within
     /// `CRM_READY_SECONDS` is stopped and reported; the old process keeps serving.
     func testANewProcessThatDoesNotServeInTimeIsNotKept() throws {
