@@ -113,14 +113,9 @@ final class Child: @unchecked Sendable {
     /// stops it. A refusal from now on stops the system like any other. One deadline for the
     /// replicas started together: they start at once, so none waits `readySeconds` twice.
     func endTrial(deadline: Date) -> String? {
-        func serves(_ process: ChildProcess?) -> Bool {
-            guard let process, process.isRunning else { return false }
-            return lifeline?.isReady(process.processIdentifier) ?? true
-        }
-        while Date() < deadline {
+        Child.poll(until: deadline) {
             let (current, over) = lock.withLock { (process, trialRefusal != nil || stopping) }
-            if over || serves(current) { break }
-            usleep(10_000)
+            return over || serves(current)
         }
         return lock.withLock {
             onTrial = false
@@ -255,17 +250,25 @@ final class Child: @unchecked Sendable {
         current.signal(SIGUSR1)
     }
 
-    /// Waits until `process` says it serves (`Lifeline.ready`: its socket or listener accepts),
-    /// exits, shutdown begins or `readySeconds` pass; true when it serves. Without a lifeline
-    /// there is no telling: a running process counts as serving.
+    /// Waits until `process` serves, exits, shutdown begins or `readySeconds` pass; true when
+    /// it serves.
     private func awaitReady(_ process: ChildProcess) -> Bool {
-        guard let lifeline else { return process.isRunning }
-        let deadline = Date().addingTimeInterval(Double(readySeconds))
-        while process.isRunning && !lock.withLock({ stopping }) && Date() < deadline {
-            if lifeline.isReady(process.processIdentifier) { return true }
-            usleep(10_000)
+        Child.poll(until: Date().addingTimeInterval(Double(readySeconds))) {
+            !process.isRunning || lock.withLock { stopping } || serves(process)
         }
-        return process.isRunning && lifeline.isReady(process.processIdentifier)
+        return serves(process)
+    }
+
+    /// Whether `process` runs and said it serves (`Lifeline.ready`: its socket or listener
+    /// accepts). Without a lifeline there is no telling: a running process counts as serving.
+    private func serves(_ process: ChildProcess?) -> Bool {
+        guard let process, process.isRunning else { return false }
+        return lifeline?.isReady(process.processIdentifier) ?? true
+    }
+
+    /// Checks `done` every `intervalMicros` until it holds or `deadline` passes.
+    private static func poll(until deadline: Date, intervalMicros: UInt32 = 10_000, _ done: () -> Bool) {
+        while !done() && Date() < deadline { usleep(intervalMicros) }
     }
 
     /// "status N" or "signal N" of a process that has exited.
@@ -298,8 +301,7 @@ final class Child: @unchecked Sendable {
     private static func end(_ processes: [ChildProcess], graceSeconds: Double = 15) {
         let running = processes.filter(\.isRunning)
         for process in running { process.terminate() }
-        let deadline = Date().addingTimeInterval(graceSeconds)
-        while running.contains(where: \.isRunning) && Date() < deadline { usleep(20_000) }
+        poll(until: Date().addingTimeInterval(graceSeconds), intervalMicros: 20_000) { !running.contains(where: \.isRunning) }
         for process in running where process.isRunning { process.signal(SIGKILL) }
         // Polled rather than waitUntilExit(): `replace()` may be waiting on the old one already.
         while running.contains(where: \.isRunning) { usleep(10_000) }
