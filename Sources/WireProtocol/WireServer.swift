@@ -50,10 +50,7 @@ public final class WireServer: @unchecked Sendable {
         let result = Mutex<Error?>(nil)
         let done = Atomic<Bool>(false)
         loop.execute { [self] in
-            let listener = Listener(fd: fd, loop: loop) { [weak self] client in
-                guard let self else { close(client); return }
-                self.accepted(client)
-            }
+            let listener = makeListener(fd)
             do {
                 try listener.start()
                 self.listener = listener
@@ -64,6 +61,14 @@ public final class WireServer: @unchecked Sendable {
         }
         while !done.load(ordering: .acquiring) { usleep(200) }
         if let error = result.withLock({ $0 }) { throw error }
+    }
+
+    /// A listener on `fd` whose clients this server serves.
+    private func makeListener(_ fd: Int32) -> Listener {
+        Listener(fd: fd, loop: loop) { [weak self] client in
+            guard let self else { close(client); return }
+            self.accepted(client)
+        }
     }
 
     private func accepted(_ fd: Int32) {
@@ -141,11 +146,7 @@ public final class WireServer: @unchecked Sendable {
             guard !draining, listener != nil, case .unix(let path) = endpoint else { return }
             if let socketFile, SocketFile(path) == socketFile { return }
             do {
-                let fd = try Socket.listen(on: endpoint)
-                let fresh = Listener(fd: fd, loop: loop) { [weak self] client in
-                    guard let self else { close(client); return }
-                    self.accepted(client)
-                }
+                let fresh = makeListener(try Socket.listen(on: endpoint))
                 do { try fresh.start() } catch { fresh.close(); throw error }
                 listener?.close()
                 listener = fresh
