@@ -26,13 +26,10 @@ final class Child: @unchecked Sendable {
     let name: String
     let service: String
     let replica: String
-    let executable: String
-    let arguments: [String]
-    let environment: [String: String]
-    /// Given to every process as its standard input: the gateway's inherited listener.
-    private let standardInput: Int32?
-    /// Given to every process: none outlives the launcher (`Lifeline`).
-    private let lifeline: Lifeline?
+    /// What every process of this child runs: the gateway's gets the inherited listener as its
+    /// standard input, and each gets the lifeline, so that none outlives the launcher.
+    private let command: ChildProcess.Command
+    private var lifeline: Lifeline? { command.lifeline }
     private let refused: @Sendable (String) -> Void
     /// How long a new process may take to serve (`awaitReady`).
     let readySeconds: Int
@@ -61,11 +58,8 @@ final class Child: @unchecked Sendable {
         self.service = service
         self.replica = replica
         self.name = "\(service)#\(replica)"
-        self.executable = executable
-        self.arguments = arguments
-        self.environment = environment
-        self.standardInput = standardInput
-        self.lifeline = lifeline
+        command = ChildProcess.Command(executable: executable, arguments: arguments, environment: environment,
+                                       standardInput: standardInput, lifeline: lifeline)
         self.refused = refused
         self.readySeconds = readySeconds
         self.listensOnSocketPath = listensOnSocketPath
@@ -98,8 +92,7 @@ final class Child: @unchecked Sendable {
     var pid: Int32? { lock.withLock { process?.isRunning == true ? process?.processIdentifier : nil } }
 
     private func makeProcess() -> ChildProcess {
-        ChildProcess(executable: executable, arguments: arguments, environment: environment, standardInput: standardInput,
-                     lifeline: lifeline) { [weak self] finished in self?.exited(finished) }
+        ChildProcess(command) { [weak self] finished in self?.exited(finished) }
     }
 
     func start(onTrial: Bool = false) throws {

@@ -8,7 +8,7 @@ import WireProtocol
 /// One run of a child's executable, started with `posix_spawn` (Foundation's `Process` closes
 /// every descriptor above 2 in the child, so it cannot hand over the lifeline).
 ///
-/// The child gets: standard input `standardInput` (else /dev/null), the launcher's standard
+/// The child gets: standard input `Command.standardInput` (else /dev/null), the launcher's standard
 /// output and error, the lifeline's end as descriptor 3 (`Lifeline`), and nothing else — every
 /// other descriptor is closed, whatever its close-on-exec flag. It starts in a process group of
 /// its own (a terminal's Ctrl-C reaches the launcher, which stops the children in order) with
@@ -27,24 +27,26 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    let executable: String
-    let arguments: [String]
-    let environment: [String: String]
-    private let standardInput: Int32?
-    private let lifeline: Lifeline?
+    /// What to run, and what the process gets besides its arguments.
+    struct Command: Sendable {
+        var executable: String
+        var arguments: [String]
+        var environment: [String: String]
+        /// Its standard input (else /dev/null).
+        var standardInput: Int32?
+        /// Its end of the lifeline, as descriptor 3.
+        var lifeline: Lifeline?
+    }
+
+    let command: Command
     /// Runs once, on the waiting thread, when the process has exited.
     private let terminationHandler: @Sendable (ChildProcess) -> Void
     private let condition = NSCondition()
     private var pid: pid_t = 0
     private var ended: Exit?
 
-    init(executable: String, arguments: [String], environment: [String: String], standardInput: Int32?,
-         lifeline: Lifeline?, terminationHandler: @escaping @Sendable (ChildProcess) -> Void) {
-        self.executable = executable
-        self.arguments = arguments
-        self.environment = environment
-        self.standardInput = standardInput
-        self.lifeline = lifeline
+    init(_ command: Command, terminationHandler: @escaping @Sendable (ChildProcess) -> Void) {
+        self.command = command
         self.terminationHandler = terminationHandler
     }
 
@@ -62,12 +64,13 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
 
-        if let standardInput {
+        if let standardInput = command.standardInput {
             try check(posix_spawn_file_actions_adddup2(&actions, standardInput, 0), "dup2")
         } else {
             try check(posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0), "open /dev/null")
         }
-        var environment = self.environment
+        var environment = command.environment
+        let lifeline = command.lifeline
         if let lifeline {
             try check(posix_spawn_file_actions_adddup2(&actions, lifeline.given, Lifeline.childDescriptor), "dup2")
             environment[Lifeline.environmentKey] = String(Lifeline.childDescriptor)
@@ -86,12 +89,12 @@ final class ChildProcess: @unchecked Sendable {
         try check(posix_spawnattr_setpgroup(&attributes, 0), "pgroup")
         try check(posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP)), "flags")
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let argv = ([command.executable] + command.arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var spawned: pid_t = 0
-        let rc = posix_spawn(&spawned, executable, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw LaunchError("cannot start \(executable): \(String(cString: strerror(rc)))") }
+        let rc = posix_spawn(&spawned, command.executable, &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw LaunchError("cannot start \(command.executable): \(String(cString: strerror(rc)))") }
         condition.withLock { pid = spawned }
 
         let child = spawned
@@ -102,7 +105,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     private func check(_ rc: Int32, _ step: String) throws {
-        guard rc == 0 else { throw LaunchError("cannot start \(executable) (\(step)): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw LaunchError("cannot start \(command.executable) (\(step)): \(String(cString: strerror(rc)))") }
     }
 
     private func waitForExit(_ pid: pid_t) {
