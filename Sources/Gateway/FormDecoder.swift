@@ -3,40 +3,56 @@ import WireProtocol
 /// `application/x-www-form-urlencoded` and query strings, and how they become request parameters.
 enum FormDecoder {
     /// Name/value pairs in order; `+` is a space; bad percent escapes are kept as typed.
-    static func pairs(_ text: Substring.UTF8View) -> [(String, String)] {
+    /// Read through one buffer pointer: the generic `split` and index arithmetic on a string
+    /// view cost ~7,000 instructions for `page=1&size=10` (a third of a forwarded request's).
+    static func pairs(_ text: String) -> [(String, String)] {
+        var text = text
+        return text.withUTF8 { pairs($0) }
+    }
+
+    static func pairs(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
         var result: [(String, String)] = []
-        for part in text.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            if let eq = part.firstIndex(of: UInt8(ascii: "=")) {
-                result.append((decode(part[..<eq]), decode(part[part.index(after: eq)...])))
-            } else {
-                result.append((decode(part[...]), ""))
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            var eq = -1
+            while end < bytes.count && bytes[end] != UInt8(ascii: "&") {
+                if eq < 0 && bytes[end] == UInt8(ascii: "=") { eq = end }
+                end += 1
             }
+            if end > start {  // empty parts are skipped
+                if eq >= 0 {
+                    result.append((decode(UnsafeBufferPointer(rebasing: bytes[start..<eq])),
+                                   decode(UnsafeBufferPointer(rebasing: bytes[(eq + 1)..<end]))))
+                } else {
+                    result.append((decode(UnsafeBufferPointer(rebasing: bytes[start..<end])), ""))
+                }
+            }
+            start = end + 1
         }
         return result
     }
 
-    static func pairs(_ text: String) -> [(String, String)] {
-        pairs(Substring(text).utf8)
-    }
-
-    static func decode(_ bytes: Substring.UTF8View.SubSequence) -> String {
+    /// Percent escapes and `+` decoded; invalid UTF-8 becomes U+FFFD.
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        // Most names and values have nothing to decode: no copy.
+        guard bytes.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) else {
+            return String(decoding: bytes, as: UTF8.self)
+        }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
+        var i = 0
+        while i < bytes.count {
             let b = bytes[i]
             if b == UInt8(ascii: "+") {
                 out.append(UInt8(ascii: " "))
-            } else if b == UInt8(ascii: "%"),
-                      let h1 = bytes.index(i, offsetBy: 1, limitedBy: bytes.endIndex), h1 < bytes.endIndex,
-                      let h2 = bytes.index(i, offsetBy: 2, limitedBy: bytes.endIndex), h2 < bytes.endIndex,
-                      let hi = hex(bytes[h1]), let lo = hex(bytes[h2]) {
+            } else if b == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hex(bytes[i + 1]), let lo = hex(bytes[i + 2]) {
                 out.append(hi << 4 | lo)
-                i = h2
+                i += 2
             } else {
                 out.append(b)
             }
-            i = bytes.index(after: i)
+            i += 1
         }
         return String(decoding: out, as: UTF8.self)
     }

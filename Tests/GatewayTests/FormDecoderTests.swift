@@ -27,6 +27,13 @@ final class FormDecoderTests: XCTestCase {
         XCTAssertEqual(pairs("a=%FF"), ["a=\u{FFFD}"], "bytes that are not UTF-8 become U+FFFD")
     }
 
+    /// A form body is read as bytes: raw UTF-8, escapes and a byte that is not UTF-8 mix.
+    func testBodyBytes() {
+        let body: [UInt8] = Array("n=".utf8) + [0xE5] + Array("%BC%A0+%E4%B8%89&bad=".utf8) + [0xFF] + Array("x&&=v".utf8)
+        let decoded = body.withUnsafeBufferPointer { FormDecoder.pairs($0) }.map { "\($0.0)=\($0.1)" }
+        XCTAssertEqual(decoded, ["n=张 三", "bad=\u{FFFD}x", "=v"])
+    }
+
     func testRepeatedKeysAndBracketsBecomeArrays() {
         XCTAssertEqual(merged("a=1&b=2"), #"{"a":"1","b":"2"}"#)
         XCTAssertEqual(merged("ids=1&ids=2&x=3&ids=4"), #"{"ids":["1","2","4"],"x":"3"}"#, "in order, at the first key's place")
