@@ -68,7 +68,8 @@ final class Gateway: @unchecked Sendable {
     private let sessions: SessionCache
     let metrics = Metrics(documentedPaths: OpenAPI.paths)
     private let accessLog: AccessLog
-    private let ridPrefix: String
+    /// `gw-<random>-`: the start of every request id this gateway makes for a service.
+    private let ridPrefix: [UInt8]
     @exclusivity(unchecked) private var ridCounter: UInt64 = 0
 
     private let group: GatewayGroup
@@ -82,8 +83,9 @@ final class Gateway: @unchecked Sendable {
         sessions = group.sessions
         // Request ids must not repeat across gateways and restarts: without real randomness
         // the gateway does not start (fails closed).
-        ridPrefix = "gw-" + (try Gateway.randomHex(8)) + "-"
-        tracePrefix = ridPrefix + "t"
+        let prefix = "gw-" + (try Gateway.randomHex(8)) + "-"
+        ridPrefix = Array(prefix.utf8)
+        tracePrefix = Array((prefix + "t").utf8)
         var clientConfig = WireClientConfiguration()
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
@@ -292,7 +294,7 @@ final class Gateway: @unchecked Sendable {
         let forward: (Caller?) -> Void = { [self] caller in
             ridCounter += 1
             exchange.caller = caller?.id
-            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? { var rid = ridPrefix; rid.append(String(ridCounter)); return rid }()
+            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? Gateway.numbered(ridPrefix, ridCounter)
             var wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
                                    deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                    session: service == .users ? token : nil)
@@ -374,11 +376,28 @@ final class Gateway: @unchecked Sendable {
     /// A request id of the gateway's own (for answers to requests it could not even parse).
     func newRequestID() -> String {
         traceCounter += 1
-        var id = tracePrefix
-        id.append(String(traceCounter))
-        return id
+        return Gateway.numbered(tracePrefix, traceCounter)
     }
-    private let tracePrefix: String
+    private let tracePrefix: [UInt8]
+
+    /// `prefix` followed by the decimal digits of `number`, made in one allocation (was a
+    /// string for the digits, then an append: ~1,000 instructions per request).
+    static func numbered(_ prefix: [UInt8], _ number: UInt64) -> String {
+        var digits = 1
+        var rest = number / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        return String(unsafeUninitializedCapacity: prefix.count + digits) { out in
+            _ = out.initialize(fromContentsOf: prefix)
+            var value = number
+            var index = prefix.count + digits
+            repeat {
+                index -= 1
+                out[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            } while value > 0
+            return prefix.count + digits
+        }
+    }
     @exclusivity(unchecked) private var traceCounter: UInt64 = 0
 
     static func isRequestIDByte(_ b: UInt8) -> Bool {

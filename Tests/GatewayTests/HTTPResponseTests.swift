@@ -20,3 +20,16 @@ final class HTTPResponseTests: XCTestCase {
         XCTAssertTrue(head.hasSuffix("Connection: keep-alive\r\n\r\n{}"))
     }
 }
+
+/// The ids the gateway makes: its prefix and a counter in decimal.
+final class RequestIDTests: XCTestCase {
+    func testNumberedIDs() {
+        let prefix = Array("gw-0a1b-t".utf8)
+        XCTAssertEqual(Gateway.numbered(prefix, 0), "gw-0a1b-t0")
+        XCTAssertEqual(Gateway.numbered(prefix, 9), "gw-0a1b-t9")
+        XCTAssertEqual(Gateway.numbered(prefix, 10), "gw-0a1b-t10")
+        XCTAssertEqual(Gateway.numbered(prefix, 1_234_567), "gw-0a1b-t1234567")
+        XCTAssertEqual(Gateway.numbered(prefix, .max), "gw-0a1b-t18446744073709551615")
+        XCTAssertEqual(Gateway.numbered([], 42), "42")
+    }
+}
