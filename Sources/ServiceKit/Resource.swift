@@ -103,6 +103,8 @@ public struct Resource: Sendable {
     /// the same texts `list` would build (`SQLFilter.in`, `SQLFilter.clause`).
     let plainLists: [[PageQuery]]
     static let plainListMaxStatuses = 8
+    /// The queries of the other lists (a filter, a window), by `WHERE` clause and kind.
+    let filteredLists = PageQueries()
     /// The writable columns.
     public let fields: [Field]
 }
@@ -877,7 +879,11 @@ extension Resource {
                 query.binds = statuses?.map { .int($0) } ?? []
             } else {
                 if let statuses { filter.in("t.status", statuses) }
-                query = PageQuery(table: table, selectList: pageSelectList, clause: filter.clause, ordering: ordering, paged: !limit.isEmpty, binds: filter.binds)
+                let clause = filter.clause, paged = !limit.isEmpty
+                query = filteredLists.query(clause: clause, paged: paged) {
+                    PageQuery(table: table, selectList: pageSelectList, clause: clause, ordering: ordering, paged: paged, binds: [])
+                }
+                query.binds = filter.binds
             }
             if let counters, !keys.isEmpty {
                 total = try (statuses ?? status.values).reduce(0) { sum, s in
@@ -930,6 +936,29 @@ struct PageQuery: Sendable {
         let tail = "FROM \(table) t \(clause) ORDER BY \(ordering)" + (paged ? " LIMIT ? OFFSET ?" : "")
         self.init(ids: "SELECT t.id " + tail, rows: "SELECT \(selectList) " + tail, count: "SELECT COUNT(*) FROM \(table) t \(clause)", binds: binds)
     }
+}
+
+/// A resource's list queries by `WHERE` clause and kind, made on first use: building the three
+/// texts around the select list cost a filtered page (a follow page by organization) ~7,500
+/// instructions, and the same text objects let the statement cache's front compare by identity.
+/// Bounded: the clause shapes are the filters' combinations, but `IN (?, …)` has one per count.
+final class PageQueries: Sendable {
+    static let capacity = 64
+    private let made = Mutex<[String: PageQuery]>([:])
+
+    func query(clause: String, paged: Bool, make: () -> PageQuery) -> PageQuery {
+        let key = paged ? clause + "\u{1F}p" : clause
+        if let known = made.withLock({ $0[key] }) { return known }
+        let query = make()
+        made.withLock { made in
+            if made.count >= PageQueries.capacity { made.removeAll(keepingCapacity: true) }
+            made[key] = query
+        }
+        return query
+    }
+
+    /// Queries kept (tests).
+    var count: Int { made.withLock { $0.count } }
 }
 
 extension Resource {
