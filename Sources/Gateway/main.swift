@@ -130,9 +130,9 @@ do {
 }
 
 /// Every loop drains (once, whatever asks first); the process exits when the last one is done.
-let draining = Atomic<Bool>(false)
-@Sendable func drainAll() {
-    guard !draining.exchange(true, ordering: .acquiringAndReleasing) else { return }
+/// SIGHUP too: a gateway told to restart drains like one told to stop (the launcher starts the
+/// next one); the launcher's end stops it too, releasing the port.
+let stopSources = Lifeline.onStop(signals: [SIGTERM, SIGINT, SIGHUP], lifeline: lifeline) { _ in
     let left = Atomic<Int>(gateways.count)
     for gateway in gateways {
         gateway.drain {
@@ -140,16 +140,4 @@ let draining = Atomic<Bool>(false)
         }
     }
 }
-
-var signalSources: [DispatchSourceProtocol] = []
-// SIGHUP too: a gateway told to restart drains like one told to stop (the launcher starts the next one).
-for sig in [SIGTERM, SIGINT, SIGHUP] {
-    signal(sig, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-    source.setEventHandler { drainAll() }
-    source.resume()
-    signalSources.append(source)
-}
-// The launcher died without stopping this gateway: it stops too, releasing the port.
-if let lifeline { signalSources.append(Lifeline.watch(lifeline, queue: .main) { drainAll() }) }
-dispatchMain()
+withExtendedLifetime(stopSources) { dispatchMain() }

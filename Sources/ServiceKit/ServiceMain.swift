@@ -373,21 +373,10 @@ public enum ServiceMain {
             refuseToStart(error)
         }
         // SIGTERM, SIGINT and the launcher's end (it died without stopping this process) all drain, once.
-        let draining = ManagedFlag()
-        let drain: @Sendable (String) -> Void = { why in
-            guard draining.setOnce() else { return }
+        var sources = Lifeline.onStop(signals: [SIGTERM, SIGINT], lifeline: lifeline) { why in
             Log.info("\(why): draining")
             runtime.shutdown { exit(0) }
         }
-        var sources: [DispatchSourceProtocol] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-            source.setEventHandler { drain("signal \(sig)") }
-            source.resume()
-            sources.append(source)
-        }
-        if let lifeline { sources.append(Lifeline.watch(lifeline, queue: .main) { drain("the launcher is gone") }) }
         // SIGUSR1 (the launcher, after a replacement that bound this replica's socket path
         // failed): bind the path again if it is no longer ours.
         let reclaim = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .main)

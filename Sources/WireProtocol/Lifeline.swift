@@ -134,6 +134,28 @@ public final class Lifeline: Sendable {
         return source
     }
 
+    /// Calls `stop` once, on the main queue, for the first of `signals` (ignored as signals from
+    /// here on) or the launcher's end (`lifeline`, when there is one), with why: what every
+    /// process the launcher starts does to drain. Keep the returned sources for as long as
+    /// they should fire.
+    public static func onStop(signals: [Int32], lifeline: Int32?, _ stop: @escaping @Sendable (String) -> Void) -> [DispatchSourceProtocol] {
+        let stopped = Atomic<Bool>(false)
+        let once: @Sendable (String) -> Void = { why in
+            guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            stop(why)
+        }
+        var sources: [DispatchSourceProtocol] = []
+        for sig in signals {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler { once("signal \(sig)") }
+            source.resume()
+            sources.append(source)
+        }
+        if let lifeline { sources.append(watch(lifeline, queue: .main) { once("the launcher is gone") }) }
+        return sources
+    }
+
     /// Tells the launcher why this process stops (a configuration it refuses), if it has a
     /// lifeline; never waits.
     public static func report(_ reason: String) {
