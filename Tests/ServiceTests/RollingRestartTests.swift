@@ -65,9 +65,7 @@ extension RollingRestartTests {
     /// A replacement that fails leaves the old process current, serving and supervised: it is
     /// reported, not restarted in a loop, and stopped with the launcher.
     func testFailedReplacementKeepsTheOldProcess() throws {
-        let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         let names = ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"]
         let system = try SystemHarness(binDir: bin)
         defer { system.stop() }
@@ -113,9 +111,7 @@ extension RollingRestartTests {
     /// does not stop the system, as a refusal at start does: the old process keeps serving and
     /// `crm restart` reports it and fails.
     func testAReplacementThatRefusesItsConfigurationKeepsTheOldProcess() throws {
-        let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         let system = try SystemHarness(binDir: bin)
         defer { system.stop() }
         let oldStats = try XCTUnwrap(system.childPID("StatsService"))
@@ -153,8 +149,7 @@ extension RollingRestartTests {
     /// socket meanwhile.
     func testAReplacementTakesOverOnlyOnceItServes() throws {
         let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         let system = try SystemHarness(binDir: bin)
         defer { system.stop() }
         let token = try system.login()
@@ -198,8 +193,7 @@ extension RollingRestartTests {
     /// does the same is dropped with its socket file.
     func testAFailedReplacementThatTookTheSocketPathLeavesTheOldOneReachable() throws {
         let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         let system = try SystemHarness(extraEnvironment: ["CRM_READY_SECONDS": "3"], binDir: bin)
         defer { system.stop() }
         let token = try system.login()
@@ -244,8 +238,7 @@ extension RollingRestartTests {
     /// used to wait for it for ever, holding every later restart, scale and SIGHUP.
     func testAnOldProcessThatIgnoresSIGTERMIsKilledAfterTheGrace() throws {
         let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         // The first UserService: a shell that ignores SIGTERM and runs the real one in the
         // foreground (the launcher signals the shell, which neither exits nor passes it on).
         let pidFile = bin + "/old.pid"
@@ -276,9 +269,7 @@ extension RollingRestartTests {
     /// A replacement, or a replica `crm scale` adds, that does not serve within
     /// `CRM_READY_SECONDS` is stopped and reported; the old process keeps serving.
     func testANewProcessThatDoesNotServeInTimeIsNotKept() throws {
-        let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         let system = try SystemHarness(extraEnvironment: ["CRM_READY_SECONDS": "2"], binDir: bin)
         defer { system.stop() }
         let token = try system.login()
@@ -307,9 +298,7 @@ extension RollingRestartTests {
 
     /// SIGTERM while a replacement is still starting stops it as well as the old process.
     func testStopEndsAReplacementInProgress() throws {
-        let fm = FileManager.default
-        let bin = try RollingRestartTests.binFolder()
-        defer { try? fm.removeItem(atPath: bin) }
+        let bin = try binFolder()
         let system = try SystemHarness(binDir: bin)
         defer { system.stop() }
         let oldUsers = try XCTUnwrap(system.childPID("UserService"))
@@ -354,10 +343,13 @@ extension RollingRestartTests {
         guard chmod(path, 0o755) == 0 else { throw HarnessError("cannot make \(path) executable") }
     }
 
-    static func binFolder() throws -> String {
+    /// A folder of this build's executables (links, the launcher copied) that a test may
+    /// replace one of; removed after the test.
+    func binFolder() throws -> String {
         let fm = FileManager.default
         let bin = "/tmp/crm-bin-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try fm.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: bin) }
         try fm.copyItem(atPath: SystemHarness.binDir + "/crm", toPath: bin + "/crm")
         for name in ["Gateway", "UserService", "CustomerService", "RecordService", "ContractService", "StatsService"] {
             try fm.createSymbolicLink(atPath: "\(bin)/\(name)", withDestinationPath: "\(SystemHarness.binDir)/\(name)")
