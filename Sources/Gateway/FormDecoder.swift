@@ -10,7 +10,7 @@ enum FormDecoder {
         return text.withUTF8 { pairs($0) }
     }
 
-    static func pairs(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
+    private static func pairs(_ bytes: UnsafeBufferPointer<UInt8>) -> [(String, String)] {
         var result: [(String, String)] = []
         var start = 0
         while start < bytes.count {

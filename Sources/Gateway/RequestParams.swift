@@ -31,7 +31,7 @@ enum RequestParams {
             for (key, value) in object { params[key] = value }
         } else if contentType.isEmpty || contentType.hasPrefix("application/x-www-form-urlencoded") || contentType.hasPrefix("text/plain") {
             var form = JSONObject()
-            FormDecoder.merge(request.body.withUnsafeBufferPointer { FormDecoder.pairs($0) }, into: &form)
+            FormDecoder.merge(FormDecoder.pairs(String(decoding: request.body, as: UTF8.self)), into: &form)
             for (key, value) in form { params[key] = value }
         } else {
             throw ParamError(reason: "unsupported Content-Type '\(contentType)'; send application/json or application/x-www-form-urlencoded")
