@@ -10,6 +10,11 @@
 #   CRM_PROFILE_REQUESTS=500                   requests measured per pattern (default 300)
 #   CRM_PROFILE_GATEWAY_LOG=info               the gateway's log level (default warn: no access lines;
 #                                              info, as `crm up` runs it, counts them too)
+#   CRM_PROFILE_WRK=10                         instead of one request at a time, `wrk -t1 -c16` for that
+#                                              many seconds (after 3 s of warm-up), the requests
+#                                              counted by wrk: per-request figures with the batching
+#                                              of a loaded system (loop iterations, sends and reads
+#                                              shared by many requests). Read patterns only.
 #
 # Patterns: customer-page, customer-search (name=$CRM_PROFILE_SEARCH, default fang), follow-page, potential-page, contract-page, livez, group-list, and the writes
 # customer-create and follow-create (one at a time: no group commit) (as in scripts/bench.sh).
@@ -145,6 +150,18 @@ for pattern in $PATTERNS; do
     TOKEN=$(curl -s -X POST "http://127.0.0.1:$PORT/api/user/login" -d "phoneNumber=admin&password=$PASSWORD" \
         | sed -n 's/.*"token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
     [[ -n $TOKEN ]] || die "login failed"
+    if [[ -n ${CRM_PROFILE_WRK:-} ]]; then
+        case $pattern in *-create) die "$pattern: CRM_PROFILE_WRK profiles read patterns only" ;; esac
+        command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || die "wrk is missing (apt-get install wrk)"; }
+        printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN" >"$run/auth.lua"
+        wrk -t1 -c16 -d3s -s "$run/auth.lua" "http://127.0.0.1:$PORT$path" >/dev/null
+        for pid in $gateway_pid $service_pid; do callgrind_control -z "$pid" >/dev/null; done
+        wrk -t1 -c16 -d"${CRM_PROFILE_WRK}s" -s "$run/auth.lua" "http://127.0.0.1:$PORT$path" >"$run/wrk.txt"
+        for pid in $gateway_pid $service_pid; do callgrind_control -d "$pid" >/dev/null; done
+        REQUESTS=$(awk '/requests in/ { print $1 }' "$run/wrk.txt")
+        [[ ${REQUESTS:-0} -gt 0 ]] || die "$pattern: wrk made no request (logs in $run)"
+        if grep -q "Non-2xx" "$run/wrk.txt"; then die "$pattern: wrk had non-2xx answers (logs in $run)"; fi
+    else
     # One keep-alive connection: WARMUP requests, zero the counters, REQUESTS requests, dump.
     # The write patterns send a different body every time (as scripts/bench/*-create.lua do).
     python3 - "$PORT" "$TOKEN" "$path" "$WARMUP" "$REQUESTS" "$gateway_pid" "$service_pid" "$pattern" "$RECORD_ORG_ID" <<'PY'
@@ -179,6 +196,7 @@ for pid in pids: subprocess.run(["callgrind_control", "-z", pid], check=True, ca
 send(int(requests))
 for pid in pids: subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
 PY
+    fi
     # The dumps are written asynchronously: wait for them before stopping anything.
     for _ in $(seq 300); do
         [[ -f $run/gateway.out.1 && ( -z $service_pid || -f $run/service.out.1 ) ]] && break
