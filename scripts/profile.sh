@@ -155,9 +155,9 @@ for pattern in $PATTERNS; do
         command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null 2>&1 || die "wrk is missing (apt-get install wrk)"; }
         printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN" >"$run/auth.lua"
         wrk -t1 -c16 -d3s -s "$run/auth.lua" "http://127.0.0.1:$PORT$path" >/dev/null
-        for pid in $gateway_pid $service_pid; do callgrind_control -z "$pid" >/dev/null; done
+        for pid in $gateway_pid $service_pid; do callgrind_control -z "$pid" >/dev/null 2>&1; done
         wrk -t1 -c16 -d"${CRM_PROFILE_WRK}s" -s "$run/auth.lua" "http://127.0.0.1:$PORT$path" >"$run/wrk.txt"
-        for pid in $gateway_pid $service_pid; do callgrind_control -d "$pid" >/dev/null; done
+        for pid in $gateway_pid $service_pid; do callgrind_control -d "$pid" >/dev/null 2>&1; done
         REQUESTS=$(awk '/requests in/ { print $1 }' "$run/wrk.txt")
         [[ ${REQUESTS:-0} -gt 0 ]] || die "$pattern: wrk made no request (logs in $run)"
         if grep -q "Non-2xx" "$run/wrk.txt"; then die "$pattern: wrk had non-2xx answers (logs in $run)"; fi
