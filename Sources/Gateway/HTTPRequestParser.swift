@@ -26,32 +26,140 @@ struct HTTPParserLimits: Sendable {
 }
 
 /// The request line and header fields of one request.
+///
+/// The target and the fields are kept as bytes in one array (names lowercased while copied),
+/// with one small range per field: parsing makes no `String` per field, and `header(_:)`
+/// makes one only for the value it returns.
 struct HTTPRequestHead: Sendable {
     /// The method as sent (case-sensitive token), e.g. "GET".
     var method: String
-    /// The request-target as sent, e.g. "/api/user/group?status=1", or "*" (OPTIONS only).
-    var target: String
     /// The target before the first '?', not percent-decoded.
     var path: String
     /// The target after the first '?', "" when there is none.
     var query: String
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     var versionMinor: Int
-    /// Header fields in order: names lowercased, values with surrounding whitespace trimmed.
-    /// Bytes are decoded as UTF-8 (invalid sequences become U+FFFD).
-    var headers: [(name: String, value: String)]
     /// Whether the connection may stay open after this request: HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive` (and no `close`).
     var keepAlive: Bool
 
+    /// Where one field lies in `bytes`: its name at `start..<valueStart`, its value at `valueStart..<end`.
+    fileprivate struct Field: Sendable {
+        var start: Int32
+        var valueStart: Int32
+        var end: Int32
+    }
+
+    /// The request-target's bytes (`0..<targetEnd`), then each field's name and value.
+    /// Offsets fit in `Int32`: the parser's head is at most `maxHeaderBytes` (clamped to `Int32.max`).
+    private var bytes: [UInt8]
+    private var targetEnd: Int
+    private var fields: [Field] = []
+
+    /// A head from decoded parts (tests, and requests made in code): names are kept as given.
+    init(method: String, target: String, path: String, query: String, versionMinor: Int,
+         headers: [(name: String, value: String)], keepAlive: Bool) {
+        self.init(method: method, path: path, query: query, versionMinor: versionMinor, keepAlive: keepAlive,
+                  target: Array(target.utf8)[...], capacity: 0)
+        for (name, value) in headers {
+            let start = bytes.count
+            bytes.append(contentsOf: name.utf8)
+            let valueStart = bytes.count
+            bytes.append(contentsOf: value.utf8)
+            fields.append(Field(start: Int32(start), valueStart: Int32(valueStart), end: Int32(bytes.count)))
+        }
+    }
+
+    /// A head with its target and no fields yet; `capacity` bytes are reserved for the fields to come.
+    fileprivate init(method: String, path: String, query: String, versionMinor: Int, keepAlive: Bool,
+                     target: ArraySlice<UInt8>, capacity: Int) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.versionMinor = versionMinor
+        self.keepAlive = keepAlive
+        bytes = []
+        bytes.reserveCapacity(target.count + capacity)
+        bytes.append(contentsOf: target)
+        targetEnd = target.count
+    }
+
+    /// The request-target as sent, e.g. "/api/user/group?status=1", or "*" (OPTIONS only).
+    var target: String { String(decoding: bytes[0..<targetEnd], as: UTF8.self) }
+
+    /// Header fields in order: names lowercased, values with surrounding whitespace trimmed.
+    /// Bytes are decoded as UTF-8 (invalid sequences become U+FFFD).
+    var headers: [(name: String, value: String)] {
+        fields.map { field in
+            (name: String(decoding: bytes[Int(field.start)..<Int(field.valueStart)], as: UTF8.self),
+             value: String(decoding: bytes[Int(field.valueStart)..<Int(field.end)], as: UTF8.self))
+        }
+    }
+
     /// The first value of the header named `lowercasedName` (which must already be lowercase).
     func header(_ lowercasedName: String) -> String? {
-        headers.first { $0.name == lowercasedName }?.value
+        var name = lowercasedName
+        return name.withUTF8 { key in
+            bytes.withUnsafeBufferPointer { all in
+                for field in fields where Self.field(field, in: all, isNamed: key) {
+                    return String(decoding: UnsafeBufferPointer(rebasing: all[Int(field.valueStart)..<Int(field.end)]), as: UTF8.self)
+                }
+                return nil
+            }
+        }
     }
 
     /// All values of the header named `lowercasedName`, in order.
     func headerValues(_ lowercasedName: String) -> [String] {
-        headers.filter { $0.name == lowercasedName }.map(\.value)
+        var name = lowercasedName
+        return name.withUTF8 { key in
+            bytes.withUnsafeBufferPointer { all in
+                fields.compactMap { field in
+                    Self.field(field, in: all, isNamed: key)
+                        ? String(decoding: UnsafeBufferPointer(rebasing: all[Int(field.valueStart)..<Int(field.end)]), as: UTF8.self)
+                        : nil
+                }
+            }
+        }
+    }
+
+    /// Whether `field`'s name is exactly `name`'s bytes.
+    private static func field(_ field: Field, in all: UnsafeBufferPointer<UInt8>, isNamed name: UnsafeBufferPointer<UInt8>) -> Bool {
+        let start = Int(field.start)
+        guard Int(field.valueStart) - start == name.count else { return false }
+        for i in 0..<name.count where all[start + i] != name[i] { return false }
+        return true
+    }
+
+    /// Appends a field from the parser's buffer, its name (ASCII token characters) lowercased.
+    fileprivate mutating func appendField(from source: [UInt8], name: Range<Int>, value: Range<Int>) {
+        if fields.capacity == 0 { fields.reserveCapacity(8) }
+        let start = bytes.count
+        bytes.append(contentsOf: source[name])
+        let valueStart = bytes.count
+        bytes.withUnsafeMutableBufferPointer { all in
+            for i in start..<valueStart { all[i] = HTTPByte.lowercased(all[i]) }
+        }
+        bytes.append(contentsOf: source[value])
+        fields.append(Field(start: Int32(truncatingIfNeeded: start), valueStart: Int32(truncatingIfNeeded: valueStart),
+                            end: Int32(truncatingIfNeeded: bytes.count)))
+    }
+
+    /// The values of the fields that frame the message, in order (one pass over the names;
+    /// the arrays stay empty, unallocated, in the common case).
+    fileprivate func framingValues() -> (contentLength: [ArraySlice<UInt8>], transferEncoding: [ArraySlice<UInt8>], connection: [ArraySlice<UInt8>]) {
+        var contentLength: [ArraySlice<UInt8>] = [], transferEncoding: [ArraySlice<UInt8>] = [], connection: [ArraySlice<UInt8>] = []
+        for field in fields {
+            let name = bytes[Int(field.start)..<Int(field.valueStart)]
+            let value = bytes[Int(field.valueStart)..<Int(field.end)]
+            switch name.count {
+            case 14 where name.elementsEqual("content-length".utf8): contentLength.append(value)
+            case 17 where name.elementsEqual("transfer-encoding".utf8): transferEncoding.append(value)
+            case 10 where name.elementsEqual("connection".utf8): connection.append(value)
+            default: break
+            }
+        }
+        return (contentLength, transferEncoding, connection)
     }
 }
 
@@ -131,16 +239,14 @@ struct HTTPRequestParser: Sendable {
     private var sectionBytes = 0
     /// Header (or trailer) fields seen so far.
     private var fieldCount = 0
-    private var method = ""
-    private var target = ""
-    private var path = ""
-    private var query = ""
-    private var versionMinor = 1
-    private var headers: [(name: String, value: String)] = []
+    /// The head being read (from its request line on), then the head whose body is arriving.
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
 
     init(limits: HTTPParserLimits = HTTPParserLimits()) {
+        var limits = limits
+        // A head's offsets are stored as Int32 (see HTTPRequestHead).
+        limits.maxHeaderBytes = min(limits.maxHeaderBytes, Int(Int32.max))
         self.limits = limits
     }
 
@@ -243,8 +349,8 @@ struct HTTPRequestParser: Sendable {
                 guard fieldCount <= limits.maxHeaderCount else {
                     throw .headerTooLarge("too many header fields")
                 }
-                if headers.capacity == 0 { headers.reserveCapacity(8) }
-                headers.append(try parseField(line))
+                let field = try parseField(line)
+                head?.appendField(from: buffer, name: field.name, value: field.value)
                 consume(line.length)
 
             case .fixedBody(let remaining):
@@ -315,16 +421,9 @@ struct HTTPRequestParser: Sendable {
     /// Validates the framing headers once the head is complete. Returns the request
     /// when it has no body, otherwise switches to a body state and returns nil.
     private mutating func finishHead() throws(HTTPParseError) -> HTTPRequest? {
-        // One pass over the fields; the arrays stay empty (unallocated) in the common case.
-        var contentLengthValues: [String] = [], transferEncodingValues: [String] = [], connectionValues: [String] = []
-        for field in headers {
-            switch field.name.utf8.count {
-            case 14 where field.name == "content-length": contentLengthValues.append(field.value)
-            case 17 where field.name == "transfer-encoding": transferEncodingValues.append(field.value)
-            case 10 where field.name == "connection": connectionValues.append(field.value)
-            default: break
-            }
-        }
+        guard let head else { return nil }  // unreachable: the request line made it
+        let versionMinor = head.versionMinor
+        let (contentLengthValues, transferEncodingValues, connectionValues) = head.framingValues()
 
         let contentLength = try Self.parseContentLength(contentLengthValues)
         let isChunked: Bool
@@ -344,10 +443,7 @@ struct HTTPRequestParser: Sendable {
         let keepAlive = versionMinor == 1
             ? !connection.contains("close")
             : connection.contains("keep-alive") && !connection.contains("close")
-        head = HTTPRequestHead(
-            method: method, target: target, path: path, query: query,
-            versionMinor: versionMinor, headers: headers, keepAlive: keepAlive)
-        headers = []
+        self.head?.keepAlive = keepAlive
 
         if isChunked {
             state = .chunkSizeLine
@@ -367,12 +463,6 @@ struct HTTPRequestParser: Sendable {
         let request = HTTPRequest(head: head, body: body)
         self.head = nil
         body = []
-        headers = []
-        method = ""
-        target = ""
-        path = ""
-        query = ""
-        versionMinor = 1
         leadingEmptyLines = 0
         sectionBytes = 0
         fieldCount = 0
@@ -473,18 +563,20 @@ struct HTTPRequestParser: Sendable {
         } else {
             guard buffer[targetRange.lowerBound] == HTTPByte.slash else { throw .badRequest("request target must be in origin-form") }
         }
-        let target = String(decoding: buffer[targetRange], as: UTF8.self)
         // Path and query split at the first '?' (the target itself when there is none).
+        let path: String, query: String
         if let mark = firstIndex(of: HTTPByte.question, in: targetRange) {
             path = String(decoding: buffer[targetRange.lowerBound..<mark], as: UTF8.self)
             query = String(decoding: buffer[(mark + 1)..<targetRange.upperBound], as: UTF8.self)
         } else {
-            path = target
+            path = String(decoding: buffer[targetRange], as: UTF8.self)
             query = ""
         }
-        self.method = method
-        self.target = target
-        self.versionMinor = minor
+        // Room for the fields: what is buffered after this line, within reason (a head
+        // rarely needs more, and a larger one just grows).
+        let fieldCapacity = min(buffer.count - line.start - line.length, 1024)
+        head = HTTPRequestHead(method: method, path: path, query: query, versionMinor: minor, keepAlive: true,
+                               target: buffer[targetRange], capacity: fieldCapacity)
     }
 
     /// The method as a `String`; the common ones without decoding.
@@ -533,10 +625,10 @@ struct HTTPRequestParser: Sendable {
         return minor
     }
 
-    /// Parses `name ":" OWS value OWS`; returns the lowercased name and the trimmed value.
+    /// Parses `name ":" OWS value OWS`; returns where the name and the trimmed value are in the buffer.
     /// Read through one buffer pointer (the checks run once per byte, without bounds checks).
-    private func parseField(_ line: Line) throws(HTTPParseError) -> (name: String, value: String) {
-        let parsed = buffer.withUnsafeBufferPointer { all -> Result<(name: String, value: String), HTTPParseError> in
+    private func parseField(_ line: Line) throws(HTTPParseError) -> (name: Range<Int>, value: Range<Int>) {
+        let parsed = buffer.withUnsafeBufferPointer { all -> Result<(name: Range<Int>, value: Range<Int>), HTTPParseError> in
             let start = line.start, end = line.end
             guard start < end else { return .failure(.badRequest("empty header field")) }
             if HTTPByte.isWhitespace(all[start]) { return .failure(.badRequest("obsolete line folding")) }
@@ -557,13 +649,7 @@ struct HTTPRequestParser: Sendable {
                     return .failure(.badRequest("invalid character in header field value"))
                 }
             }
-            // Token characters are ASCII: the lowercased name is written straight into the string.
-            let nameCount = colon - start
-            let name = String(unsafeUninitializedCapacity: nameCount) { target in
-                for i in 0..<nameCount { target[i] = HTTPByte.lowercased(all[start + i]) }
-                return nameCount
-            }
-            return .success((name, String(decoding: UnsafeBufferPointer(rebasing: all[valueStart..<valueEnd]), as: UTF8.self)))
+            return .success((start..<colon, valueStart..<valueEnd))
         }
         return try parsed.get()
     }
@@ -591,10 +677,10 @@ struct HTTPRequestParser: Sendable {
 
     /// The single Content-Length, or nil when absent. Accepts identical repeats
     /// (`5, 5` or repeated fields); differing or malformed values are a 400.
-    private static func parseContentLength(_ values: [String]) throws(HTTPParseError) -> Int? {
+    private static func parseContentLength(_ values: [ArraySlice<UInt8>]) throws(HTTPParseError) -> Int? {
         var result: Int?
         for value in values {
-            for element in value.utf8.split(separator: HTTPByte.comma, omittingEmptySubsequences: false) {
+            for element in value.split(separator: HTTPByte.comma, omittingEmptySubsequences: false) {
                 let digits = HTTPByte.trimmingWhitespace(element)
                 guard !digits.isEmpty, digits.allSatisfy(HTTPByte.isDigit) else {
                     throw .badRequest("invalid Content-Length")
@@ -614,7 +700,7 @@ struct HTTPRequestParser: Sendable {
     }
 
     /// Accepts only a coding list that ends in a single `chunked` with nothing else in it.
-    private static func validateTransferEncoding(_ values: [String]) throws(HTTPParseError) {
+    private static func validateTransferEncoding(_ values: [ArraySlice<UInt8>]) throws(HTTPParseError) {
         let codings = commaSeparatedTokens(values)
         guard codings.last == "chunked" else { throw .badRequest("final transfer coding is not chunked") }
         guard codings.filter({ $0 == "chunked" }).count == 1 else { throw .badRequest("chunked applied more than once") }
@@ -622,9 +708,9 @@ struct HTTPRequestParser: Sendable {
     }
 
     /// Lowercased, trimmed, non-empty elements of comma-separated header values.
-    private static func commaSeparatedTokens(_ values: [String]) -> [String] {
+    private static func commaSeparatedTokens(_ values: [ArraySlice<UInt8>]) -> [String] {
         values.flatMap { value in
-            value.utf8.split(separator: HTTPByte.comma).compactMap { element -> String? in
+            value.split(separator: HTTPByte.comma).compactMap { element -> String? in
                 let trimmed = HTTPByte.trimmingWhitespace(element)
                 return trimmed.isEmpty ? nil : String(decoding: trimmed.map(HTTPByte.lowercased), as: UTF8.self)
             }
