@@ -135,12 +135,13 @@ struct HTTPRequestHead: Sendable {
     fileprivate mutating func appendField(from source: [UInt8], name: Range<Int>, value: Range<Int>) {
         if fields.capacity == 0 { fields.reserveCapacity(8) }
         let start = bytes.count
-        bytes.append(contentsOf: source[name])
-        let valueStart = bytes.count
-        bytes.withUnsafeMutableBufferPointer { all in
-            for i in start..<valueStart { all[i] = HTTPByte.lowercased(all[i]) }
+        source.withUnsafeBufferPointer { all in
+            for i in name { bytes.append(HTTPByte.lowercased(all[i])) }
         }
-        bytes.append(contentsOf: source[value])
+        let valueStart = bytes.count
+        source.withUnsafeBufferPointer { all in
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: all[value]))
+        }
         fields.append(Field(start: Int32(truncatingIfNeeded: start), valueStart: Int32(truncatingIfNeeded: valueStart),
                             end: Int32(truncatingIfNeeded: bytes.count)))
     }
@@ -150,12 +151,15 @@ struct HTTPRequestHead: Sendable {
     fileprivate func framingValues() -> (contentLength: [ArraySlice<UInt8>], transferEncoding: [ArraySlice<UInt8>], connection: [ArraySlice<UInt8>]) {
         var contentLength: [ArraySlice<UInt8>] = [], transferEncoding: [ArraySlice<UInt8>] = [], connection: [ArraySlice<UInt8>] = []
         for field in fields {
-            let name = bytes[Int(field.start)..<Int(field.valueStart)]
-            let value = bytes[Int(field.valueStart)..<Int(field.end)]
-            switch name.count {
-            case 14 where name.elementsEqual("content-length".utf8): contentLength.append(value)
-            case 17 where name.elementsEqual("transfer-encoding".utf8): transferEncoding.append(value)
-            case 10 where name.elementsEqual("connection".utf8): connection.append(value)
+            let start = Int(field.start), valueStart = Int(field.valueStart)
+            // Slices only for the matches (each retains the array).
+            switch valueStart - start {
+            case 14 where bytes[start..<valueStart].elementsEqual("content-length".utf8):
+                contentLength.append(bytes[valueStart..<Int(field.end)])
+            case 17 where bytes[start..<valueStart].elementsEqual("transfer-encoding".utf8):
+                transferEncoding.append(bytes[valueStart..<Int(field.end)])
+            case 10 where bytes[start..<valueStart].elementsEqual("connection".utf8):
+                connection.append(bytes[valueStart..<Int(field.end)])
             default: break
             }
         }
@@ -421,9 +425,11 @@ struct HTTPRequestParser: Sendable {
     /// Validates the framing headers once the head is complete. Returns the request
     /// when it has no body, otherwise switches to a body state and returns nil.
     private mutating func finishHead() throws(HTTPParseError) -> HTTPRequest? {
-        guard let head else { return nil }  // unreachable: the request line made it
-        let versionMinor = head.versionMinor
-        let (contentLengthValues, transferEncodingValues, connectionValues) = head.framingValues()
+        // Read in place (binding `head` would copy it).
+        guard let versionMinor = head?.versionMinor, let framing = head?.framingValues() else {
+            return nil  // unreachable: the request line made the head
+        }
+        let (contentLengthValues, transferEncodingValues, connectionValues) = framing
 
         let contentLength = try Self.parseContentLength(contentLengthValues)
         let isChunked: Bool
@@ -459,10 +465,10 @@ struct HTTPRequestParser: Sendable {
 
     /// Hands out the decoded request and resets for the next one.
     private mutating func finishRequest() -> HTTPRequest? {
-        guard let head else { return nil }  // unreachable: body states always follow a head
+        guard let head = head.take() else { return nil }  // unreachable: body states always follow a head
+        var body: [UInt8] = []
+        swap(&body, &self.body)
         let request = HTTPRequest(head: head, body: body)
-        self.head = nil
-        body = []
         leadingEmptyLines = 0
         sectionBytes = 0
         fieldCount = 0
@@ -643,12 +649,13 @@ struct HTTPRequestParser: Sendable {
             var valueStart = colon + 1, valueEnd = end
             while valueStart < valueEnd && HTTPByte.isWhitespace(all[valueStart]) { valueStart += 1 }
             while valueEnd > valueStart && HTTPByte.isWhitespace(all[valueEnd - 1]) { valueEnd -= 1 }
+            // No early exit: the loop vectorizes (a bearer token is a few hundred bytes).
+            var invalid: UInt8 = 0
             for i in valueStart..<valueEnd {
                 let byte = all[i]
-                if byte < 0x20 && byte != HTTPByte.tab || byte == 0x7F {
-                    return .failure(.badRequest("invalid character in header field value"))
-                }
+                invalid |= (byte < 0x20 && byte != HTTPByte.tab) || byte == 0x7F ? 1 : 0
             }
+            if invalid != 0 { return .failure(.badRequest("invalid character in header field value")) }
             return .success((start..<colon, valueStart..<valueEnd))
         }
         return try parsed.get()
