@@ -22,6 +22,8 @@ final class Child: @unchecked Sendable {
     /// Bounds of `CRM_READY_SECONDS`: with the old process's drain (or the late one's stop) after
     /// it, within the control client's wait for the next line (300 s).
     static let readySecondsRange = 1...240
+    /// How long a process told to stop may drain before it is killed.
+    static let stopGraceSeconds = 15.0
     /// "customers#2": service and replica id, for messages.
     let name: String
     let service: String
@@ -280,21 +282,21 @@ final class Child: @unchecked Sendable {
     }
 
     /// SIGTERM now, to the current process and any replacement in progress (new or old);
-    /// SIGKILL to those still running after `graceSeconds`.
-    func stop(graceSeconds: Double = 15) {
+    /// SIGKILL to those still running after `stopGraceSeconds`.
+    func stop() {
         let processes: [ChildProcess] = lock.withLock {
             stopping = true
             return [process, candidate, retiring].compactMap { $0 }
         }
-        Child.end(processes, graceSeconds: graceSeconds)
+        Child.end(processes)
     }
 
     /// SIGTERM now to those of `processes` that run, SIGKILL to those still running after
-    /// `graceSeconds`; returns once all have exited.
-    private static func end(_ processes: [ChildProcess], graceSeconds: Double = 15) {
+    /// `stopGraceSeconds`; returns once all have exited.
+    private static func end(_ processes: [ChildProcess]) {
         let running = processes.filter(\.isRunning)
         for process in running { process.terminate() }
-        poll(until: Date().addingTimeInterval(graceSeconds), intervalMicros: 20_000) { !running.contains(where: \.isRunning) }
+        poll(until: Date().addingTimeInterval(stopGraceSeconds), intervalMicros: 20_000) { !running.contains(where: \.isRunning) }
         for process in running where process.isRunning { process.signal(SIGKILL) }
         // Polled rather than waitUntilExit(): `replace()` may be waiting on the old one already.
         while running.contains(where: \.isRunning) { usleep(10_000) }
