@@ -133,7 +133,7 @@ public struct ServiceConfiguration: Sendable {
             }
             // Private to the user, like the launcher's run folder: services trust the caller in an envelope.
             if mkdir(folder, 0o700) != 0 && errno != EEXIST { throw SyscallError(call: "mkdir \(folder) (the socket folder)", errno: errno) }
-            socket = "unix:" + (folder.hasSuffix("/") ? folder : folder + "/") + replica + ".sock"
+            socket = "unix:" + Endpoint.replicaSocketPath(folder: folder, replica: replica)
         } else {
             socket = flag("--socket") ?? env("CRM_SOCKET") ?? "unix:./data/run/\(name).sock"
         }

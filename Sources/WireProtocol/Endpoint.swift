@@ -11,6 +11,13 @@ public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
     /// The longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL).
     public static let maxUnixPathLength = 107
 
+    /// The socket file of replica `replica` in a service's socket folder: where the service
+    /// listens (`--socket-dir`), what the launcher checks and removes, and what the gateway finds
+    /// there (`ReplicaPool`, every `*.sock`).
+    public static func replicaSocketPath(folder: String, replica: String) -> String {
+        (folder.hasSuffix("/") ? folder : folder + "/") + replica + ".sock"
+    }
+
     public init(parsing text: String) throws(EndpointError) {
         if text.hasPrefix("tcp:") {
             let rest = text.dropFirst(4)

@@ -160,7 +160,7 @@ final class Fleet: @unchecked Sendable {
     /// and the gateway would count it as a replica that does not answer. Its id is free until
     /// the launcher gives it out again, so no other process listens there.
     private func removeSocket(of child: Child) {
-        unlink("\(folder(child.service))/\(child.replica).sock")
+        unlink(Endpoint.replicaSocketPath(folder: folder(child.service), replica: child.replica))
     }
 
     /// `crm restart SERVICE` (or `gateway`): replaces each process in turn, the next one only

@@ -99,7 +99,7 @@ struct Launcher {
         guard chmod(runDir, 0o700) == 0 else { throw LaunchError("cannot make \(runDir) private (chmod 0700)") }
         for service in Launcher.services {
             let folder = "\(runDir)/\(service.name)"
-            let longest = "\(folder)/\(Fleet.maxReplicas).sock"
+            let longest = Endpoint.replicaSocketPath(folder: folder, replica: String(Fleet.maxReplicas))
             guard longest.utf8.count <= Endpoint.maxUnixPathLength else {
                 throw LaunchError("socket path \(longest) is longer than 107 bytes; choose a shorter CRM_DATA_DIR")
             }
