@@ -27,7 +27,7 @@ struct Launcher {
         return (host, port)
     }
 
-    /// `CRM_READY_SECONDS` (1 to 300; default `Child.defaultReadySeconds`).
+    /// `CRM_READY_SECONDS` (`Child.readySecondsRange`; default `Child.defaultReadySeconds`).
     static func readySeconds(_ env: [String: String]) throws -> Int {
         guard let text = env["CRM_READY_SECONDS"], !text.isEmpty else { return Child.defaultReadySeconds }
         guard let seconds = Int(text), Child.readySecondsRange.contains(seconds) else {
