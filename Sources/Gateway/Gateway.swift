@@ -609,16 +609,27 @@ final class Gateway: @unchecked Sendable {
 
     // MARK: Health
 
-    /// Pings every replica of every service; 200 when each service has a replica that
-    /// answers, else 503 naming the ones without. A service with no connected replica is
-    /// reported down at once (nothing is waited for).
+    /// Pings every replica of every service from every loop (each loop has its own
+    /// connections); 200 when each service has a replica that answers on every loop, else 503
+    /// naming the ones without. A service with no connected replica is reported down at once
+    /// (nothing is waited for). Asking every loop keeps the answer from flapping while the
+    /// loops connect one after another at start (one loop's 200, the other's 503).
     private func health(_ respond: @escaping (HTTPResponse) -> Void) {
         let names = ServiceName.allCases.filter { clients[$0] != nil }
-        let tally = HealthTally(names: names.map(\.rawValue), respond: respond)
+        let members = group.gateways
+        let tally = HealthTally(names: names.map(\.rawValue), loops: members.count, respond: respond)
         if names.isEmpty { tally.finish(); return }
-        for name in names {
-            clients[name]?.probe(timeoutMillis: 1000) { [loop] reachable, known in
-                loop.execute { tally.report(name.rawValue, reachable: reachable, known: known) }
+        for member in members {
+            member.loop.execute { [loop] in
+                for name in names {
+                    guard let client = member.clients[name] else {
+                        loop.execute { tally.report(name.rawValue, reachable: 0, known: 0) }
+                        continue
+                    }
+                    client.probe(timeoutMillis: 1000) { reachable, known in
+                        loop.execute { tally.report(name.rawValue, reachable: reachable, known: known) }
+                    }
+                }
             }
         }
     }
@@ -672,21 +683,32 @@ final class SnapshotTally: @unchecked Sendable {
     }
 }
 
-/// Collects the pings of one `/healthz` request (loop-thread confined).
+/// Collects the pings of one `/healthz` request from every loop (confined to the asking loop):
+/// a service counts the replicas that answered on every loop (the fewest any loop reached)
+/// and the most sockets any loop knows.
 final class HealthTally: @unchecked Sendable {
     private let names: [String]
-    /// Replicas that answered, and replica sockets known, by service.
+    private let loops: Int
+    /// Replicas that answered, and replica sockets known, by service, over the loops so far.
     private var states: [String: (reachable: Int, known: Int)] = [:]
+    private var reports = 0
     private let respond: (HTTPResponse) -> Void
 
-    init(names: [String], respond: @escaping (HTTPResponse) -> Void) {
+    init(names: [String], loops: Int, respond: @escaping (HTTPResponse) -> Void) {
         self.names = names
+        self.loops = max(loops, 1)
         self.respond = respond
     }
 
+    /// One loop's probe of one service.
     func report(_ name: String, reachable: Int, known: Int) {
-        states[name] = (reachable, known)
-        if states.count == names.count { finish() }
+        if let state = states[name] {
+            states[name] = (min(state.reachable, reachable), max(state.known, known))
+        } else {
+            states[name] = (reachable, known)
+        }
+        reports += 1
+        if reports == names.count * loops { finish() }
     }
 
     /// `services`: "up"/"down" by service (the contract); `replicas`: by service, how many

@@ -40,9 +40,9 @@ final class RestartTests: XCTestCase {
         let names = (list.json["data"]?.arrayValue ?? []).compactMap { $0["groupName"]?.stringValue }
         XCTAssertTrue(names.contains(name))
         XCTAssertEqual(names.filter { $0 == name + "-after-kill" }.count, 1, "written exactly once")
-        // Healthy again once every gateway loop's connection is back: the loop that answers
-        // `/healthz` may not be the one that carried the requests above, and its client may still
-        // be in its reconnect back-off (≤ 500 ms), reporting the service down until then.
+        // Healthy again once every gateway loop's connection is back: `/healthz` asks every loop,
+        // and a loop that carried none of the requests above may still be in its reconnect
+        // back-off (≤ 500 ms), reporting the service down until then.
         XCTAssertTrue(eventually(timeout: 5) { (try? system.get("/healthz").status) == 200 })
         XCTAssertEqual(try system.post("/api/user/login", json: ["phoneNumber": .string(phone), "password": "wrong-password"]).status, 429)
     }
