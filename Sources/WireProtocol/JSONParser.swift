@@ -213,16 +213,72 @@ struct EnvelopeReader {
     /// parser builds.
     @inline(never)
     private mutating func quickCaller() throws(JSONParseError) -> JSON? {
+        guard let (id, role) = callerPair() else { return nil }
+        sawMember = true
+        try afterValue()
+        return .object(JSONObject(uniqueEntries: [JSONObject.Entry(key: "id", value: .int(id)), JSONObject.Entry(key: "role", value: .int(role))]))
+    }
+
+    // MARK: Frames laid out as this code writes them
+
+    // `Message.decode` first tries to read a request or response frame member by member in the
+    // order and spelling its writer uses, with no whitespace, through these; each reads nothing
+    // and answers nil/false at the first byte that differs, and the general path then reads
+    // (or rejects) the frame. What they build is what the general path builds from the same bytes.
+
+    /// Past `text`, when the bytes at the current position are exactly it.
+    mutating func literal(_ text: StaticString) -> Bool {
+        var position = parser.index
+        guard match(text, at: &position) else { return false }
+        parser.index = position
+        return true
+    }
+
+    /// A non-negative integer of at most 18 digits at the current position, past it; nil for
+    /// anything else (a sign, a leading zero, more digits: the next `literal` sees a fraction
+    /// or an exponent and fails).
+    mutating func unsignedInteger() -> Int64? {
+        guard parser.index < parser.end, parser.bytes[parser.index] != JSONASCII.minus else { return nil }
+        var position = parser.index
+        guard let value = integer(at: &position) else { return nil }
+        parser.index = position
+        return value
+    }
+
+    /// A string at the current position, decoded and validated as the general parser does; nil
+    /// when none starts here.
+    mutating func string() throws(JSONParseError) -> String? {
+        guard parser.index < parser.end, parser.bytes[parser.index] == JSONASCII.quote else { return nil }
+        return try parser.parseString()
+    }
+
+    /// The value at the current position, built as a member of the frame object (`value()`).
+    mutating func builtValue() throws(JSONParseError) -> JSON {
+        try parser.parseValue(depth: 1)
+    }
+
+    /// `{"id":N,"role":N}` at the current position (how request frames carry `caller`), past
+    /// it; nil, with nothing read, for anything else.
+    mutating func callerPair() -> (id: Int64, role: Int64)? {
         guard parser.maxDepth >= 2 else { return nil }
         var position = parser.index
         guard match(#"{"id":"#, at: &position), let id = integer(at: &position),
               match(#","role":"#, at: &position), let role = integer(at: &position),
               match("}", at: &position) else { return nil }
         parser.index = position
-        sawMember = true
-        try afterValue()
-        return .object(JSONObject(uniqueEntries: [JSONObject.Entry(key: "id", value: .int(id)), JSONObject.Entry(key: "role", value: .int(role))]))
+        return (id, role)
     }
+
+    /// Past any whitespace (as after a member's colon).
+    mutating func skipWhitespace() {
+        parser.skipWhitespace()
+    }
+
+    /// Whether the current position is the end of the input.
+    var atEnd: Bool { parser.index == parser.end }
+
+    /// Whether the object was closed (by `skip`, `value` or `takeRest`) with nothing after it.
+    var isFinished: Bool { finished }
 
     /// True, past them, when the bytes at `position` are `text`.
     private func match(_ text: StaticString, at position: inout Int) -> Bool {

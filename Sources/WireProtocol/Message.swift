@@ -233,6 +233,14 @@ extension Message {
     /// the rest of the frame up to its closing brace without being read (`EnvelopeReader.takeRest`);
     /// the members before it are read and checked as always.
     public static func decode(inPlace payload: UnsafeBufferPointer<UInt8>, checkingBody: Bool = true) -> Result<Message, MessageError> {
+        if let request = quickRequest(payload) { return .success(.request(request)) }
+        if let response = quickResponse(payload, checkingBody: checkingBody) { return .success(.response(response)) }
+        return decodeScanning(payload, checkingBody: checkingBody)
+    }
+
+    /// `decode(inPlace:checkingBody:)` without the quick paths: the envelope read member by
+    /// member, in any order.
+    static func decodeScanning(_ payload: UnsafeBufferPointer<UInt8>, checkingBody: Bool) -> Result<Message, MessageError> {
         let scanned = scan(payload, checkingBody: checkingBody)
         switch scanned.failure {
         case .invalid(let error)?:
@@ -244,6 +252,61 @@ extension Message {
                 try decode(scanned.fields, body: scanned.body.map { Array(UnsafeBufferPointer(rebasing: payload[$0])) })
             }
         }
+    }
+
+    /// A request frame exactly as `WireRequest.frame()` writes it (its members in that order,
+    /// no whitespace, `params` an object, ids and the deadline non-negative), read in one pass
+    /// without collecting the envelope's members as JSON values first; nil for anything else,
+    /// which the general path (`scan`) then decodes or rejects. The same request as that path.
+    static func quickRequest(_ payload: UnsafeBufferPointer<UInt8>) -> WireRequest? {
+        var reader = EnvelopeReader(payload)
+        do throws(JSONParseError) {
+            guard reader.literal(#"{"kind":"request","id":"#), let id = reader.unsignedInteger(),
+                  reader.literal(#","method":"#), let method = try reader.string(),
+                  reader.literal(#","path":"#), let path = try reader.string(),
+                  reader.literal(#","params":"#), case .object(let params) = try reader.builtValue() else { return nil }
+            var caller: Caller?
+            if reader.literal(#","caller":"#) {
+                guard let pair = reader.callerPair() else { return nil }
+                caller = Caller(id: pair.id, role: pair.role)
+            }
+            guard reader.literal(#","rid":"#), let rid = try reader.string(),
+                  reader.literal(#","deadline":"#), let deadline = reader.unsignedInteger() else { return nil }
+            var session: String?
+            if reader.literal(#","session":"#) {
+                guard let value = try reader.string() else { return nil }
+                session = value
+            }
+            var trace: String?
+            if reader.literal(#","trace":"#) {
+                guard let value = try reader.string() else { return nil }
+                trace = value
+            }
+            guard reader.literal("}"), reader.atEnd else { return nil }
+            return WireRequest(id: UInt64(id), method: method, path: path, params: params, caller: caller, requestID: rid,
+                               deadline: deadline, session: session, trace: trace)
+        } catch {
+            return nil
+        }
+    }
+
+    /// A response frame exactly as `WireResponse.frame()` writes it when it has no headers
+    /// (`{"kind":"response","id":N,"status":N,"body":…}`), its body taken as `scan` takes it;
+    /// nil for anything else (the general path decodes or rejects it).
+    static func quickResponse(_ payload: UnsafeBufferPointer<UInt8>, checkingBody: Bool) -> WireResponse? {
+        var reader = EnvelopeReader(payload)
+        guard reader.literal(#"{"kind":"response","id":"#), let id = reader.unsignedInteger(),
+              reader.literal(#","status":"#), let status = reader.unsignedInteger(),
+              reader.literal(#","body":"#) else { return nil }
+        reader.skipWhitespace()
+        let body: Range<Int>
+        if !checkingBody, let rest = reader.takeRest() {
+            body = rest
+        } else {
+            guard let validated = try? reader.skip(), reader.isFinished else { return nil }
+            body = validated
+        }
+        return WireResponse(id: UInt64(id), status: Int(status), validatedBody: Array(UnsafeBufferPointer(rebasing: payload[body])), headers: [])
     }
 
     /// The envelope's members read up to the end of the frame or to what failed (`failure`).

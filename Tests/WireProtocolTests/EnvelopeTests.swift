@@ -148,6 +148,99 @@ final class EnvelopeTests: XCTestCase {
         XCTAssertGreaterThan(refused, 500)
     }
 
+    /// Request and response frames as their writers lay them out are read by the quick paths
+    /// (`Message.quickRequest`, `quickResponse`); the frames, every one-byte change of them and
+    /// the generator's mutations decode exactly as the tree says (the quick path took them, or
+    /// it declined and the general path did).
+    func testQuickPathsTakeTheWritersFramesAndAgreeWithTheTree() throws {
+        let params: JSONObject = ["name": "a\"b\\c\u{1}/é", "ids": [1, 2.5, nil, true], "nested": ["k": ["x": "y"]]]
+        let requests = [
+            WireRequest(id: 7, method: "GET", path: "/api/user/group", params: JSONObject(), caller: Caller(id: 1, role: 2), requestID: "gw-1",
+                        deadline: 1_700_000_000_000, session: "tok\"en", trace: "trace-1"),
+            WireRequest(id: 12, method: "POST", path: "/api/x?\u{7F}", params: params, caller: nil, requestID: "", deadline: 0),
+            WireRequest(id: 0, method: "PUT", path: "/中文", params: params, caller: Caller(id: -3, role: 0), requestID: "key:1:k",
+                        deadline: 5, session: nil, trace: "t"),
+            WireRequest(id: 3, method: "GET", path: "/", params: ["a": 1], caller: nil, requestID: "r", deadline: 9, session: "s", trace: nil),
+        ]
+        let responses = [
+            WireResponse(id: 4, status: 200, body: ["status": 0, "data": ["x", 1, nil]]),
+            WireResponse(id: 0, status: 0, body: nil),
+            WireResponse(id: 123_456_789, status: 502, body: "é\u{0}"),
+        ]
+        var frames: [[UInt8]] = []
+        for request in requests {
+            let payload = Array(Message.request(request).frame().dropFirst(FrameEncoder.headerLength))
+            let quick = payload.withUnsafeBufferPointer { Message.quickRequest($0) }
+            XCTAssertNotNil(quick, String(decoding: payload, as: UTF8.self))
+            XCTAssertEqual(quick.map { Message.request($0).frame() }, Message.request(request).frame())
+            frames.append(payload)
+        }
+        for response in responses {
+            let payload = Array(Message.response(response).frame().dropFirst(FrameEncoder.headerLength))
+            for checking in [true, false] {
+                let quick = payload.withUnsafeBufferPointer { Message.quickResponse($0, checkingBody: checking) }
+                XCTAssertEqual(quick?.bodyBytes, response.bodyBytes, String(decoding: payload, as: UTF8.self))
+                XCTAssertEqual(quick?.status, response.status)
+                XCTAssertEqual(quick?.id, response.id)
+            }
+            frames.append(payload)
+        }
+        // Near misses: each byte replaced by bytes that matter to the layout, one byte dropped,
+        // whitespace inserted; and random mutations.
+        var generator = DocumentGenerator(seed: 0x0B1C_C0DE)
+        var variants: [[UInt8]] = []
+        for frame in frames {
+            for position in frame.indices {
+                for byte in Array(#" "\{}-0.e,:"#.utf8) + [0x80, 0x00] where frame[position] != byte {
+                    var changed = frame
+                    changed[position] = byte
+                    variants.append(changed)
+                }
+                var shorter = frame
+                shorter.remove(at: position)
+                variants.append(shorter)
+                var spaced = frame
+                spaced.insert(0x20, at: position)
+                variants.append(spaced)
+            }
+            for _ in 0..<200 { variants.append(generator.mutated(frame)) }
+        }
+        var quickAccepted = 0
+        for frame in frames + variants {
+            let text = String(decoding: frame.prefix(300), as: UTF8.self).debugDescription
+            let expected: Result<JSON, MessageError>
+            do {
+                let tree = try JSONParser.parse(frame)
+                if let object = tree.objectValue {
+                    expected = Result { () throws(MessageError) -> JSON in try Message.decode(object).encode() }
+                } else {
+                    expected = .failure(MessageError("frame is not a JSON object"))
+                }
+            } catch {
+                expected = .failure(MessageError("frame is not valid JSON: \(error)"))
+            }
+            // Checked: the tree is the reference; and the body's bytes (which `encode` reads into a
+            // tree) are the general path's. Unchecked bodies are not read (release builds): there
+            // the general path is the reference.
+            for checking in [true, false] {
+                let got = frame.withUnsafeBufferPointer { Message.decode(inPlace: $0, checkingBody: checking) }
+                let general = frame.withUnsafeBufferPointer { Message.decodeScanning($0, checkingBody: checking) }
+                XCTAssertEqual(try? got.get().frame(), try? general.get().frame(), text)
+                let reference = checking ? expected : general.map { $0.encode() }
+                switch (reference, got.map { $0.encode() }) {
+                case (.success(let a), .success(let b)):
+                    XCTAssertEqual(a, b, text)
+                case (.failure(let a), .failure(let b)):
+                    XCTAssertEqual(a.reason, b.reason, text)
+                default:
+                    XCTFail("checking bodies \(checking): expected \(reference), the reader gave \(got) for \(text)")
+                }
+            }
+            if frame.withUnsafeBufferPointer({ Message.quickRequest($0) }) != nil { quickAccepted += 1 }
+        }
+        XCTAssertGreaterThan(quickAccepted, 100, "near misses that are still the writer's layout (a changed letter in a string)")
+    }
+
     /// A response frame fed to the frame decoder one byte at a time decodes to the body bytes
     /// the service wrote, whatever its position among the members.
     func testResponseBodyBytesSurviveOneByteAtATime() throws {
