@@ -98,18 +98,30 @@ public final class Database: @unchecked Sendable {
     /// (`drainReads`).
     public func read<T>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T,
                         completion: @escaping @Sendable (Result<T, Error>) -> Void) {
-        let job: ReadJob = { reader in
-            switch reader {
-            case .failure(let error):
-                completion(.failure(error))
-                return false
-            case .success(let connection):
-                let result = Result { try body(connection) }
-                completion(result)
-                if case .failure(let error) = result, error is SQLiteError { return true }
-                return false
-            }
+        enqueueRead { reader in
+            let (result, endsTransaction) = Database.outcome(of: reader, body)
+            completion(result)
+            return endsTransaction
         }
+    }
+
+    /// What a read job makes of its reader: `body`'s result, or why there is no reader; and
+    /// whether it failed in a way that may have ended the read transaction (an SQLite error).
+    static func outcome<T>(of reader: Result<SQLiteConnection, Error>,
+                           _ body: (SQLiteConnection) throws -> T) -> (Result<T, Error>, endsTransaction: Bool) {
+        switch reader {
+        case .failure(let error):
+            return (.failure(error), false)
+        case .success(let connection):
+            let result = Result { try body(connection) }
+            if case .failure(let error) = result, error is SQLiteError { return (result, true) }
+            return (result, false)
+        }
+    }
+
+    /// Queues a read job (`read(_:completion:)`); a caller whose job's closure captures one
+    /// object allocates nothing more per read.
+    func enqueueRead(_ job: @escaping ReadJob) {
         let idle = pendingReads.withLock { state -> Int? in
             state.jobs.append(job)
             guard let idle = state.idle.popLast() else { return nil }

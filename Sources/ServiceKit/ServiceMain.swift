@@ -217,7 +217,7 @@ public final class ServiceRuntime: Sendable {
         let database = self.database
         server = WireServer(loop: loop, endpoint: configuration.endpoint,
                             hello: Hello(peer: definition.name, replica: configuration.replica)) { request, responder in
-            ServiceRuntime.serve(request, router: router, database: database) { responder.respond($0) }
+            ServiceRuntime.serve(request, router: router, database: database, responder: responder)
         }
     }
 
@@ -231,33 +231,56 @@ public final class ServiceRuntime: Sendable {
     /// Answers one request (through `dispatch` in tests, as the service does).
     static func dispatch(_ request: WireRequest, router: ServiceRouter, database: Database) async -> WireResponse {
         await withCheckedContinuation { continuation in
-            serve(request, router: router, database: database) { continuation.resume(returning: $0) }
+            serve(request, router: router, database: database, responder: Responder { continuation.resume(returning: $0) })
         }
     }
 
     /// Answers one request: deadline, route and access here (on the caller's thread, the
     /// server's loop); a read route then runs on a reader's queue and answers from there, any
     /// other in a task. Errors become the envelope.
-    static func serve(_ request: WireRequest, router: ServiceRouter, database: Database,
-                      answer: @escaping @Sendable (WireResponse) -> Void) {
+    static func serve(_ request: WireRequest, router: ServiceRouter, database: Database, responder: Responder) {
         let route: ServiceRouter.Entry
         let context: RequestContext
         do {
             (route, context) = try admit(request, router: router, database: database)
         } catch {
-            answer(finished(request, .failure(error)))
+            responder.respond(finished(request, .failure(error)))
             return
         }
         if let read = route.read {
-            database.read({ db in try read(context, db) }) { answer(finished(request, $0)) }
+            let call = ReadCall(request: request, context: context, read: read, responder: responder)
+            database.enqueueRead { call.run($0) }
         } else {
             Task {
                 do {
-                    answer(finished(request, .success(try await route.handler(context))))
+                    responder.respond(finished(request, .success(try await route.handler(context))))
                 } catch {
-                    answer(finished(request, .failure(error)))
+                    responder.respond(finished(request, .failure(error)))
                 }
             }
+        }
+    }
+
+    /// A read route's request on a reader's queue: everything its job needs in one object, the
+    /// job's closure's only capture (the read's body, its answer and the job would each
+    /// allocate a closure context otherwise).
+    private final class ReadCall: Sendable {
+        let request: WireRequest
+        let context: RequestContext
+        let read: ReadHandler
+        let responder: Responder
+
+        init(request: WireRequest, context: RequestContext, read: @escaping ReadHandler, responder: Responder) {
+            self.request = request
+            self.context = context
+            self.read = read
+            self.responder = responder
+        }
+
+        func run(_ reader: Result<SQLiteConnection, Error>) -> Bool {
+            let (result, endsTransaction) = Database.outcome(of: reader) { db in try read(context, db) }
+            responder.respond(ServiceRuntime.finished(request, result))
+            return endsTransaction
         }
     }
 

@@ -280,16 +280,32 @@ struct EnvelopeReader {
     /// Whether the object was closed (by `skip`, `value` or `takeRest`) with nothing after it.
     var isFinished: Bool { finished }
 
-    /// True, past them, when the bytes at `position` are `text`.
+    /// True, past them, when the bytes at `position` are `text` (compared eight bytes at a
+    /// time: a request frame's ten member names are most of what its quick path reads).
     private func match(_ text: StaticString, at position: inout Int) -> Bool {
         let count = text.utf8CodeUnitCount
         guard parser.end - position >= count else { return false }
-        let found = text.withUTF8Buffer { expected in
-            for i in 0..<count where parser.bytes[position + i] != expected[i] { return false }
-            return true
+        guard text.hasPointerRepresentation, let base = parser.bytes.baseAddress else {
+            let found = text.withUTF8Buffer { expected in
+                for i in 0..<count where parser.bytes[position + i] != expected[i] { return false }
+                return true
+            }
+            if found { position += count }
+            return found
         }
-        if found { position += count }
-        return found
+        let found = UnsafeRawPointer(base + position), expected = UnsafeRawPointer(text.utf8Start)
+        if count >= 8 {
+            var i = 0
+            while i + 8 < count {
+                guard found.loadUnaligned(fromByteOffset: i, as: UInt64.self) == expected.loadUnaligned(fromByteOffset: i, as: UInt64.self) else { return false }
+                i += 8
+            }
+            guard found.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) == expected.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) else { return false }
+        } else {
+            for i in 0..<count where found.load(fromByteOffset: i, as: UInt8.self) != expected.load(fromByteOffset: i, as: UInt8.self) { return false }
+        }
+        position += count
+        return true
     }
 
     /// A JSON integer of at most 18 digits at `position` (`-`, then `0` or digits without a

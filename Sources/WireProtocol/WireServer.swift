@@ -6,6 +6,10 @@ import Synchronization
 /// Answers one request. Safe to call from any thread, once.
 public struct Responder: Sendable {
     let deliver: @Sendable (WireResponse) -> Void
+    /// A responder that hands the answer to `deliver` (in tests and in-process callers).
+    public init(_ deliver: @escaping @Sendable (WireResponse) -> Void) {
+        self.deliver = deliver
+    }
     public func respond(_ response: WireResponse) { deliver(response) }
 }
 
@@ -94,16 +98,8 @@ public final class WireServer: @unchecked Sendable {
     public var helloTimeoutMillis: Int64 = 5_000
 
     fileprivate func handle(_ request: WireRequest, on connection: ServerConnection) {
-        let loop = self.loop
-        let id = request.id
-        let target = WeakConnection(connection)
-        let responder = Responder { response in
-            var answer = response
-            answer.id = id
-            let reply = answer
-            loop.execute { target.connection?.finish(reply) }
-        }
-        handler(request, responder)
+        let route = AnswerRoute(loop: loop, id: request.id, connection: connection)
+        handler(request, Responder { route.deliver($0) })
     }
 
     fileprivate func removed(_ connection: ServerConnection) {
@@ -229,10 +225,35 @@ final class ServerConnection: WireConnectionDelegate, @unchecked Sendable {
     }
 }
 
-/// A weak reference that may cross threads; it is dereferenced only on the loop.
-final class WeakConnection: @unchecked Sendable {
-    weak var connection: ServerConnection?
-    init(_ connection: ServerConnection) { self.connection = connection }
+/// One request's way back to the connection it came on. The request's responder and the loop
+/// task that writes the answer each capture only this object, which is then their closure's
+/// context: a request allocates one object for its answer's way, not three.
+final class AnswerRoute: @unchecked Sendable {
+    private let loop: EventLoop
+    private let id: UInt64
+    /// Dereferenced only on the loop (checked): the connection may be gone by the answer.
+    private weak var connection: ServerConnection?
+    /// The answer, from `deliver` (any thread) to the loop task it queues.
+    private let reply = Mutex<WireResponse?>(nil)
+
+    init(loop: EventLoop, id: UInt64, connection: ServerConnection) {
+        self.loop = loop
+        self.id = id
+        self.connection = connection
+    }
+
+    func deliver(_ response: WireResponse) {
+        var answer = response
+        answer.id = id
+        reply.withLock { $0 = answer }
+        loop.execute { self.finish() }
+    }
+
+    private func finish() {
+        loop.assertInEventLoop()
+        guard let answer = reply.withLock({ slot in slot.take() }) else { return }
+        connection?.finish(answer)
+    }
 }
 
 /// Which file a path names: its inode and when that inode changed. The inode alone can name
