@@ -587,13 +587,19 @@ extension Resource {
         var kept: [SnapshotRows.Row]?
         if let version {
             var pageIDs = ids ?? []
-            if ids == nil { try db.forEachRow(query.ids, binds) { row in pageIDs.append(row.int(0)) } }
+            if ids == nil {
+                pageIDs.reserveCapacity(32)
+                try db.forEachRow(query.ids, binds) { row in pageIDs.append(row.int(0)) }
+            }
             kept = db.snapshotRows.rows(rowShape, of: pageIDs, version: version)
         }
         if let kept {
             cuts.reserveCapacity(kept.count * (plan.cutSlots.count + 1))
             targets.reserveCapacity(kept.count * referenceCount)
-            for l in linkEnds.indices { linkEnds[l].reserveCapacity(kept.count) }
+            for l in linkEnds.indices {
+                linkEnds[l].reserveCapacity(kept.count)
+                linkIDs[l].reserveCapacity(kept.reduce(0) { $0 + $1.links[l].count })
+            }
             for row in kept {
                 rowCount += 1
                 let start = columnsText.count
@@ -656,6 +662,8 @@ extension Resource {
         for r in references.indices {
             var rows: [Int] = []
             var ids: [Int64] = []
+            rows.reserveCapacity(rowCount)
+            ids.reserveCapacity(rowCount)
             for row in 0..<rowCount {
                 guard let target = targets[row * referenceCount + r] else { continue }
                 rows.append(row)

@@ -15,7 +15,13 @@ public struct SQLFilter: Sendable {
 
     /// `column IN (?, …)`.
     public mutating func `in`(_ column: String, _ values: [Int64]) {
-        add("\(column) IN (\(SQLFilter.marks(values.count)))", values.map { .int($0) })
+        var condition = column
+        condition += " IN ("
+        condition += SQLFilter.marks(values.count)
+        condition += ")"
+        conditions.append(condition)
+        binds.reserveCapacity(binds.count + values.count)
+        for value in values { binds.append(.int(value)) }
     }
 
     /// Adds every condition of `other`.
@@ -26,12 +32,26 @@ public struct SQLFilter: Sendable {
 
     /// `WHERE …` or "" when there is no condition.
     public var clause: String {
-        conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        guard !conditions.isEmpty else { return "" }
+        var clause = "WHERE "
+        clause.reserveCapacity(conditions.reduce(6) { $0 + $1.utf8.count + 5 })
+        for (index, condition) in conditions.enumerated() {
+            if index > 0 { clause += " AND " }
+            clause += condition
+        }
+        return clause
     }
 
-    /// `?, ?, …` for `count` values.
+    /// `?, ?, …` for `count` values (made once for the counts a status filter or a page of ids
+    /// uses: lists build it on every request).
     public static func marks(_ count: Int) -> String {
-        Array(repeating: "?", count: count).joined(separator: ", ")
+        smallMarks.indices.contains(count) ? smallMarks[count] : makeMarks(count)
+    }
+
+    private static let smallMarks = (0...64).map(makeMarks)
+
+    private static func makeMarks(_ count: Int) -> String {
+        Array(repeating: "?", count: max(count, 0)).joined(separator: ", ")
     }
 }
 
