@@ -18,11 +18,27 @@ import Synchronization
 public final class ReadCache: Sendable {
     /// Where names come from: a table and the SQL of a row's name over its alias `x`.
     public struct Source: Hashable, Sendable {
-        public var table: String
-        public var nameSQL: String
+        public let table: String
+        public let nameSQL: String
+        /// Both strings hashed once (a page looks its sources up for every reference and link;
+        /// `Resource`'s answer plan makes each source once).
+        private let fingerprint: Int
+
         public init(table: String, nameSQL: String) {
             self.table = table
             self.nameSQL = nameSQL
+            var hasher = Hasher()
+            hasher.combine(table)
+            hasher.combine(nameSQL)
+            fingerprint = hasher.finalize()
+        }
+
+        public static func == (a: Source, b: Source) -> Bool {
+            a.fingerprint == b.fingerprint && a.table == b.table && a.nameSQL == b.nameSQL
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(fingerprint)
         }
 
         /// The id and name of the rows whose ids are bound as one JSON array.

@@ -573,16 +573,17 @@ extension Resource {
         let binds = query.binds
         let plan = answerPlan
         let referenceCount = references.count
+        let linkCount = links.count
         let columnCount = plan.columnKeyRanges.count
         var columnsText = JSONText(capacity: 4096)
         var rowCount = 0
-        /// Per row: where each of `plan.cutSlots` ends, then where the row ends, in `columnsText`.
+        /// Per row: where each of the plan's cuts ends, then where the row ends, in `columnsText`.
         var cuts: [Int] = []
         /// Per row: the value of each reference's column.
         var targets: [Int64?] = []
         /// Per link: the linked ids of every row, one after the other, and where each row's ids end.
-        var linkIDs = [[Int64]](repeating: [], count: links.count)
-        var linkEnds = [[Int]](repeating: [], count: links.count)
+        var linkIDs = [[Int64]](repeating: [], count: linkCount)
+        var linkEnds = [[Int]](repeating: [], count: linkCount)
         let version = try SnapshotCounts.version(db)
         var kept: [SnapshotRows.Row]?
         if let version {
@@ -594,9 +595,9 @@ extension Resource {
             kept = db.snapshotRows.rows(rowShape, of: pageIDs, version: version)
         }
         if let kept {
-            cuts.reserveCapacity(kept.count * (plan.cutSlots.count + 1))
+            cuts.reserveCapacity(kept.count * (plan.cutCount + 1))
             targets.reserveCapacity(kept.count * referenceCount)
-            for l in linkEnds.indices {
+            for l in 0..<linkCount {
                 linkEnds[l].reserveCapacity(kept.count)
                 linkIDs[l].reserveCapacity(kept.reduce(0) { $0 + $1.links[l].count })
             }
@@ -607,7 +608,7 @@ extension Resource {
                 for cut in row.cuts { cuts.append(start + cut) }
                 cuts.append(columnsText.count)
                 targets.append(contentsOf: row.targets)
-                for l in linkIDs.indices {
+                for l in 0..<linkCount {
                     linkIDs[l].append(contentsOf: row.links[l])
                     linkEnds[l].append(linkIDs[l].count)
                 }
@@ -615,9 +616,9 @@ extension Resource {
         } else {
             /// The rows read, to keep for the next page of this snapshot.
             var read: [(id: Int64, row: SnapshotRows.Row)] = []
-            let cutsPerRow = plan.cutSlots.count
+            let cutsPerRow = plan.cutCount
             // Per column, read by index from flat arrays (no `Slot` copied, no reference counting per value).
-            try plan.columnKeys.withUnsafeBufferPointer { keys in
+            try plan.keys.withUnsafeBufferPointer { keys in
                 try db.forEachRow(query.rows, binds) { row in
                     rowCount += 1
                     let start = columnsText.count
@@ -633,16 +634,16 @@ extension Resource {
                     }
                     cuts.append(columnsText.count)
                     for column in plan.referenceColumns { targets.append(column.flatMap { row.exactInt(Int32($0)) }) }
-                    for l in linkIDs.indices {
+                    for l in 0..<linkCount {
                         Resource.appendIDs(row[Int32(columnCount + l)], to: &linkIDs[l])
                         linkEnds[l].append(linkIDs[l].count)
                     }
                     guard version != nil else { return }
-                    let rowLinks = linkIDs.indices.map { l in
+                    let rowLinks = (0..<linkCount).map { l in
                         Array(linkIDs[l][(linkEnds[l].count > 1 ? linkEnds[l][linkEnds[l].count - 2] : 0)...])
                     }
                     let text = columnsText.withBytes { Array(UnsafeBufferPointer(rebasing: $0[start...])) }
-                    read.append((row.int(Int32(columnCount + links.count)), SnapshotRows.Row(
+                    read.append((row.int(Int32(columnCount + linkCount)), SnapshotRows.Row(
                         text: text, cuts: cuts[(cuts.count - 1 - cutsPerRow)..<(cuts.count - 1)].map { $0 - start },
                         targets: Array(targets[(targets.count - referenceCount)...]), links: rowLinks)))
                 }
@@ -656,80 +657,103 @@ extension Resource {
         }
         // Referenced and linked names, written as JSON into `names` (once per occurrence).
         var names = JSONText(capacity: 1024)
-        /// Per reference, each row's name (nil: no id, or it names no row).
-        var referenceNames: [[Range<Int>?]] = []
-        referenceNames.reserveCapacity(referenceCount)
-        for r in references.indices {
-            var rows: [Int] = []
-            var ids: [Int64] = []
-            rows.reserveCapacity(rowCount)
-            ids.reserveCapacity(rowCount)
+        /// Each reference's name for each row, at `reference * rowCount + row` (nil: no id, or it
+        /// names no row).
+        var referenceNames = [Range<Int>?](repeating: nil, count: referenceCount * rowCount)
+        var namedRows: [Int] = []
+        var namedIDs: [Int64] = []
+        namedRows.reserveCapacity(rowCount)
+        namedIDs.reserveCapacity(rowCount)
+        for r in 0..<referenceCount {
+            namedRows.removeAll(keepingCapacity: true)
+            namedIDs.removeAll(keepingCapacity: true)
             for row in 0..<rowCount {
                 guard let target = targets[row * referenceCount + r] else { continue }
-                rows.append(row)
-                ids.append(target)
+                namedRows.append(row)
+                namedIDs.append(target)
             }
-            var perRow = [Range<Int>?](repeating: nil, count: rowCount)
-            for (k, name) in try Resource.names(references[r].nameSource, of: ids, db, into: &names).enumerated() { perRow[rows[k]] = name }
-            referenceNames.append(perRow)
+            for (k, name) in try Resource.names(plan.referenceSources[r], of: namedIDs, db, into: &names).enumerated() {
+                referenceNames[r * rowCount + namedRows[k]] = name
+            }
         }
-        /// Per link, the name of each of `linkIDs` (nil: it names no row, and is left out as a
-        /// join with the target would leave it out).
-        var linkNames: [[Range<Int>?]] = []
-        for l in links.indices {
-            linkNames.append(try Resource.names(links[l].nameSource, of: linkIDs[l], db, into: &names))
+        /// Every link's ids one link after the other (`allLinkIDs`), the name of each (nil: it
+        /// names no row, and is left out as a join with the target would leave it out), and
+        /// where each row's ids of each link end, at `link * rowCount + row`.
+        var allLinkIDs: [Int64] = []
+        var linkNames: [Range<Int>?] = []
+        var linkItemEnds: [Int] = []
+        if linkCount > 0 {
+            let total = linkIDs.reduce(0) { $0 + $1.count }
+            allLinkIDs.reserveCapacity(total)
+            linkNames.reserveCapacity(total)
+            linkItemEnds.reserveCapacity(linkCount * rowCount)
+            for l in 0..<linkCount {
+                let base = allLinkIDs.count
+                allLinkIDs += linkIDs[l]
+                linkNames += try Resource.names(plan.linkSources[l], of: linkIDs[l], db, into: &names)
+                for end in linkEnds[l] { linkItemEnds.append(base + end) }
+            }
         }
-        out.openArray()
-        var start = 0
-        var c = 0
-        for r in 0..<rowCount {
-            if r > 0 { out.comma() }
-            out.openObject()
-            for slotIndex in plan.cutSlots {
-                let cut = cuts[c]
+        /// A row's ids of a link, as indexes into `allLinkIDs` and `linkNames`.
+        func items(_ link: Int, _ row: Int) -> Range<Int> {
+            // A link's first row starts where the previous link's last row ended.
+            let at = link * rowCount + row
+            return (at == 0 ? 0 : linkItemEnds[at - 1])..<linkItemEnds[at]
+        }
+        plan.keys.withUnsafeBufferPointer { keys in
+            func key(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: keys[range]) }
+            out.openArray()
+            var start = 0
+            var c = 0
+            for r in 0..<rowCount {
+                if r > 0 { out.comma() }
+                out.openObject()
+                for cut in 0..<plan.cutCount {
+                    let end = cuts[c]
+                    c += 1
+                    out.raw(columnsText, start..<end)
+                    start = end
+                    for i in (cut == 0 ? 0 : plan.cutReferenceEnds[cut - 1])..<plan.cutReferenceEnds[cut] {
+                        let reference = plan.cutReferences[i]
+                        out.raw(key(plan.referenceKeyRanges[reference]))
+                        if let name = referenceNames[reference * rowCount + r] { out.raw(names, name) } else { out.null() }
+                    }
+                    for i in (cut == 0 ? 0 : plan.cutFirstIDLinkEnds[cut - 1])..<plan.cutFirstIDLinkEnds[cut] {
+                        let link = plan.cutFirstIDLinks[i]
+                        out.raw(key(plan.firstIDKeyRanges[link]))
+                        if let first = items(link, r).first(where: { linkNames[$0] != nil }) { out.int(allLinkIDs[first]) } else { out.null() }
+                    }
+                }
+                let end = cuts[c]
                 c += 1
-                out.raw(columnsText, start..<cut)
-                start = cut
-                let slot = plan.slots[slotIndex]
-                for reference in slot.references {
-                    out.raw(plan.referenceKeys[reference])
-                    if let name = referenceNames[reference][r] { out.raw(names, name) } else { out.null() }
+                out.raw(columnsText, start..<end)
+                start = end
+                for l in 0..<linkCount {
+                    let rowItems = items(l, r)
+                    out.raw(key(plan.linkNamesKeyRanges[l]))
+                    out.openArray()
+                    var first = true
+                    for k in rowItems {
+                        guard let name = linkNames[k] else { continue }
+                        if !first { out.comma() }
+                        first = false
+                        out.raw(names, name)
+                    }
+                    out.closeArray()
+                    out.raw(key(plan.linkIDsKeyRanges[l]))
+                    out.openArray()
+                    first = true
+                    for k in rowItems where linkNames[k] != nil {
+                        if !first { out.comma() }
+                        first = false
+                        out.int(allLinkIDs[k])
+                    }
+                    out.closeArray()
                 }
-                for link in slot.firstIDLinks {
-                    out.raw(plan.firstIDKeys[link])
-                    let items = (r == 0 ? 0 : linkEnds[link][r - 1])..<linkEnds[link][r]
-                    if let first = items.first(where: { linkNames[link][$0] != nil }) { out.int(linkIDs[link][first]) } else { out.null() }
-                }
+                out.closeObject()
             }
-            let end = cuts[c]
-            c += 1
-            out.raw(columnsText, start..<end)
-            start = end
-            for l in links.indices {
-                let items = (r == 0 ? 0 : linkEnds[l][r - 1])..<linkEnds[l][r]
-                out.raw(plan.linkNamesKeys[l])
-                out.openArray()
-                var first = true
-                for k in items {
-                    guard let name = linkNames[l][k] else { continue }
-                    if !first { out.comma() }
-                    first = false
-                    out.raw(names, name)
-                }
-                out.closeArray()
-                out.raw(plan.linkIDsKeys[l])
-                out.openArray()
-                first = true
-                for k in items where linkNames[l][k] != nil {
-                    if !first { out.comma() }
-                    first = false
-                    out.int(linkIDs[l][k])
-                }
-                out.closeArray()
-            }
-            out.closeObject()
+            out.closeArray()
         }
-        out.closeArray()
     }
 
     /// Appends the ids of a link's list column (`[3,1]`, as `replaceLinks` writes it) to `ids`;
@@ -1328,54 +1352,75 @@ extension Resource {
 }
 
 /// Where each part of a list row goes when it is written as JSON text (`Resource.writeRows`):
-/// keys encoded once, with the comma before every key but the first.
-struct AnswerPlan: Sendable {
-    struct Slot: Sendable {
-        var key: [UInt8]
-        var money: Bool
-        /// References answered right after this column (indexes into `referenceKeys`).
-        var references: [Int]
-        /// Links whose first id is answered right after this column (indexes into the links).
-        var firstIDLinks: [Int]
-        /// Something is answered right after this column (a reference or a first id).
-        var cut = false
-    }
-    var slots: [Slot] = []
-    /// The slots with a `cut`, in order.
-    var cutSlots: [Int] = []
-    /// The slots' keys, money and cut flags as flat arrays, for the loop over every value.
-    var columnKeys: [UInt8] = []
-    var columnKeyRanges: [Range<Int>] = []
-    var columnMoney: [Bool] = []
-    var columnCut: [Bool] = []
-    var referenceKeys: [[UInt8]] = []
-    /// The row position of each reference's column (nil when no column has its name).
-    var referenceColumns: [Int?] = []
-    var firstIDKeys: [[UInt8]] = []
-    var linkNamesKeys: [[UInt8]] = []
-    var linkIDsKeys: [[UInt8]] = []
+/// keys encoded once, with the comma before every key but the first, all in one array (`keys`,
+/// indexed by the ranges below); what is answered after a column (a cut) as flat index lists.
+/// Flat arrays of plain values and one object: a page reads them per row and value without
+/// retaining an array each time (nested arrays and a struct of arrays cost a follow page
+/// hundreds of retains and releases).
+final class AnswerPlan: Sendable {
+    let keys: [UInt8]
+    /// Per column: its key in `keys`, whether it is money, whether it has a cut.
+    let columnKeyRanges: [Range<Int>]
+    let columnMoney: [Bool]
+    let columnCut: [Bool]
+    /// How many columns have a cut.
+    let cutCount: Int
+    /// Per cut `c` (in column order), the references answered there (indexes into the
+    /// references): `cutReferences[(c == 0 ? 0 : cutReferenceEnds[c - 1])..<cutReferenceEnds[c]]`.
+    let cutReferences: [Int]
+    let cutReferenceEnds: [Int]
+    /// Per cut, likewise, the links whose first id is answered there.
+    let cutFirstIDLinks: [Int]
+    let cutFirstIDLinkEnds: [Int]
+    /// Per reference: its name's key; the row position of its column (nil when no column has
+    /// its name); where its names come from.
+    let referenceKeyRanges: [Range<Int>]
+    let referenceColumns: [Int?]
+    let referenceSources: [ReadCache.Source]
+    /// Per link: the keys of its first id, its names and its ids; where its names come from.
+    let firstIDKeyRanges: [Range<Int>]
+    let linkNamesKeyRanges: [Range<Int>]
+    let linkIDsKeyRanges: [Range<Int>]
+    let linkSources: [ReadCache.Source]
 
     init(columns: [Column], references: [Reference], links: [Link]) {
-        func key(_ name: String, first: Bool = false) -> [UInt8] { (first ? [] : [UInt8(ascii: ",")]) + JSONText.key(name) }
-        referenceKeys = references.map { key($0.nameKey) }
-        referenceColumns = references.map { reference in columns.firstIndex { $0.name == reference.column } }
-        firstIDKeys = links.map { key($0.firstIDKey?.key ?? "") }
-        linkNamesKeys = links.map { key($0.namesKey) }
-        linkIDsKeys = links.map { key($0.idsKey) }
+        var keys: [UInt8] = []
+        func key(_ name: String, first: Bool = false) -> Range<Int> {
+            let start = keys.count
+            if !first { keys.append(UInt8(ascii: ",")) }
+            keys += JSONText.key(name)
+            return start..<keys.count
+        }
+        var columnKeyRanges: [Range<Int>] = [], columnMoney: [Bool] = [], columnCut: [Bool] = []
+        var cutReferences: [Int] = [], cutReferenceEnds: [Int] = [], cutFirstIDLinks: [Int] = [], cutFirstIDLinkEnds: [Int] = []
         for (i, column) in columns.enumerated() {
-            var money = false
-            if case .money = column.format { money = true }
-            slots.append(Slot(key: key(column.name, first: i == 0), money: money,
-                              references: references.indices.filter { references[$0].column == column.name },
-                              firstIDLinks: links.indices.filter { links[$0].firstIDKey?.after == column.name }))
+            columnKeyRanges.append(key(column.name, first: i == 0))
+            if case .money = column.format { columnMoney.append(true) } else { columnMoney.append(false) }
+            let answered = references.indices.filter { references[$0].column == column.name }
+            let firstIDs = links.indices.filter { links[$0].firstIDKey?.after == column.name }
+            let cut = !answered.isEmpty || !firstIDs.isEmpty
+            columnCut.append(cut)
+            guard cut else { continue }
+            cutReferences += answered
+            cutReferenceEnds.append(cutReferences.count)
+            cutFirstIDLinks += firstIDs
+            cutFirstIDLinkEnds.append(cutFirstIDLinks.count)
         }
-        for i in slots.indices { slots[i].cut = !slots[i].references.isEmpty || !slots[i].firstIDLinks.isEmpty }
-        cutSlots = slots.indices.filter { slots[$0].cut }
-        for slot in slots {
-            columnKeyRanges.append(columnKeys.count..<(columnKeys.count + slot.key.count))
-            columnKeys += slot.key
-        }
-        columnMoney = slots.map(\.money)
-        columnCut = slots.map(\.cut)
+        self.columnKeyRanges = columnKeyRanges
+        self.columnMoney = columnMoney
+        self.columnCut = columnCut
+        cutCount = cutReferenceEnds.count
+        self.cutReferences = cutReferences
+        self.cutReferenceEnds = cutReferenceEnds
+        self.cutFirstIDLinks = cutFirstIDLinks
+        self.cutFirstIDLinkEnds = cutFirstIDLinkEnds
+        referenceKeyRanges = references.map { key($0.nameKey) }
+        referenceColumns = references.map { reference in columns.firstIndex { $0.name == reference.column } }
+        referenceSources = references.map(\.nameSource)
+        firstIDKeyRanges = links.map { key($0.firstIDKey?.key ?? "") }
+        linkNamesKeyRanges = links.map { key($0.namesKey) }
+        linkIDsKeyRanges = links.map { key($0.idsKey) }
+        linkSources = links.map(\.nameSource)
+        self.keys = keys
     }
 }

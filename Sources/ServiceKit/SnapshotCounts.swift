@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSQLite
 import Synchronization
 
@@ -44,6 +47,18 @@ enum SnapshotCounts {
         /// page's ~170-byte key cost ~4,000 instructions per request).
         func hash(into hasher: inout Hasher) {
             bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+
+        /// Compared with `memcmp` (`[UInt8]`'s `==` goes byte by byte: ~2,600 instructions
+        /// per filtered list page).
+        static func == (a: Key, b: Key) -> Bool {
+            guard a.bytes.count == b.bytes.count else { return false }
+            return a.bytes.withUnsafeBytes { x in
+                b.bytes.withUnsafeBytes { y in
+                    guard let p = x.baseAddress, let q = y.baseAddress else { return true }
+                    return memcmp(p, q, x.count) == 0
+                }
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 import XCTest
-import ServiceKit
+@testable import ServiceKit
 @testable import UserService
 import WireProtocol
 
@@ -20,6 +20,38 @@ final class UserServiceInProcessTests: XCTestCase {
     override func tearDown() {
         tester?.close()
         tester = nil
+    }
+
+    /// The employee list (the one resource whose link answers a first id, `group`) written as
+    /// text is the tree answer serialized: first ids, names and ids of links with deleted and
+    /// missing groups, empty lists, both from SQLite and from the rows kept for the snapshot.
+    func testEmployeeListTextIsTheTreeAnswerSerialized() async throws {
+        var groups: [Int64] = []
+        for name in ["Sales \"1\"", "Support\n", "Gone"] {
+            let created = await tester.call(method: "POST", path: "/api/user/group", params: ["name": .string(name)], caller: admin)
+            groups.append(try XCTUnwrap(created.body["data"]?["id"]?.intValue, "\(created.body)"))
+        }
+        for (i, linked) in [[groups[1], groups[0]], [groups[2]], [groups[0], groups[2], groups[1]]].enumerated() {
+            let created = await tester.call(method: "POST", path: "/api/user/user",
+                                            params: ["phoneNumber": .string("1390000010\(i)"), "realName": .string("emp \(i)"),
+                                                     "number": i == 1 ? .null : .string("n\(i)"), "roleId": 2,
+                                                     "group_id": .array(linked.map { .int($0) })], caller: admin)
+            XCTAssertEqual(created.status, 200, "\(created.body)")
+        }
+        let deleted = await tester.call(method: "POST", path: "/api/user/delgroup", params: ["group_id": .int(groups[2])], caller: admin)
+        XCTAssertEqual(deleted.status, 200, "\(deleted.body)")
+        let resource = Employees.resource
+        let rows = try await tester.database.read { db in
+            try resource.json(db.query("SELECT \(resource.selectList) FROM \(resource.table) t WHERE t.status IN (1, 0) AND t.roleId IN (1, 2) ORDER BY \(resource.ordering)"), db)
+        }
+        XCTAssertGreaterThanOrEqual(rows.count, 4)
+        for round in 1...2 {
+            let list = await tester.call(path: "/api/user/user", params: ["page": 1, "count": 10], caller: admin)
+            XCTAssertEqual(list.status, 200, "\(list.body)")
+            let total = try XCTUnwrap(list.body["page_info"]?["total"]?.intValue)
+            let expected = Reply.ok(data: .array(rows), page: PageInfo(total: total, page: 1, count: 10))
+            XCTAssertEqual(String(decoding: list.bodyBytes, as: UTF8.self), String(decoding: expected.bodyBytes, as: UTF8.self), "round \(round)")
+        }
     }
 
     func testBootstrapMadeTheAdministrator() async throws {
