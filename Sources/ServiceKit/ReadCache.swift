@@ -1,4 +1,5 @@
 import Synchronization
+import WireProtocol
 
 /// The names list pages show beside ids (`operator_name`, `follower_name`, `organization_name`
 /// …), kept between requests as their JSON text (`"张三"`, `null`): a page then reads its own
@@ -52,8 +53,8 @@ public final class ReadCache: Sendable {
         /// may have touched any table (another process's commit).
         var changed: [String: UInt64] = [:]
         var everything: UInt64 = 0
-        /// Per source, id → the name's JSON; an empty array: no such row (it stays unnamed).
-        var names: [Source: [Int64: [UInt8]]] = [:]
+        /// Per source, the names kept.
+        var names: [Source: Kept] = [:]
         var count = 0
         /// Per table: whether SQLite's update hook reports its changes (not for `WITHOUT ROWID`).
         var reported: [String: Bool] = [:]
@@ -64,7 +65,30 @@ public final class ReadCache: Sendable {
         }
     }
 
+    /// One source's names: each id's name's JSON in `bytes`, at `spans[index[id]]` (an empty
+    /// span: no such row, it stays unnamed). Reachable only through `state`, so touched only
+    /// under its lock (a class: a page's lookups neither copy nor retain its arrays).
+    private final class Kept: @unchecked Sendable {
+        var index = IDTable()
+        var spans: [Range<Int32>] = []
+        var bytes: [UInt8] = []
+
+        func keep(_ id: Int64, _ name: [UInt8]) {
+            let start = Int32(truncatingIfNeeded: bytes.count)
+            bytes += name
+            let span = start..<Int32(truncatingIfNeeded: bytes.count)
+            if let at = index[id] {
+                spans[Int(at)] = span
+            } else {
+                index.set(id, Int32(truncatingIfNeeded: spans.count))
+                spans.append(span)
+            }
+        }
+    }
+
     private let state = Mutex(State())
+    /// Most bytes of names kept per source (its spans are 32-bit offsets).
+    static let maxBytesPerSource = 16 << 20
     /// Most names kept; reaching it starts the cache over (a bound on memory, not an eviction
     /// policy: a page needs tens of names, a service's copies a few hundred thousand at most).
     public let capacity: Int
@@ -85,7 +109,7 @@ public final class ReadCache: Sendable {
             state.generation &+= 1
             for table in tables { state.changed[table] = state.generation }
             for source in state.names.keys where tables.contains(source.table) {
-                state.count -= state.names[source]?.count ?? 0
+                state.count -= state.names[source]?.index.count ?? 0
                 state.names[source] = nil
             }
         }
@@ -112,43 +136,74 @@ public final class ReadCache: Sendable {
     }
 
 
-    /// The JSON of each id's name, in the order of `ids` (which may repeat; nil: no row in
-    /// `source`): kept ones from the cache (never older than the table's last change), the
-    /// others read with `read` (once each, in the caller's transaction, whose snapshot began
-    /// at `generation`) and kept if no change of the table is newer than that.
-    public func names(_ source: Source, of ids: [Int64], generation: UInt64,
-                      read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [[UInt8]?] {
-        var found = [[UInt8]?](repeating: nil, count: ids.count)
+    /// Each id's name's JSON written into `out`, as its range there, in the order of `ids`
+    /// (which may repeat; nil: no row in `source`): kept ones copied from the cache (never
+    /// older than the table's last change), the others read with `read` (once each, in the
+    /// caller's transaction, whose snapshot began at `generation`) and kept if no change of the
+    /// table is newer than that.
+    public func names(_ source: Source, of ids: [Int64], generation: UInt64, into out: inout JSONText,
+                      read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [Range<Int>?] {
+        var found = [Range<Int>?](repeating: nil, count: ids.count)
         /// Indexes into `ids` of the names not kept.
-        let missing = state.withLock { state -> [Int] in
-            guard let kept = state.names[source] else { return Array(ids.indices) }
-            var missing: [Int] = []
-            for (i, id) in ids.enumerated() {
-                if let name = kept[id] {
-                    if !name.isEmpty { found[i] = name }
-                } else {
-                    missing.append(i)
+        var missing: [Int] = []
+        state.withLock { state in
+            guard let kept = state.names[source] else {
+                missing = Array(ids.indices)
+                return
+            }
+            kept.bytes.withUnsafeBufferPointer { bytes in
+                for (i, id) in ids.enumerated() {
+                    guard let at = kept.index[id] else {
+                        missing.append(i)
+                        continue
+                    }
+                    let span = kept.spans[Int(at)]
+                    guard !span.isEmpty else { continue }
+                    let start = out.count
+                    out.raw(UnsafeBufferPointer(rebasing: bytes[Int(span.lowerBound)..<Int(span.upperBound)]))
+                    found[i] = start..<out.count
                 }
             }
-            return missing
         }
         guard !missing.isEmpty else { return found }
         let wanted = Array(Set(missing.map { ids[$0] }))
         var named: [Int64: [UInt8]] = [:]
         for (id, name) in try read(wanted) { named[id] = name }
-        for i in missing { found[i] = named[ids[i]] }
+        for i in missing {
+            guard let name = named[ids[i]] else { continue }
+            let start = out.count
+            out.raw(name)
+            found[i] = start..<out.count
+        }
         state.withLock { state in
             guard state.mayKeep(source.table, readAt: generation) else { return }
             if state.count + wanted.count > capacity {
                 state.names = [:]
                 state.count = 0
             }
-            var kept = state.names[source, default: [:]]
-            state.names[source] = nil
+            let kept: Kept
+            if let existing = state.names[source], existing.bytes.count < ReadCache.maxBytesPerSource {
+                kept = existing
+            } else {
+                // (A source's text past its bound starts over, as the whole cache does past `capacity`.)
+                state.count -= state.names[source]?.index.count ?? 0
+                kept = Kept()
+                state.names[source] = kept
+            }
             // What was asked for and not found: no such row, kept as such (an empty name).
-            for id in wanted where kept.updateValue(named[id] ?? [], forKey: id) == nil { state.count += 1 }
-            state.names[source] = kept
+            for id in wanted {
+                if kept.index[id] == nil { state.count += 1 }
+                kept.keep(id, named[id] ?? [])
+            }
         }
         return found
+    }
+
+    /// `names(_:of:generation:into:read:)` as separate arrays (for tests).
+    func names(_ source: Source, of ids: [Int64], generation: UInt64,
+               read: ([Int64]) throws -> [(id: Int64, name: [UInt8])]) rethrows -> [[UInt8]?] {
+        var out = JSONText(capacity: 256)
+        let ranges = try names(source, of: ids, generation: generation, into: &out, read: read)
+        return out.withBytes { bytes in ranges.map { $0.map { Array(bytes[$0]) } } }
     }
 }

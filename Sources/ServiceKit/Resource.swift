@@ -796,16 +796,13 @@ extension Resource {
             }
             return found
         }
-        let found: [[UInt8]?]
         if let cache = db.readCache, try cache.reports(source.table, db) {
-            found = try cache.names(source, of: ids, generation: db.readGeneration, read: read)
-        } else {
-            var named: [Int64: [UInt8]] = [:]
-            for (id, name) in try read(Array(Set(ids))) { named[id] = name }
-            found = ids.map { named[$0] }
+            return try cache.names(source, of: ids, generation: db.readGeneration, into: &names, read: read)
         }
-        return found.map { bytes in
-            guard let bytes else { return nil }
+        var named: [Int64: [UInt8]] = [:]
+        for (id, name) in try read(Array(Set(ids))) { named[id] = name }
+        return ids.map { id in
+            guard let bytes = named[id] else { return nil }
             let start = names.count
             names.raw(bytes)
             return start..<names.count

@@ -15,15 +15,24 @@
 /// Touched only on its connection's queue (no lock). Bounded: `maxBytes` of row text per
 /// connection; reaching it starts over.
 final class SnapshotRows {
-    struct Row {
+    /// One row as read (immutable, one object: a page takes its rows with one retain each).
+    final class Row {
         /// The row's text, from its first key to its last column's value.
-        var text: [UInt8]
-        /// Where each cut of `AnswerPlan.cutSlots` is in `text`.
-        var cuts: [Int]
+        let text: [UInt8]
+        /// Where each of the answer plan's cuts is in `text`.
+        let cuts: [Int]
         /// The value of each reference's column.
-        var targets: [Int64?]
+        let targets: [Int64?]
         /// Each link's ids, from the row's list column.
-        var links: [[Int64]]
+        let links: [[Int64]]
+
+        init(text: [UInt8], cuts: [Int], targets: [Int64?], links: [[Int64]]) {
+            self.text = text
+            self.cuts = cuts
+            self.targets = targets
+            self.links = links
+        }
+
         /// What it counts against `maxBytes`: the text, 16 bytes per cut and target, and each
         /// link list's ids (8 bytes each, plus its array's header), so a row with long link
         /// lists is counted by what it holds.
@@ -32,9 +41,27 @@ final class SnapshotRows {
 
     static let maxBytes = 2 << 20
 
-    /// The rows kept of one page shape, id → row.
+    /// The rows kept of one page shape: `rows[index[id]]`.
     private final class Kept {
-        var rows: [Int64: Row] = [:]
+        var index = IDTable()
+        var rows: [Row] = []
+
+        subscript(id: Int64) -> Row? {
+            index[id].map { rows[Int($0)] }
+        }
+
+        /// Keeps `row` for `id`; true when `id` was not kept before.
+        func keep(_ id: Int64, _ row: Row) -> Bool {
+            if let at = index[id] {
+                rows[Int(at)] = row
+                return false
+            }
+            index.set(id, Int32(truncatingIfNeeded: rows.count))
+            rows.append(row)
+            return true
+        }
+
+        var count: Int { rows.count }
     }
 
     private var version: SnapshotCounts.Version?
@@ -64,7 +91,7 @@ final class SnapshotRows {
         var rows: [Row] = []
         rows.reserveCapacity(ids.count)
         for id in ids {
-            guard let row = kept.rows[id] else { return nil }
+            guard let row = kept[id] else { return nil }
             rows.append(row)
         }
         return rows
@@ -83,9 +110,9 @@ final class SnapshotRows {
         }
         let kept = kept(shape) ?? Kept()
         shapes[shape] = kept
-        for (id, row) in rows where kept.rows.updateValue(row, forKey: id) == nil { bytes += row.cost }
+        for (id, row) in rows where kept.keep(id, row) { bytes += row.cost }
     }
 
     /// How many rows are kept (for tests).
-    var count: Int { shapes.values.reduce(0) { $0 + $1.rows.count } }
+    var count: Int { shapes.values.reduce(0) { $0 + $1.count } }
 }
