@@ -920,7 +920,10 @@ extension Resource {
                 }
             } else if paging != nil, case let (window, counts, span)? = dayCounted {
                 let counted = statuses ?? status.values
-                total = try SnapshotCounts.count(db, key: SnapshotCounts.key("window \(counts) \(counted)", [.text(span.start), .text(span.end)])) { db in
+                // (The statuses as values: interpolating an array describes it through reflection,
+                // ~10,000 instructions per page.)
+                let key = SnapshotCounts.key("window " + counts, [.text(span.start), .text(span.end)] + counted.map { .int($0) })
+                total = try SnapshotCounts.count(db, key: key) { db in
                     try window.total(db, table: table, counts: counts, statuses: counted, start: span.start, end: span.end)
                 }
             } else if paging != nil {
