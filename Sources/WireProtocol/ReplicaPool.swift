@@ -34,7 +34,7 @@ public final class ReplicaPool: @unchecked Sendable {
     private var order: [WireClient] = []
     /// Replicas whose socket went away: answering what they took, then forgotten.
     private var retiring: [ObjectIdentifier: WireClient] = [:]
-    private var held: [WireClient.Held] = []
+    private var held: [WireClient.Pending] = []
     private var watcher: FolderWatcher?
     private var sweepScheduled = false
     private var stopped = false
@@ -137,7 +137,7 @@ public final class ReplicaPool: @unchecked Sendable {
         if let client = leastLoaded() {
             client.sendOnLoop(request, completion: completion)
         } else {
-            held.append(.make(request, holdMillis: config.holdMillis, defaultTimeoutMillis: config.defaultTimeoutMillis, completion: completion))
+            held.append(WireClient.Pending(request, holdMillis: config.holdMillis, defaultTimeoutMillis: config.defaultTimeoutMillis, completion: completion))
             scheduleSweep()
         }
     }
@@ -203,7 +203,7 @@ public final class ReplicaPool: @unchecked Sendable {
         }
     }
 
-    private func redistribute(_ items: [WireClient.Held]) {
+    private func redistribute(_ items: [WireClient.Pending]) {
         for item in items {
             if let client = leastLoaded() {
                 client.adopt([item])

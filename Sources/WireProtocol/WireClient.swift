@@ -51,16 +51,37 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     /// A completion that stays on the loop (for callers already on it).
     public typealias LoopCompletion = (Result<WireResponse, WireClientError>) -> Void
 
-    fileprivate struct Pending: HeldRequest {
-        var request: WireRequest
-        var completion: LoopCompletion
+    /// One request from its arrival to its answer: waiting for a connection, in flight, moved
+    /// between the clients of a pool's replicas, resent. One object per request, referenced from
+    /// one queue or table at a time (loop thread only): moving it is a retain, not a copy of the
+    /// request and its completion.
+    public final class Pending {
+        fileprivate var request: WireRequest
+        fileprivate let completion: LoopCompletion
         /// Fixed when the request first arrives: resends never push it forward.
-        let holdUntil: Int64
-        let answerBy: Int64
+        public let holdUntil: Int64
+        public let answerBy: Int64
         /// Times the request was written to a connection.
-        var transmissions = 0
-        /// Position in arrival order (resent requests keep their place).
-        let sequence: UInt64
+        fileprivate var transmissions = 0
+        /// Position in arrival order at its client (resent requests keep their place).
+        fileprivate var sequence: UInt64 = 0
+
+        fileprivate init(request: WireRequest, completion: @escaping LoopCompletion, holdUntil: Int64, answerBy: Int64) {
+            self.request = request
+            self.completion = completion
+            self.holdUntil = holdUntil
+            self.answerBy = answerBy
+        }
+
+        /// A request not sent yet, for a client or a pool that holds it until it can be sent.
+        public convenience init(_ request: WireRequest, holdMillis: Int64, defaultTimeoutMillis: Int64, completion: @escaping LoopCompletion) {
+            let now = monotonicMillis()
+            let answerBy = request.deadline > 0 ? now + max(0, request.deadline - wallClockMillis()) : now + defaultTimeoutMillis
+            self.init(request: request, completion: completion, holdUntil: now + holdMillis, answerBy: answerBy)
+        }
+
+        /// Answers the request's caller with `error`.
+        public func fail(_ error: WireClientError) { completion(.failure(error)) }
     }
     private var nextSequence: UInt64 = 0
 
@@ -94,22 +115,6 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     /// and closes its connection once every request on it is answered.
     @exclusivity(unchecked) public private(set) var isRetired = false
 
-    /// A request moved between the clients of a service's replicas, keeping its hold time,
-    /// deadline and how often it was written (loop thread only).
-    public struct Held: HeldRequest {
-        fileprivate var pending: Pending
-        public var holdUntil: Int64 { pending.holdUntil }
-        public var answerBy: Int64 { pending.answerBy }
-        /// Answers the request's caller with `error`.
-        public func fail(_ error: WireClientError) { pending.completion(.failure(error)) }
-        /// A request not sent yet, for a pool that holds it until some replica is ready.
-        public static func make(_ request: WireRequest, holdMillis: Int64, defaultTimeoutMillis: Int64, completion: @escaping LoopCompletion) -> Held {
-            let now = monotonicMillis()
-            let answerBy = request.deadline > 0 ? now + max(0, request.deadline - wallClockMillis()) : now + defaultTimeoutMillis
-            return Held(pending: Pending(request: request, completion: completion, holdUntil: now + holdMillis, answerBy: answerBy, sequence: 0))
-        }
-    }
-
     /// Requests sent or waiting here and not answered yet (loop thread): the load measure of
     /// least-outstanding balancing.
     public var outstanding: Int { inFlight.count + waiting.count }
@@ -118,23 +123,20 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     public var isIdle: Bool { connection == nil && inFlight.isEmpty && waiting.isEmpty && drainingConnections.isEmpty }
 
     /// Takes every request waiting for this client's connection (loop thread).
-    public func takeWaiting() -> [Held] {
-        let taken = waiting.map { Held(pending: $0) }
+    public func takeWaiting() -> [Pending] {
+        let taken = waiting
         waiting.removeAll()
         return taken
     }
 
     /// Sends requests taken from another client: now when ready, else once connected. A
     /// request already written `maxTransmissions` times fails instead (loop thread).
-    public func adopt(_ held: [Held]) {
-        var entries: [Pending] = []
-        for item in held {
-            let entry = item.pending
-            nextSequence += 1
-            entries.append(Pending(request: entry.request, completion: entry.completion, holdUntil: entry.holdUntil, answerBy: entry.answerBy,
-                                   transmissions: entry.transmissions, sequence: nextSequence))
-        }
+    public func adopt(_ entries: [Pending]) {
         guard !entries.isEmpty else { return }
+        for entry in entries {
+            nextSequence += 1
+            entry.sequence = nextSequence
+        }
         if isRetired || stopped {
             for entry in entries { entry.completion(.failure(.unavailable)) }
             return
@@ -234,15 +236,9 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
 
     private func enqueue(_ request: WireRequest, _ completion: @escaping LoopCompletion) {
         guard !stopped else { completion(.failure(.unavailable)); return }
-        let now = monotonicMillis()
-        let answerBy: Int64
-        if request.deadline > 0 {
-            answerBy = now + max(0, request.deadline - wallClockMillis())
-        } else {
-            answerBy = now + config.defaultTimeoutMillis
-        }
+        let pending = Pending(request, holdMillis: config.holdMillis, defaultTimeoutMillis: config.defaultTimeoutMillis, completion: completion)
         nextSequence += 1
-        let pending = Pending(request: request, completion: completion, holdUntil: now + config.holdMillis, answerBy: answerBy, sequence: nextSequence)
+        pending.sequence = nextSequence
         if ready, let connection {
             transmit(pending, on: connection)
         } else {
@@ -252,8 +248,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    private func transmit(_ pending: Pending, on connection: WireConnection) {
-        var entry = pending
+    private func transmit(_ entry: Pending, on connection: WireConnection) {
         let id = nextID
         nextID += 1
         entry.request.id = id
@@ -409,7 +404,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
             pings.removeAll()
             for waiter in waiters { waiter(false) }
             // Never processed (after lastID), so resending them is always safe.
-            for i in resend.indices { resend[i].transmissions -= 1 }
+            for entry in resend { entry.transmissions -= 1 }
             requeue(resend.sorted { $0.sequence < $1.sequence })
             connect()
             onChange?()
@@ -460,14 +455,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     }
 }
 
-/// A request waiting for a connection: when it stops waiting (`holdUntil`, then 503) and when
-/// its answer is no longer wanted (`answerBy`, then 504).
-protocol HeldRequest {
-    var holdUntil: Int64 { get }
-    var answerBy: Int64 { get }
-}
-
-extension Array where Element: HeldRequest {
+extension Array where Element == WireClient.Pending {
     /// Takes out the requests whose hold time or deadline has passed at `now`, each with the
     /// error it is to be answered with; the others keep their order.
     mutating func removeExpired(now: Int64) -> [(Element, WireClientError)] {
