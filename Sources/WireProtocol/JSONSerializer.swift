@@ -281,6 +281,7 @@ struct JSONByteWriter: ~Copyable {
     /// runs in bulk.
     private mutating func write(quoted utf8: UnsafeBufferPointer<UInt8>) {
         reserve(utf8.count + 2)
+        if writeQuotedWithoutEscapes(utf8) { return }
         write(byte: JSONASCII.quote)
         let raw = UnsafeRawBufferPointer(utf8)
         var runStart = 0
@@ -307,6 +308,48 @@ struct JSONByteWriter: ~Copyable {
             write(bytes: UnsafeBufferPointer(rebasing: utf8[runStart...]))
         }
         write(byte: JSONASCII.quote)
+    }
+
+    /// `write(quoted:)` for bytes of which none needs escaping (nearly every string): copied a
+    /// word at a time while checking it, the last partial word loaded overlapping the one before
+    /// (short strings as two overlapping halves). False, with nothing written, when some byte
+    /// needs escaping. Needs `utf8.count + 2` bytes reserved.
+    @inline(__always)
+    private mutating func writeQuotedWithoutEscapes(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        let n = utf8.count
+        let to = UnsafeMutableRawPointer(base + count + 1)
+        if let source = utf8.baseAddress {
+            let from = UnsafeRawPointer(source)
+            if n >= 8 {
+                var position = 0
+                while position + 8 <= n {
+                    let word = from.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                    guard !JSONSWAR.hasQuoteBackslashOrControl(word) else { return false }
+                    to.storeBytes(of: word, toByteOffset: position, as: UInt64.self)
+                    position += 8
+                }
+                if position < n {
+                    let word = from.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+                    guard !JSONSWAR.hasQuoteBackslashOrControl(word) else { return false }
+                    to.storeBytes(of: word, toByteOffset: n - 8, as: UInt64.self)
+                }
+            } else if n >= 4 {
+                let low = from.loadUnaligned(as: UInt32.self), high = from.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+                guard !JSONSWAR.hasQuoteBackslashOrControl(UInt64(low) | UInt64(high) << 32) else { return false }
+                to.storeBytes(of: low, as: UInt32.self)
+                to.storeBytes(of: high, toByteOffset: n - 4, as: UInt32.self)
+            } else {
+                for i in 0..<n {
+                    let byte = source[i]
+                    guard byte >= 0x20 && byte != JSONASCII.quote && byte != JSONASCII.backslash else { return false }
+                    to.storeBytes(of: byte, toByteOffset: i, as: UInt8.self)
+                }
+            }
+        }
+        base[count] = JSONASCII.quote
+        base[count + 1 + n] = JSONASCII.quote
+        count += n + 2
+        return true
     }
 
     private mutating func writeEscape(for byte: UInt8) {
@@ -346,10 +389,15 @@ enum JSONSWAR {
         hasByte(lessThan: 1, in: word ^ (ones &* UInt64(byte)))
     }
 
-    /// Whether any byte is `"`, `\` or a control character below 0x20.
+    /// Whether any byte is `"`, `\` or a control character below 0x20 (one branch, not three).
     @inline(__always)
     static func hasQuoteBackslashOrControl(_ word: UInt64) -> Bool {
-        hasByte(lessThan: 0x20, in: word) || hasByte(JSONASCII.quote, in: word) || hasByte(JSONASCII.backslash, in: word)
+        let quotes = word ^ (ones &* UInt64(JSONASCII.quote))
+        let backslashes = word ^ (ones &* UInt64(JSONASCII.backslash))
+        let control = (word &- ones &* 0x20) & ~word
+        let quote = (quotes &- ones) & ~quotes
+        let backslash = (backslashes &- ones) & ~backslashes
+        return (control | quote | backslash) & highBits != 0
     }
 
     /// The high bit of each byte that is `"`, `\`, below 0x20 or non-ASCII — exact for the

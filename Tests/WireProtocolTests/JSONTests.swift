@@ -445,6 +445,44 @@ final class JSONTests: XCTestCase {
         assertRejects(Array("\"abcdefgh".utf8), offset: 0, reason: "unterminated string")
     }
 
+    func testStringsOfEveryShortLengthSerializeExactly() throws {
+        // The word-at-a-time copy of strings without escapes (the last word overlapping, short
+        // ones as two halves) and its fallback to the escaping path, at every length to 40.
+        let fillers: [String] = ["a", "é", "中", "😀", "\u{7F}", "/"]
+        let specials: [String] = ["\"", "\\", "\n", "\u{0}", "\u{1F}"]
+        for length in 0...40 {
+            for filler in fillers {
+                var clean = ""
+                while clean.utf8.count < length { clean += clean.utf8.count % 3 == 1 ? filler : "b" }
+                var cases = [clean]
+                if !clean.isEmpty {
+                    for special in specials {
+                        for position in Set([0, clean.count / 2, clean.count - 1]) {
+                            var text = clean
+                            text.insert(contentsOf: special, at: text.index(text.startIndex, offsetBy: position))
+                            cases.append(text)
+                        }
+                    }
+                }
+                for text in cases {
+                    XCTAssertEqual(JSON.string(text).serialized(), naiveQuoted(text), "serializing \(text.debugDescription)")
+                    XCTAssertEqual(try JSONParser.parse(JSON.string(text).serialized()), .string(text))
+                }
+                // Several in one buffer that starts small: each lands after the previous one, growing it.
+                var buffer = JSONText(capacity: 16)
+                buffer.openArray()
+                for (index, item) in cases.enumerated() {
+                    if index > 0 { buffer.comma() }
+                    buffer.string(item)
+                }
+                buffer.closeArray()
+                let written = buffer.bytes()
+                let expected = [UInt8(ascii: "[")] + Array(cases.map(naiveQuoted).joined(separator: [UInt8(ascii: ",")])) + [UInt8(ascii: "]")]
+                XCTAssertEqual(written, expected, "strings of length \(length) with \(filler.debugDescription)")
+            }
+        }
+    }
+
     func testSerializerCompactOutput() {
         let value: JSON = ["id": 7, "name": "张三", "tags": ["a", "b"], "score": 1.5, "ok": false, "none": nil, "empty": [:]]
         XCTAssertEqual(value.jsonString, #"{"id":7,"name":"张三","tags":["a","b"],"score":1.5,"ok":false,"none":null,"empty":{}}"#)
