@@ -261,69 +261,77 @@ final class Gateway: @unchecked Sendable {
         exchange.respond(response)
     }
 
-    /// An API request: parameters, session, then the owning service.
+    /// An API request: parameters, session, then the owning service. What the later steps need
+    /// travels in `exchange`, and each callback captures only it (no context allocated per step).
     private func forward(_ request: HTTPRequest, _ exchange: Exchange) {
         let path = exchange.path, method = exchange.method
-        let finish: (HTTPResponse, String) -> Void = { answer, route in exchange.finish(answer, route: route) }
         let facts = Gateway.documentedPaths[path] ?? PathFacts(path)
         guard let service = facts.service, let client = clients[service] else {
-            finish(HTTPResponse.error(404, "no such endpoint: \(path)"), "other")
+            exchange.finish(HTTPResponse.error(404, "no such endpoint: \(path)"), route: "other")
             return
         }
-        let params: JSONObject
         do {
-            params = try RequestParams.build(request)
+            exchange.params = try RequestParams.build(request)
         } catch {
-            finish(HTTPResponse.error(400, error.reason), path)
+            exchange.finish(HTTPResponse.error(400, error.reason), route: path)
             return
         }
         let credential = RequestParams.credential(request.head)
-        let token = credential?.token
         exchange.service = service
+        exchange.client = client
+        exchange.revoking = facts.revoking
+        // Only the service that owns sessions gets the token (for logout).
+        exchange.token = credential?.token
         // A change made with the session cookie must come from our own pages: a browser adds the
         // cookie to cross-site form posts too, but names their origin.
         if method != "GET", credential?.fromCookie == true, let foreign = foreignOrigin(request.head) {
-            finish(HTTPResponse.error(403, "cross-site request refused: \(foreign) is not \(configuration.publicOrigin); send Authorization: Bearer instead of the cookie from other origins"), path)
+            exchange.finish(HTTPResponse.error(403, "cross-site request refused: \(foreign) is not \(configuration.publicOrigin); send Authorization: Bearer instead of the cookie from other origins"), route: path)
             return
         }
-        let idempotencyKey = request.head.header("idempotency-key")
-        if let key = idempotencyKey, key.utf8.count > configuration.maxIdempotencyKeyLength || key.isEmpty {
-            finish(HTTPResponse.error(400, "Idempotency-Key must be 1 to \(configuration.maxIdempotencyKeyLength) characters"), path)
+        exchange.idempotencyKey = request.head.header("idempotency-key")
+        if let key = exchange.idempotencyKey, key.utf8.count > configuration.maxIdempotencyKeyLength || key.isEmpty {
+            exchange.finish(HTTPResponse.error(400, "Idempotency-Key must be 1 to \(configuration.maxIdempotencyKeyLength) characters"), route: path)
             return
-        }
-        let forward: (Caller?) -> Void = { [self] caller in
-            ridCounter += 1
-            exchange.caller = caller?.id
-            let rid = idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? Gateway.numbered(ridPrefix, ridCounter)
-            var wire = WireRequest(method: method, path: path, params: params, caller: caller, requestID: rid,
-                                   deadline: wallClockMillis() + configuration.requestTimeoutMillis,
-                                   session: service == .users ? token : nil)
-            wire.trace = exchange.trace
-            let revoking = facts.revoking
-            if revoking { group.revokingWrites.withLock { $0.inFlight += 1 } }
-            client.sendOnLoop(wire) { [self] result in
-                // Completions of WireClient run on the same loop.
-                if revoking { revokingWriteEnded(result) }
-                finish(response(for: result, service: service), path)
-            }
         }
         if facts.isPublic {
-            forward(nil)
+            send(exchange, caller: nil)
             return
         }
-        guard let token else {
-            finish(HTTPResponse.error(401, "not logged in: send the crm_session cookie or Authorization: Bearer <token>"), path)
+        guard let token = exchange.token else {
+            exchange.finish(HTTPResponse.error(401, "not logged in: send the crm_session cookie or Authorization: Bearer <token>"), route: path)
             return
         }
-        authenticate(token) { outcome in
+        authenticate(token) { [exchange] outcome in
             switch outcome {
-            case .success(let authenticated) where authenticated.fromFallback && facts.revoking:
+            case .success(let authenticated) where authenticated.fromFallback && exchange.revoking:
                 // Changes to employees and sessions wait for UserService itself.
-                finish(HTTPResponse.error(503, "the users service is unavailable; try again shortly"), path)
-            case .success(let authenticated): forward(authenticated.caller)
-            case .failure(let error): finish(error.response, path)
+                exchange.finish(HTTPResponse.error(503, "the users service is unavailable; try again shortly"), route: exchange.path)
+            case .success(let authenticated): exchange.gateway.send(exchange, caller: authenticated.caller)
+            case .failure(let error): exchange.finish(error.response, route: exchange.path)
             }
         }
+    }
+
+    /// Sends a checked request to its service (`exchange.client`).
+    private func send(_ exchange: Exchange, caller: Caller?) {
+        guard let client = exchange.client, let service = exchange.service else { return }
+        ridCounter += 1
+        exchange.caller = caller?.id
+        let rid = exchange.idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? Gateway.numbered(ridPrefix, ridCounter)
+        var wire = WireRequest(method: exchange.method, path: exchange.path, params: exchange.params, caller: caller, requestID: rid,
+                               deadline: wallClockMillis() + configuration.requestTimeoutMillis,
+                               session: service == .users ? exchange.token : nil)
+        wire.trace = exchange.trace
+        if exchange.revoking { group.revokingWrites.withLock { $0.inFlight += 1 } }
+        // Completions of the pool run on this loop.
+        client.sendOnLoop(wire) { [exchange] result in exchange.gateway.answered(exchange, result) }
+    }
+
+    /// The service's answer (or why there is none) to a forwarded request.
+    private func answered(_ exchange: Exchange, _ result: Result<WireResponse, WireClientError>) {
+        guard let service = exchange.service else { return }
+        if exchange.revoking { revokingWriteEnded(result) }
+        finish(exchange, response(for: result, service: service), route: exchange.path)
     }
 
     /// What `forward` needs to know of a path: its service, whether it is public, whether its
@@ -650,6 +658,13 @@ final class Exchange {
     /// Learned on the way: the caller once the session is known, the service it goes to.
     @exclusivity(unchecked) var caller: Int64?
     @exclusivity(unchecked) var service: ServiceName?
+    /// What a forwarded request carries from its checks to its sending (see `Gateway.forward`).
+    @exclusivity(unchecked) var client: ReplicaPool?
+    @exclusivity(unchecked) var params = JSONObject()
+    @exclusivity(unchecked) var token: String?
+    @exclusivity(unchecked) var idempotencyKey: String?
+    /// Its writes can end sessions (`Gateway.revokingPaths`).
+    @exclusivity(unchecked) var revoking = false
 
     init(gateway: Gateway, started: Int64, method: String, path: String, trace: String, inBytes: Int, respond: @escaping (HTTPResponse) -> Void) {
         self.gateway = gateway

@@ -3,14 +3,25 @@ import WireProtocol
 /// One client's HTTP/1.1 connection: parses requests as bytes arrive, hands them to the gateway,
 /// and writes the answers strictly in request order (pipelining). Loop-thread confined.
 final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
-    /// One request's place in the answer order.
+    /// One request's place in the answer order. It keeps its connection alive until its answer
+    /// is in (at most the request timeout); the connection's `slots` refer back to it only until
+    /// it is written or the connection closes.
     final class Slot {
         var response: HTTPResponse?
         let keepAlive: Bool
         let headOnly: Bool
-        init(keepAlive: Bool, headOnly: Bool) {
+        let connection: HTTPConnection
+        init(keepAlive: Bool, headOnly: Bool, connection: HTTPConnection) {
             self.keepAlive = keepAlive
             self.headOnly = headOnly
+            self.connection = connection
+        }
+
+        /// The request's answer: written now if every earlier one is (`flush` writes nothing
+        /// once the socket is closed).
+        func answer(_ response: HTTPResponse) {
+            self.response = response
+            connection.flush()
         }
     }
 
@@ -68,14 +79,10 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
             }
             requestStartedAt = parser.hasStartedRequest ? monotonicMillis() : nil
             continueSent = false
-            let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD")
+            let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD", connection: self)
             slots.append(slot)
-            // The connection stays alive until its answers are in (at most the request timeout);
-            // `flush` writes nothing once the socket is closed.
-            gateway.handle(request) { response in
-                slot.response = response
-                self.flush()
-            }
+            // Captures the slot alone (no context allocated per request).
+            gateway.handle(request) { [slot] response in slot.answer(response) }
         }
         if failed || closing { return }
         answerExpectContinue()
@@ -106,18 +113,20 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         response.requestID = gateway.newRequestID()
         failed = true
         stream.pauseReading()
-        let slot = Slot(keepAlive: false, headOnly: false)
+        let slot = Slot(keepAlive: false, headOnly: false, connection: self)
         slot.response = response
         slots.append(slot)
         flush()
     }
 
-    private func flush() {
+    fileprivate func flush() {
         guard !stream.isClosed else { return }
         while let first = slots.first, let response = first.response {
             slots.removeFirst()
             let keepAlive = first.keepAlive && !response.close && !gateway.draining
-            for piece in response.pieces(keepAlive: keepAlive, headOnly: first.headOnly) { stream.write(piece) }
+            let pieces = response.pieces(keepAlive: keepAlive, headOnly: first.headOnly)
+            stream.write(pieces.head)
+            if let body = pieces.body { stream.write(body) }
             if !keepAlive {
                 closing = true
                 slots.removeAll()

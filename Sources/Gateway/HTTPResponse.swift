@@ -73,10 +73,11 @@ struct HTTPResponse: Sendable {
     }
 
     /// The answer as buffers for a vectored write: a large body (a list page, as the service
-    /// sent it) stays in its own buffer instead of being copied behind the head.
-    func pieces(keepAlive: Bool, headOnly: Bool) -> [[UInt8]] {
-        guard !headOnly && body.count >= StreamConnection.ownBufferBytes else { return [serialized(keepAlive: keepAlive, headOnly: headOnly)] }
-        return [head(keepAlive: keepAlive, reserving: 0), body]
+    /// sent it) stays in its own buffer instead of being copied behind the head (`body` nil:
+    /// `head` is the whole answer).
+    func pieces(keepAlive: Bool, headOnly: Bool) -> (head: [UInt8], body: [UInt8]?) {
+        guard !headOnly && body.count >= StreamConnection.ownBufferBytes else { return (serialized(keepAlive: keepAlive, headOnly: headOnly), nil) }
+        return (head(keepAlive: keepAlive, reserving: 0), body)
     }
 
     /// Status line and headers, with room for `extra` more bytes.

@@ -11,8 +11,8 @@ final class HTTPResponseTests: XCTestCase {
             response.requestID = "gw-1"
             for (keepAlive, headOnly) in [(true, false), (false, false), (true, true)] {
                 let pieces = response.pieces(keepAlive: keepAlive, headOnly: headOnly)
-                XCTAssertEqual(Array(pieces.joined()), response.serialized(keepAlive: keepAlive, headOnly: headOnly), "\(size) bytes")
-                XCTAssertEqual(pieces.count, !headOnly && size >= StreamConnection.ownBufferBytes ? 2 : 1)
+                XCTAssertEqual(pieces.head + (pieces.body ?? []), response.serialized(keepAlive: keepAlive, headOnly: headOnly), "\(size) bytes")
+                XCTAssertEqual(pieces.body != nil, !headOnly && size >= StreamConnection.ownBufferBytes)
             }
         }
         let head = String(decoding: HTTPResponse(status: 200, body: Array("{}".utf8)).serialized(keepAlive: true), as: UTF8.self)
