@@ -109,6 +109,20 @@ struct HTTPRequestHead: Sendable {
         }
     }
 
+    /// `body` applied to the bytes of the first value of the header named `lowercasedName`
+    /// (lowercase) without making a `String` of it; nil when there is no such header.
+    func withHeader<R>(_ lowercasedName: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        var name = lowercasedName
+        return name.withUTF8 { key in
+            bytes.withUnsafeBufferPointer { all in
+                for field in fields where Self.field(field, in: all, isNamed: key) {
+                    return body(UnsafeBufferPointer(rebasing: all[Int(field.valueStart)..<Int(field.end)]))
+                }
+                return nil
+            }
+        }
+    }
+
     /// All values of the header named `lowercasedName`, in order.
     func headerValues(_ lowercasedName: String) -> [String] {
         var name = lowercasedName

@@ -63,6 +63,8 @@ struct HTTPResponse: Sendable {
     private static let requestIDStart = Array("X-Request-Id: ".utf8)
     private static let keepAliveEnd = Array("Connection: keep-alive\r\n\r\n".utf8)
     private static let closeEnd = Array("Connection: close\r\n\r\n".utf8)
+    private static let separator = Array(": ".utf8)
+    private static let lineEnd = Array("\r\n".utf8)
 
     /// The bytes on the wire; `headOnly` omits the body (HEAD). Written straight into one
     /// buffer sized for the head and the body (no intermediate strings).
@@ -92,26 +94,33 @@ struct HTTPResponse: Sendable {
             out.append(contentsOf: HTTPResponse.statusStart)
             HTTPResponse.appendDecimal(status, to: &out)
             out.append(UInt8(ascii: " "))
-            out.append(contentsOf: HTTPResponse.reason(status).utf8)
+            HTTPResponse.append(HTTPResponse.reason(status), to: &out)
             out.append(contentsOf: HTTPResponse.contentTypeStart)
-            out.append(contentsOf: contentType.utf8)
+            HTTPResponse.append(contentType, to: &out)
             out.append(contentsOf: HTTPResponse.contentLengthStart)
         }
         HTTPResponse.appendDecimal(body.count, to: &out)
         out.append(contentsOf: HTTPResponse.fixedHeaders)
         for (name, value) in headers {
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: value.utf8)
-            out.append(contentsOf: "\r\n".utf8)
+            HTTPResponse.append(name, to: &out)
+            out.append(contentsOf: HTTPResponse.separator)
+            HTTPResponse.append(value, to: &out)
+            out.append(contentsOf: HTTPResponse.lineEnd)
         }
         if let requestID {
             out.append(contentsOf: HTTPResponse.requestIDStart)
-            out.append(contentsOf: requestID.utf8)
-            out.append(contentsOf: "\r\n".utf8)
+            HTTPResponse.append(requestID, to: &out)
+            out.append(contentsOf: HTTPResponse.lineEnd)
         }
         out.append(contentsOf: keepAlive && !close ? HTTPResponse.keepAliveEnd : HTTPResponse.closeEnd)
         return out
+    }
+
+    /// Appends the UTF-8 of `text` as one copy (appending a `String.UTF8View` goes byte by byte).
+    static func append(_ text: String, to out: inout [UInt8]) {
+        if text.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
+            out.append(contentsOf: Array(text.utf8))
+        }
     }
 
     /// Appends the decimal digits of a non-negative `value`.

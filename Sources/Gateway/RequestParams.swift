@@ -42,7 +42,7 @@ enum RequestParams {
     /// The session token — `Authorization: Bearer <token>`, else the `crm_session` cookie — and
     /// whether it came from the cookie (which browsers send on their own).
     static func credential(_ head: HTTPRequestHead) -> (token: String, fromCookie: Bool)? {
-        if let authorization = head.header("authorization"), let token = bearerToken(authorization) {
+        if let token = head.withHeader("authorization", bearerToken) ?? nil {
             return (token, false)
         }
         for cookieHeader in head.headerValues("cookie") {
@@ -60,25 +60,22 @@ enum RequestParams {
 
 extension RequestParams {
     /// `Bearer <token>` (scheme case-insensitive, spaces around the token dropped), read from
-    /// the bytes: the scheme runs to the first space, the token is the rest.
-    static func bearerToken(_ authorization: String) -> String? {
-        var value = authorization
-        return value.withUTF8 { bytes -> String? in
-            let space = UInt8(ascii: " ")
-            var start = 0
-            while start < bytes.count && bytes[start] == space { start += 1 }
-            var schemeEnd = start
-            while schemeEnd < bytes.count && bytes[schemeEnd] != space { schemeEnd += 1 }
-            let scheme = UnsafeBufferPointer(rebasing: bytes[start..<schemeEnd])
-            guard scheme.count == 6, (scheme[0] | 0x20) == UInt8(ascii: "b"), (scheme[1] | 0x20) == UInt8(ascii: "e"),
-                  (scheme[2] | 0x20) == UInt8(ascii: "a"), (scheme[3] | 0x20) == UInt8(ascii: "r"), (scheme[4] | 0x20) == UInt8(ascii: "e"),
-                  (scheme[5] | 0x20) == UInt8(ascii: "r") else { return nil }
-            var tokenStart = schemeEnd, tokenEnd = bytes.count
-            while tokenStart < tokenEnd && bytes[tokenStart] == space { tokenStart += 1 }
-            while tokenEnd > tokenStart && bytes[tokenEnd - 1] == space { tokenEnd -= 1 }
-            guard tokenStart < tokenEnd else { return nil }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[tokenStart..<tokenEnd]), as: UTF8.self)
-        }
+    /// the header's bytes: the scheme runs to the first space, the token is the rest.
+    static func bearerToken(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        let space = UInt8(ascii: " ")
+        var start = 0
+        while start < bytes.count && bytes[start] == space { start += 1 }
+        var schemeEnd = start
+        while schemeEnd < bytes.count && bytes[schemeEnd] != space { schemeEnd += 1 }
+        let scheme = UnsafeBufferPointer(rebasing: bytes[start..<schemeEnd])
+        guard scheme.count == 6, (scheme[0] | 0x20) == UInt8(ascii: "b"), (scheme[1] | 0x20) == UInt8(ascii: "e"),
+              (scheme[2] | 0x20) == UInt8(ascii: "a"), (scheme[3] | 0x20) == UInt8(ascii: "r"), (scheme[4] | 0x20) == UInt8(ascii: "e"),
+              (scheme[5] | 0x20) == UInt8(ascii: "r") else { return nil }
+        var tokenStart = schemeEnd, tokenEnd = bytes.count
+        while tokenStart < tokenEnd && bytes[tokenStart] == space { tokenStart += 1 }
+        while tokenEnd > tokenStart && bytes[tokenEnd - 1] == space { tokenEnd -= 1 }
+        guard tokenStart < tokenEnd else { return nil }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[tokenStart..<tokenEnd]), as: UTF8.self)
     }
 }
 

@@ -212,6 +212,12 @@ struct JSONByteWriter: ~Copyable {
 
     /// Writes `string` quoted and escaped (or raw when `escaping` is false).
     mutating func write(string: String, escaping: Bool = true) {
+        // In place when the string's bytes are contiguous (always, for native strings): no copy
+        // of the string (a retain and a release) as `withUTF8` needs.
+        let written: Void? = string.utf8.withContiguousStorageIfAvailable { utf8 in
+            escaping ? write(quoted: utf8) : write(bytes: utf8)
+        }
+        guard written == nil else { return }
         var string = string
         string.withUTF8 { utf8 in
             escaping ? write(quoted: utf8) : write(bytes: utf8)

@@ -18,6 +18,13 @@ final class HTTPResponseTests: XCTestCase {
         let head = String(decoding: HTTPResponse(status: 200, body: Array("{}".utf8)).serialized(keepAlive: true), as: UTF8.self)
         XCTAssertTrue(head.hasPrefix("HTTP/1.1 200 OK\r\n"))
         XCTAssertTrue(head.hasSuffix("Connection: keep-alive\r\n\r\n{}"))
+        var answer = HTTPResponse(status: 404, body: Array("{}".utf8), contentType: "text/plain; charset=utf-8",
+                                  headers: [(name: "Set-Cookie", value: "crm_session=é; Path=/")], close: true)
+        answer.requestID = "gw-0a1b-t12345678901234567890"
+        XCTAssertEqual(String(decoding: answer.serialized(keepAlive: true), as: UTF8.self),
+                       "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n"
+                       + "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nSet-Cookie: crm_session=é; Path=/\r\n"
+                       + "X-Request-Id: gw-0a1b-t12345678901234567890\r\nConnection: close\r\n\r\n{}")
     }
 }
 
