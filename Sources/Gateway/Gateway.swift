@@ -74,6 +74,20 @@ final class Gateway: @unchecked Sendable {
 
     private let group: GatewayGroup
 
+    /// What forwarding a documented path needs, found with one lookup per request: its facts,
+    /// its service's pool (nil when that service is not configured) and its counters.
+    private final class Route {
+        let facts: PathFacts
+        let client: ReplicaPool?
+        let counts: Metrics.RouteCounts
+        init(facts: PathFacts, client: ReplicaPool?, counts: Metrics.RouteCounts) {
+            self.facts = facts
+            self.client = client
+            self.counts = counts
+        }
+    }
+    private var routes: [String: Route] = [:]
+
     init(configuration: GatewayConfiguration, loop: EventLoop, group: GatewayGroup? = nil) throws {
         self.configuration = configuration
         self.loop = loop
@@ -92,6 +106,10 @@ final class Gateway: @unchecked Sendable {
         for (name, endpoint) in configuration.services {
             clients[name] = ReplicaPool(loop: loop, endpoint: endpoint, serviceName: name.rawValue,
                                         hello: Hello(peer: "gateway", replica: Gateway.hostName()), configuration: clientConfig)
+        }
+        for route in Catalog.routes where routes[route.path] == nil {
+            let facts = PathFacts(route.path)
+            routes[route.path] = Route(facts: facts, client: facts.service.flatMap { clients[$0] }, counts: metrics.counts(forRoute: route.path))
         }
         group.add(self)
     }
@@ -249,7 +267,7 @@ final class Gateway: @unchecked Sendable {
         let millis = monotonicMillis() - exchange.started
         // Only documented paths get a label of their own: clients choose paths, and each
         // label is kept for ever.
-        let counts = metrics.record(route: route, status: answer.status, millis: millis)
+        let counts = metrics.record(exchange.counts ?? metrics.counts(forRoute: route), status: answer.status, millis: millis)
         var response = answer
         response.requestID = exchange.trace
         if Log.enabled(.info) {
@@ -265,11 +283,13 @@ final class Gateway: @unchecked Sendable {
     /// travels in `exchange`, and each callback captures only it (no context allocated per step).
     private func forward(_ request: HTTPRequest, _ exchange: Exchange) {
         let path = exchange.path, method = exchange.method
-        let facts = Gateway.documentedPaths[path] ?? PathFacts(path)
-        guard let service = facts.service, let client = clients[service] else {
+        let documented = routes[path]
+        let facts = documented?.facts ?? PathFacts(path)
+        guard let service = facts.service, let client = documented?.client ?? clients[service] else {
             exchange.finish(HTTPResponse.error(404, "no such endpoint: \(path)"), route: "other")
             return
         }
+        exchange.counts = documented?.counts
         do {
             exchange.params = try RequestParams.build(request)
         } catch {
@@ -346,10 +366,6 @@ final class Gateway: @unchecked Sendable {
             revoking = Gateway.revokingPaths.contains(path)
         }
     }
-
-    /// `PathFacts` of every documented path, made once: a request to one looks its path up once
-    /// instead of three times. Other paths get theirs made per request.
-    static let documentedPaths: [String: PathFacts] = Dictionary(Catalog.routes.map { ($0.path, PathFacts($0.path)) }, uniquingKeysWith: { first, _ in first })
 
     /// `Catalog.prefixes` by their segment (`user` for `/api/user`).
     private static let servicesBySegment: [String: ServiceName] = {
@@ -658,6 +674,8 @@ final class Exchange {
     /// Learned on the way: the caller once the session is known, the service it goes to.
     @exclusivity(unchecked) var caller: Int64?
     @exclusivity(unchecked) var service: ServiceName?
+    /// The counters of its route, once known (else found by the route `finish` names).
+    @exclusivity(unchecked) var counts: Metrics.RouteCounts?
     /// What a forwarded request carries from its checks to its sending (see `Gateway.forward`).
     @exclusivity(unchecked) var client: ReplicaPool?
     @exclusivity(unchecked) var params = JSONObject()

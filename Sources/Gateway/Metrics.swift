@@ -40,11 +40,12 @@ final class Metrics: @unchecked Sendable {
         self.routes = routes
     }
 
-    /// Counts an answer under `route` when it is documented, else under "other"; returns the
-    /// counters (and label) used.
+    /// The counters of `route`: its own when it is documented, else "other".
+    func counts(forRoute route: String) -> RouteCounts { routes[route] ?? other }
+
+    /// Counts an answer under `counts` (from `counts(forRoute:)`); returns them.
     @discardableResult
-    func record(route: String, status: Int, millis: Int64) -> RouteCounts {
-        let counts = routes[route] ?? other
+    func record(_ counts: RouteCounts, status: Int, millis: Int64) -> RouteCounts {
         counts.add(status)
         // The buckets are cumulative (`le`): every one from the first bound at or above `millis`.
         var i = Metrics.bounds.count

@@ -42,6 +42,18 @@ final class GatewaySystemTests: SystemTestCase {
         XCTAssertTrue(metrics.text.contains("crm_service_connected{service=\"users\"} 1"), metrics.text)
     }
 
+    func testMetricsCountForwardedRequestsUnderTheirRoute() throws {
+        // A documented path gets a label of its own, whichever check answered it; others are "other".
+        XCTAssertEqual(try system.get("/api/user/group").status, 401)
+        XCTAssertEqual(try system.get("/api/user/no-such-thing-\(UUID().uuidString)").status, 401)
+        XCTAssertEqual(try system.get("/api/nowhere/\(UUID().uuidString)").status, 404)
+        let metrics = try system.get("/metrics").text
+        XCTAssertTrue(metrics.contains(#"crm_http_requests_total{route="/api/user/group",status="401"}"#), metrics)
+        XCTAssertTrue(metrics.contains(#"crm_http_requests_total{route="other",status="401"}"#), metrics)
+        XCTAssertTrue(metrics.contains(#"crm_http_requests_total{route="other",status="404"}"#), metrics)
+        XCTAssertFalse(metrics.contains("no-such-thing"), metrics)
+    }
+
     // MARK: Authentication
 
     func testWithoutSessionAnswers401JSON() throws {
