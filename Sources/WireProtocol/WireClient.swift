@@ -96,13 +96,21 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     private var connecting = false
     private var backoff: Int64
     @exclusivity(unchecked) private var nextID: UInt64 = 1
-    @exclusivity(unchecked) private var inFlight: [UInt64: Pending] = [:]
+    @exclusivity(unchecked) private var inFlight = InFlightRequests()
     @exclusivity(unchecked) private var waiting: [Pending] = []
     private var pings: [UInt64: @Sendable (Bool) -> Void] = [:]
     @exclusivity(unchecked) private var sweepScheduled = false
     @exclusivity(unchecked) private var stopped = false
     /// Connections told to drain: still answering what they took.
-    private var drainingConnections: [ObjectIdentifier: (WireConnection, [UInt64: Pending])] = [:]
+    private var drainingConnections: [ObjectIdentifier: Draining] = [:]
+    private final class Draining {
+        let wire: WireConnection
+        var inFlight: InFlightRequests
+        init(wire: WireConnection, inFlight: InFlightRequests) {
+            self.wire = wire
+            self.inFlight = inFlight
+        }
+    }
 
     /// Resends after a lost connection (for metrics).
     public private(set) var retries: Int = 0
@@ -186,7 +194,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         loop.execute { [self] in
             stopped = true
             connection?.close()
-            for (c, _) in drainingConnections.values { c.close() }
+            for draining in drainingConnections.values { draining.wire.close() }
             failAll(.unavailable)
         }
     }
@@ -261,7 +269,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
             return
         }
         entry.transmissions += 1
-        inFlight[id] = entry
+        inFlight.insert(entry, id: id)
         connection.sendFrames(frame)
         scheduleSweep()
     }
@@ -319,15 +327,14 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     /// and at most `maxTransmissions` times (writes are idempotent by request id).
     private func lost(_ wire: WireConnection) {
         var unanswered: [Pending]
-        if let entry = drainingConnections.removeValue(forKey: ObjectIdentifier(wire)) {
-            unanswered = Array(entry.1.values)
+        if let draining = drainingConnections.removeValue(forKey: ObjectIdentifier(wire)) {
+            unanswered = draining.inFlight.removeAll()
         } else {
             guard connection === wire else { return }
             connection = nil
             connecting = false
             ready = false
-            unanswered = Array(inFlight.values)
-            inFlight.removeAll()
+            unanswered = inFlight.removeAll()
             let waiters = Array(pings.values)
             pings.removeAll()
             for waiter in waiters { waiter(false) }
@@ -377,12 +384,10 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     public func wireConnection(_ wire: WireConnection, didReceive message: Message) {
         switch message {
         case .response(let response):
-            if connection === wire, let entry = inFlight.removeValue(forKey: response.id) {
+            if connection === wire, let entry = inFlight.remove(id: response.id) {
                 entry.completion(.success(response))
                 if isRetired { closeIfRetiredAndIdle() }
-            } else if var draining = drainingConnections[ObjectIdentifier(wire)],
-                      let entry = draining.1.removeValue(forKey: response.id) {
-                drainingConnections[ObjectIdentifier(wire)] = draining
+            } else if let draining = drainingConnections[ObjectIdentifier(wire)], let entry = draining.inFlight.remove(id: response.id) {
                 entry.completion(.success(response))
             }
         case .pong(let id):
@@ -390,13 +395,9 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         case .drain(let lastID):
             guard connection === wire else { return }
             // Requests after lastID were never processed: resend them on a new connection.
-            var kept: [UInt64: Pending] = [:]
-            var resend: [Pending] = []
-            for (id, entry) in inFlight {
-                if id <= lastID { kept[id] = entry } else { resend.append(entry) }
-            }
-            inFlight.removeAll()
-            drainingConnections[ObjectIdentifier(wire)] = (wire, kept)
+            let resend = inFlight.removeAll { id, _ in id > lastID }
+            drainingConnections[ObjectIdentifier(wire)] = Draining(wire: wire, inFlight: inFlight)
+            inFlight = InFlightRequests()
             connection = nil
             ready = false
             connecting = false
@@ -429,26 +430,18 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
         sweepScheduled = false
         let now = monotonicMillis()
         var expired = waiting.removeExpired(now: now)
-        for (id, entry) in inFlight where entry.answerBy <= now {
-            inFlight[id] = nil
-            expired.append((entry, .timedOut))
-        }
-        for (key, var value) in drainingConnections {
-            for (id, entry) in value.1 where entry.answerBy <= now {
-                value.1[id] = nil
-                expired.append((entry, .timedOut))
-            }
-            drainingConnections[key] = value
+        for entry in inFlight.removeAll(where: { _, entry in entry.answerBy <= now }) { expired.append((entry, .timedOut)) }
+        for draining in drainingConnections.values {
+            for entry in draining.inFlight.removeAll(where: { _, entry in entry.answerBy <= now }) { expired.append((entry, .timedOut)) }
         }
         for (entry, error) in expired { entry.completion(.failure(error)) }
-        if !waiting.isEmpty || !inFlight.isEmpty || drainingConnections.values.contains(where: { !$0.1.isEmpty }) {
+        if !waiting.isEmpty || !inFlight.isEmpty || drainingConnections.values.contains(where: { !$0.inFlight.isEmpty }) {
             scheduleSweep()
         }
     }
 
     private func failAll(_ error: WireClientError) {
-        let all = Array(inFlight.values) + waiting + drainingConnections.values.flatMap { $0.1.values }
-        inFlight.removeAll()
+        let all = inFlight.removeAll() + waiting + drainingConnections.values.flatMap { $0.inFlight.removeAll() }
         waiting.removeAll()
         drainingConnections.removeAll()
         for entry in all { entry.completion(.failure(error)) }
