@@ -235,8 +235,10 @@ final class Gateway: @unchecked Sendable {
         var method = request.head.method
         if method == "HEAD" { method = "GET" }
         metrics.inFlight += 1
-        let exchange = Exchange(gateway: self, started: monotonicMillis(), method: method, path: path, trace: requestID(request.head),
+        let given = givenRequestID(request.head)
+        let exchange = Exchange(gateway: self, started: monotonicMillis(), method: method, path: path, trace: given ?? newRequestID(),
                                 inBytes: request.body.count, respond: respond)
+        exchange.traceIsOwn = given == nil
         if method != "GET" && Gateway.ownPaths.contains(path) {
             exchange.finish(HTTPResponse.error(405, "\(path) does not accept \(method); use GET"), route: path)
             return
@@ -335,9 +337,19 @@ final class Gateway: @unchecked Sendable {
     /// Sends a checked request to its service (`exchange.client`).
     private func send(_ exchange: Exchange, caller: Caller?) {
         guard let client = exchange.client, let service = exchange.service else { return }
-        ridCounter += 1
         exchange.caller = caller?.id
-        let rid = exchange.idempotencyKey.map { "key:\(caller?.id ?? 0):\($0)" } ?? Gateway.numbered(ridPrefix, ridCounter)
+        // The service's idempotency record must not confuse two requests: the caller's key, or
+        // an id unique to this gateway process — its own request id when it made one (a
+        // client's X-Request-Id may repeat), else a fresh one.
+        let rid: String
+        if let key = exchange.idempotencyKey {
+            rid = "key:\(caller?.id ?? 0):\(key)"
+        } else if exchange.traceIsOwn {
+            rid = exchange.trace
+        } else {
+            ridCounter += 1
+            rid = Gateway.numbered(ridPrefix, ridCounter)
+        }
         var wire = WireRequest(method: exchange.method, path: exchange.path, params: exchange.params, caller: caller, requestID: rid,
                                deadline: wallClockMillis() + configuration.requestTimeoutMillis,
                                session: service == .users ? exchange.token : nil)
@@ -388,13 +400,13 @@ final class Gateway: @unchecked Sendable {
         }
     }
 
-    /// The client's `X-Request-Id` when well-formed (1…128 of `A-Z a-z 0-9 . _ : -`), else a
-    /// new one.
-    private func requestID(_ head: HTTPRequestHead) -> String {
+    /// The client's `X-Request-Id` when well-formed (1…128 of `A-Z a-z 0-9 . _ : -`); nil
+    /// when it sent none (or a malformed one): the request gets one of the gateway's own.
+    private func givenRequestID(_ head: HTTPRequestHead) -> String? {
         if let given = head.header("x-request-id"), (1...128).contains(given.utf8.count), given.utf8.allSatisfy(Gateway.isRequestIDByte) {
             return given
         }
-        return newRequestID()
+        return nil
     }
 
     /// A request id of the gateway's own (for answers to requests it could not even parse).
@@ -669,6 +681,8 @@ final class Exchange {
     let path: String
     /// The request id (`X-Request-Id`).
     let trace: String
+    /// `trace` was made by the gateway (unique, unlike a client's): it serves as the `rid` too.
+    @exclusivity(unchecked) var traceIsOwn = false
     let inBytes: Int
     let respond: (HTTPResponse) -> Void
     /// Learned on the way: the caller once the session is known, the service it goes to.
