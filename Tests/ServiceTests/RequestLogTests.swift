@@ -20,6 +20,22 @@ final class RequestLogTests: SystemTestCase {
         }
     }
 
+    func testAClientRequestIdIsNotAnIdempotencyKey() throws {
+        // Clients may repeat an X-Request-Id (or send one per session): two writes carrying the
+        // same one are two writes, not a resend answered from the first one's record.
+        let token = try system.login()
+        let name = "trace-\(UInt32.random(in: 0...UInt32.max))"
+        var ids: [Int64] = []
+        for index in 0..<2 {
+            let created = try system.post("/api/user/group", json: ["name": .string("\(name)-\(index)")], token: token,
+                                          headers: [("X-Request-Id", "same-trace")])
+            XCTAssertEqual(created.status, 200, created.text)
+            XCTAssertEqual(created.header("X-Request-Id"), "same-trace")
+            ids.append(try XCTUnwrap(created.json["data"]?["id"]?.intValue))
+        }
+        XCTAssertNotEqual(ids[0], ids[1])
+    }
+
     func testEveryAnswerCarriesARequestIdThatTheGatewayAndTheServiceLog() throws {
         let system = try system
         let token = try system.login()
