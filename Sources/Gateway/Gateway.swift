@@ -336,7 +336,11 @@ final class Gateway: @unchecked Sendable {
 
     /// Sends a checked request to its service (`exchange.client`).
     private func send(_ exchange: Exchange, caller: Caller?) {
-        guard let client = exchange.client, let service = exchange.service else { return }
+        // Both are set by `forward` before anything sends; still, never leave a request unanswered.
+        guard let client = exchange.client, let service = exchange.service else {
+            exchange.finish(HTTPResponse.error(500, "the request lost its service on the way"), route: exchange.path)
+            return
+        }
         exchange.caller = caller?.id
         // The service's idempotency record must not confuse two requests: the caller's key, or
         // an id unique to this gateway process — its own request id when it made one (a
@@ -361,7 +365,10 @@ final class Gateway: @unchecked Sendable {
 
     /// The service's answer (or why there is none) to a forwarded request.
     private func answered(_ exchange: Exchange, _ result: Result<WireResponse, WireClientError>) {
-        guard let service = exchange.service else { return }
+        guard let service = exchange.service else {
+            exchange.finish(HTTPResponse.error(500, "the request lost its service on the way"), route: exchange.path)
+            return
+        }
         if exchange.revoking { revokingWriteEnded(result) }
         finish(exchange, response(for: result, service: service), route: exchange.path)
     }
