@@ -65,11 +65,11 @@ public final class ReadCache: Sendable {
         }
     }
 
-    /// One source's names: each id's name's JSON in `bytes`, at `spans[index[id]]` (an empty
+    /// One source's names: each id's name's JSON in `bytes`, at `spans[index[row: id]]` (an empty
     /// span: no such row, it stays unnamed). Reachable only through `state`, so touched only
     /// under its lock (a class: a page's lookups neither copy nor retain its arrays).
     private final class Kept: @unchecked Sendable {
-        var index = IDTable()
+        var index = IDTable<Int32>()
         var spans: [Range<Int32>] = []
         var bytes: [UInt8] = []
 
@@ -77,10 +77,10 @@ public final class ReadCache: Sendable {
             let start = Int32(truncatingIfNeeded: bytes.count)
             bytes += name
             let span = start..<Int32(truncatingIfNeeded: bytes.count)
-            if let at = index[id] {
+            if let at = index[row: id] {
                 spans[Int(at)] = span
             } else {
-                index.set(id, Int32(truncatingIfNeeded: spans.count))
+                index.set(Int32(truncatingIfNeeded: spans.count), forRow: id)
                 spans.append(span)
             }
         }
@@ -153,7 +153,7 @@ public final class ReadCache: Sendable {
             }
             kept.bytes.withUnsafeBufferPointer { bytes in
                 for (i, id) in ids.enumerated() {
-                    guard let at = kept.index[id] else {
+                    guard let at = kept.index[row: id] else {
                         missing.append(i)
                         continue
                     }
@@ -192,7 +192,7 @@ public final class ReadCache: Sendable {
             }
             // What was asked for and not found: no such row, kept as such (an empty name).
             for id in wanted {
-                if kept.index[id] == nil { state.count += 1 }
+                if kept.index[row: id] == nil { state.count += 1 }
                 kept.keep(id, named[id] ?? [])
             }
         }

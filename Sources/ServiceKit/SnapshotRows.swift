@@ -1,3 +1,5 @@
+import WireProtocol
+
 /// List rows as `Resource.writeRows` read them from SQLite (each row's JSON text up to the
 /// places where names go, the referenced ids, the linked ids), kept per reader connection for
 /// as long as that connection sees the same data, as `SnapshotCounts` keeps totals: a page
@@ -41,22 +43,22 @@ final class SnapshotRows {
 
     static let maxBytes = 2 << 20
 
-    /// The rows kept of one page shape: `rows[index[id]]`.
+    /// The rows kept of one page shape: `rows[index[row: id]]`.
     private final class Kept {
-        var index = IDTable()
+        var index = IDTable<Int32>()
         var rows: [Row] = []
 
         subscript(id: Int64) -> Row? {
-            index[id].map { rows[Int($0)] }
+            index[row: id].map { rows[Int($0)] }
         }
 
         /// Keeps `row` for `id`; true when `id` was not kept before.
         func keep(_ id: Int64, _ row: Row) -> Bool {
-            if let at = index[id] {
+            if let at = index[row: id] {
                 rows[Int(at)] = row
                 return false
             }
-            index.set(id, Int32(truncatingIfNeeded: rows.count))
+            index.set(Int32(truncatingIfNeeded: rows.count), forRow: id)
             rows.append(row)
             return true
         }

@@ -96,7 +96,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     private var connecting = false
     private var backoff: Int64
     @exclusivity(unchecked) private var nextID: UInt64 = 1
-    @exclusivity(unchecked) private var inFlight = InFlightRequests()
+    @exclusivity(unchecked) private var inFlight = IDTable<Pending>()
     @exclusivity(unchecked) private var waiting: [Pending] = []
     private var pings: [UInt64: @Sendable (Bool) -> Void] = [:]
     @exclusivity(unchecked) private var sweepScheduled = false
@@ -105,8 +105,8 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     private var drainingConnections: [ObjectIdentifier: Draining] = [:]
     private final class Draining {
         let wire: WireConnection
-        var inFlight: InFlightRequests
-        init(wire: WireConnection, inFlight: InFlightRequests) {
+        var inFlight: IDTable<Pending>
+        init(wire: WireConnection, inFlight: IDTable<Pending>) {
             self.wire = wire
             self.inFlight = inFlight
         }
@@ -269,7 +269,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
             return
         }
         entry.transmissions += 1
-        inFlight.insert(entry, id: id)
+        inFlight.set(entry, for: id)
         connection.sendFrames(frame)
         scheduleSweep()
     }
@@ -384,10 +384,10 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
     public func wireConnection(_ wire: WireConnection, didReceive message: Message) {
         switch message {
         case .response(let response):
-            if connection === wire, let entry = inFlight.remove(id: response.id) {
+            if connection === wire, let entry = inFlight.remove(response.id) {
                 entry.completion(.success(response))
                 if isRetired { closeIfRetiredAndIdle() }
-            } else if let draining = drainingConnections[ObjectIdentifier(wire)], let entry = draining.inFlight.remove(id: response.id) {
+            } else if let draining = drainingConnections[ObjectIdentifier(wire)], let entry = draining.inFlight.remove(response.id) {
                 entry.completion(.success(response))
             }
         case .pong(let id):
@@ -397,7 +397,7 @@ public final class WireClient: WireConnectionDelegate, @unchecked Sendable {
             // Requests after lastID were never processed: resend them on a new connection.
             let resend = inFlight.removeAll { id, _ in id > lastID }
             drainingConnections[ObjectIdentifier(wire)] = Draining(wire: wire, inFlight: inFlight)
-            inFlight = InFlightRequests()
+            inFlight = IDTable<Pending>()
             connection = nil
             ready = false
             connecting = false
