@@ -34,6 +34,9 @@ public final class EventLoop: @unchecked Sendable {
     @exclusivity(unchecked) private var cancelledTimers: Set<UInt64> = []
     /// Connections with output queued during this iteration, written once it ends.
     @exclusivity(unchecked) private var pendingFlushes: [StreamConnection] = []
+    /// The flushes being run (`runFlushes`), swapped with `pendingFlushes`: neither array is
+    /// copied or allocated anew per iteration.
+    @exclusivity(unchecked) private var flushing: [StreamConnection] = []
     private let threadID = Mutex<pthread_t?>(nil)
     public let name: String
     /// The one buffer every `StreamConnection` on this loop receives into. Its bytes are valid
@@ -175,9 +178,9 @@ public final class EventLoop: @unchecked Sendable {
         var rounds = 0
         while !pendingFlushes.isEmpty && rounds < 16 {
             rounds += 1
-            let due = pendingFlushes
-            pendingFlushes.removeAll(keepingCapacity: true)
-            for connection in due { connection.flushDeferred() }
+            swap(&flushing, &pendingFlushes)
+            for connection in flushing { connection.flushDeferred() }
+            flushing.removeAll(keepingCapacity: true)
         }
     }
 
