@@ -45,11 +45,14 @@ extension JSONObject {
 
 /// A growable byte buffer in manually managed memory: each write is a capacity check
 /// and a store, without the uniqueness checks of `Array`. The result is copied into
-/// the caller's array once at the end.
+/// the caller's array once at the end. The raw writes are `@inlinable` (`@usableFromInline`
+/// storage): `JSONText`'s punctuation and copies, called per value from the services' list
+/// pages, inline there instead of costing a call each.
+@usableFromInline
 struct JSONByteWriter: ~Copyable {
-    private var base: UnsafeMutablePointer<UInt8>
-    private var capacity: Int
-    private(set) var count = 0
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    @usableFromInline var count = 0
 
     private static let hexDigits: StaticString = "0123456789abcdef"
 
@@ -58,7 +61,9 @@ struct JSONByteWriter: ~Copyable {
         base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
     }
 
-    deinit { base.deallocate() }
+    // `@inlinable`: Swift 6.3.1's optimizer asserts ("inlining a resilient function into a
+    // fragile function") inlining a plain deinit into `JSONText.writer`'s setter.
+    @inlinable deinit { base.deallocate() }
 
     /// Copies the written bytes to the end of `buffer`.
     func append(to buffer: inout [UInt8]) {
@@ -67,12 +72,13 @@ struct JSONByteWriter: ~Copyable {
 
     // MARK: Raw bytes
 
-    @inline(__always)
-    private mutating func reserve(_ extra: Int) {
+    @inlinable @inline(__always)
+    mutating func reserve(_ extra: Int) {
         if count + extra > capacity { grow(minimum: count + extra) }
     }
 
-    private mutating func grow(minimum: Int) {
+    @usableFromInline
+    mutating func grow(minimum: Int) {
         let newCapacity = max(capacity * 2, minimum)
         let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
         newBase.initialize(from: base, count: count)
@@ -81,7 +87,7 @@ struct JSONByteWriter: ~Copyable {
         capacity = newCapacity
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func write(byte: UInt8) {
         reserve(1)
         base[count] = byte
@@ -90,7 +96,7 @@ struct JSONByteWriter: ~Copyable {
 
     /// Short runs (keys, punctuation, small values: most writes of a list page) are copied as
     /// two overlapping words instead of through a `memcpy` call.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func write(bytes: UnsafeBufferPointer<UInt8>) {
         guard let source = bytes.baseAddress else { return }
         let n = bytes.count
@@ -121,13 +127,14 @@ struct JSONByteWriter: ~Copyable {
     }
 
     /// `null`, as one four-byte store.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func writeNull() {
         reserve(4)
         UnsafeMutableRawPointer(base + count).storeBytes(of: UInt32(0x6C6C_756E).littleEndian, as: UInt32.self)   // "null"
         count += 4
     }
 
+    @inlinable
     mutating func write(ascii text: StaticString) {
         text.withUTF8Buffer { write(bytes: $0) }
     }

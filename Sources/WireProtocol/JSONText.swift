@@ -3,7 +3,7 @@
 /// allocations. The caller writes the structure (`{`, `,`, keys) in order; values are always
 /// encoded by the serializer. See `WireResponse(status:jsonText:)` for how the result is checked.
 public struct JSONText: ~Copyable {
-    private var writer: JSONByteWriter
+    @usableFromInline var writer: JSONByteWriter
 
     public init(capacity: Int = 4096) {
         writer = JSONByteWriter(capacity: capacity)
@@ -17,41 +17,47 @@ public struct JSONText: ~Copyable {
     }
 
     /// Bytes that are already JSON (a key from `key(_:)`, punctuation).
+    @inlinable
     public mutating func raw(_ bytes: [UInt8]) {
         bytes.withUnsafeBufferPointer { writer.write(bytes: $0) }
     }
 
+    @inlinable
     public mutating func raw(_ bytes: UnsafeBufferPointer<UInt8>) {
         writer.write(bytes: bytes)
     }
 
+    @inlinable
     public mutating func raw(_ text: StaticString) {
         writer.write(ascii: text)
     }
 
-    public mutating func openObject() { writer.write(byte: JSONASCII.openBrace) }
-    public mutating func closeObject() { writer.write(byte: JSONASCII.closeBrace) }
-    public mutating func openArray() { writer.write(byte: JSONASCII.openBracket) }
-    public mutating func closeArray() { writer.write(byte: JSONASCII.closeBracket) }
-    public mutating func comma() { writer.write(byte: JSONASCII.comma) }
+    @inlinable public mutating func openObject() { writer.write(byte: UInt8(ascii: "{")) }
+    @inlinable public mutating func closeObject() { writer.write(byte: UInt8(ascii: "}")) }
+    @inlinable public mutating func openArray() { writer.write(byte: UInt8(ascii: "[")) }
+    @inlinable public mutating func closeArray() { writer.write(byte: UInt8(ascii: "]")) }
+    @inlinable public mutating func comma() { writer.write(byte: UInt8(ascii: ",")) }
 
     public mutating func int(_ value: Int64) { writer.write(integer: value) }
     public mutating func string(_ value: String) { writer.write(string: value) }
-    public mutating func null() { writer.writeNull() }
+    @inlinable public mutating func null() { writer.writeNull() }
     public mutating func double(_ value: Double) { writer.write(double: value) }
     /// A string given as UTF-8 bytes (e.g. read in place from SQLite): the same text as
     /// `string(String(decoding: utf8, as: UTF8.self))`, without making the `String`.
     public mutating func string(utf8: UnsafeBufferPointer<UInt8>) { writer.write(utf8String: utf8) }
 
     /// Copies bytes `range` of what `other` has written (a part written ahead, placed now).
+    @inlinable
     public mutating func raw(_ other: borrowing JSONText, _ range: Range<Int>) {
         guard !range.isEmpty else { return }
-        other.writer.withBytes { bytes in writer.write(bytes: UnsafeBufferPointer(rebasing: bytes[range])) }
+        // (A range this code wrote itself: outside what `other` holds is a bug, as slicing traps.)
+        precondition(range.lowerBound >= 0 && range.upperBound <= other.writer.count, "range outside the text")
+        writer.write(bytes: UnsafeBufferPointer(start: other.writer.base + range.lowerBound, count: range.count))
     }
     public mutating func value(_ value: JSON) { writer.write(value) }
 
     /// The bytes written so far.
-    public var count: Int { writer.count }
+    @inlinable public var count: Int { writer.count }
 
     /// Calls `body` with the bytes written so far (to write them out without a copy).
     public func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
