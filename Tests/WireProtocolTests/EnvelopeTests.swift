@@ -83,6 +83,17 @@ final class EnvelopeTests: XCTestCase {
     /// parsing the whole frame into a tree and decoding that would: the same message, or the
     /// same error text. Generated documents as bodies and params, mutated frames, escaped and
     /// repeated keys, trailing commas, frames of every kind.
+    /// What decoding `frame` gives when it is parsed into a tree first (the reference).
+    private func treeDecoded(_ frame: [UInt8]) -> Result<JSON, MessageError> {
+        do {
+            let tree = try JSONParser.parse(frame)
+            guard let object = tree.objectValue else { return .failure(MessageError("frame is not a JSON object")) }
+            return Result { () throws(MessageError) -> JSON in try Message.decode(object).encode() }
+        } catch {
+            return .failure(MessageError("frame is not valid JSON: \(error)"))
+        }
+    }
+
     func testMessageDecodeAgreesWithTheTree() throws {
         var generator = DocumentGenerator(seed: 0xDEC0_DE55)
         var frames: [[UInt8]] = []
@@ -121,17 +132,7 @@ final class EnvelopeTests: XCTestCase {
         var accepted = 0, refused = 0
         for frame in frames {
             let text = String(decoding: frame.prefix(200), as: UTF8.self).debugDescription
-            let expected: Result<JSON, MessageError>
-            do {
-                let tree = try JSONParser.parse(frame)
-                if let object = tree.objectValue {
-                    expected = Result { () throws(MessageError) -> JSON in try Message.decode(object).encode() }
-                } else {
-                    expected = .failure(MessageError("frame is not a JSON object"))
-                }
-            } catch {
-                expected = .failure(MessageError("frame is not valid JSON: \(error)"))
-            }
+            let expected = treeDecoded(frame)
             let got = Result { () throws(MessageError) -> JSON in try Message.decode(frame).encode() }
             switch (expected, got) {
             case (.success(let a), .success(let b)):
@@ -208,17 +209,7 @@ final class EnvelopeTests: XCTestCase {
         var quickAccepted = 0
         for frame in frames + variants {
             let text = String(decoding: frame.prefix(300), as: UTF8.self).debugDescription
-            let expected: Result<JSON, MessageError>
-            do {
-                let tree = try JSONParser.parse(frame)
-                if let object = tree.objectValue {
-                    expected = Result { () throws(MessageError) -> JSON in try Message.decode(object).encode() }
-                } else {
-                    expected = .failure(MessageError("frame is not a JSON object"))
-                }
-            } catch {
-                expected = .failure(MessageError("frame is not valid JSON: \(error)"))
-            }
+            let expected = treeDecoded(frame)
             // Checked: the tree is the reference; and the body's bytes (which `encode` reads into a
             // tree) are the general path's. Unchecked bodies are not read (release builds): there
             // the general path is the reference.
