@@ -103,3 +103,14 @@ params_valid = [
     ]] + [b"1,2,3", b" 42 ", b"2020-02-30", b"0.5", b"[1,2]"]
 params_tests = literals("Tests/ServiceKitTests/ParamsTests.swift")
 write("Params", params_valid + params_tests)
+
+message_valid = [
+    b'{"kind":"request","id":4,"method":"GET","path":"/api/user/group","params":{},"caller":{"id":1,"role":1},"rid":"gw-8b45a8fb71d3a464-2","deadline":1796001664022,"session":"NAuKriFl5wp4uIdanrVuNUHnWqoXaKoUO3Gm5yAs2uA","trace":"gw-8b45a8fb71d3a464-t3"}',
+    b'{"kind":"request","id":3,"method":"POST","path":"/internal/session","params":{"token":"t"},"rid":"","deadline":0}',
+    b'{"kind":"response","id":4,"status":200,"body":{"status":0,"msg":"ok","data":[{"id":1}]}}',
+    b'{"kind":"response","id":9,"status":201,"headers":{"set-cookie":"a=b"},"body":null}',
+    b'{"kind":"ping","id":1}', b'{"kind":"drain","last":3}', b'{"kind":"hello","version":1,"peer":"gateway","replica":"r"}',
+    b'{"status":0}', b'[1,2]', b'"x"',
+]
+message_tests = literals("Tests/WireProtocolTests/EnvelopeTests.swift")
+write("Message", message_valid + message_tests)

@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [target|all] [seconds]
 #
-# target: HTTPRequestParser, FrameDecoder, JSONParser, FormDecoder, Params, or all (default).
+# target: HTTPRequestParser, FrameDecoder, JSONParser, FormDecoder, Params, Message, or all (default).
 # seconds: how long each target runs (default 600; 0 = only build and replay the seed corpus).
 #
 # Each target is built with plain swiftc (-sanitize=fuzzer,address -parse-as-library) from the
@@ -20,7 +20,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS=(HTTPRequestParser FrameDecoder JSONParser FormDecoder Params)
+TARGETS=(HTTPRequestParser FrameDecoder JSONParser FormDecoder Params Message)
 WHICH=${1:-all}
 SECONDS_EACH=${2:-600}
 NICE=${FUZZ_JOBS_NICE:-19}
@@ -42,7 +42,8 @@ sources_of() {
         JSONParser) echo WireProtocol "${JSON_SOURCES[@]}" ;;
         FormDecoder) echo WireProtocol Sources/Gateway/FormDecoder.swift "${JSON_SOURCES[@]}" ;;
         Params) echo WireProtocol Sources/ServiceKit/Params.swift Sources/ServiceKit/APIError.swift \
-            Sources/ServiceKit/Reply.swift "$W/Message.swift" "$W/FrameDecoder.swift" "$W/Timestamp.swift" "${JSON_SOURCES[@]}" ;;
+            Sources/ServiceKit/Reply.swift "$W/Message.swift" "$W/FrameDecoder.swift" "$W/Timestamp.swift" "$W/JSONText.swift" "$W/Log.swift" "$W/Syscall.swift" "${JSON_SOURCES[@]}" ;;
+        Message) echo WireProtocol "$W/Message.swift" "$W/FrameDecoder.swift" "$W/Timestamp.swift" "${JSON_SOURCES[@]}" ;;
         *) echo "unknown target $1 (one of: ${TARGETS[*]}, all)" >&2; return 1 ;;
     esac
 }
@@ -50,7 +51,7 @@ sources_of() {
 max_len_of() {
     case $1 in
         FrameDecoder) echo 16384 ;;  # long enough to cross the decoder's 4 KiB compaction
-        HTTPRequestParser | JSONParser) echo 8192 ;;
+        HTTPRequestParser | JSONParser | Message) echo 8192 ;;
         *) echo 4096 ;;
     esac
 }
@@ -63,7 +64,7 @@ build() {
     echo "== building $target"
     # -suppress-warnings: the self-import of WireProtocol warns; the normal build stays warning-free.
     nice -n "$NICE" "$SWIFTC" -module-name "${spec[0]}" -parse-as-library -swift-version 6 -O -g \
-        -sanitize=fuzzer,address -suppress-warnings -use-ld=lld \
+        -sanitize=fuzzer,address -suppress-warnings -use-ld=lld -Xcc -fmodule-map-file=Sources/CLinux/module.modulemap \
         "${spec[@]:1}" Fuzz/FuzzSupport.swift "Fuzz/${target}Fuzz.swift" -o "$out/fuzz"
 }
 

@@ -135,19 +135,9 @@ public struct WireResponse: Sendable {
         return frame
     }
 
-    /// The frame as three buffers for a vectored write — its head (length prefix and envelope up
-    /// to `"body":`), `bodyBytes` itself (not copied) and the closing brace — when the body is
-    /// large enough for the copy to cost more than another buffer; else one buffer.
-    func framePieces() -> [[UInt8]] {
-        guard bodyBytes.count >= StreamConnection.ownBufferBytes else { return [frame()] }
-        return [frameHead(reserving: 0), bodyBytes, WireResponse.frameTail]
-    }
-
-    private static let frameTail: [UInt8] = [JSONASCII.closeBrace]
-
     /// The length prefix (of the whole frame, body and closing brace included) and the envelope's
     /// members up to `"body":`, with room for `extra` more bytes.
-    private func frameHead(reserving extra: Int) -> [UInt8] {
+    func frameHead(reserving extra: Int) -> [UInt8] {
         var writer = JSONByteWriter(capacity: 128)
         for _ in 0..<FrameEncoder.headerLength { writer.write(byte: 0) }
         writer.write(ascii: #"{"kind":"response","id":"#)

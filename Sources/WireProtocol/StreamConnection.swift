@@ -383,3 +383,17 @@ public final class Listener: EventHandler, @unchecked Sendable {
         Glibc.close(fd)
     }
 }
+
+extension WireResponse {
+    /// The frame as three buffers for a vectored write — its head (length prefix and envelope up
+    /// to `"body":`), `bodyBytes` itself (not copied) and the closing brace — when the body is
+    /// large enough for the copy to cost more than another buffer (`StreamConnection.ownBufferBytes`);
+    /// else one buffer. (Here, beside that size, so `Message.swift` builds without the streams:
+    /// the fuzz targets compile it alone.)
+    func framePieces() -> [[UInt8]] {
+        guard bodyBytes.count >= StreamConnection.ownBufferBytes else { return [frame()] }
+        return [frameHead(reserving: 0), bodyBytes, WireResponse.frameTail]
+    }
+
+    private static let frameTail: [UInt8] = [UInt8(ascii: "}")]
+}
