@@ -662,6 +662,10 @@ final class Gateway: @unchecked Sendable {
         let members = group.gateways
         let tally = HealthTally(names: names.map(\.rawValue), loops: members.count, respond: respond)
         if names.isEmpty { tally.finish(); return }
+        // A bound on the wait: a loop that does not report (stopping, stuck) counts as reaching
+        // nothing. The probes themselves give up after 1 s.
+        let timer = loop.schedule(afterMillis: HealthTally.waitMillis) { tally.finish() }
+        tally.onFinish = { [loop] in loop.cancelTimer(timer) }
         for member in members {
             member.loop.execute { [loop] in
                 for name in names {
@@ -743,10 +747,16 @@ final class SnapshotTally: @unchecked Sendable {
 final class HealthTally: @unchecked Sendable {
     private let names: [String]
     private let loops: Int
-    /// Replicas that answered, and replica sockets known, by service, over the loops so far.
-    private var states: [String: (reachable: Int, known: Int)] = [:]
+    /// Replicas that answered, replica sockets known and loops that reported, by service, over
+    /// the loops so far.
+    private var states: [String: (reachable: Int, known: Int, loops: Int)] = [:]
     private var reports = 0
+    private var finished = false
     private let respond: (HTTPResponse) -> Void
+    /// Called once the answer is given (cancels the wait's timer).
+    var onFinish: (() -> Void)?
+    /// How long `/healthz` waits for every loop's probes (which give up after 1 s).
+    static let waitMillis: Int64 = 2_000
 
     init(names: [String], loops: Int, respond: @escaping (HTTPResponse) -> Void) {
         self.names = names
@@ -757,9 +767,9 @@ final class HealthTally: @unchecked Sendable {
     /// One loop's probe of one service.
     func report(_ name: String, reachable: Int, known: Int) {
         if let state = states[name] {
-            states[name] = (min(state.reachable, reachable), max(state.known, known))
+            states[name] = (min(state.reachable, reachable), max(state.known, known), state.loops + 1)
         } else {
-            states[name] = (reachable, known)
+            states[name] = (reachable, known, 1)
         }
         reports += 1
         if reports == names.count * loops { finish() }
@@ -769,15 +779,21 @@ final class HealthTally: @unchecked Sendable {
     /// replicas answered and how many sockets are known (a known one that does not answer is
     /// stopped, restarting or stale).
     func finish() {
+        guard !finished else { return }
+        finished = true
+        onFinish?()
+        onFinish = nil
         var services = JSONObject()
         var replicas = JSONObject()
         var allUp = true
         for name in names {
-            let state = states[name] ?? (0, 0)
-            let up = state.reachable > 0
+            let state = states[name] ?? (0, 0, 0)
+            // A loop that did not report in time reaches nothing.
+            let reachable = state.loops == loops ? state.reachable : 0
+            let up = reachable > 0
             allUp = allUp && up
             services.append(name, .string(up ? "up" : "down"))
-            replicas.append(name, .object(JSONObject([("reachable", .int(Int64(state.reachable))), ("known", .int(Int64(state.known)))])))
+            replicas.append(name, .object(JSONObject([("reachable", .int(Int64(reachable))), ("known", .int(Int64(state.known)))])))
         }
         respond(HTTPResponse(status: allUp ? 200 : 503, json: .object(JSONObject([("status", .int(allUp ? 0 : 1)), ("services", .object(services)),
                                                                                    ("replicas", .object(replicas))]))))

@@ -43,4 +43,28 @@ final class HealthTallyTests: XCTestCase {
     func testWaitsForEveryLoop() {
         XCTAssertNil(answer(loops: 3, [("users", 1, 1), ("customers", 1, 1), ("users", 1, 1), ("customers", 1, 1)]))
     }
+
+    /// Past the wait (`finish` called by its timer), a loop that did not report counts as
+    /// reaching nothing; the answer is given once, whatever reports come later.
+    func testALoopThatDoesNotReportInTimeReachesNothing() {
+        var answers: [HTTPResponse] = []
+        var finished = 0
+        let tally = HealthTally(names: ["users", "customers"], loops: 2) { answers.append($0) }
+        tally.onFinish = { finished += 1 }
+        for (name, reachable, known) in [("users", 1, 1), ("customers", 2, 2), ("users", 1, 1)] {
+            tally.report(name, reachable: reachable, known: known)
+        }
+        XCTAssertTrue(answers.isEmpty)
+        tally.finish()
+        tally.report("customers", reachable: 2, known: 2)
+        tally.finish()
+        XCTAssertEqual(answers.count, 1)
+        XCTAssertEqual(finished, 1)
+        XCTAssertEqual(answers.first?.status, 503)
+        let body = json(answers.first)
+        XCTAssertEqual(body?["services"]?["users"]?.stringValue, "up")
+        XCTAssertEqual(body?["services"]?["customers"]?.stringValue, "down")
+        XCTAssertEqual(body?["replicas"]?["customers"]?["reachable"]?.intValue, 0)
+        XCTAssertEqual(body?["replicas"]?["customers"]?["known"]?.intValue, 2)
+    }
 }
