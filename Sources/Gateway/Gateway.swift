@@ -269,7 +269,8 @@ final class Gateway: @unchecked Sendable {
         let millis = monotonicMillis() - exchange.started
         // Only documented paths get a label of their own: clients choose paths, and each
         // label is kept for ever.
-        let counts = metrics.record(exchange.counts ?? metrics.counts(forRoute: route), status: answer.status, millis: millis)
+        let counts = exchange.counts ?? metrics.counts(forRoute: route)
+        metrics.record(counts, status: answer.status, millis: millis)
         var response = answer
         response.requestID = exchange.trace
         if Log.enabled(.info) {

@@ -43,9 +43,8 @@ final class Metrics: @unchecked Sendable {
     /// The counters of `route`: its own when it is documented, else "other".
     func counts(forRoute route: String) -> RouteCounts { routes[route] ?? other }
 
-    /// Counts an answer under `counts` (from `counts(forRoute:)`); returns them.
-    @discardableResult
-    func record(_ counts: RouteCounts, status: Int, millis: Int64) -> RouteCounts {
+    /// Counts an answer under `counts` (from `counts(forRoute:)`).
+    func record(_ counts: RouteCounts, status: Int, millis: Int64) {
         counts.add(status)
         // The buckets are cumulative (`le`): every one from the first bound at or above `millis`.
         var i = Metrics.bounds.count
@@ -53,7 +52,6 @@ final class Metrics: @unchecked Sendable {
         for j in i..<Metrics.bounds.count { buckets[j] += 1 }
         latencyCount += 1
         latencySumMillis += millis
-        return counts
     }
 
     /// This loop's counters, to be summed with the other loops' for `/metrics` (loop thread).
