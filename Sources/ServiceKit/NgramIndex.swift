@@ -192,12 +192,13 @@ public enum NgramIndex {
             // once the data changed, `SnapshotCounts`) and a page read from its newest end,
             // instead of every matching id crossing into Swift (977 of them for a 1 % term at
             // 100,000 customers) to keep twenty.
-            let key = table + "\u{1F}" + gram + "\u{1F}" + (statuses.map { $0.map(String.init).joined(separator: ",") } ?? "*")
-            let total = try SnapshotCounts.count(db, key: key) { db in
-                try db.scalar("SELECT COUNT(*) FROM \(table) g \(search.clause)", search.binds)
+            let clause = search.clause
+            let countSQL = "SELECT COUNT(*) FROM \(table) g \(clause)"
+            let total = try SnapshotCounts.count(db, key: SnapshotCounts.key(countSQL, search.binds)) { db in
+                try db.scalar(countSQL, search.binds)
             }
             guard paging.offset < total, paging.count > 0 else { return ([], total) }
-            let page = try db.queryIDs("SELECT g.entity_id FROM \(table) g \(search.clause) ORDER BY g.entity_id DESC LIMIT ? OFFSET ?",
+            let page = try db.queryIDs("SELECT g.entity_id FROM \(table) g \(clause) ORDER BY g.entity_id DESC LIMIT ? OFFSET ?",
                                        search.binds + [.int(paging.count), .int(paging.offset)])
             return (page, total)
         }

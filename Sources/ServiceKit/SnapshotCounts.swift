@@ -40,8 +40,6 @@ enum SnapshotCounts {
     /// count.
     struct Key: Hashable {
         let bytes: [UInt8]
-        init(_ text: String) { bytes = Array(text.utf8) }
-        init(bytes: [UInt8]) { self.bytes = bytes }
 
         /// All bytes in one call: `[UInt8]`'s own hash combines them one at a time (a list
         /// page's ~170-byte key cost ~4,000 instructions per request).
@@ -130,11 +128,6 @@ enum SnapshotCounts {
 
     /// The count `count` answers for `key` on `db`, from the cache when `db` still sees the
     /// data it was counted in.
-    static func count(_ db: SQLiteConnection, key text: String, _ count: (SQLiteConnection) throws -> Int64) throws -> Int64 {
-        try self.count(db, key: Key(text), count)
-    }
-
-    /// `count(_:key:_:)` under a key made by `key(_:_:)`.
     static func count(_ db: SQLiteConnection, key: Key, _ count: (SQLiteConnection) throws -> Int64) throws -> Int64 {
         guard let version = try version(db) else { return try count(db) }
         let id = ObjectIdentifier(db)
