@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Synchronization
 import XCTest
 @testable import ServiceKit
@@ -249,6 +250,55 @@ final class SQLiteTests: XCTestCase {
         }
         let stored = try await db.read { try $0.queryIDs("SELECT n FROM a ORDER BY n") }
         XCTAssertEqual(stored, (Int64(0)..<200).filter { $0 % 3 != 0 && $0 % 5 != 0 }, "a failed write leaves nothing behind")
+    }
+
+    /// Writes queued while the writer is busy commit in one transaction. One that throws after
+    /// changing rows leaves none of its changes, the others are kept, and each of them is
+    /// answered what was committed (the batch runs again, each write under a savepoint, after
+    /// a run without them met the failure). A failing write alone leaves nothing either.
+    func testABatchWithAFailingWriteKeepsTheOthersAndAnswersWhatWasCommitted() async throws {
+        let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL);")])
+        let gate = DispatchSemaphore(value: 0)
+        let holding = Atomic<Bool>(false)
+        let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
+        while !holding.load(ordering: .acquiring) { try await Task.sleep(nanoseconds: 1_000_000) }
+        let writes = (Int64(0)..<6).map { n in
+            Task { () -> Int64? in
+                try? await db.write { conn -> Int64 in
+                    try conn.run("INSERT INTO a(n) VALUES (?)", [.int(n)])
+                    if n == 3 { throw APIError.badRequest("refused \(n)") }
+                    return conn.lastInsertRowID
+                }
+            }
+        }
+        while db.queuedWrites < writes.count { try await Task.sleep(nanoseconds: 1_000_000) }
+        gate.signal()
+        try await holder.value
+        var answered: [Int64: Int64] = [:]
+        for (n, write) in writes.enumerated() {
+            if let id = await write.value { answered[Int64(n)] = id }
+        }
+        XCTAssertEqual(answered.keys.sorted(), [0, 1, 2, 4, 5], "only the failing write fails")
+        let stored = try await db.read { try $0.query("SELECT id, n FROM a ORDER BY n").map { [$0.int("id"), $0.int("n")] } }
+        XCTAssertEqual(stored.map { $0[1] }, [0, 1, 2, 4, 5], "the failing write left nothing")
+        for row in stored {
+            XCTAssertEqual(answered[row[1] ?? -1], row[0], "write \(row[1] ?? -1) answered the id it was stored under")
+        }
+
+        do {
+            _ = try await db.write { conn -> Int64 in
+                try conn.run("INSERT INTO a(n) VALUES (99)")
+                throw APIError.badRequest("refused alone")
+            }
+            XCTFail("a failing write alone must fail")
+        } catch let error as APIError {
+            XCTAssertEqual(error.message, "refused alone")
+        }
+        let after = try await db.write { conn -> Int64 in
+            try conn.run("INSERT INTO a(n) VALUES (100)")
+            return try conn.scalar("SELECT COUNT(*) FROM a WHERE n IN (99, 100)")
+        }
+        XCTAssertEqual(after, 1, "the failing write alone left nothing; the next one is kept")
     }
 
     func testPasswordHashing() async throws {
