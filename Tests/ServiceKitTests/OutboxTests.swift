@@ -38,12 +38,26 @@ final class OutboxTests: XCTestCase {
         let full = try Outbox.read(db, after: 0, limit: 2, types: ["follow", "demand"])
         XCTAssertEqual(try seqs(full), [1, 2])
         XCTAssertEqual(full.last, 2, "a full page continues after its last event")
-        // The plan: the primary key from the cursor, no sort of every event of the types.
-        let plan = try db.query("EXPLAIN QUERY PLAN " + Outbox.typedReadSQL, [.int(290), .text("[\"demand\"]"), .int(5)])
-            .compactMap { $0.string(3) }.joined(separator: "; ")
-        XCTAssertTrue(plan.contains("PRIMARY KEY"), plan)
-        XCTAssertFalse(plan.contains("events_by_entity"), plan)
-        XCTAssertFalse(plan.contains("TEMP B-TREE"), plan)
+        let two = try Outbox.read(db, after: 295, limit: 10, types: ["demand", "follow"])
+        XCTAssertEqual(try seqs(two), [296, 297, 298, 299, 300])
+        // The plans: the primary key from the cursor, no sort of every event of the types.
+        let three = try Outbox.read(db, after: 297, limit: 10, types: ["demand", "follow", "contract"])
+        XCTAssertEqual(try seqs(three), [298, 299, 300])
+        // The plans: the primary key from the cursor, no sort of every event of the types; for
+        // one or two types no table built for the `IN` either.
+        let plans: [(sql: String, binds: [SQLValue], ephemeral: Bool)] = [
+            (Outbox.typedReadSQL, [.int(290), .text("[\"demand\"]"), .int(5)], true),
+            (Outbox.oneTypeReadSQL, [.int(290), .text("demand"), .int(5)], false),
+            (Outbox.twoTypesReadSQL, [.int(290), .text("demand"), .text("follow"), .int(5)], false),
+        ]
+        for (sql, binds, ephemeral) in plans {
+            let plan = try db.query("EXPLAIN QUERY PLAN " + sql, binds).compactMap { $0.string(3) }.joined(separator: "; ")
+            XCTAssertTrue(plan.contains("PRIMARY KEY"), plan)
+            XCTAssertFalse(plan.contains("events_by_entity"), plan)
+            XCTAssertFalse(plan.contains("TEMP B-TREE"), plan)
+            let opcodes = try db.query("EXPLAIN " + sql, binds).compactMap { $0.string(1) }
+            XCTAssertEqual(opcodes.contains("OpenEphemeral"), ephemeral, sql)
+        }
     }
 
     /// The page is written as text: each state as it was stored, the other columns escaped; a
