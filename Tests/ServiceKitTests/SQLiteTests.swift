@@ -261,7 +261,11 @@ final class SQLiteTests: XCTestCase {
         let gate = DispatchSemaphore(value: 0)
         let holding = Atomic<Bool>(false)
         let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
-        while !holding.load(ordering: .acquiring) { try await Task.sleep(nanoseconds: 1_000_000) }
+        let deadline = monotonicMillis() + 10_000
+        while !holding.load(ordering: .acquiring) {
+            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writer never ran the first write") }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
         let writes = (Int64(0)..<6).map { n in
             Task { () -> Int64? in
                 try? await db.write { conn -> Int64 in
@@ -271,7 +275,10 @@ final class SQLiteTests: XCTestCase {
                 }
             }
         }
-        while db.queuedWrites < writes.count { try await Task.sleep(nanoseconds: 1_000_000) }
+        while db.queuedWrites < writes.count {
+            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writes never queued") }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
         gate.signal()
         try await holder.value
         var answered: [Int64: Int64] = [:]
