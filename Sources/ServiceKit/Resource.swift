@@ -1375,7 +1375,8 @@ final class AnswerPlan: Sendable {
     /// (a larger answer grows as before).
     func answerCapacity(rows: Int) -> Int { min(1024 + rows * rowBytes.load(ordering: .relaxed), 1 << 20) }
 
-    /// Remembers what `rows` rows took; only a change beyond an eighth either way is stored,
+    /// Remembers what `rows` rows took: a page larger than the hint raises it (with a sixteenth
+    /// to spare), one smaller by more than an eighth lowers it; pages in between store nothing,
     /// so readers on several threads do not keep writing the same word.
     func noteRows(_ rows: Int, bytes: Int) {
         guard rows > 0 else { return }
