@@ -22,6 +22,28 @@ final class PageQueriesTests: XCTestCase {
         XCTAssertEqual(made, 3, "another kind or clause is made")
     }
 
+    /// A page's answer buffer starts at the size the resource's last page needed per row: a
+    /// page like the last fits without growing, a much smaller one lowers the estimate, one
+    /// within an eighth leaves it, a page without rows teaches nothing, and the up-front size is
+    /// capped.
+    func testAnswerBuffersAreSizedFromTheLastPage() {
+        let plan = AnswerPlan(columns: [], references: [], links: [])
+        let first = plan.answerCapacity(rows: 20)
+        plan.noteRows(20, bytes: 30_000)
+        let learned = plan.answerCapacity(rows: 20)
+        XCTAssertGreaterThan(learned, first)
+        XCTAssertGreaterThanOrEqual(learned, 30_000 + 1024, "the same page again fits with its envelope")
+        plan.noteRows(20, bytes: 28_000)
+        XCTAssertEqual(plan.answerCapacity(rows: 20), learned, "within an eighth: unchanged")
+        plan.noteRows(0, bytes: 500)
+        XCTAssertEqual(plan.answerCapacity(rows: 20), learned, "no rows: nothing learned")
+        plan.noteRows(20, bytes: 2_000)
+        XCTAssertLessThan(plan.answerCapacity(rows: 20), 4_000, "much smaller rows lower it")
+        XCTAssertGreaterThanOrEqual(plan.answerCapacity(rows: 20), 2_000 + 1024)
+        plan.noteRows(1, bytes: 10_000_000)
+        XCTAssertEqual(plan.answerCapacity(rows: 1_000), 1 << 20, "at most 1 MiB up front")
+    }
+
     func testBounded() {
         let queries = PageQueries()
         for n in 1...(PageQueries.capacity * 3) {
