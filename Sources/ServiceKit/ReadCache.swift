@@ -65,24 +65,17 @@ public final class ReadCache: Sendable {
         }
     }
 
-    /// One source's names: each id's name's JSON in `bytes`, at `spans[index[row: id]]` (an empty
+    /// One source's names: each id's name's JSON in `bytes`, at `spans[row: id]` (an empty
     /// span: no such row, it stays unnamed). Reachable only through `state`, so touched only
     /// under its lock (a class: a page's lookups neither copy nor retain its arrays).
     private final class Kept: @unchecked Sendable {
-        var index = IDTable<Int32>()
-        var spans: [Range<Int32>] = []
+        var spans = IDTable<Range<Int32>>()
         var bytes: [UInt8] = []
 
         func keep(_ id: Int64, _ name: [UInt8]) {
             let start = Int32(truncatingIfNeeded: bytes.count)
             bytes += name
-            let span = start..<Int32(truncatingIfNeeded: bytes.count)
-            if let at = index[row: id] {
-                spans[Int(at)] = span
-            } else {
-                index.set(Int32(truncatingIfNeeded: spans.count), forRow: id)
-                spans.append(span)
-            }
+            spans.set(start..<Int32(truncatingIfNeeded: bytes.count), forRow: id)
         }
     }
 
@@ -109,7 +102,7 @@ public final class ReadCache: Sendable {
             state.generation &+= 1
             for table in tables { state.changed[table] = state.generation }
             for source in state.names.keys where tables.contains(source.table) {
-                state.count -= state.names[source]?.index.count ?? 0
+                state.count -= state.names[source]?.spans.count ?? 0
                 state.names[source] = nil
             }
         }
@@ -153,11 +146,10 @@ public final class ReadCache: Sendable {
             }
             kept.bytes.withUnsafeBufferPointer { bytes in
                 for (i, id) in ids.enumerated() {
-                    guard let at = kept.index[row: id] else {
+                    guard let span = kept.spans[row: id] else {
                         missing.append(i)
                         continue
                     }
-                    let span = kept.spans[Int(at)]
                     guard !span.isEmpty else { continue }
                     let start = out.count
                     out.raw(UnsafeBufferPointer(rebasing: bytes[Int(span.lowerBound)..<Int(span.upperBound)]))
@@ -186,13 +178,13 @@ public final class ReadCache: Sendable {
                 kept = existing
             } else {
                 // (A source's text past its bound starts over, as the whole cache does past `capacity`.)
-                state.count -= state.names[source]?.index.count ?? 0
+                state.count -= state.names[source]?.spans.count ?? 0
                 kept = Kept()
                 state.names[source] = kept
             }
             // What was asked for and not found: no such row, kept as such (an empty name).
             for id in wanted {
-                if kept.index[row: id] == nil { state.count += 1 }
+                if kept.spans[row: id] == nil { state.count += 1 }
                 kept.keep(id, named[id] ?? [])
             }
         }

@@ -43,24 +43,17 @@ final class SnapshotRows {
 
     static let maxBytes = 2 << 20
 
-    /// The rows kept of one page shape: `rows[index[row: id]]`.
+    /// The rows kept of one page shape, by id.
     private final class Kept {
-        var index = IDTable<Int32>()
-        var rows: [Row] = []
+        var rows = IDTable<Row>()
 
-        subscript(id: Int64) -> Row? {
-            index[row: id].map { rows[Int($0)] }
-        }
+        subscript(id: Int64) -> Row? { rows[row: id] }
 
         /// Keeps `row` for `id`; true when `id` was not kept before.
         func keep(_ id: Int64, _ row: Row) -> Bool {
-            if let at = index[row: id] {
-                rows[Int(at)] = row
-                return false
-            }
-            index.set(Int32(truncatingIfNeeded: rows.count), forRow: id)
-            rows.append(row)
-            return true
+            let isNew = rows[row: id] == nil
+            rows.set(row, forRow: id)
+            return isNew
         }
 
         var count: Int { rows.count }
