@@ -98,15 +98,7 @@ struct HTTPRequestHead: Sendable {
 
     /// The first value of the header named `lowercasedName` (which must already be lowercase).
     func header(_ lowercasedName: String) -> String? {
-        var name = lowercasedName
-        return name.withUTF8 { key in
-            bytes.withUnsafeBufferPointer { all in
-                for field in fields where Self.field(field, in: all, isNamed: key) {
-                    return String(decoding: UnsafeBufferPointer(rebasing: all[Int(field.valueStart)..<Int(field.end)]), as: UTF8.self)
-                }
-                return nil
-            }
-        }
+        withHeader(lowercasedName) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `body` applied to the bytes of the first value of the header named `lowercasedName`
