@@ -36,7 +36,7 @@ enum Customers {
     /// `organization_name`: customers linked to an organization whose name contains it.
     static func organizationName(_ params: Params, _ db: SQLiteConnection) throws -> (sql: String, binds: [SQLValue])? {
         guard let name = try params.string("organization_name"), !name.isEmpty else { return nil }
-        let match = try NgramIndex.condition(db, table: "organization_grams", idColumn: "o.id", foldColumn: "o.name_fold", folded: NgramIndex.fold(name))
+        let match = try Organizations.resource.searchIndex(db).condition(db, idColumn: "o.id", folded: NgramIndex.fold(name))
         return ("""
             t.id IN (SELECT co.customer_id FROM customer_organizations co WHERE co.organization_id IN
                 (SELECT o.id FROM organizations o WHERE \(match.sql)))

@@ -8,8 +8,8 @@ extension ServiceDefinition {
         routes: Organizations.routes + Customers.routes,
         onStart: { database in
             try database.sync { db in
-                try Organizations.resource.rebuildSearch(db)
-                try Customers.resource.rebuildSearch(db)
+                try Organizations.resource.prepareSearch(db)
+                try Customers.resource.prepareSearch(db)
             }
         })
 }

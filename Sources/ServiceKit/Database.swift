@@ -45,6 +45,8 @@ public final class Database: @unchecked Sendable {
     /// The names list pages show, kept between reads (a new generation after a commit that
     /// changed a table they come from, or another process's commit).
     public let readCache = ReadCache()
+    /// The in-memory search indexes, one registry for the writer and the readers (`SearchIndex`).
+    public let searchIndexes = SearchIndexes()
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
     public let path: String
     /// Marks this database's own queues (0: the writer, 1…: the readers), so a blocking call made
@@ -57,6 +59,7 @@ public final class Database: @unchecked Sendable {
         queue = DispatchQueue(label: "crm.sqlite.writer")
         queue.setSpecific(key: queueKey, value: 0)
         connection = try SQLiteConnection(path: path)
+        connection.searchIndexes = searchIndexes
         connection.trackChangedTables()
         connection.reportWALSize()
         try connection.migrate(migrations)
@@ -67,6 +70,7 @@ public final class Database: @unchecked Sendable {
             let reader = try SQLiteConnection(path: path)
             try reader.execute("PRAGMA query_only = 1")
             reader.readCache = readCache
+            reader.searchIndexes = searchIndexes
             let readerQueue = DispatchQueue(label: "crm.sqlite.reader\(i)")
             readerQueue.setSpecific(key: queueKey, value: i + 1)
             readers.append((readerQueue, reader))

@@ -3,10 +3,10 @@ import WireProtocol
 
 /// A table the API lists, creates, updates and soft-deletes, declared once: its columns (which
 /// also fix the answer's field order), statuses, creator rule, fuzzy search, counters, ordered
-/// link lists and published event. From the declaration come the schema pieces (links, search
-/// postings, counters), the list (filters, paging, totals from counters), create/update (only
-/// the fields given, grams, counters, links, outbox — in the caller's transaction) and status
-/// changes; a resource's own rules plug in as hooks.
+/// link lists and published event. From the declaration come the schema pieces (links, the
+/// shipped search postings, counters), the list (filters, search, paging, totals from
+/// counters), create/update (only the fields given, the folded search text, counters, links,
+/// outbox — in the caller's transaction) and status changes; a resource's own rules plug in as hooks.
 public struct Resource: Sendable {
     /// Singular, for messages ("organization").
     public let name: String
@@ -67,6 +67,7 @@ public struct Resource: Sendable {
         self.required = required
         self.alwaysRequired = alwaysRequired
         self.event = event
+        precondition(search == nil || event != nil, "\(name): a searched resource publishes its changes (SearchIndex follows them)")
         self.paged = paged
         self.ordering = ordering
         self.window = window
@@ -308,8 +309,9 @@ public struct StatusRule: Sendable {
     }
 }
 
-/// Case-insensitive substring search on some text columns, through an n-gram posting table
-/// (`NgramIndex`); the folded texts live in the table's `name_fold` column.
+/// Case-insensitive substring search on some text columns, through an n-gram index in memory
+/// (`SearchIndex`); the folded texts live in the table's `name_fold` column. `grams` names the
+/// posting table of the shipped migrations (no longer used).
 public struct Search: Sendable {
     public var param: String
     public var grams: String
@@ -322,6 +324,7 @@ public struct Search: Sendable {
 
     /// Separates the folded texts in `name_fold`, so a match never spans two of them.
     static let separator = "\u{1F}"
+    static let separatorByte: UInt8 = 0x1F
 
     /// `name_fold` of the texts: each folded, joined by `separator`.
     func fold(_ values: [String]) -> String {
@@ -469,17 +472,33 @@ extension Resource {
         }.joined()
     }
 
-    /// Rebuilds the search postings when their version changed (call at start).
-    public func rebuildSearch(_ db: SQLiteConnection) throws {
+    /// Marks the posting table of builds before `SearchIndex` stale (call at start): this build
+    /// no longer keeps it, so an older build started on the file later rebuilds it at its start
+    /// instead of searching postings that miss every change made since. Its rows are left to
+    /// that build (replicas of it still running during a rollout keep using them).
+    public func retireSearchPostings(_ db: SQLiteConnection) throws {
         guard let search else { return }
-        let texts = search.texts.map { "\"\($0)\"" }.joined(separator: ", ")
-        try NgramIndex.rebuildIfNeeded(db, table: search.grams, source: "SELECT id, status, \(texts) FROM \(table)")
+        guard try db.queryOne("SELECT 1 FROM sqlite_master WHERE name = 'search_index_versions'") != nil else { return }
+        try db.run("DELETE FROM search_index_versions WHERE name = ?", [.text(search.grams)])
+    }
+
+    /// At start: retires the old postings and builds the search index (`SearchIndex.prepare`),
+    /// before the service says it is ready.
+    public func prepareSearch(_ db: SQLiteConnection) throws {
+        guard search != nil else { return }
+        try retireSearchPostings(db)
+        try searchIndex(db).prepare(db)
     }
 }
 
 // MARK: Reading
 
 extension Resource {
+    /// The search index of this resource's rows on `db`'s database.
+    public func searchIndex(_ db: SQLiteConnection) -> SearchIndex {
+        db.searchIndexes.index(table: table, eventType: event ?? "")
+    }
+
     /// The row `id`, else 404 naming the id parameter.
     public func current(_ db: SQLiteConnection, _ id: Int64) throws -> Record {
         guard let row = try db.queryOne("SELECT \(selectList) FROM \(table) t WHERE t.id = ?", [.int(id)]) else {
@@ -895,9 +914,8 @@ extension Resource {
         /// Their ids in page order, when known without a query.
         var rowIDs: [Int64]?
         let total: Int64
-        if let folded, let search, let paging {
-            let page = try NgramIndex.searchPage(db, table: search.grams, from: "\(table) t", idColumn: "t.id", foldColumn: "t.name_fold",
-                                                 folded: folded, statuses: statuses, filter: filter, paging: paging)
+        if let folded, let paging {
+            let page = try searchIndex(db).searchPage(db, folded: folded, statuses: statuses, filter: filter, paging: paging)
             total = page.total
             rows = page.ids.isEmpty ? nil : pageQuery(tail: "FROM \(table) t WHERE t.id IN (\(SQLFilter.marks(page.ids.count))) ORDER BY \(ordering)",
                                                       binds: page.ids.map { .int($0) })
@@ -1012,25 +1030,19 @@ extension Resource {
 public struct Write: Sendable {
     public var values: [(column: String, value: SQLValue)]
     public var links: [String: [Int64]]
-    /// The folded search text (`name_fold`) and postings (`NgramIndex.gramArray`) of `texts`,
-    /// made before the transaction (the writer, which every write waits for, folds nothing);
-    /// used only while the row's search texts are still these.
-    public var postings: (texts: [String], fold: String, grams: String?)?
+    /// The folded search text (`name_fold`) of `texts`, made before the transaction (the
+    /// writer, which every write waits for, folds nothing); used only while the row's search
+    /// texts are still these.
+    public var folded: (texts: [String], fold: String)?
     public init(values: [(column: String, value: SQLValue)] = [], links: [String: [Int64]] = [:]) {
         self.values = values
         self.links = links
     }
     public func value(_ column: String) -> SQLValue? { values.last { $0.column == column }?.value }
 
-    /// `postings`' grams when they are those of `texts`; else made now.
-    func gramArray(_ texts: [String]) -> String? {
-        if let postings, postings.texts == texts { return postings.grams }
-        return NgramIndex.gramArray(texts)
-    }
-
-    /// `postings`' folded text when it is that of `texts`; else folded now.
+    /// `folded`'s text when it is that of `texts`; else folded now.
     func folded(_ texts: [String], _ search: Search) -> String {
-        if let postings, postings.texts == texts { return postings.fold }
+        if let folded, folded.texts == texts { return folded.fold }
         return search.fold(texts)
     }
 }
@@ -1046,8 +1058,7 @@ extension Resource {
         var write = Write(values: try params.values(for: fields))
         if let search, create || search.texts.allSatisfy({ write.value($0) != nil }) {
             let texts = search.texts(of: write, current: nil)
-            let folded = texts.map(NgramIndex.fold)
-            write.postings = (texts, Search.joined(folded), NgramIndex.gramArray(folded: folded))
+            write.folded = (texts, search.fold(texts))
         }
         for link in links {
             guard let ids = try params.idArray(link.param) else {
@@ -1146,7 +1157,7 @@ extension Resource {
     }
 
     /// Inserts a row with `write`, the initial status, the creator and both times; keeps the
-    /// links, search postings and counters; publishes the event. Answers the new id.
+    /// links and counters; publishes the event (which the search index follows). Answers the new id.
     @discardableResult
     public func insert(_ db: SQLiteConnection, _ write: Write, creator creatorID: Int64?) throws -> Int64 {
         let now = Timestamp.now()
@@ -1157,9 +1168,8 @@ extension Resource {
         if let search { values.append(("name_fold", .text(write.folded(texts, search)))) }
         values += listColumns(write)
         let id = try db.insert(table, values)
-        // A new id was never used (AUTOINCREMENT): no link rows or postings to delete first.
+        // A new id was never used (AUTOINCREMENT): no link rows to delete first.
         try insertLinkRows(db, id, write)
-        if let search { try NgramIndex.insert(db, table: search.grams, id: id, status: status.initial, gramArray: write.gramArray(texts)) }
         if let counters {
             try Counters.add(db, table: counters, keys: counterKeys(status: status.initial, creator: creatorID, links: write.links), delta: 1)
         }
@@ -1167,7 +1177,7 @@ extension Resource {
         return id
     }
 
-    /// Updates the fields `write` sends (and `updateTime`), its links, postings, counters; publishes.
+    /// Updates the fields `write` sends (and `updateTime`, `name_fold`), its links, counters; publishes.
     public func update(_ db: SQLiteConnection, _ current: Record, _ write: Write, creator creatorID: Int64? = nil) throws {
         let id = current.id
         var changes = write.values
@@ -1175,11 +1185,7 @@ extension Resource {
         if let search {
             let before = search.texts.map { current.string($0) ?? "" }
             let after = search.texts(of: write, current: current)
-            if before != after {
-                changes.append(("name_fold", .text(write.folded(after, search))))
-                try NgramIndex.update(db, table: search.grams, id: id, status: current.int("status") ?? status.initial,
-                                      old: NgramIndex.gramArray(before), new: write.gramArray(after))
-            }
+            if before != after { changes.append(("name_fold", .text(write.folded(after, search)))) }
         }
         changes.append(("updateTime", .text(Timestamp.now())))
         let oldLinks = counters != nil ? try linkedIDs(db, id) : [:]
@@ -1196,14 +1202,10 @@ extension Resource {
         try publish(db, id)
     }
 
-    /// Sets the row's status (and `updateTime`); moves postings and counters; publishes.
+    /// Sets the row's status (and `updateTime`); moves counters; publishes.
     public func changeStatus(_ db: SQLiteConnection, _ current: Record, to newStatus: Int64) throws {
         let id = current.id
         try db.run("UPDATE \(table) SET status = ?, updateTime = ? WHERE id = ?", [.int(newStatus), .text(Timestamp.now()), .int(id)])
-        if let search {
-            try NgramIndex.setStatus(db, table: search.grams, id: id, grams: NgramIndex.gramArray(search.texts.map { current.string($0) ?? "" }),
-                                     from: current.int("status") ?? status.initial, to: newStatus)
-        }
         if let counters {
             let linked = try linkedIDs(db, id)
             let rowCreator = creator.flatMap { current.int($0) }

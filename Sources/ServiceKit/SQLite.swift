@@ -227,6 +227,8 @@ public final class SQLiteConnection {
     var snapshot: (serial: UInt64, version: SnapshotCounts.Version)?
     /// List rows kept while the connection sees the same data (`SnapshotRows`).
     let snapshotRows = SnapshotRows()
+    /// The search indexes its searches use: a `Database`'s connections share one registry.
+    public var searchIndexes = SearchIndexes()
     /// The tables changed since the last `takeChangedTables()`, once `trackChangedTables()` ran.
     private var changedTables: ChangedTables?
     private var walSize: WALSize?
