@@ -17,14 +17,17 @@ public enum NgramIndex {
     /// query's are: "é" and "e\u{301}" are two grams (a query matches the bytes it is written in).
     static func forEachGram(of fold: String, lengths: ClosedRange<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
         var fold = fold
-        fold.withUTF8 { all in
-            var start = 0
-            while start <= all.count {
-                var end = start
-                while end < all.count && all[end] != Search.separatorByte { end += 1 }
-                grams(of: UnsafeBufferPointer(rebasing: all[start..<end]), lengths: lengths, body)
-                start = end + 1
-            }
+        fold.withUTF8 { forEachGram(in: $0, lengths: lengths, body) }
+    }
+
+    /// `forEachGram` of `name_fold`'s bytes.
+    static func forEachGram(in all: UnsafeBufferPointer<UInt8>, lengths: ClosedRange<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var start = 0
+        while start <= all.count {
+            var end = start
+            while end < all.count && all[end] != Search.separatorByte { end += 1 }
+            grams(of: UnsafeBufferPointer(rebasing: all[start..<end]), lengths: lengths, body)
+            start = end + 1
         }
     }
 
@@ -58,23 +61,16 @@ public enum NgramIndex {
         }
     }
 
-    /// Whether `fold`'s bytes contain `bytes`.
-    static func contains(_ fold: String, _ bytes: [UInt8]) -> Bool {
-        guard !bytes.isEmpty else { return true }
-        var fold = fold
-        return fold.withUTF8 { all in
-            guard all.count >= bytes.count, let first = bytes.first else { return false }
-            var i = 0
-            while i + bytes.count <= all.count {
-                if all[i] == first {
-                    var j = 1
-                    while j < bytes.count && all[i + j] == bytes[j] { j += 1 }
-                    if j == bytes.count { return true }
-                }
-                i += 1
-            }
-            return false
+    /// Whether `fold` contains `bytes`.
+    static func contains(_ fold: UnsafeBufferPointer<UInt8>, _ bytes: [UInt8]) -> Bool {
+        guard let first = bytes.first else { return true }
+        guard fold.count >= bytes.count else { return false }
+        for i in 0...(fold.count - bytes.count) where fold[i] == first {
+            var j = 1
+            while j < bytes.count && fold[i + j] == bytes[j] { j += 1 }
+            if j == bytes.count { return true }
         }
+        return false
     }
 
     /// The posting table the shipped migrations create (`Resource.schemaPieces`): kept word for

@@ -97,6 +97,35 @@ final class SearchIndexTests: XCTestCase {
         }
     }
 
+    /// A gram's ids stay ascending and exact through inserts and removals, inline (up to two)
+    /// and spilled, for short and long grams alike.
+    func testGramTableKeepsEachGramsIDsInOrder() {
+        var table = GramTable()
+        var expected: [[UInt8]: Set<UInt32>] = [:]
+        var generator = SystemRandomNumberGenerator()
+        let grams: [[UInt8]] = ["a", "ab", "张三丰", "e\u{301}e\u{301}e\u{301}e\u{301}e\u{301}", "👍🏽👍🏽"].map { Array($0.utf8) }
+        for _ in 0..<4_000 {
+            let gram = grams.randomElement(using: &generator) ?? []
+            let id = UInt32.random(in: 1...6, using: &generator)
+            gram.withUnsafeBufferPointer { bytes in
+                if Bool.random(using: &generator) {
+                    table.insert(id, bytes)
+                    expected[gram, default: []].insert(id)
+                } else {
+                    table.remove(id, bytes)
+                    expected[gram]?.remove(id)
+                }
+            }
+            for gram in grams {
+                let ids = table.postings(GramTable.Key(gram))?.ids ?? []
+                XCTAssertEqual(ids, (expected[gram] ?? []).sorted())
+                if let postings = table.postings(GramTable.Key(gram)) { XCTAssertFalse(postings.isEmpty, "an empty gram is dropped") }
+            }
+        }
+        XCTAssertLessThanOrEqual(table.count, grams.count)
+        XCTAssertNotEqual(GramTable.Key(Array("ab".utf8)), GramTable.Key(Array("ab\0".utf8)), "the length is part of the key")
+    }
+
     func testQueriesMatchSubstringsLiterally() throws {
         let db = try SQLiteConnection(path: path)
         let names = try Names.create(db)
