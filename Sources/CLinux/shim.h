@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/prctl.h>
 #include <spawn.h>
+#include <malloc.h>
 
 /* accept4 is a GNU extension that the Glibc module does not declare without _GNU_SOURCE. */
 /* prctl is variadic, which Swift cannot call. */

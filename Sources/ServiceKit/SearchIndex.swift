@@ -1,10 +1,14 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
 import CSQLite
 import Synchronization
 import WireProtocol
 
 /// Case-insensitive substring search over a resource's folded texts (`name_fold`), from an
 /// n-gram index held in memory: every distinct run of one to four characters of each text
-/// (`NgramIndex.grams`) → the ids whose texts have it, ascending. A query of up to four
+/// (`NgramIndex.forEachGram`) → the ids whose texts have it, ascending. A query of up to four
 /// characters *is* a gram: its list, filtered by status, is exactly the matching rows. A longer
 /// query is driven by the rarest of its four-character grams; a candidate matches when it has
 /// every one of them and its folded text contains the query's bytes. `%`, `_` and quotes are
@@ -30,8 +34,10 @@ public final class SearchIndex: Sendable {
     public let eventType: String
     private let state = Mutex(State())
 
-    /// Ids above this (a table far sparser than AUTOINCREMENT makes it) are answered by a scan.
-    static let maxID: Int64 = 1 << 28
+    /// Rows are kept by id in arrays (16 bytes a slot): an id past twice the rows held plus
+    /// this (a table far sparser than AUTOINCREMENT makes it) leaves every search to a scan
+    /// instead of a huge array.
+    static let idSlack = 1 << 16
 
     /// How far the index looks back and ahead.
     public struct Limits: Sendable {
@@ -108,8 +114,9 @@ public final class SearchIndex: Sendable {
         var seq: Int64 = 0
         /// Snapshots from this sequence number on can be corrected from `recent`.
         var floor: Int64 = 0
-        /// Each id's status (`absent`: no row), by id.
+        /// Each id's status (`absent`: no row), by id, and how many rows there are.
         var statuses: [Int64] = []
+        var rows = 0
         /// Each id's folded text: `foldSpans[id]` (start << 32 | length) in `foldBytes`, one
         /// buffer for all (a `String` each cost ~64 bytes apiece more). A rename appends and
         /// leaves its old text as garbage, compacted away once it is half the buffer.
@@ -138,19 +145,20 @@ public final class SearchIndex: Sendable {
 
         /// Takes row `id64` as it now is: `status` nil when there is no such row.
         mutating func set(_ id64: Int64, status: Int64?, fold new: UnsafeBufferPointer<UInt8>) {
-            guard id64 > 0, id64 <= SearchIndex.maxID else {
+            guard id64 > 0, id64 <= Int64(max(statuses.count, 2 * rows + SearchIndex.idSlack)) else {
                 unusable = true
                 return
             }
             let id = Int(id64)
             if id >= statuses.count {
-                let grown = max(id + 1, statuses.count + statuses.count / 2)
+                let grown = id < statuses.capacity ? statuses.capacity : max(id + 1, statuses.count + statuses.count / 2)
                 statuses.append(contentsOf: repeatElement(State.absent, count: grown - statuses.count))
                 foldSpans.append(contentsOf: repeatElement(0, count: grown - foldSpans.count))
             }
             if !counts.isEmpty { counts.removeAll() }
             let oldStatus = statuses[id]
             statuses[id] = status ?? State.absent
+            rows += (status == nil ? 0 : 1) - (oldStatus == State.absent ? 0 : 1)
             let old: [UInt8] = oldStatus == State.absent ? [] : foldBytes.withUnsafeBufferPointer { Array(State.fold(foldSpans[id], in: $0)) }
             let kept = status == nil ? UnsafeBufferPointer<UInt8>(start: nil, count: 0) : new
             // A status change alone leaves the lists as they are (they hold every status).
@@ -196,14 +204,27 @@ public final class SearchIndex: Sendable {
     public func search(_ db: SQLiteConnection, folded: String, statuses: [Int64]?, paging: Paging?) throws -> (ids: [Int64], total: Int64) {
         let query = Query(folded)
         guard !query.grams.isEmpty else { return ([], 0) }
+        return try inTransaction(db) { head, readOnly in
+            try answer(db, query, head: head, readOnly: readOnly, statuses: statuses, paging: paging)
+                ?? scan(db, query, statuses: statuses, paging: paging)
+        }
+    }
+
+    /// Runs `body` with the newest event `db`'s snapshot holds and whether the transaction is a
+    /// read (nothing uncommitted in it): inside the caller's transaction, else in one of its own.
+    private func inTransaction<T>(_ db: SQLiteConnection, _ body: (_ head: Int64, _ readOnly: Bool) throws -> T) throws -> T {
         let began = sqlite3_get_autocommit(db.handle) != 0
         if began { try db.run("BEGIN") }
         defer { if began { _ = try? db.run("COMMIT") } }
         var head: Int64 = 0
         try db.forEachRow("SELECT COALESCE(MAX(seq), 0) FROM events") { head = $0.int(0) }
         // Read after that statement, which began the snapshot (or wrote: a write transaction).
-        let readOnly = sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ
-        let answered = try state.withLock { state -> (ids: [Int64], total: Int64)? in
+        return try body(head, sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ)
+    }
+
+    /// The answer from the index brought to `db`'s snapshot (nil: only a scan can tell).
+    private func answer(_ db: SQLiteConnection, _ query: Query, head: Int64, readOnly: Bool, statuses: [Int64]?, paging: Paging?) throws -> (ids: [Int64], total: Int64)? {
+        try state.withLock { state -> (ids: [Int64], total: Int64)? in
             if state.unusable { return nil }
             if !state.built {
                 guard readOnly else { return nil }
@@ -232,22 +253,15 @@ public final class SearchIndex: Sendable {
             let corrections = changed.isEmpty ? [] : try rows(db, Set(changed))
             return SearchIndex.evaluate(&state, query, statuses: statuses, corrections: corrections, paging: paging)
         }
-        return try answered ?? scan(db, query, statuses: statuses, paging: paging)
     }
 
     /// Builds the index from the rows `db` sees now, unless it is built (at start, so the first
-    /// search does not wait for it). Answers how many rows it holds.
-    @discardableResult
-    public func prepare(_ db: SQLiteConnection) throws -> Int {
-        let began = sqlite3_get_autocommit(db.handle) != 0
-        if began { try db.run("BEGIN") }
-        defer { if began { _ = try? db.run("COMMIT") } }
-        var head: Int64 = 0
-        try db.forEachRow("SELECT COALESCE(MAX(seq), 0) FROM events") { head = $0.int(0) }
-        let readOnly = sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ
-        return try state.withLock { state in
-            if !state.built && readOnly { try build(&state, db, head: head) }
-            return state.statuses.reduce(0) { $0 + ($1 == State.absent ? 0 : 1) }
+    /// search does not wait for it).
+    public func prepare(_ db: SQLiteConnection) throws {
+        try inTransaction(db) { head, readOnly in
+            try state.withLock { state in
+                if !state.built && readOnly { try build(&state, db, head: head) }
+            }
         }
     }
 
@@ -368,6 +382,13 @@ public final class SearchIndex: Sendable {
     /// The index built afresh from the rows `db`'s read transaction sees, whose newest event is `head`.
     private func build(_ state: inout State, _ db: SQLiteConnection, head: Int64) throws {
         state = State()
+        // The arrays by id and the text buffer sized up front, not grown by copies.
+        try db.forEachRow("SELECT COALESCE(MAX(id), 0), COUNT(*), COALESCE(SUM(length(CAST(name_fold AS BLOB))), 0) FROM \(table)") { row in
+            let slots = Int(min(row.int(0), Int64(2 * row.int(1)) + Int64(SearchIndex.idSlack))) + 1
+            state.statuses.reserveCapacity(slots)
+            state.foldSpans.reserveCapacity(slots)
+            state.foldBytes.reserveCapacity(Int(min(row.int(2), 1 << 30)))
+        }
         try db.forEachRow("SELECT id, status, name_fold FROM \(table)") { row in
             if case .bytes(let fold) = row[2] { state.set(row.int(0), status: row.int(1), fold: fold) } else {
                 state.set(row.int(0), status: row.int(1), fold: UnsafeBufferPointer(start: nil, count: 0))
@@ -376,6 +397,8 @@ public final class SearchIndex: Sendable {
         state.built = true
         state.seq = head
         state.floor = head
+        // What the rows read and the old index freed goes back to the system.
+        _ = malloc_trim(0)
     }
 
     /// The events of the index's type after `seq` that `db` sees, oldest first; nil when
