@@ -6,17 +6,13 @@ import XCTest
 import WireProtocol
 
 /// The outbox read by the event feed, on a real file.
-final class OutboxTests: XCTestCase {
-    var path: String!
+final class OutboxTests: SQLiteFileTestCase {
+    override class var filePrefix: String { "outbox" }
     var connection: SQLiteConnection?
-
-    override func setUp() {
-        path = "/tmp/crm-outbox-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-    }
 
     override func tearDown() {
         connection?.close()
-        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+        super.tearDown()
     }
 
     /// A connection on this test's file with the outbox's tables (closed and deleted after it).

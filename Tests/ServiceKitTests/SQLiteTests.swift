@@ -8,16 +8,7 @@ import XCTest
 import WireProtocol
 
 /// The SQLite layer on real files.
-final class SQLiteTests: XCTestCase {
-    var path: String!
-
-    override func setUp() {
-        path = "/tmp/crm-sqlite-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-    }
-
-    override func tearDown() {
-        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
-    }
+final class SQLiteTests: SQLiteFileTestCase {
 
     func testRowsAreReadByColumnName() throws {
         let db = try SQLiteConnection(path: path)

@@ -8,16 +8,8 @@ import WireProtocol
 /// `SearchIndex` on real SQLite files: which rows a query matches, pages and totals against a
 /// plain scan, and an exact answer for every snapshot — behind the index, ahead of it, inside a
 /// write transaction, after another process's commit.
-final class SearchIndexTests: XCTestCase {
-    var path: String!
-
-    override func setUp() {
-        path = "/tmp/crm-search-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
-    }
-
-    override func tearDown() {
-        for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
-    }
+final class SearchIndexTests: SQLiteFileTestCase {
+    override class var filePrefix: String { "search" }
 
     /// A table kept as a searched resource keeps it: a status and `name_fold` per row, and an
     /// event for every change.
