@@ -63,14 +63,23 @@ final class ReplicaTests: XCTestCase {
         let tag = "replica-\(UInt32.random(in: 0...UInt32.max))"
         let ids = LockedList<Int64>()
         let statuses = LockedList<Int>()
+        let unfound = LockedList<Int64>()
+        let firstName = LockedList<(id: Int64, name: String)>()
         // Blocking HTTP clients, off the cooperative pool.
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async {
                 DispatchQueue.concurrentPerform(iterations: 12) { worker in
                     for i in 0..<40 {
-                        let response = try? system.post("/api/customers/customers", json: ["realName": .string("\(tag)-\(worker)-\(i)")], token: token)
+                        let name = "\(tag)-\(worker)-\(i)"
+                        let response = try? system.post("/api/customers/customers", json: ["realName": .string(name)], token: token)
                         statuses.append(response?.status ?? 0)
-                        if let id = response?.json["data"]?["id"]?.intValue { ids.append(id) }
+                        guard let id = response?.json["data"]?["id"]?.intValue else { continue }
+                        ids.append(id)
+                        if worker == 0 && i == 0 { firstName.append((id, name)) }
+                        // Searched at once, most often on another replica: its in-memory index
+                        // follows the other replicas' writes through the shared outbox.
+                        let found = try? system.get("/api/customers/customers?name=\(name)", token: token).json["data"]?.arrayValue?.compactMap { $0["id"]?.intValue }
+                        if found != [id] { unfound.append(id) }
                     }
                 }
                 done.resume()
@@ -81,6 +90,7 @@ final class ReplicaTests: XCTestCase {
 
         XCTAssertEqual(statuses.values.filter { $0 != 200 }, [], "every write acknowledged")
         XCTAssertEqual(Set(ids.values).count, 480)
+        XCTAssertEqual(unfound.values, [], "every acknowledged create is found by the next search, whichever replica answers it")
         let seqs = seen.map(\.seq)
         XCTAssertEqual(seqs.first, start + 1, "the follower starts right after the tail it read")
         XCTAssertEqual(seqs, Array((start + 1)..<(start + 1 + Int64(seqs.count))), "sequence numbers arrive gap-free and in order")
@@ -92,6 +102,14 @@ final class ReplicaTests: XCTestCase {
             XCTAssertGreaterThan(after[i] - before[i], 40, "replica \(pid) took a share of the requests")
         }
         XCTAssertEqual(try system.get("/api/customers/customers?name=\(tag)&count=1", token: token).json["page_info"]?["total"]?.intValue, 480)
+        // A rename through one replica: every replica's next search has the new name, not the old.
+        let (renamed, oldName) = try XCTUnwrap(firstName.values.first)
+        XCTAssertEqual(try system.post("/api/customers/customers", json: ["customer_id": .int(renamed), "realName": .string("\(tag)-renamed")], token: token).status, 200)
+        for _ in 0..<9 {
+            XCTAssertEqual(try system.get("/api/customers/customers?name=\(tag)-renamed", token: token).json["data"]?.arrayValue?.compactMap { $0["id"]?.intValue }, [renamed])
+            XCTAssertEqual(try system.get("/api/customers/customers?name=\(oldName)", token: token).json["page_info"]?["total"]?.intValue, 0)
+            XCTAssertEqual(try system.get("/api/customers/customers?name=\(tag)&count=1", token: token).json["page_info"]?["total"]?.intValue, 480)
+        }
     }
 
     func testScaleRestartAndStatusUnderLoadFailNoRequest() throws {
