@@ -28,7 +28,8 @@ import WireProtocol
 /// Replaces a posting table in SQLite (`(gram, status, entity_id)`), whose ~50 entries per
 /// customer spread over ~30 b-tree leaves were half of the single writer's work per create
 /// (docs/BENCHMARKS.md, "The search index in memory"). Bounded: memory in proportion to the
-/// rows (about 30 bytes per gram and 4 per posting); `Limits.recent` changes remembered.
+/// rows (~300 bytes a customer at 100,000: `GramTable`, one text buffer, 16 bytes per id);
+/// `Limits.recent` changes remembered, `State.maxCounts` totals.
 public final class SearchIndex: Sendable {
     public let table: String
     public let eventType: String
@@ -108,7 +109,7 @@ public final class SearchIndex: Sendable {
 
     struct State {
         var built = false
-        /// Set when a row cannot be held (an id past `maxID`): every search scans.
+        /// Set when a row cannot be held (an id far past the rows held, `idSlack`): every search scans.
         var unusable = false
         /// Every event up to this one is applied.
         var seq: Int64 = 0
