@@ -277,7 +277,7 @@ public final class SearchIndex: Sendable {
         let ids: [Int64]
         if matches.count <= limits.idList {
             var narrowed = filter
-            narrowed.add("t.id IN (SELECT value FROM json_each(?))", [.text(SearchIndex.idArray(matches))])
+            narrowed.add("t.id IN (SELECT value FROM json_each(?))", [Resource.idArray(matches)])
             ids = try db.queryIDs("SELECT t.id FROM \(table) t \(narrowed.clause) ORDER BY t.id DESC", narrowed.binds)
         } else {
             // Many matches (a one-letter query): the filter's rows, kept when they match.
@@ -291,18 +291,7 @@ public final class SearchIndex: Sendable {
     /// their status (the ids as one bound JSON array).
     public func condition(_ db: SQLiteConnection, idColumn: String, folded: String) throws -> (sql: String, binds: [SQLValue]) {
         let ids = try search(db, folded: folded, statuses: nil, paging: nil).ids
-        return ("\(idColumn) IN (SELECT value FROM json_each(?))", [.text(SearchIndex.idArray(ids))])
-    }
-
-    static func idArray(_ ids: [Int64]) -> String {
-        var text = JSONText(capacity: ids.count * 7 + 2)
-        text.openArray()
-        for (i, id) in ids.enumerated() {
-            if i > 0 { text.comma() }
-            text.int(id)
-        }
-        text.closeArray()
-        return String(decoding: text.bytes(), as: UTF8.self)
+        return ("\(idColumn) IN (SELECT value FROM json_each(?))", [Resource.idArray(ids)])
     }
 
     /// The matches in `state` as of its `seq`, except that the rows in `corrections` are taken
@@ -421,7 +410,7 @@ public final class SearchIndex: Sendable {
         var entries: [Entry] = []
         var found = Set<Int64>()
         let sql = "SELECT id, status, name_fold FROM \(table)" + (ids == nil ? "" : " WHERE id IN (SELECT value FROM json_each(?))")
-        try db.forEachRow(sql, ids.map { [.text(SearchIndex.idArray(Array($0)))] } ?? []) { row in
+        try db.forEachRow(sql, ids.map { [Resource.idArray($0)] } ?? []) { row in
             let fold: [UInt8]
             if case .bytes(let bytes) = row[2] { fold = Array(bytes) } else { fold = [] }
             entries.append(Entry(id: row.int(0), status: row.int(1), fold: fold))
