@@ -354,6 +354,11 @@ public struct Paging: Sendable, Equatable {
     }
     public var offset: Int64 { (page - 1) * count }
     public func info(total: Int64) -> PageInfo { PageInfo(total: total, page: page, count: count) }
+
+    /// This page of `ids` (all of them, in order) and how many there are.
+    func page(of ids: [Int64]) -> (ids: [Int64], total: Int64) {
+        (Array(ids.dropFirst(Int(offset)).prefix(Int(count))), Int64(ids.count))
+    }
 }
 
 extension String {

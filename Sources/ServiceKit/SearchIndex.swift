@@ -284,7 +284,7 @@ public final class SearchIndex: Sendable {
             let matching = Set(matches)
             ids = try db.queryIDs("SELECT t.id FROM \(table) t \(filter.clause) ORDER BY t.id DESC", filter.binds).filter(matching.contains)
         }
-        return (Array(ids.dropFirst(Int(paging.offset)).prefix(Int(paging.count))), Int64(ids.count))
+        return paging.page(of: ids)
     }
 
     /// A condition on `idColumn` that holds for exactly the rows matching `folded`, whatever
@@ -365,8 +365,7 @@ public final class SearchIndex: Sendable {
         }
         rows.sort { $0.id > $1.id }
         let ids = rows.map(\.id)
-        guard let paging else { return (ids, Int64(ids.count)) }
-        return (Array(ids.dropFirst(Int(paging.offset)).prefix(Int(paging.count))), Int64(ids.count))
+        return paging?.page(of: ids) ?? (ids, Int64(ids.count))
     }
 
     // MARK: Following the rows
