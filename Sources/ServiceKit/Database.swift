@@ -285,7 +285,7 @@ public final class Database: @unchecked Sendable {
     ///
     /// The jobs run one after the other without savepoints: a savepoint makes SQLite copy every
     /// page a job is first to change into a statement journal (~40 pages, 160 KB, for a customer
-    /// create with its postings), a fifth of the creates a second (docs/BENCHMARKS.md). Should one
+    /// create when it still wrote search postings), a fifth of the creates a second (docs/BENCHMARKS.md). Should one
     /// throw, the transaction is rolled back and the batch runs again with each job under its
     /// own savepoint, which then rolls back only the failing job's changes — as do the next
     /// `isolatedBatchesAfterFailure` batches. A batch of one job needs no savepoint at all.

@@ -5,9 +5,9 @@ import CSQLite
 import Synchronization
 
 /// Counts remembered per SQLite connection for as long as that connection sees the same data:
-/// list pages' `page_info.total` (a search's posting-list length, a window's unit counts, a
-/// filtered `COUNT(*)`), so a repeated page counts once, not on every request (counting 1,000
-/// postings, or a window's ~28 unit lookups, costs SQLite about as much as the rest of a page).
+/// list pages' `page_info.total` (a window's unit counts, a filtered `COUNT(*)`), so a repeated
+/// page counts once, not on every request (a window's ~28 unit lookups cost SQLite about as much
+/// as the rest of a page). A search's total comes from `SearchIndex`, which keeps its own.
 ///
 /// Exact, never stale: a count is kept and used only inside a read transaction (a fixed
 /// snapshot, nothing of the connection's own uncommitted), under the key
@@ -36,8 +36,7 @@ enum SnapshotCounts {
     }
 
     /// A count's key, compared as bytes: `String`'s `==` is canonical equivalence, under which
-    /// a search for "é" and one for "e\u{301}" — different postings to SQLite — would share a
-    /// count.
+    /// a filter on "é" and one on "e\u{301}" — different values to SQLite — would share a count.
     struct Key: Hashable {
         let bytes: [UInt8]
 
