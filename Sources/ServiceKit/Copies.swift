@@ -8,26 +8,20 @@ public enum Copies {
     /// `employee_copies(id, realName, nickName, roleId, status)` from `employee` events.
     public static let employees = Projection(
         name: "employees", version: 1, source: ServiceName.users.rawValue, eventTypes: ["employee"],
-        schema: "CREATE TABLE employee_copies(id INTEGER PRIMARY KEY, realName TEXT, nickName TEXT, roleId INTEGER, status INTEGER NOT NULL);"
-    ) { db, event in
-        try upsert(db, "employee_copies", event, ["realName", "nickName", "roleId"])
-    }
+        schema: "CREATE TABLE employee_copies(id INTEGER PRIMARY KEY, realName TEXT, nickName TEXT, roleId INTEGER, status INTEGER NOT NULL);",
+        apply: CopyUpsert(table: "employee_copies", fields: ["realName", "nickName", "roleId"]).apply)
 
     /// `organization_copies(id, groupName, status)` from `organization` events.
     public static let organizations = Projection(
         name: "organizations", version: 1, source: ServiceName.customers.rawValue, eventTypes: ["organization"],
-        schema: "CREATE TABLE organization_copies(id INTEGER PRIMARY KEY, groupName TEXT, status INTEGER NOT NULL);"
-    ) { db, event in
-        try upsert(db, "organization_copies", event, ["groupName"])
-    }
+        schema: "CREATE TABLE organization_copies(id INTEGER PRIMARY KEY, groupName TEXT, status INTEGER NOT NULL);",
+        apply: CopyUpsert(table: "organization_copies", fields: ["groupName"]).apply)
 
     /// `customer_copies(id, realName, nickName, status)` from `customer` events.
     public static let customers = Projection(
         name: "customers", version: 1, source: ServiceName.customers.rawValue, eventTypes: ["customer"],
-        schema: "CREATE TABLE customer_copies(id INTEGER PRIMARY KEY, realName TEXT, nickName TEXT, status INTEGER NOT NULL);"
-    ) { db, event in
-        try upsert(db, "customer_copies", event, ["realName", "nickName"])
-    }
+        schema: "CREATE TABLE customer_copies(id INTEGER PRIMARY KEY, realName TEXT, nickName TEXT, status INTEGER NOT NULL);",
+        apply: CopyUpsert(table: "customer_copies", fields: ["realName", "nickName"]).apply)
 
     /// An employee's name as records show it: `realName`, else `nickName` (over alias `x`).
     public static let employeeName = "COALESCE(NULLIF(x.realName, ''), x.nickName)"
@@ -35,21 +29,35 @@ public enum Copies {
     public static let customerName = "COALESCE(NULLIF(x.realName, ''), x.nickName)"
     /// An organization's name.
     public static let organizationName = "x.groupName"
+}
 
-    /// Writes the entity's copied fields and status (an event holds the full new state, so the
-    /// latest event alone gives the current copy: applying one twice changes nothing).
-    static func upsert(_ db: SQLiteConnection, _ table: String, _ event: Event, _ fields: [String]) throws {
+/// Writes an entity's copied fields and status into its copy table (an event holds the full
+/// new state, so the latest event alone gives the current copy: applying one twice changes
+/// nothing). The statement's text is made once, not per event: building it was half of a
+/// copying service's time per customer event (perf, customer-create at 6,000/s).
+struct CopyUpsert: Sendable {
+    let fields: [String]
+    let sql: String
+
+    init(table: String, fields: [String]) {
         let columns = ["id"] + fields + ["status"]
-        let values: [SQLValue] = [.int(event.entityID)] + fields.map { field in
-            switch event.state[field] {
-            case .int(let v)?: return .int(v)
-            case .string(let v)?: return .text(v)
-            default: return .null
-            }
-        } + [.int(event.state["status"]?.intValue ?? 1)]
         let updates = (fields + ["status"]).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        try db.run("INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES (\(SQLFilter.marks(columns.count))) ON CONFLICT(id) DO UPDATE SET \(updates)",
-                   values)
+        self.fields = fields
+        sql = "INSERT INTO \(table)(\(columns.joined(separator: ", "))) VALUES (\(SQLFilter.marks(columns.count))) ON CONFLICT(id) DO UPDATE SET \(updates)"
+    }
+
+    func apply(_ db: SQLiteConnection, _ event: Event) throws {
+        var values: [SQLValue] = [.int(event.entityID)]
+        values.reserveCapacity(fields.count + 2)
+        for field in fields {
+            switch event.state[field] {
+            case .int(let v)?: values.append(.int(v))
+            case .string(let v)?: values.append(.text(v))
+            default: values.append(.null)
+            }
+        }
+        values.append(.int(event.state["status"]?.intValue ?? 1))
+        try db.run(sql, values)
     }
 }
 
