@@ -87,9 +87,19 @@ extension SQLiteConnection {
     /// `INSERT INTO table(columns…) VALUES (?…)`; answers the new row id.
     @discardableResult
     public func insert(_ table: String, _ values: [(column: String, value: SQLValue)]) throws -> Int64 {
-        let columns = values.map { "\"\($0.column)\"" }.joined(separator: ", ")
-        let marks = Array(repeating: "?", count: values.count).joined(separator: ", ")
-        try run("INSERT INTO \(table)(\(columns)) VALUES (\(marks))", values.map(\.value))
+        // Appended in place: mapping and joining allocated an array and a string per column.
+        var sql = "INSERT INTO "
+        sql.reserveCapacity(32 + table.utf8.count + values.count * 24)
+        sql += table
+        for (i, value) in values.enumerated() {
+            sql += i == 0 ? "(\"" : ", \""
+            sql += value.column
+            sql += "\""
+        }
+        sql += ") VALUES ("
+        for i in values.indices { sql += i == 0 ? "?" : ", ?" }
+        sql += ")"
+        try run(sql, values.map(\.value))
         return lastInsertRowID
     }
 

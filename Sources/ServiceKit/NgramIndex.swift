@@ -91,11 +91,24 @@ public enum Counters {
         "CREATE TABLE \(table) (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
     }
 
+    /// One statement per `keysPerStatement` keys (a create counts three or four), not one per
+    /// key; a key twice in `keys` is counted twice, as SQLite applies the rows one by one.
     public static func add(_ db: SQLiteConnection, table: String, keys: [String], delta: Int64) throws {
-        for key in keys {
-            try db.run("INSERT INTO \(table)(key, n) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET n = n + excluded.n", [.text(key), .int(delta)])
+        for start in stride(from: keys.startIndex, to: keys.endIndex, by: keysPerStatement) {
+            let chunk = keys[start..<min(start + keysPerStatement, keys.endIndex)]
+            var rows = ""
+            var values: [SQLValue] = []
+            values.reserveCapacity(chunk.count * 2)
+            for key in chunk {
+                rows += rows.isEmpty ? "(?, ?)" : ", (?, ?)"
+                values += [.text(key), .int(delta)]
+            }
+            try db.run("INSERT INTO \(table)(key, n) VALUES \(rows) ON CONFLICT(key) DO UPDATE SET n = n + excluded.n", values)
         }
     }
+
+    /// Keys per statement in `add`: two variables each, within the 999 of older SQLite builds.
+    static let keysPerStatement = 400
 
     /// Moves a row from the keys it had to the keys it has now.
     public static func move(_ db: SQLiteConnection, table: String, from old: [String], to new: [String]) throws {

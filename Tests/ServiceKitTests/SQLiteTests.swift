@@ -40,6 +40,28 @@ final class SQLiteTests: SQLiteFileTestCase {
         db.close()
     }
 
+    func testCountersAddEveryKeyOnceInChunksAndInsertNamesItsColumns() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE counts(key TEXT PRIMARY KEY, n INTEGER NOT NULL); CREATE TABLE t(id INTEGER PRIMARY KEY, \"a b\" TEXT, n INTEGER);")
+        // More keys than one statement takes, one of them twice in the same chunk.
+        let keys = (0..<(Counters.keysPerStatement * 2 + 3)).map { "k\($0)" } + ["k1"]
+        try Counters.add(db, table: "counts", keys: keys, delta: 1)
+        try Counters.add(db, table: "counts", keys: ["k0", "k\(keys.count - 2)"], delta: -1)
+        try Counters.add(db, table: "counts", keys: [], delta: 5)
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM counts"), Int64(keys.count - 1))
+        XCTAssertEqual(try Counters.get(db, table: "counts", key: "k0"), 0)
+        XCTAssertEqual(try Counters.get(db, table: "counts", key: "k1"), 2, "a key listed twice counts twice")
+        XCTAssertEqual(try Counters.get(db, table: "counts", key: "k\(Counters.keysPerStatement)"), 1, "the second chunk")
+        XCTAssertEqual(try Counters.get(db, table: "counts", key: "k\(keys.count - 2)"), 0, "the last chunk")
+        XCTAssertEqual(try db.scalar("SELECT sum(n) FROM counts"), Int64(keys.count - 2))
+
+        let id = try db.insert("t", [("a b", .text("x")), ("n", .int(3))])
+        let row = try XCTUnwrap(try db.queryOne("SELECT \"a b\", n FROM t WHERE id = ?", [.int(id)]))
+        XCTAssertEqual(row.string("a b"), "x")
+        XCTAssertEqual(row.int("n"), 3)
+        db.close()
+    }
+
     func testPragmasMigrationsAndUserVersion() throws {
         let migrations = [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, t TEXT);"),
                           Migration(name: "a.n", sql: "ALTER TABLE a ADD COLUMN n INTEGER NOT NULL DEFAULT 0;")]
