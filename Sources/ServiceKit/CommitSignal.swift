@@ -20,6 +20,8 @@ public final class CommitSignal: Sendable {
         var generation: UInt64 = 0
         var nextID: UInt64 = 0
         var waiters: [UInt64: Waiter] = [:]
+        /// The topics each waiter waits for, when it named some (`wait(after:timeoutMillis:topics:)`).
+        var topics: [UInt64: [String]] = [:]
     }
 
     private let state = Mutex(State())
@@ -33,15 +35,23 @@ public final class CommitSignal: Sendable {
     public var waiterCount: Int { state.withLock { $0.waiters.count } }
 
     /// Advances the generation and resumes every waiter.
-    public func signal() {
+    public func signal() { signal(topics: nil) }
+
+    /// Advances the generation and resumes the waiters of any of `topics` (every waiter when
+    /// nil) and those that named none. The generation moves for all: a waiter that read it
+    /// before this signal and registers after it returns at once — one look for nothing at
+    /// worst, never a missed signal.
+    public func signal(topics: Set<String>?) {
         let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.generation &+= 1
             var woken: [CheckedContinuation<Void, Never>] = []
             for (id, waiter) in state.waiters {
+                if let topics, let wanted = state.topics[id], !wanted.contains(where: topics.contains) { continue }
                 switch waiter {
                 case .waiting(let continuation):
                     woken.append(continuation)
                     state.waiters[id] = nil
+                    state.topics[id] = nil
                 case .pending:
                     state.waiters[id] = .done
                 case .done:
@@ -54,12 +64,14 @@ public final class CommitSignal: Sendable {
     }
 
     /// Suspends until a `signal()` after `generation`, `timeoutMillis` pass, or the task is
-    /// cancelled, whichever comes first.
-    public func wait(after generation: UInt64, timeoutMillis: Int64) async {
+    /// cancelled, whichever comes first. With `topics`, a signal naming none of them (the
+    /// event feed: a commit of other event types) does not end the wait.
+    public func wait(after generation: UInt64, timeoutMillis: Int64, topics: [String] = []) async {
         let id = state.withLock { state -> UInt64? in
             guard state.generation == generation else { return nil }
             state.nextID &+= 1
             state.waiters[state.nextID] = .pending
+            if !topics.isEmpty { state.topics[state.nextID] = topics }
             return state.nextID
         }
         guard let id else { return }
@@ -68,6 +80,7 @@ public final class CommitSignal: Sendable {
                 let suspended = state.withLock { state -> Bool in
                     guard case .pending? = state.waiters[id] else {
                         state.waiters[id] = nil
+                        state.topics[id] = nil
                         return false
                     }
                     state.waiters[id] = .waiting(continuation)
@@ -90,6 +103,7 @@ public final class CommitSignal: Sendable {
             switch state.waiters[id] {
             case .waiting(let continuation)?:
                 state.waiters[id] = nil
+                state.topics[id] = nil
                 return continuation
             case .pending?:
                 state.waiters[id] = .done

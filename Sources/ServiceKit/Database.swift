@@ -38,9 +38,11 @@ public final class Database: @unchecked Sendable {
 
     /// Wakes what waits for a commit, and the feed's long polls too when the outbox may have
     /// changed (closing, another process's commit and maintenance count as may).
-    private func signalCommit(outboxMayHaveChanged: Bool) {
+    /// `eventTypes`: the types of the events the commit appended, so that a feed waiting for
+    /// others does not look (nil: unknown — another process's commit, closing).
+    private func signalCommit(outboxMayHaveChanged: Bool, eventTypes: Set<String>? = nil) {
         commitSignal.signal()
-        if outboxMayHaveChanged { outboxSignal.signal() }
+        if outboxMayHaveChanged { outboxSignal.signal(topics: eventTypes) }
     }
     /// The names list pages show, kept between reads (a new generation after a commit that
     /// changed a table they come from, or another process's commit).
@@ -323,9 +325,10 @@ public final class Database: @unchecked Sendable {
                     writerDone()
                     throw error
                 }
-                let changed = writerDone()
+                let (changed, eventTypes) = writerDone()
                 lastWrite = monotonicMillis()
-                signalCommit(outboxMayHaveChanged: changed.contains(Outbox.table))
+                // Events appended other than through `Outbox.append` (none today) wake every feed.
+                signalCommit(outboxMayHaveChanged: changed.contains(Outbox.table), eventTypes: eventTypes.isEmpty ? nil : eventTypes)
                 return nil
             } catch let error as SQLiteError where error.isBusy && attempt < 3 {
                 attempt += 1
@@ -349,13 +352,16 @@ public final class Database: @unchecked Sendable {
 
     /// After the writer's work (committed or not): a new generation of names if it changed a
     /// table they come from — before the writes are answered (writer queue only).
-    /// Answers the tables changed (rowid tables: SQLite's update hook).
+    /// Answers the tables changed (rowid tables: SQLite's update hook) and the types of the
+    /// events appended.
     @discardableResult
-    private func writerDone() -> Set<String> {
+    private func writerDone() -> (tables: Set<String>, eventTypes: Set<String>) {
         let changed = connection.takeChangedTables()
         if !changed.isEmpty { readCache.invalidate(tables: changed) }
+        let eventTypes = connection.appendedEventTypes
+        if !eventTypes.isEmpty { connection.appendedEventTypes = [] }
         checkpointIfLarge()
-        return changed
+        return (changed, eventTypes)
     }
 
     /// Returns once the checkpoint queued so far has run (tests).

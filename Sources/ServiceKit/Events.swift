@@ -166,7 +166,7 @@ enum EventFeed {
                 }
             }
             from = max(from, page.last)
-            await signal.wait(after: generation, timeoutMillis: min(deadline - now, recheckMillis))
+            await signal.wait(after: generation, timeoutMillis: min(deadline - now, recheckMillis), topics: types)
         }
     }
 

@@ -36,6 +36,7 @@ public enum Outbox {
     static func append(_ db: SQLiteConnection, type: String, entityID: Int64, stateText: String) throws {
         try db.run("INSERT INTO events(type, entity_id, state, time) VALUES (?, ?, ?, ?)",
                    [.text(type), .int(entityID), .text(stateText), .text(Timestamp.now())])
+        db.appendedEventTypes.insert(type)
     }
 
     /// One page of the feed: `events`, the JSON array text of the events (each stored state

@@ -232,6 +232,9 @@ public final class SQLiteConnection {
     /// The tables changed since the last `takeChangedTables()`, once `trackChangedTables()` ran.
     private var changedTables: ChangedTables?
     private var walSize: WALSize?
+    /// The event types `Outbox.append` wrote since the writer last signalled a commit
+    /// (`Database.writerDone`); rolled back or not: a signal for an undone event costs a look.
+    var appendedEventTypes: Set<String> = []
 
     /// Prepared statements kept per connection by default (see `StatementCache`).
     public static let defaultStatementCacheCapacity = 64

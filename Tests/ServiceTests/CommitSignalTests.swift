@@ -27,6 +27,33 @@ final class CommitSignalTests: XCTestCase {
         XCTAssertEqual(signal.waiterCount, 0)
     }
 
+    /// A waiter that names topics is woken by a signal of one of them or of all, not by one of
+    /// other topics — though that moves the generation, so a wait after it returns at once.
+    func testAWaiterForTopicsSleepsThroughSignalsOfOthers() async throws {
+        let signal = CommitSignal()
+        let generation = signal.generation
+        let organizations = Task { await signal.wait(after: generation, timeoutMillis: 30_000, topics: ["organization"]) }
+        let customers = Task { await signal.wait(after: generation, timeoutMillis: 30_000, topics: ["customer", "x"]) }
+        let any = Task { await signal.wait(after: generation, timeoutMillis: 30_000) }
+        let deadline = Date().addingTimeInterval(5)
+        while signal.waiterCount < 3 && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(signal.waiterCount, 3)
+        signal.signal(topics: ["customer"])
+        await customers.value
+        await any.value
+        XCTAssertEqual(signal.waiterCount, 1, "the organization waiter still waits")
+        await signal.wait(after: generation, timeoutMillis: 30_000, topics: ["organization"])  // the generation moved
+        signal.signal(topics: ["organization", "customer"])
+        await organizations.value
+        XCTAssertEqual(signal.waiterCount, 0)
+
+        let named = Task { await signal.wait(after: signal.generation, timeoutMillis: 30_000, topics: ["organization"]) }
+        while signal.waiterCount < 1 && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        signal.signal()
+        await named.value
+        XCTAssertEqual(signal.waiterCount, 0, "a signal of every topic wakes it")
+    }
+
     func testAWaitEndsAtItsTimeoutOrWhenCancelled() async throws {
         let signal = CommitSignal()
         let started = Date()
@@ -72,8 +99,18 @@ final class CommitSignalTests: XCTestCase {
         }
         await waiter.value
         XCTAssertEqual(outbox.generation, start + 1, "an event wakes the feed")
+        // A feed waiting for other types sleeps through it; one waiting for its type does not.
+        let other = Task { await outbox.wait(after: start + 1, timeoutMillis: 30_000, topics: ["u"]) }
+        let same = Task { await outbox.wait(after: start + 1, timeoutMillis: 30_000, topics: ["t"]) }
+        let deadline = Date().addingTimeInterval(5)
+        while outbox.waiterCount < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        _ = try await database.write { db in try Outbox.append(db, type: "t", entityID: 3, state: JSONObject([("x", .int(3))])) }
+        await same.value
+        XCTAssertEqual(outbox.waiterCount, 1, "the feed of type u still waits")
+        XCTAssertEqual(outbox.generation, start + 2)
         database.beginClosing()
-        XCTAssertEqual(outbox.generation, start + 2, "closing wakes the waiting polls")
+        await other.value
+        XCTAssertEqual(outbox.generation, start + 3, "closing wakes the waiting polls, whatever their types")
         database.close()
     }
 }
