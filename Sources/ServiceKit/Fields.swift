@@ -91,8 +91,9 @@ extension SQLiteConnection {
         var sql = "INSERT INTO "
         sql.reserveCapacity(32 + table.utf8.count + values.count * 24)
         sql += table
+        sql += "("
         for (i, value) in values.enumerated() {
-            sql += i == 0 ? "(\"" : ", \""
+            sql += i == 0 ? "\"" : ", \""
             sql += value.column
             sql += "\""
         }
