@@ -39,6 +39,35 @@ final class ProjectionTests: EventTestCase {
         loop.stop()
     }
 
+    /// Two replicas of a consumer on one file feed the same projection, each keeping its cursor
+    /// between polls: whichever stores a batch first applies it, the other's batch of the same
+    /// events changes nothing and answers it the later cursor — and a replica left alone goes
+    /// on from where the other one stopped.
+    func testTwoReplicasOfAConsumerApplyEachEventOnce() async throws {
+        let (source, client, loop) = try startProducer()
+        let definition = consumer([copying(["item"], into: "item_copy")])
+        let first = try start(definition)
+        var second = configuration("consumer")
+        second.endpoint = .unix(path: "\(dir!)/consumer-2.sock")
+        second.replica = "2"
+        let other = try ServiceRuntime(definition: definition, configuration: second)
+        try other.start()
+        for i in 1...20 { try await save(client, "item-\(i)") }
+        var items = try await waitForRows("item_copy") { $0.count == 20 }
+        XCTAssertEqual(items.count, 20)
+        shutdown(first)
+        for i in 21...25 { try await save(client, "item-\(i)") }
+        items = try await waitForRows("item_copy") { $0.count == 25 }
+        XCTAssertEqual(items.map(\.name), (1...25).map { "item-\($0)" })
+        XCTAssertEqual(items.map(\.applied), Array(repeating: 1, count: 25), "each event applied once, by one replica")
+        let db = try SQLiteConnection(path: "\(dir!)/consumer.sqlite")
+        XCTAssertEqual(try db.scalar("SELECT seq FROM projections WHERE name = 'items'"), 25)
+        shutdown(other)
+        shutdown(source)
+        client.stop()
+        loop.stop()
+    }
+
     func testRaisingTheVersionDropsItsTablesAndReplaysFromZero() async throws {
         let (source, client, loop) = try startProducer()
         let first = try await save(client, "a")
