@@ -33,8 +33,8 @@ public enum Copies {
 
 /// Writes an entity's copied fields and status into its copy table (an event holds the full
 /// new state, so the latest event alone gives the current copy: applying one twice changes
-/// nothing). The statement's text is made once, not per event: building it was half of a
-/// copying service's time per customer event (perf, customer-create at 6,000/s).
+/// nothing). The statement's text is made once, not per event: building it was half of the
+/// upsert's time and a seventh of a copying service's CPU (perf, customer-create at 6,000/s).
 struct CopyUpsert: Sendable {
     let fields: [String]
     let sql: String
