@@ -98,7 +98,7 @@ extension SQLiteConnection {
             sql += "\""
         }
         sql += ") VALUES ("
-        for i in values.indices { sql += i == 0 ? "?" : ", ?" }
+        sql += SQLFilter.marks(values.count)
         sql += ")"
         try run(sql, values.map(\.value))
         return lastInsertRowID
