@@ -134,7 +134,7 @@ enum EventFeed {
     static let route = Route.get(path) { ctx in
         let after = try ctx.params.int("after") ?? 0
         if after == -1 {
-            let last = try await ctx.database.read { try $0.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") }
+            let last = try await ctx.database.read { try Outbox.newestSeq($0) }
             return Reply.ok(data: .object(JSONObject([("events", .array([])), ("last", .int(last))])))
         }
         guard after >= 0 else { throw APIError.badRequest("after must be -1 (the tail) or a sequence number") }

@@ -82,8 +82,16 @@ public enum Outbox {
         }
         text.closeArray()
         // A short page: everything after `seq` was looked at, continue after the newest event.
-        let last = Int64(count) == limit ? lastSeq : max(seq, try db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events"))
+        let last = Int64(count) == limit ? lastSeq : max(seq, try newestSeq(db))
         return Page(events: text.bytes(), count: count, last: last)
+    }
+
+    /// The sequence number of the newest event `db` sees (0: none). Its statement begins the
+    /// snapshot of a read transaction not yet used.
+    static func newestSeq(_ db: SQLiteConnection) throws -> Int64 {
+        var newest: Int64 = 0
+        try db.forEachRow("SELECT COALESCE(MAX(seq), 0) FROM events") { newest = $0.int(0) }
+        return newest
     }
 
     /// A text column as a JSON string (`null` when it is not text).

@@ -219,8 +219,7 @@ public final class SearchIndex: Sendable {
         let began = sqlite3_get_autocommit(db.handle) != 0
         if began { try db.run("BEGIN") }
         defer { if began { _ = try? db.run("COMMIT") } }
-        var head: Int64 = 0
-        try db.forEachRow("SELECT COALESCE(MAX(seq), 0) FROM events") { head = $0.int(0) }
+        let head = try Outbox.newestSeq(db)
         // Read after that statement, which began the snapshot (or wrote: a write transaction).
         return try body(head, sqlite3_txn_state(db.handle, "main") == SQLITE_TXN_READ)
     }
