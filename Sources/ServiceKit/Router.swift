@@ -41,7 +41,7 @@ public struct RequestContext: Sendable {
     /// gateway uses it to know a revocation it forwarded has reached its session cache).
     public func stamped(_ db: SQLiteConnection, _ response: WireResponse) throws -> WireResponse {
         var stamped = response
-        stamped.headers.append((name: "event-seq", value: String(try db.scalar("SELECT seq FROM events ORDER BY seq DESC LIMIT 1"))))
+        stamped.headers.append((name: "event-seq", value: String(try Outbox.newestSeq(db))))
         return stamped
     }
 
