@@ -200,6 +200,21 @@ final class EventConsumer: Sendable {
     private let stopped = Atomic<Bool>(false)
     static let batch: Int64 = 500
     static let waitMillis: Int64 = 5_000
+    /// How long a consumer waits before its next poll after a batch that shows its source busy.
+    /// Each poll costs both sides a fixed amount (the feed's read and frame, the consumer's
+    /// parse, transaction and commit), paid per source commit when every commit is polled at
+    /// once: under customer creates at 64 connections that was a quarter of the machine's CPU
+    /// per create (docs/BENCHMARKS.md, "Gathered polls"). A copy then lags a busy source by up
+    /// to this much more; an idle one is followed as live as before.
+    static let gatherMillis: Int64 = 20
+
+    /// The pause before the next poll after applying `count` events of a page of at most
+    /// `limit`: `gatherMillis` when the batch held more than one event (several commits or a
+    /// group commit came in since the last poll: the source is busy), none after a single event
+    /// (a source written now and then is followed at once) or a full page (it is behind: read on).
+    static func gatherPause(afterBatchOf count: Int, limit: Int64) -> Int64 {
+        count > 1 && Int64(count) < limit ? gatherMillis : 0
+    }
 
     /// Sets the projection up (creating or rebuilding its tables) before the service serves.
     init(projection: Projection, client: ReplicaPool, database: Database) throws {
@@ -263,6 +278,8 @@ final class EventConsumer: Sendable {
                     try db.run("UPDATE projections SET seq = max(seq, ?) WHERE name = ?", [.int(last), .text(name)])
                     return max(stored, last)
                 }
+                let pause = EventConsumer.gatherPause(afterBatchOf: items.count, limit: EventConsumer.batch)
+                if pause > 0 { try? await Task.sleep(nanoseconds: UInt64(pause) * 1_000_000) }
             } catch let error as ProjectionError {
                 Log.warning("\(error); this process stops feeding it")
                 return

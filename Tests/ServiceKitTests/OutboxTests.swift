@@ -86,4 +86,18 @@ final class OutboxTests: SQLiteFileTestCase {
     private func seqs(_ page: Outbox.Page) throws -> [Int64] {
         try XCTUnwrap(try JSONParser.parse(page.events).arrayValue).compactMap { $0["seq"]?.intValue }
     }
+
+    /// A consumer polls again at once after a single event (a source written now and then is
+    /// followed live) and after a full page (it is behind), and gathers for `gatherMillis`
+    /// after a batch of several events (its source is busy: fewer, larger batches).
+    func testAConsumerGathersOnlyAfterABatchThatShowsItsSourceBusy() {
+        let limit = EventConsumer.batch
+        XCTAssertEqual(EventConsumer.gatherPause(afterBatchOf: 0, limit: limit), 0, "a poll that timed out")
+        XCTAssertEqual(EventConsumer.gatherPause(afterBatchOf: 1, limit: limit), 0, "one event")
+        XCTAssertEqual(EventConsumer.gatherPause(afterBatchOf: 2, limit: limit), EventConsumer.gatherMillis)
+        XCTAssertEqual(EventConsumer.gatherPause(afterBatchOf: Int(limit) - 1, limit: limit), EventConsumer.gatherMillis)
+        XCTAssertEqual(EventConsumer.gatherPause(afterBatchOf: Int(limit), limit: limit), 0, "a full page: read on")
+        XCTAssertGreaterThan(EventConsumer.gatherMillis, 0)
+        XCTAssertLessThan(EventConsumer.gatherMillis, EventConsumer.waitMillis, "a gather is shorter than a long poll")
+    }
 }
