@@ -374,23 +374,49 @@ public final class Database: @unchecked Sendable {
     static let checkpointPages: Int32 = 4000
     /// WAL pages after which the writer checkpoints itself: the checkpointer is not keeping up.
     static let writerCheckpointPages: Int32 = 16_000
+    /// The least time between two checkpoints the writer queues. Under a steady stream of
+    /// commits the WAL seldom starts over (a reader is nearly always in it), so past
+    /// `checkpointPages` every commit queued one: a checkpoint per group commit, each copying
+    /// the same hot pages again (a table's and its indexes' last leaves, the counters) and
+    /// syncing the file twice — 9 % of CustomerService's CPU under customer creates. Spaced,
+    /// each page is copied once per spacing (−5 to −10 % CPU per create; docs/BENCHMARKS.md,
+    /// "Gathered polls, spaced checkpoints"). 200 ms spacing made p99 worse (larger bursts).
+    static let checkpointSpacingMillis: Int64 = 50
+    /// When the writer last queued a checkpoint (writer queue only).
+    private var lastCheckpointQueued: Int64 = 0
 
     /// What SQLite's automatic checkpoint did inside the committing writer — copy the WAL into
     /// the database and sync both, every `checkpointPages` — done by the checkpointer's own
     /// connection and queue, so writes queued behind the commit do not wait for it (7 % of the
     /// writer's time at 2,500 customer creates a second, and its fsyncs). A passive checkpoint
     /// never blocks the writer or readers; the WAL starts over at the next write once all of it
-    /// was copied. Writer queue only.
+    /// was copied. At most one every `checkpointSpacingMillis`. Writer queue only.
     private func checkpointIfLarge() {
-        let pages = connection.walPages
-        if pages >= Database.writerCheckpointPages {
+        let now = monotonicMillis()
+        switch Database.checkpoint(walPages: connection.walPages, millisSinceQueued: now - lastCheckpointQueued) {
+        case .none:
+            return
+        case .inWriter:
             connection.checkpointPassively()
-        } else if pages >= Database.checkpointPages, !checkpointQueued.exchange(true, ordering: .acquiringAndReleasing) {
+        case .queued:
+            guard !checkpointQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            lastCheckpointQueued = now
             checkpointer.queue.async { [self] in
                 checkpointQueued.store(false, ordering: .releasing)
                 if !closed { checkpointer.connection.checkpointPassively() }
             }
         }
+    }
+
+    /// Where a commit's checkpoint runs, if anywhere.
+    enum Checkpoint: Equatable { case none, queued, inWriter }
+
+    /// The checkpoint after a commit that left `walPages` pages in the WAL, the last one queued
+    /// `millisSinceQueued` ago: the writer's own past `writerCheckpointPages`, the
+    /// checkpointer's past `checkpointPages` once the spacing is over, else none.
+    static func checkpoint(walPages pages: Int32, millisSinceQueued: Int64) -> Checkpoint {
+        if pages >= writerCheckpointPages { return .inWriter }
+        return pages >= checkpointPages && millisSinceQueued >= checkpointSpacingMillis ? .queued : .none
     }
 
     /// Throws (and logs) when the caller runs on one of this database's queues — inside a

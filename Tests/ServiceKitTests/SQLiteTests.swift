@@ -235,6 +235,21 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(rows, Int64((below + 1) * 240))
     }
 
+    /// Past `checkpointPages` a commit queues a checkpoint only once the spacing since the last
+    /// one is over (a steady stream of commits would otherwise queue one per group commit); past
+    /// `writerCheckpointPages` the writer checkpoints itself whatever the spacing.
+    func testCheckpointsAreSpacedUntilTheWriterMustCheckpointItself() {
+        let spacing = Database.checkpointSpacingMillis
+        let threshold = Database.checkpointPages
+        XCTAssertEqual(Database.checkpoint(walPages: threshold - 1, millisSinceQueued: .max), .none, "below the threshold")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold, millisSinceQueued: .max), .queued, "the first past it")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing - 1), .none, "within the spacing")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing), .queued, "once it is over")
+        XCTAssertEqual(Database.checkpoint(walPages: Database.writerCheckpointPages, millisSinceQueued: 0), .inWriter,
+                       "the checkpointer is not keeping up")
+        XCTAssertLessThan(threshold, Database.writerCheckpointPages)
+    }
+
     func testConcurrentWritesCommitTogetherButFailAlone() async throws {
         let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL UNIQUE);")])
         let outcomes = try await withThrowingTaskGroup(of: (Int64, Bool).self) { group in
