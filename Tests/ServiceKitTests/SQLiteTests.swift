@@ -40,6 +40,21 @@ final class SQLiteTests: SQLiteFileTestCase {
         db.close()
     }
 
+    /// Text is bound with all its bytes from the string's own storage: empty text stays text
+    /// (not NULL), and small, long, non-ASCII and NUL-holding strings come back as they went in.
+    func testTextIsBoundWithAllItsBytesAndEmptyTextIsNotNull() throws {
+        let db = try SQLiteConnection(path: path)
+        try db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v)")
+        let texts = ["", "a", "short ascii", String(repeating: "long text ", count: 40), "张三丰 / zhangsanfeng", "nul\u{0}inside", String("substring of this".dropFirst(3))]
+        for (i, text) in texts.enumerated() { try db.run("INSERT INTO t(id, v) VALUES (?, ?)", [.int(Int64(i)), .text(text)]) }
+        let rows = try db.query("SELECT typeof(v), length(CAST(v AS BLOB)), v FROM t ORDER BY id")
+        XCTAssertEqual(rows.map { $0.string(0) }, Array(repeating: "text", count: texts.count), "empty text is not NULL")
+        XCTAssertEqual(rows.map { $0.int(1) }, texts.map { Int64($0.utf8.count) }, "every byte, the NUL too")
+        XCTAssertEqual(rows.map { $0.string(2) }, texts)
+        XCTAssertEqual(try db.scalar("SELECT COUNT(*) FROM t WHERE v = ?", [.text("张三丰 / zhangsanfeng")]), 1, "a bound text compares equal")
+        db.close()
+    }
+
     func testCountersAddEveryKeyOnceInChunksAndInsertNamesItsColumns() throws {
         let db = try SQLiteConnection(path: path)
         try db.execute("CREATE TABLE counts(key TEXT PRIMARY KEY, n INTEGER NOT NULL); CREATE TABLE t(id INTEGER PRIMARY KEY, \"a b\" TEXT, n INTEGER);")
@@ -355,6 +370,7 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(a.count, 43, "32 bytes in unpadded base64url")
         XCTAssertTrue(a.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
         XCTAssertEqual(SessionToken.hex(SessionToken.sha256(Array("abc".utf8))), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SessionToken.hex(SessionToken.sha256([])), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertEqual(SessionToken.digest(a).count, 32)
     }
 
