@@ -23,11 +23,18 @@ public enum SessionToken {
         var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
         bytes.withUnsafeBufferPointer { input in
             out.withUnsafeMutableBufferPointer { output in
+                if let method = sha256Method, EVP_Digest(input.baseAddress, input.count, output.baseAddress, nil, method, nil) == 1 { return }
                 _ = SHA256(input.baseAddress, input.count, output.baseAddress)
             }
         }
         return out
     }
+
+    /// SHA-256 looked up in OpenSSL's providers once: the one-shot `SHA256()` fetches it by name
+    /// at every call, a third of the digest of a request's fingerprint. A fetched method is
+    /// immutable and may be used from any thread (OpenSSL's threading rules); nil when the
+    /// lookup failed, and `SHA256()` is used as before. Never freed or changed after this.
+    private nonisolated(unsafe) static let sha256Method: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
 
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
@@ -179,3 +186,4 @@ public final class PasswordHasher: Sendable {
         return text
     }
 }
+
