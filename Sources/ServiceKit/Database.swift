@@ -238,6 +238,7 @@ public final class Database: @unchecked Sendable {
             let slot = ResultSlot<T>()
             let job = WriteJob(
                 run: { db in
+                    db.lastAppendedSeq = 0
                     slot.result = Result { try body(db) }
                     if case .success = slot.result { return true }
                     return false

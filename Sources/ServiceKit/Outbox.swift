@@ -37,6 +37,7 @@ public enum Outbox {
         try db.run("INSERT INTO events(type, entity_id, state, time) VALUES (?, ?, ?, ?)",
                    [.text(type), .int(entityID), .text(stateText), .text(Timestamp.now())])
         db.appendedEventTypes.insert(type)
+        db.lastAppendedSeq = db.lastInsertRowID
     }
 
     /// One page of the feed: `events`, the JSON array text of the events (each stored state

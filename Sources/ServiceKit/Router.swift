@@ -36,12 +36,14 @@ public struct RequestContext: Sendable {
         }
     }
 
-    /// The live answer of a write with header `event-seq`: the newest outbox sequence number
-    /// once this write's events are in. A follower whose cursor reached it has seen them (the
-    /// gateway uses it to know a revocation it forwarded has reached its session cache).
+    /// The live answer of a write with header `event-seq`: the seq of the last event this
+    /// write appended, or of the newest event when it appended none. A follower whose cursor
+    /// reached it has seen this write's events (the gateway uses it to know a revocation it
+    /// forwarded has reached its session cache). Its own event's seq needs no read.
     public func stamped(_ db: SQLiteConnection, _ response: WireResponse) throws -> WireResponse {
         var stamped = response
-        stamped.headers.append((name: "event-seq", value: String(try Outbox.newestSeq(db))))
+        let seq = db.lastAppendedSeq > 0 ? db.lastAppendedSeq : try Outbox.newestSeq(db)
+        stamped.headers.append((name: "event-seq", value: String(seq)))
         return stamped
     }
 

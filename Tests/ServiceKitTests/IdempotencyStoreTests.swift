@@ -183,6 +183,35 @@ final class IdempotencyStoreTests: XCTestCase {
         let again = try Database(path: path, migrations: [])
         again.close()
     }
+
+    /// `event-seq` on a write's answer: the seq of the last event the write appended, read
+    /// without a query; the newest event's when it appended none (not a mark left by the
+    /// write before it).
+    func testEventSeqIsTheWritesOwnLastEventElseTheNewest() async throws {
+        func context(_ rid: String) -> RequestContext {
+            RequestContext(method: "POST", path: "/notes", params: Params(JSONObject()), caller: Callers.employee, requestID: rid, session: nil, database: tester.database)
+        }
+        func seq(_ response: WireResponse) -> String? { response.headers.first { $0.name == "event-seq" }?.value }
+        let two = try await context("e-1").mutate { db in
+            try Outbox.append(db, type: "note", entityID: 1, state: ["n": 1])
+            try Outbox.append(db, type: "note", entityID: 2, state: ["n": 2])
+            return Reply.mutation(id: 2)
+        }
+        let newest = try tester.database.sync { try Outbox.newestSeq($0) }
+        XCTAssertEqual(seq(two), String(newest), "its own last event")
+        let none = try await context("e-2").mutate { _ in Reply.mutation(id: 0) }
+        XCTAssertEqual(seq(none), String(newest), "none appended: the newest")
+        let third = context("e-3"), fourth = context("e-4")
+        async let first = third.mutate { db in
+            try Outbox.append(db, type: "note", entityID: 3, state: [:])
+            return Reply.mutation(id: 3)
+        }
+        async let second = fourth.mutate { _ in Reply.mutation(id: 0) }
+        let (appended, quiet) = try await (first, second)
+        let after = try tester.database.sync { db in try db.scalar("SELECT seq FROM events WHERE entity_id = 3") }
+        XCTAssertEqual(seq(appended), String(after))
+        XCTAssertTrue(seq(quiet) == String(newest) || seq(quiet) == String(after), "the newest when it ran: \(seq(quiet) ?? "none")")
+    }
 }
 
 /// A count several tasks bump.
