@@ -364,8 +364,20 @@ public struct Paging: Sendable, Equatable {
 extension String {
     /// Without surrounding spaces, tabs and newlines (Unicode whitespace too).
     public var trimmingWhitespace: String {
+        if hasNoSurroundingWhitespace { return self }
         guard let first = firstIndex(where: { !$0.isWhitespace }) else { return "" }
         guard let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
         return String(self[first...last])
+    }
+
+    /// Whether nothing is to be trimmed, told from the first and last scalars without walking
+    /// Characters (the walk was most of a create's parameter checks): the first Character is
+    /// not whitespace when its first scalar is not, and the last is not when the text ends in
+    /// a printable ASCII character or a CJK ideograph, neither of which continues a Character
+    /// begun by a whitespace scalar. False when unsure: then the walk decides.
+    var hasNoSurroundingWhitespace: Bool {
+        let scalars = unicodeScalars
+        guard let first = scalars.first, let last = scalars.last, !first.properties.isWhitespace else { return false }
+        return (0x21...0x7E).contains(last.value) || (0x4E00...0x9FFF).contains(last.value)
     }
 }

@@ -71,6 +71,25 @@ final class ParamsTests: XCTestCase {
         XCTAssertEqual(Params.parseDecimal("9223372036854775807"), Int64.max)
     }
 
+    /// Trimming with the shortcut answers what walking the Characters answers, at the edges of
+    /// the shortcut too: combining marks after a space, CJK and ideographic spaces, CR LF.
+    func testTrimmingAgreesWithWalkingTheCharacters() {
+        func walked(_ text: String) -> String {
+            guard let first = text.firstIndex(where: { !$0.isWhitespace }) else { return "" }
+            guard let last = text.lastIndex(where: { !$0.isWhitespace }) else { return "" }
+            return String(text[first...last])
+        }
+        let texts = ["", "a", "abc", " abc", "abc ", "\tabc\n", "张三", " 张三", "张三 ", "\u{3000}张三\u{3000}", "张三\u{3000}",
+                     "a\u{301}", " \u{301}x", "x \u{301}", "x\u{301}", "\r\n", "a\r\n", "\r\na", "ab\u{200B}", "\u{85}a",
+                     "a\u{A0}", "\u{0600}a", "x\u{2028}", "😀", "a😀", " ", "\u{3000}", "x\u{20}\u{301}"]
+        for text in texts {
+            XCTAssertEqual(text.trimmingWhitespace, walked(text), "\(text.unicodeScalars.map { String($0.value, radix: 16) })")
+        }
+        XCTAssertTrue("张三".hasNoSurroundingWhitespace)
+        XCTAssertTrue("wrk-1".hasNoSurroundingWhitespace)
+        XCTAssertFalse("x \u{301}".hasNoSurroundingWhitespace, "a mark may continue a space: the walk decides")
+    }
+
     func testEveryArrayForm() throws {
         let forms: [JSON] = [[1, 2, 3], "[1,2,3]", "1,2,3", ["1", "2", "3"], " 1 , 2,3 ", ["1,2", "3"]]
         for form in forms {
