@@ -39,7 +39,11 @@ public struct Field: Sendable {
 extension Params {
     /// True when the parameter was sent as JSON null or an empty string: "clear this field".
     public func isCleared(_ name: String) -> Bool {
-        guard let value = values[name] else { return false }
+        values[name].map(Params.clears) ?? false
+    }
+
+    /// Whether a sent value clears its field: JSON null, or text that is empty once trimmed.
+    static func clears(_ value: JSON) -> Bool {
         switch value {
         case .null: return true
         case .string(let s): return s.trimmingWhitespace.isEmpty
@@ -48,12 +52,13 @@ extension Params {
     }
 
     /// The sent fields as column values, in the order given; absent ones are left out,
-    /// cleared ones (null or "") become NULL (or the column's default).
+    /// cleared ones (null or "") become NULL (or the column's default). One lookup per field
+    /// (a sent value that does not clear its field is one `has` accepts).
     public func values(for fields: [Field]) throws(APIError) -> [(column: String, value: SQLValue)] {
         var result: [(column: String, value: SQLValue)] = []
         for field in fields {
-            if isCleared(field.param) { result.append((field.column, field.clearedValue)); continue }
-            guard has(field.param) else { continue }
+            guard let sent = values[field.param] else { continue }
+            if Params.clears(sent) { result.append((field.column, field.clearedValue)); continue }
             result.append((field.column, try value(for: field)))
         }
         return result
