@@ -28,15 +28,24 @@ final class HTTPResponseTests: XCTestCase {
     }
 }
 
-/// The ids the gateway makes: its prefix and a counter in decimal.
+/// The ids the gateway makes: its prefix, a letter for the number of digits, and a counter in
+/// decimal, so that one prefix's ids sort as their numbers do.
 final class RequestIDTests: XCTestCase {
     func testNumberedIDs() {
         let prefix = Array("gw-0a1b-t".utf8)
-        XCTAssertEqual(Gateway.numbered(prefix, 0), "gw-0a1b-t0")
-        XCTAssertEqual(Gateway.numbered(prefix, 9), "gw-0a1b-t9")
-        XCTAssertEqual(Gateway.numbered(prefix, 10), "gw-0a1b-t10")
-        XCTAssertEqual(Gateway.numbered(prefix, 1_234_567), "gw-0a1b-t1234567")
-        XCTAssertEqual(Gateway.numbered(prefix, .max), "gw-0a1b-t18446744073709551615")
-        XCTAssertEqual(Gateway.numbered([], 42), "42")
+        XCTAssertEqual(Gateway.numbered(prefix, 0), "gw-0a1b-ta0")
+        XCTAssertEqual(Gateway.numbered(prefix, 9), "gw-0a1b-ta9")
+        XCTAssertEqual(Gateway.numbered(prefix, 10), "gw-0a1b-tb10")
+        XCTAssertEqual(Gateway.numbered(prefix, 1_234_567), "gw-0a1b-tg1234567")
+        XCTAssertEqual(Gateway.numbered(prefix, .max), "gw-0a1b-tt18446744073709551615")
+        XCTAssertEqual(Gateway.numbered([], 42), "b42")
+    }
+
+    func testNumberedIDsSortAsTheirNumbers() {
+        let prefix = Array("gw-0a1b-t".utf8)
+        let numbers: [UInt64] = [0, 1, 9, 10, 11, 99, 100, 2291, 2292, 22_910, 22_918, 99_999, 100_000, 1_000_000_007, .max - 1, .max]
+        let ids = numbers.map { Gateway.numbered(prefix, $0) }
+        XCTAssertEqual(ids.sorted(), ids, "byte order is number order")
+        XCTAssertEqual(Set(ids).count, ids.count)
     }
 }
