@@ -303,15 +303,22 @@ public final class Database: @unchecked Sendable {
         while true {
             do {
                 try connection.execute("BEGIN IMMEDIATE")
+                let counts = CounterDeltas()
+                connection.counterDeltas = counts
                 do {
                     if isolated {
                         for job in jobs {
                             try connection.run("SAVEPOINT job")
-                            if !job.run(connection) { try connection.run("ROLLBACK TO job") }
+                            let mark = counts.mark
+                            if !job.run(connection) {
+                                try connection.run("ROLLBACK TO job")
+                                counts.truncate(to: mark)
+                            }
                             try connection.run("RELEASE job")
                         }
                     } else if jobs.contains(where: { !$0.run(connection) }) {
                         // The failing job's changes are mixed with the others': undo all of them.
+                        connection.counterDeltas = nil
                         try connection.execute("ROLLBACK")
                         writerDone()
                         // Alone, it is answered its own error and there is nothing to keep.
@@ -320,8 +327,10 @@ public final class Database: @unchecked Sendable {
                         isolatedBatches = Database.isolatedBatchesAfterFailure
                         continue
                     }
+                    try Counters.writeGathered(connection)
                     try connection.execute("COMMIT")
                 } catch {
+                    connection.counterDeltas = nil
                     try? connection.execute("ROLLBACK")
                     writerDone()
                     throw error

@@ -91,20 +91,38 @@ public enum Counters {
         "CREATE TABLE \(table) (key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
     }
 
-    /// One statement per `keysPerStatement` keys (a create counts three or four), not one per
-    /// key; a key twice in `keys` is counted twice, as SQLite applies the rows one by one.
+    /// Adds `delta` to each key (a key twice in `keys` is counted twice). Inside a write batch
+    /// of `Database` the change is gathered and written before the batch commits
+    /// (`CounterDeltas`); on any other connection, at once.
     public static func add(_ db: SQLiteConnection, table: String, keys: [String], delta: Int64) throws {
-        for start in stride(from: keys.startIndex, to: keys.endIndex, by: keysPerStatement) {
-            let chunk = keys[start..<min(start + keysPerStatement, keys.endIndex)]
+        if let gathered = db.counterDeltas {
+            gathered.add(table: table, keys: keys, delta: delta)
+            return
+        }
+        try write(db, table: table, keys.map { ($0, delta) })
+    }
+
+    /// One statement per `keysPerStatement` keys (a create counts three or four), not one per
+    /// key; a key twice is counted twice, as SQLite applies the rows one by one.
+    static func write(_ db: SQLiteConnection, table: String, _ deltas: [(key: String, delta: Int64)]) throws {
+        for start in stride(from: deltas.startIndex, to: deltas.endIndex, by: keysPerStatement) {
+            let chunk = deltas[start..<min(start + keysPerStatement, deltas.endIndex)]
             var rows = ""
             var values: [SQLValue] = []
             values.reserveCapacity(chunk.count * 2)
-            for key in chunk {
+            for (key, delta) in chunk {
                 rows += rows.isEmpty ? "(?, ?)" : ", (?, ?)"
                 values += [.text(key), .int(delta)]
             }
             try db.run("INSERT INTO \(table)(key, n) VALUES \(rows) ON CONFLICT(key) DO UPDATE SET n = n + excluded.n", values)
         }
+    }
+
+    /// Writes what a batch gathered (`Database.runBatch`, before its COMMIT) and stops gathering.
+    static func writeGathered(_ db: SQLiteConnection) throws {
+        guard let gathered = db.counterDeltas else { return }
+        db.counterDeltas = nil
+        for (table, deltas) in gathered.summed() where !deltas.isEmpty { try write(db, table: table, deltas) }
     }
 
     /// Keys per statement in `add`: two variables each, within the 999 of older SQLite builds.
@@ -118,7 +136,8 @@ public enum Counters {
         try add(db, table: table, keys: added, delta: 1)
     }
 
+    /// The count, with what the current write batch gathered for it so far.
     public static func get(_ db: SQLiteConnection, table: String, key: String) throws -> Int64 {
-        try db.scalar("SELECT n FROM \(table) WHERE key = ?", [.text(key)])
+        try db.scalar("SELECT n FROM \(table) WHERE key = ?", [.text(key)]) + (db.counterDeltas?.pending(table: table, key: key) ?? 0)
     }
 }

@@ -238,6 +238,9 @@ public final class SQLiteConnection {
     /// The seq of the event `Outbox.append` wrote last in the current write (0: none yet);
     /// `Database.write` sets it to 0 before each body it runs.
     var lastAppendedSeq: Int64 = 0
+    /// Counter changes gathered while `Database` runs a write batch on this connection
+    /// (`CounterDeltas`); nil: `Counters.add` writes at once.
+    var counterDeltas: CounterDeltas?
 
     /// Prepared statements kept per connection by default (see `StatementCache`).
     public static let defaultStatementCacheCapacity = 64

@@ -295,6 +295,48 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(stored, (Int64(0)..<200).filter { $0 % 3 != 0 && $0 % 5 != 0 }, "a failed write leaves nothing behind")
     }
 
+    /// Counter changes of a batch are gathered and written before its COMMIT: a job reads its
+    /// own (and earlier jobs') changes, a job that fails takes back only its own, keys that sum
+    /// to zero write no row, and a plain connection still writes at once.
+    func testABatchGathersItsCounterChangesAndAFailedWriteTakesBackOnlyItsOwn() async throws {
+        let db = try Database(path: path, migrations: [Migration(name: "counts", sql: Counters.schema("counts"))])
+        let gate = DispatchSemaphore(value: 0)
+        let holding = Atomic<Bool>(false)
+        let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
+        let deadline = monotonicMillis() + 10_000
+        while !holding.load(ordering: .acquiring) {
+            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writer never ran the first write") }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+        let writes = (Int64(0)..<6).map { n in
+            Task { () -> Int64? in
+                try? await db.write { conn -> Int64 in
+                    try Counters.add(conn, table: "counts", keys: ["all", "k\(n % 2)", "zero"], delta: 1)
+                    try Counters.add(conn, table: "counts", keys: ["zero"], delta: -1)
+                    if n == 3 { throw APIError.badRequest("refused \(n)") }
+                    return try Counters.get(conn, table: "counts", key: "all")
+                }
+            }
+        }
+        while db.queuedWrites < writes.count {
+            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writes never queued") }
+            try await Task.sleep(nanoseconds: 1_000_000)
+        }
+        gate.signal()
+        try await holder.value
+        var seen: [Int64] = []
+        for write in writes { if let all = await write.value { seen.append(all) } }
+        XCTAssertEqual(seen.count, 5, "only the failing write fails")
+        XCTAssertEqual(seen.sorted(), [1, 2, 3, 4, 5], "each job read its own change and the ones before it: \(seen)")
+        let counts = try await db.read { try $0.query("SELECT key, n FROM counts ORDER BY key").map { "\($0.string(0) ?? "")=\($0.int(1) ?? 0)" } }
+        XCTAssertEqual(counts, ["all=5", "k0=3", "k1=2"], "the failed write's changes are gone; zero sums wrote no row")
+        let plain = try SQLiteConnection(path: path)
+        try Counters.add(plain, table: "counts", keys: ["all"], delta: 1)
+        XCTAssertEqual(try plain.scalar("SELECT n FROM counts WHERE key = 'all'"), 6, "outside a batch: at once")
+        plain.close()
+        db.close()
+    }
+
     /// Writes queued while the writer is busy commit in one transaction. One that throws after
     /// changing rows leaves none of its changes, the others are kept, and each of them is
     /// answered what was committed (the batch runs again, each write under a savepoint, after
