@@ -408,25 +408,33 @@ public final class Database: @unchecked Sendable {
             return
         case .inWriter:
             connection.checkpointPassively()
-        case .queued:
+        case .queued(let delay):
             guard !checkpointQueued.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            lastCheckpointQueued = now
-            checkpointer.queue.async { [self] in
+            lastCheckpointQueued = now + delay
+            let run: @Sendable () -> Void = { [self] in
                 checkpointQueued.store(false, ordering: .releasing)
                 if !closed { checkpointer.connection.checkpointPassively() }
+            }
+            if delay > 0 {
+                checkpointer.queue.asyncAfter(deadline: .now() + .milliseconds(Int(delay)), execute: run)
+            } else {
+                checkpointer.queue.async(execute: run)
             }
         }
     }
 
     /// Where a commit's checkpoint runs, if anywhere.
-    enum Checkpoint: Equatable { case none, queued, inWriter }
+    enum Checkpoint: Equatable { case none, queued(afterMillis: Int64), inWriter }
 
     /// The checkpoint after a commit that left `walPages` pages in the WAL, the last one queued
-    /// `millisSinceQueued` ago: the writer's own past `writerCheckpointPages`, the
-    /// checkpointer's past `checkpointPages` once the spacing is over, else none.
+    /// to run `millisSinceQueued` ago: the writer's own past `writerCheckpointPages`; past
+    /// `checkpointPages` the checkpointer's, at once when the spacing is over, else when it
+    /// will be — so the commits at the end of a burst are copied too, not left in the WAL for
+    /// the idle checkpoint (readers look every page up in a WAL not wholly copied); else none.
     static func checkpoint(walPages pages: Int32, millisSinceQueued: Int64) -> Checkpoint {
         if pages >= writerCheckpointPages { return .inWriter }
-        return pages >= checkpointPages && millisSinceQueued >= checkpointSpacingMillis ? .queued : .none
+        guard pages >= checkpointPages else { return .none }
+        return .queued(afterMillis: max(0, checkpointSpacingMillis - millisSinceQueued))
     }
 
     /// Throws (and logs) when the caller runs on one of this database's queues — inside a

@@ -250,16 +250,19 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(rows, Int64((below + 1) * 240))
     }
 
-    /// Past `checkpointPages` a commit queues a checkpoint only once the spacing since the last
-    /// one is over (a steady stream of commits would otherwise queue one per group commit); past
+    /// Past `checkpointPages` a commit queues a checkpoint at once when the spacing since the
+    /// last one is over, else for when it will be (a steady stream of commits would otherwise
+    /// queue one per group commit, and the end of a burst must not stay in the WAL); past
     /// `writerCheckpointPages` the writer checkpoints itself whatever the spacing.
     func testCheckpointsAreSpacedUntilTheWriterMustCheckpointItself() {
         let spacing = Database.checkpointSpacingMillis
         let threshold = Database.checkpointPages
         XCTAssertEqual(Database.checkpoint(walPages: threshold - 1, millisSinceQueued: .max), .none, "below the threshold")
-        XCTAssertEqual(Database.checkpoint(walPages: threshold, millisSinceQueued: .max), .queued, "the first past it")
-        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing - 1), .none, "within the spacing")
-        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing), .queued, "once it is over")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold, millisSinceQueued: .max), .queued(afterMillis: 0), "the first past it")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing - 10), .queued(afterMillis: 10), "within the spacing: later")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing), .queued(afterMillis: 0), "once it is over")
+        XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: -5), .queued(afterMillis: spacing + 5),
+                       "one already due later: after it")
         XCTAssertEqual(Database.checkpoint(walPages: Database.writerCheckpointPages, millisSinceQueued: 0), .inWriter,
                        "the checkpointer is not keeping up")
         XCTAssertLessThan(threshold, Database.writerCheckpointPages)
