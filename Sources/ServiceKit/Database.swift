@@ -431,11 +431,19 @@ public final class Database: @unchecked Sendable {
     /// `checkpointPages` the checkpointer's, at once when the spacing is over, else when it
     /// will be — so the commits at the end of a burst are copied too, not left in the WAL for
     /// the idle checkpoint (readers look every page up in a WAL not wholly copied); else none.
+    ///
+    /// Near the writer's own mark (`unspacedCheckpointPages`) the spacing stops: the writer's
+    /// checkpoint, which lets the WAL start over, copies and syncs what the last ones left, with
+    /// every write waiting — 7 to 68 ms with 50 ms of commits left (the p99 of creates).
     static func checkpoint(walPages pages: Int32, millisSinceQueued: Int64) -> Checkpoint {
         if pages >= writerCheckpointPages { return .inWriter }
         guard pages >= checkpointPages else { return .none }
+        if pages >= unspacedCheckpointPages { return .queued(afterMillis: 0) }
         return .queued(afterMillis: max(0, checkpointSpacingMillis - millisSinceQueued))
     }
+
+    /// WAL pages past which every commit queues a checkpoint again (see `checkpoint`).
+    static let unspacedCheckpointPages: Int32 = writerCheckpointPages / 4 * 3
 
     /// Throws (and logs) when the caller runs on one of this database's queues — inside a
     /// `write`, `read`, `sync` or timer body — where waiting for a queue can deadlock: the

@@ -263,6 +263,9 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: spacing), .queued(afterMillis: 0), "once it is over")
         XCTAssertEqual(Database.checkpoint(walPages: threshold + 500, millisSinceQueued: -5), .queued(afterMillis: spacing + 5),
                        "one already due later: after it")
+        XCTAssertEqual(Database.checkpoint(walPages: Database.unspacedCheckpointPages, millisSinceQueued: 0), .queued(afterMillis: 0),
+                       "near the writer's mark: after every commit")
+        XCTAssertLessThan(threshold, Database.unspacedCheckpointPages)
         XCTAssertEqual(Database.checkpoint(walPages: Database.writerCheckpointPages, millisSinceQueued: 0), .inWriter,
                        "the checkpointer is not keeping up")
         XCTAssertLessThan(threshold, Database.writerCheckpointPages)
