@@ -301,37 +301,44 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(stored, (Int64(0)..<200).filter { $0 % 3 != 0 && $0 % 5 != 0 }, "a failed write leaves nothing behind")
     }
 
-    /// Counter changes of a batch are gathered and written before its COMMIT: a job reads its
-    /// own (and earlier jobs') changes, a job that fails takes back only its own, keys that sum
-    /// to zero write no row, and a plain connection still writes at once.
-    func testABatchGathersItsCounterChangesAndAFailedWriteTakesBackOnlyItsOwn() async throws {
-        let db = try Database(path: path, migrations: [Migration(name: "counts", sql: Counters.schema("counts"))])
+    /// Writes `body` for 0..<count, queued while a first write holds the writer, so that they
+    /// run as one batch; answers each one's result in order (nil: it failed).
+    private func oneBatch(_ db: Database, of count: Int64,
+                          _ body: @escaping @Sendable (Int64, SQLiteConnection) throws -> Int64) async throws -> [Int64?] {
+        struct Stuck: Error { var what: String }
         let gate = DispatchSemaphore(value: 0)
         let holding = Atomic<Bool>(false)
         let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
         let deadline = monotonicMillis() + 10_000
         while !holding.load(ordering: .acquiring) {
-            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writer never ran the first write") }
+            guard monotonicMillis() < deadline else { gate.signal(); throw Stuck(what: "the writer never ran the first write") }
             try await Task.sleep(nanoseconds: 1_000_000)
         }
-        let writes = (Int64(0)..<6).map { n in
-            Task { () -> Int64? in
-                try? await db.write { conn -> Int64 in
-                    try Counters.add(conn, table: "counts", keys: ["all", "k\(n % 2)", "zero"], delta: 1)
-                    try Counters.add(conn, table: "counts", keys: ["zero"], delta: -1)
-                    if n == 3 { throw APIError.badRequest("refused \(n)") }
-                    return try Counters.get(conn, table: "counts", key: "all")
-                }
-            }
+        let writes = (Int64(0)..<count).map { n in
+            Task { () -> Int64? in try? await db.write { conn in try body(n, conn) } }
         }
         while db.queuedWrites < writes.count {
-            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writes never queued") }
+            guard monotonicMillis() < deadline else { gate.signal(); throw Stuck(what: "the writes never queued") }
             try await Task.sleep(nanoseconds: 1_000_000)
         }
         gate.signal()
         try await holder.value
-        var seen: [Int64] = []
-        for write in writes { if let all = await write.value { seen.append(all) } }
+        var results: [Int64?] = []
+        for write in writes { results.append(await write.value) }
+        return results
+    }
+
+    /// Counter changes of a batch are gathered and written before its COMMIT: a job reads its
+    /// own (and earlier jobs') changes, a job that fails takes back only its own, keys that sum
+    /// to zero write no row, and a plain connection still writes at once.
+    func testABatchGathersItsCounterChangesAndAFailedWriteTakesBackOnlyItsOwn() async throws {
+        let db = try Database(path: path, migrations: [Migration(name: "counts", sql: Counters.schema("counts"))])
+        let seen = try await oneBatch(db, of: 6) { n, conn in
+            try Counters.add(conn, table: "counts", keys: ["all", "k\(n % 2)", "zero"], delta: 1)
+            try Counters.add(conn, table: "counts", keys: ["zero"], delta: -1)
+            if n == 3 { throw APIError.badRequest("refused \(n)") }
+            return try Counters.get(conn, table: "counts", key: "all")
+        }.compactMap { $0 }
         XCTAssertEqual(seen.count, 5, "only the failing write fails")
         XCTAssertEqual(seen.sorted(), [1, 2, 3, 4, 5], "each job read its own change and the ones before it: \(seen)")
         let counts = try await db.read { try $0.query("SELECT key, n FROM counts ORDER BY key").map { "\($0.string(0) ?? "")=\($0.int(1) ?? 0)" } }
@@ -349,32 +356,14 @@ final class SQLiteTests: SQLiteFileTestCase {
     /// a run without them met the failure). A failing write alone leaves nothing either.
     func testABatchWithAFailingWriteKeepsTheOthersAndAnswersWhatWasCommitted() async throws {
         let db = try Database(path: path, migrations: [Migration(name: "a", sql: "CREATE TABLE a(id INTEGER PRIMARY KEY, n INTEGER NOT NULL);")])
-        let gate = DispatchSemaphore(value: 0)
-        let holding = Atomic<Bool>(false)
-        let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
-        let deadline = monotonicMillis() + 10_000
-        while !holding.load(ordering: .acquiring) {
-            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writer never ran the first write") }
-            try await Task.sleep(nanoseconds: 1_000_000)
+        let results = try await oneBatch(db, of: 6) { n, conn in
+            try conn.run("INSERT INTO a(n) VALUES (?)", [.int(n)])
+            if n == 3 { throw APIError.badRequest("refused \(n)") }
+            return conn.lastInsertRowID
         }
-        let writes = (Int64(0)..<6).map { n in
-            Task { () -> Int64? in
-                try? await db.write { conn -> Int64 in
-                    try conn.run("INSERT INTO a(n) VALUES (?)", [.int(n)])
-                    if n == 3 { throw APIError.badRequest("refused \(n)") }
-                    return conn.lastInsertRowID
-                }
-            }
-        }
-        while db.queuedWrites < writes.count {
-            guard monotonicMillis() < deadline else { gate.signal(); return XCTFail("the writes never queued") }
-            try await Task.sleep(nanoseconds: 1_000_000)
-        }
-        gate.signal()
-        try await holder.value
         var answered: [Int64: Int64] = [:]
-        for (n, write) in writes.enumerated() {
-            if let id = await write.value { answered[Int64(n)] = id }
+        for (n, result) in results.enumerated() {
+            if let id = result { answered[Int64(n)] = id }
         }
         XCTAssertEqual(answered.keys.sorted(), [0, 1, 2, 4, 5], "only the failing write fails")
         let stored = try await db.read { try $0.query("SELECT id, n FROM a ORDER BY n").map { [$0.int("id"), $0.int("n")] } }
