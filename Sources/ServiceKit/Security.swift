@@ -186,4 +186,3 @@ public final class PasswordHasher: Sendable {
         return text
     }
 }
-
