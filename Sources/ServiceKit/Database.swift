@@ -305,6 +305,8 @@ public final class Database: @unchecked Sendable {
                 try connection.execute("BEGIN IMMEDIATE")
                 let counts = CounterDeltas()
                 connection.counterDeltas = counts
+                // Gathering ends with this transaction, however it ends.
+                defer { connection.counterDeltas = nil }
                 do {
                     if isolated {
                         for job in jobs {
@@ -318,7 +320,6 @@ public final class Database: @unchecked Sendable {
                         }
                     } else if jobs.contains(where: { !$0.run(connection) }) {
                         // The failing job's changes are mixed with the others': undo all of them.
-                        connection.counterDeltas = nil
                         try connection.execute("ROLLBACK")
                         writerDone()
                         // Alone, it is answered its own error and there is nothing to keep.
@@ -330,7 +331,6 @@ public final class Database: @unchecked Sendable {
                     try Counters.writeGathered(connection)
                     try connection.execute("COMMIT")
                 } catch {
-                    connection.counterDeltas = nil
                     try? connection.execute("ROLLBACK")
                     writerDone()
                     throw error

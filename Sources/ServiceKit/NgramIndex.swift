@@ -118,10 +118,10 @@ public enum Counters {
         }
     }
 
-    /// Writes what a batch gathered (`Database.runBatch`, before its COMMIT) and stops gathering.
+    /// Writes what a batch gathered (`Database.runBatch`, before its COMMIT; it also ends the
+    /// gathering, with the transaction).
     static func writeGathered(_ db: SQLiteConnection) throws {
         guard let gathered = db.counterDeltas else { return }
-        db.counterDeltas = nil
         for (table, deltas) in gathered.summed() where !deltas.isEmpty { try write(db, table: table, deltas) }
     }
 

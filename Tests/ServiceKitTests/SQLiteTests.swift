@@ -330,7 +330,8 @@ final class SQLiteTests: SQLiteFileTestCase {
 
     /// Counter changes of a batch are gathered and written before its COMMIT: a job reads its
     /// own (and earlier jobs') changes, a job that fails takes back only its own, keys that sum
-    /// to zero write no row, and a plain connection still writes at once.
+    /// to zero write no row, and after the batch the writer (and any plain connection) writes
+    /// at once.
     func testABatchGathersItsCounterChangesAndAFailedWriteTakesBackOnlyItsOwn() async throws {
         let db = try Database(path: path, migrations: [Migration(name: "counts", sql: Counters.schema("counts"))])
         let seen = try await oneBatch(db, of: 6) { n, conn in
@@ -343,9 +344,14 @@ final class SQLiteTests: SQLiteFileTestCase {
         XCTAssertEqual(seen.sorted(), [1, 2, 3, 4, 5], "each job read its own change and the ones before it: \(seen)")
         let counts = try await db.read { try $0.query("SELECT key, n FROM counts ORDER BY key").map { "\($0.string(0) ?? "")=\($0.int(1) ?? 0)" } }
         XCTAssertEqual(counts, ["all=5", "k0=3", "k1=2"], "the failed write's changes are gone; zero sums wrote no row")
+        let afterwards = try db.sync { conn -> Int64 in
+            try Counters.add(conn, table: "counts", keys: ["all"], delta: 1)
+            return try conn.scalar("SELECT n FROM counts WHERE key = 'all'")
+        }
+        XCTAssertEqual(afterwards, 6, "the writer gathers no more once its batch is over")
         let plain = try SQLiteConnection(path: path)
         try Counters.add(plain, table: "counts", keys: ["all"], delta: 1)
-        XCTAssertEqual(try plain.scalar("SELECT n FROM counts WHERE key = 'all'"), 6, "outside a batch: at once")
+        XCTAssertEqual(try plain.scalar("SELECT n FROM counts WHERE key = 'all'"), 7, "outside a batch: at once")
         plain.close()
         db.close()
     }
