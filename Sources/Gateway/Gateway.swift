@@ -28,8 +28,20 @@ final class GatewayGroup: Sendable {
     let feed = Mutex(Feed())
     private let feedClaimed = Atomic<Bool>(false)
 
-    init(configuration: GatewayConfiguration) {
+    /// `gw-<random>-`: the start of every request id the process makes. One prefix and one
+    /// counter for all loops, so the ids the loops send together sort in the order they were
+    /// made: with a prefix per loop, each group commit's ids went to two places of every
+    /// service's `applied_requests` and its index by time (docs/BENCHMARKS.md).
+    let requestIDPrefix: [UInt8]
+    private let requestIDCounter = Atomic<UInt64>(0)
+    /// The next number for a request id (shared by the loops).
+    func nextRequestNumber() -> UInt64 { requestIDCounter.wrappingAdd(1, ordering: .relaxed).newValue }
+
+    /// Request ids must not repeat across gateways and restarts: without real randomness the
+    /// gateway does not start (fails closed).
+    init(configuration: GatewayConfiguration) throws(SyscallError) {
         sessions = SessionCache(ttlMillis: configuration.sessionCacheMillis, staleMillis: configuration.sessionStaleMillis)
+        requestIDPrefix = Array(("gw-" + (try Gateway.randomHex(8)) + "-").utf8)
     }
 
     /// True for the one loop that follows the revocation feed (the first to ask).
@@ -68,9 +80,8 @@ final class Gateway: @unchecked Sendable {
     private let sessions: SessionCache
     let metrics = Metrics(documentedPaths: OpenAPI.paths)
     private let accessLog: AccessLog
-    /// `gw-<random>-`: the start of every request id this gateway makes for a service.
+    /// `GatewayGroup.requestIDPrefix`, and that with a `t` for the ids of requests (traces).
     private let ridPrefix: [UInt8]
-    @exclusivity(unchecked) private var ridCounter: UInt64 = 0
 
     private let group: GatewayGroup
 
@@ -91,15 +102,12 @@ final class Gateway: @unchecked Sendable {
     init(configuration: GatewayConfiguration, loop: EventLoop, group: GatewayGroup? = nil) throws {
         self.configuration = configuration
         self.loop = loop
-        let group = group ?? GatewayGroup(configuration: configuration)
+        let group = try group ?? GatewayGroup(configuration: configuration)
         self.group = group
         accessLog = AccessLog(loop: loop)
         sessions = group.sessions
-        // Request ids must not repeat across gateways and restarts: without real randomness
-        // the gateway does not start (fails closed).
-        let prefix = "gw-" + (try Gateway.randomHex(8)) + "-"
-        ridPrefix = Array(prefix.utf8)
-        tracePrefix = Array((prefix + "t").utf8)
+        ridPrefix = group.requestIDPrefix
+        tracePrefix = group.requestIDPrefix + [UInt8(ascii: "t")]
         var clientConfig = WireClientConfiguration()
         clientConfig.holdMillis = configuration.holdMillis
         clientConfig.defaultTimeoutMillis = configuration.requestTimeoutMillis
@@ -352,8 +360,7 @@ final class Gateway: @unchecked Sendable {
         } else if exchange.traceIsOwn {
             rid = exchange.trace
         } else {
-            ridCounter += 1
-            rid = Gateway.numbered(ridPrefix, ridCounter)
+            rid = Gateway.numbered(ridPrefix, group.nextRequestNumber())
         }
         var wire = WireRequest(method: exchange.method, path: exchange.path, params: exchange.params, caller: caller, requestID: rid,
                                deadline: wallClockMillis() + configuration.requestTimeoutMillis,
@@ -419,8 +426,7 @@ final class Gateway: @unchecked Sendable {
 
     /// A request id of the gateway's own (for answers to requests it could not even parse).
     func newRequestID() -> String {
-        traceCounter += 1
-        return Gateway.numbered(tracePrefix, traceCounter)
+        Gateway.numbered(tracePrefix, group.nextRequestNumber())
     }
     private let tracePrefix: [UInt8]
 
@@ -448,7 +454,6 @@ final class Gateway: @unchecked Sendable {
             return prefix.count + 1 + digits
         }
     }
-    @exclusivity(unchecked) private var traceCounter: UInt64 = 0
 
     static func isRequestIDByte(_ b: UInt8) -> Bool {
         switch b {

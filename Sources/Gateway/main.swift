@@ -108,7 +108,7 @@ do {
     if descriptors < config.maxConnections + DescriptorLimit.reserve {
         Log.warning("the open-file limit (\(descriptors), hard limit reached) allows about \(max(descriptors - DescriptorLimit.reserve, 0)) client connections, fewer than CRM_MAX_CONNECTIONS (\(config.maxConnections)); raise it (ulimit -Hn, LimitNOFILE=) or lower CRM_MAX_CONNECTIONS")
     }
-    let group = GatewayGroup(configuration: config)
+    let group = try GatewayGroup(configuration: config)
     let listener = try Gateway.openListener(config)
     var started: [Gateway] = []
     for index in 0..<config.loops {
