@@ -48,4 +48,21 @@ final class RequestIDTests: XCTestCase {
         XCTAssertEqual(ids.sorted(), ids, "byte order is number order")
         XCTAssertEqual(Set(ids).count, ids.count)
     }
+
+    /// The loops of one process share the prefix and the counter: ids made by turns on two
+    /// loops sort in the order made; another process (group) has another prefix.
+    func testLoopsOfOneProcessShareThePrefixAndCounter() throws {
+        let configuration = GatewayConfiguration()
+        let group = try GatewayGroup(configuration: configuration)
+        let loops = try (0..<2).map { try EventLoop.start(name: "rid-\($0)") }
+        defer { for loop in loops { loop.stop() } }
+        let gateways = try loops.map { try Gateway(configuration: configuration, loop: $0, group: group) }
+        let ids = (0..<40).map { gateways[$0 % 2].newRequestID() }
+        XCTAssertEqual(ids.sorted(), ids, "in the order made, whichever loop made them")
+        XCTAssertEqual(Set(ids).count, ids.count)
+        let prefix = String(decoding: group.requestIDPrefix, as: UTF8.self)
+        XCTAssertTrue(ids.allSatisfy { $0.hasPrefix(prefix + "t") }, "\(ids.first ?? "")")
+        let other = try GatewayGroup(configuration: configuration)
+        XCTAssertNotEqual(other.requestIDPrefix, group.requestIDPrefix)
+    }
 }
