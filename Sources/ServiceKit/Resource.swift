@@ -82,6 +82,9 @@ public struct Resource: Sendable {
         fields = columns.compactMap(\.field)
         answerPlan = AnswerPlan(columns: columns, references: references, links: links)
         publishPlan = PublishPlan(table: table, columns: columns, links: links)
+        referenceExistsSQL = references.map { Resource.existsSQL($0.target) }
+        linkExistsSQL = links.map { Resource.existsSQL($0.target) }
+        linkInsertSQL = links.map { "INSERT INTO \($0.table)(\($0.ownerColumn), \($0.targetColumn), position) VALUES (?,?,?)" }
         plainLists = (0...Resource.plainListMaxStatuses).map { [table, pageSelectList, ordering] statusCount in
             [false, true].map { paged in
                 let clause = statusCount == 0 ? "" : "WHERE t.status IN (\(SQLFilter.marks(statusCount)))"
@@ -99,6 +102,13 @@ public struct Resource: Sendable {
     let answerPlan: AnswerPlan
     /// How the published state is read and written (SQL and keys made once).
     let publishPlan: PublishPlan
+    /// Per reference and per link: whether a target row exists and is not deleted. Made once,
+    /// with the links' insert: every create ran them from texts built anew (an allocation and a
+    /// hash of the text each), on the writer.
+    let referenceExistsSQL: [String]
+    let linkExistsSQL: [String]
+    let linkInsertSQL: [String]
+    static func existsSQL(_ target: String) -> String { "SELECT 1 FROM \(target) WHERE id = ? AND status <> -1" }
     /// The queries of a list filtered by nothing but status (the usual page), made once per
     /// number of statuses (0: any) and kind (`[0]` whole, `[1]` paged) instead of per request:
     /// the same texts `list` would build (`SQLFilter.in`, `SQLFilter.clause`).
@@ -1093,14 +1103,14 @@ extension Resource {
     /// (parameter, id): what a service may wait for its copies to catch up on before refusing.
     public func missingReferences(_ db: SQLiteConnection, _ write: Write) throws -> [(param: String, id: Int64)] {
         var missing: [(param: String, id: Int64)] = []
-        for reference in references {
+        for (reference, sql) in zip(references, referenceExistsSQL) {
             guard case .int(let id)? = write.value(reference.column) else { continue }
-            if try db.queryOne("SELECT 1 FROM \(reference.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
+            if try !db.exists(sql, [.int(id)]) {
                 missing.append((fields.first { $0.column == reference.column }?.param ?? reference.column, id))
             }
         }
-        for link in links {
-            for id in write.links[link.param] ?? [] where try db.queryOne("SELECT 1 FROM \(link.target) WHERE id = ? AND status <> -1", [.int(id)]) == nil {
+        for (link, sql) in zip(links, linkExistsSQL) {
+            for id in write.links[link.param] ?? [] where try !db.exists(sql, [.int(id)]) {
                 missing.append((link.param, id))
             }
         }
@@ -1147,11 +1157,10 @@ extension Resource {
 
     /// The link-table rows of the links `write` sends (the list columns are the caller's).
     func insertLinkRows(_ db: SQLiteConnection, _ id: Int64, _ write: Write) throws {
-        for link in links {
+        for (link, sql) in zip(links, linkInsertSQL) {
             guard let ids = write.links[link.param] else { continue }
             for (position, target) in ids.enumerated() {
-                try db.run("INSERT INTO \(link.table)(\(link.ownerColumn), \(link.targetColumn), position) VALUES (?,?,?)",
-                           [.int(id), .int(target), .int(Int64(position))])
+                try db.run(sql, [.int(id), .int(target), .int(Int64(position))])
             }
         }
     }

@@ -455,6 +455,18 @@ public final class SQLiteConnection {
         try query(sql, values).first
     }
 
+    /// Whether the query answers a row (without building it).
+    public func exists(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> Bool {
+        let statement = try statement(sql)
+        try bind(statement, values)
+        defer { sqlite3_reset(statement.handle) }
+        switch sqlite3_step(statement.handle) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let rc: throw error(rc, sql)
+        }
+    }
+
     /// The first column of the first row as an integer (0 when there is no row).
     public func scalar(_ sql: String, _ values: [SQLValue] = []) throws(SQLiteError) -> Int64 {
         try queryOne(sql, values)?.int(0) ?? 0
