@@ -356,7 +356,7 @@ final class Gateway: @unchecked Sendable {
         // client's X-Request-Id may repeat), else a fresh one.
         let rid: String
         if let key = exchange.idempotencyKey {
-            rid = "key:\(caller?.id ?? 0):\(key)"
+            rid = "\(WireRequest.clientKeyPrefix)\(caller?.id ?? 0):\(key)"
         } else if exchange.traceIsOwn {
             rid = exchange.trace
         } else {

@@ -21,6 +21,10 @@ public struct WireRequest: Sendable {
     public var caller: Caller?
     /// Stays the same across retries: what makes resending a mutation safe.
     public var requestID: String
+    /// How a request id made from a client's `Idempotency-Key` starts (`key:<caller>:<key>`):
+    /// ids a client sends again on purpose, unlike the gateway's own, which repeat only when the
+    /// gateway resends after a lost connection.
+    public static let clientKeyPrefix = "key:"
     /// Wall-clock milliseconds after which the answer is no longer wanted (0: none).
     public var deadline: Int64
     /// The session token as the client presented it; the gateway sends it only to the service

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import Synchronization
 import XCTest
 @testable import ServiceKit
@@ -91,11 +92,91 @@ final class IdempotencyStoreTests: XCTestCase {
         }
         let runs = Counter()
         let body: @Sendable (SQLiteConnection) throws -> WireResponse = { _ in runs.increment(); return Reply.ok() }
-        let first = try await context("r-3").mutateReportingReplay(body)
-        let second = try await context("r-3").mutateReportingReplay(body)
+        let first = try await context("key:7:r-3").mutateReportingReplay(body)
+        let second = try await context("key:7:r-3").mutateReportingReplay(body)
         XCTAssertFalse(first.replayed)
         XCTAssertTrue(second.replayed)
-        XCTAssertEqual(runs.value, 1, "the body ran once")
+        XCTAssertEqual(runs.value, 1, "a client's key is looked up before the body runs")
+        let third = try await context("gw-1-ta1").mutateReportingReplay(body)
+        let fourth = try await context("gw-1-ta1").mutateReportingReplay(body)
+        XCTAssertFalse(third.replayed)
+        XCTAssertTrue(fourth.replayed, "the gateway's own id is looked up once the record refuses it")
+    }
+
+    /// A gateway id is not looked up before the body runs: a resend whose body succeeds again
+    /// is rolled back (the record's primary key refuses the id) and answered the stored answer;
+    /// one whose body now fails its own checks likewise; other parameters still get 422.
+    func testAResentGatewayIDChangesNothingWhateverItsBodyDoes() async throws {
+        func context(_ rid: String, _ params: JSONObject = ["k": "v"]) -> RequestContext {
+            RequestContext(method: "POST", path: "/notes", params: Params(params), caller: Callers.employee, requestID: rid, session: nil,
+                           database: tester.database)
+        }
+        let runs = Counter()
+        let insertsAgain: @Sendable (SQLiteConnection) throws -> WireResponse = { db in
+            runs.increment()
+            try db.run("INSERT INTO notes(text, created_by) VALUES (?, 1)", [.text("run \(runs.value)")])
+            try Outbox.append(db, type: "note", entityID: db.lastInsertRowID, state: [:])
+            return Reply.mutation(id: db.lastInsertRowID)
+        }
+        let first = try await context("gw-2-ta1").mutateReportingReplay(insertsAgain)
+        let again = try await context("gw-2-ta1").mutateReportingReplay(insertsAgain)
+        XCTAssertTrue(again.replayed)
+        XCTAssertEqual(again.response.body.jsonString, first.response.body.jsonString)
+        XCTAssertEqual(try notes(), 1, "the second run's insert was rolled back")
+        XCTAssertEqual(try tester.database.sync { try $0.scalar("SELECT COUNT(*) FROM events") }, 1, "and its event")
+        XCTAssertEqual(runs.value, 2)
+
+        let failsNow: @Sendable (SQLiteConnection) throws -> WireResponse = { _ in throw APIError.conflict("taken") }
+        let failing = try await context("gw-2-ta1").mutateReportingReplay(failsNow)
+        XCTAssertTrue(failing.replayed, "the stored answer, not the body's 409")
+        XCTAssertEqual(failing.response.body.jsonString, first.response.body.jsonString)
+
+        do {
+            _ = try await context("gw-2-ta1", ["k": "other"]).mutateReportingReplay(insertsAgain)
+            XCTFail("other parameters under a stored id")
+        } catch let error as APIError {
+            XCTAssertEqual(error.status, 422)
+        }
+        XCTAssertEqual(try notes(), 1)
+
+        // A body that fails under an id never stored is answered its own error.
+        do {
+            _ = try await context("gw-2-ta2").mutateReportingReplay(failsNow)
+            XCTFail("the body's error")
+        } catch let error as APIError {
+            XCTAssertEqual(error.status, 409)
+        }
+        XCTAssertEqual(try stored(), 1)
+    }
+
+    /// Two writes with one gateway id in one group commit: one applies, the other is answered
+    /// its stored answer (the batch runs again with a savepoint per job).
+    func testOneGatewayIDTwiceInOneBatchAppliesOnce() async throws {
+        let context = RequestContext(method: "POST", path: "/notes", params: Params(["k": "v"]), caller: Callers.employee,
+                                     requestID: "gw-3-ta1", session: nil, database: tester.database)
+        let serial = Counter()
+        let body: @Sendable (SQLiteConnection) throws -> WireResponse = { db in
+            serial.increment()
+            try db.run("INSERT INTO notes(text, created_by) VALUES (?, 1)", [.text("batch \(serial.value)")])
+            return Reply.mutation(id: db.lastInsertRowID)
+        }
+        // Both queue while a first write holds the writer, so they run as one batch.
+        let db: Database = tester.database
+        let gate = DispatchSemaphore(value: 0)
+        let holding = Atomic<Bool>(false)
+        let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
+        let deadline = monotonicMillis() + 10_000
+        while !holding.load(ordering: .acquiring) && monotonicMillis() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
+        let writes = (0..<2).map { _ in Task { try await context.mutateReportingReplay(body) } }
+        while db.queuedWrites < 2 && monotonicMillis() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
+        XCTAssertEqual(db.queuedWrites, 2, "both writes wait for one batch")
+        gate.signal()
+        try await holder.value
+        let a = try await writes[0].value, b = try await writes[1].value
+        XCTAssertNotEqual(a.replayed, b.replayed)
+        XCTAssertEqual(a.response.body.jsonString, b.response.body.jsonString)
+        XCTAssertEqual(try notes(), 1)
+        XCTAssertEqual(try stored(), 1)
     }
 
     // MARK: Expiry
