@@ -23,6 +23,14 @@ static inline int crm_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
 }
 
+/* SCHED_BATCH is declared for _GNU_SOURCE only. Sets the calling thread's policy; the threads
+   it creates afterwards inherit it (glibc's default PTHREAD_INHERIT_SCHED). */
+#include <sched.h>
+static inline int crm_sched_batch(void) {
+    struct sched_param param = { .sched_priority = 0 };
+    return sched_setscheduler(0, 3 /* SCHED_BATCH */, &param);
+}
+
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 /* glibc 2.34 and later, declared for _GNU_SOURCE only: the launcher closes every other descriptor in a child. */
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);

@@ -34,6 +34,24 @@ final class ServiceConfigurationTests: XCTestCase {
         }
     }
 
+    /// `CRM_SCHED_BATCH`: on unless `0`; anything but `0` or `1` is refused by name (78).
+    func testBatchSchedulingIsOnUnlessTurnedOff() throws {
+        defer { unsetenv("CRM_SCHED_BATCH") }
+        unsetenv("CRM_SCHED_BATCH")
+        XCTAssertTrue(try configuration([]).batchScheduling)
+        setenv("CRM_SCHED_BATCH", "0", 1)
+        XCTAssertFalse(try configuration([]).batchScheduling)
+        setenv("CRM_SCHED_BATCH", "1", 1)
+        XCTAssertTrue(try configuration([]).batchScheduling)
+        for bad in ["yes", "2", "off"] {
+            setenv("CRM_SCHED_BATCH", bad, 1)
+            XCTAssertThrowsError(try configuration([]), bad) { error in
+                XCTAssertEqual(ConfigurationError.exitStatus(for: error), 78, bad)
+                XCTAssertTrue("\(error)".contains("CRM_SCHED_BATCH '\(bad)'"), "\(error)")
+            }
+        }
+    }
+
     /// A setting the service cannot use exits 78 (EX_CONFIG: the launcher stops the system
     /// instead of restarting it); a failure at run time — here a database it cannot open —
     /// exits 1 and is restarted.
