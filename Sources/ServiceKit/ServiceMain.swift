@@ -82,9 +82,9 @@ public struct ServiceConfiguration: Sendable {
     public var sources: [String: Endpoint]
     /// Read-only SQLite connections, each on its own queue: how many reads run at once.
     public var readers = ServiceConfiguration.defaultReaders
-    /// `CRM_SCHED_BATCH` (`1`, the default, or `0`): run the process's threads under Linux's
-    /// SCHED_BATCH policy (`ServiceMain.applySchedulingPolicy`).
-    public var batchScheduling = true
+    /// `CRM_SCHED_BATCH` (`0`, the default, or `1`): run the process's threads under Linux's
+    /// SCHED_BATCH policy (`ServiceMain.applyBatchScheduling`).
+    public var batchScheduling = false
 
     /// One reader per core, at least two (a slow read never holds up all the others) and at
     /// most 16.
@@ -421,12 +421,14 @@ public enum ServiceMain {
 
 extension ServiceMain {
     /// Puts this thread, and so every thread the process starts after it (they inherit the
-    /// policy), under SCHED_BATCH: a thread it wakes no longer preempts the running one at once
-    /// but waits for the tick or for it to block. Each group commit resumes its writes' tasks:
-    /// those wake-ups preempted the writer, the service's one serial thread, mid-batch — 27 % of
-    /// its context switches under customer creates (`perf record -e sched:sched_switch`).
-    /// Batched: +7 % creates a second, p99 down (docs/BENCHMARKS.md). Needs no privilege; where
-    /// the policy is refused the process runs as before (logged).
+    /// policy), under SCHED_BATCH (`CRM_SCHED_BATCH=1`): a thread it wakes no longer preempts the
+    /// running one at once but waits for the tick or for it to block. Each group commit resumes
+    /// its writes' tasks: those wake-ups preempted the writer, the service's one serial thread,
+    /// mid-batch — 27 % of its context switches under customer creates (`perf record -e
+    /// sched:sched_switch`). Batched: +7 % creates a second; but a read's hop to a reader waits
+    /// too, and follow-page's p99 rose by about 2 ms past the 10 ms target, so it is off by
+    /// default (docs/BENCHMARKS.md). Needs no privilege; where the policy is refused the process
+    /// runs as before (logged).
     static func applyBatchScheduling() {
         if crm_sched_batch() != 0 { Log.warning("SCHED_BATCH refused (errno \(errno)); running under the default policy") }
     }

@@ -34,11 +34,11 @@ final class ServiceConfigurationTests: XCTestCase {
         }
     }
 
-    /// `CRM_SCHED_BATCH`: on unless `0`; anything but `0` or `1` is refused by name (78).
-    func testBatchSchedulingIsOnUnlessTurnedOff() throws {
+    /// `CRM_SCHED_BATCH`: off unless `1`; anything but `0` or `1` is refused by name (78).
+    func testBatchSchedulingIsOffUnlessTurnedOn() throws {
         defer { unsetenv("CRM_SCHED_BATCH") }
         unsetenv("CRM_SCHED_BATCH")
-        XCTAssertTrue(try configuration([]).batchScheduling)
+        XCTAssertFalse(try configuration([]).batchScheduling)
         setenv("CRM_SCHED_BATCH", "0", 1)
         XCTAssertFalse(try configuration([]).batchScheduling)
         setenv("CRM_SCHED_BATCH", "1", 1)

@@ -42,33 +42,6 @@ final class GatewaySystemTests: SystemTestCase {
         XCTAssertTrue(metrics.text.contains("crm_service_connected{service=\"users\"} 1"), metrics.text)
     }
 
-    /// Every thread of every service runs under SCHED_BATCH, also those started for the work
-    /// of a write (the writer's, the tasks'), since threads inherit the policy; the gateway keeps
-    /// the default policy.
-    func testServicesRunUnderBatchSchedulingAndTheGatewayDoesNot() throws {
-        let system = try self.system
-        let token = try system.login()
-        XCTAssertEqual(try system.post("/api/customers/organization", json: ["groupName": "batch org"], token: token).status, 200)
-        /// Field 41 of `/proc/PID/task/TID/stat`: the policy (0 SCHED_OTHER, 3 SCHED_BATCH).
-        func policies(_ pid: pid_t) throws -> [Int] {
-            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
-            return tasks.compactMap { tid in
-                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
-                      let close = stat.lastIndex(of: ")") else { return nil }
-                let fields = stat[stat.index(after: close)...].split(separator: " ")
-                return fields.count > 38 ? Int(fields[38]) : nil   // fields after `comm`, from field 3
-            }
-        }
-        for name in ["UserService", "CustomerService", "RecordService", "ContractService", "StatsService"] {
-            let pid = try XCTUnwrap(system.childPID(name), name)
-            let seen = try policies(pid)
-            XCTAssertGreaterThan(seen.count, 2, name)
-            XCTAssertEqual(Set(seen), [3], "\(name): \(seen)")
-        }
-        let gateway = try XCTUnwrap(system.childPID("Gateway"))
-        XCTAssertEqual(Set(try policies(gateway)), [0])
-    }
-
     func testMetricsCountForwardedRequestsUnderTheirRoute() throws {
         // A documented path gets a label of its own, whichever check answered it; others are "other".
         XCTAssertEqual(try system.get("/api/user/group").status, 401)
