@@ -80,7 +80,7 @@ final class Gateway: @unchecked Sendable {
     private let sessions: SessionCache
     let metrics = Metrics(documentedPaths: OpenAPI.paths)
     private let accessLog: AccessLog
-    /// `GatewayGroup.requestIDPrefix`, and that with a `t` for the ids of requests (traces).
+    /// The group's request-id prefix (`tracePrefix` is the same with a `t`: the ids of requests).
     private let ridPrefix: [UInt8]
 
     private let group: GatewayGroup
