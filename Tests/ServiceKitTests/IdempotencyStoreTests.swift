@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import Synchronization
 import XCTest
 @testable import ServiceKit
@@ -161,17 +160,7 @@ final class IdempotencyStoreTests: XCTestCase {
             return Reply.mutation(id: db.lastInsertRowID)
         }
         // Both queue while a first write holds the writer, so they run as one batch.
-        let db: Database = tester.database
-        let gate = DispatchSemaphore(value: 0)
-        let holding = Atomic<Bool>(false)
-        let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
-        let deadline = monotonicMillis() + 10_000
-        while !holding.load(ordering: .acquiring) && monotonicMillis() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
-        let writes = (0..<2).map { _ in Task { try await context.mutateReportingReplay(body) } }
-        while db.queuedWrites < 2 && monotonicMillis() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
-        XCTAssertEqual(db.queuedWrites, 2, "both writes wait for one batch")
-        gate.signal()
-        try await holder.value
+        let writes = try await tester.database.queuedAsOneBatch { (0..<2).map { _ in Task { try await context.mutateReportingReplay(body) } } }
         let a = try await writes[0].value, b = try await writes[1].value
         XCTAssertNotEqual(a.replayed, b.replayed)
         XCTAssertEqual(a.response.body.jsonString, b.response.body.jsonString)

@@ -305,24 +305,9 @@ final class SQLiteTests: SQLiteFileTestCase {
     /// run as one batch; answers each one's result in order (nil: it failed).
     private func oneBatch(_ db: Database, of count: Int64,
                           _ body: @escaping @Sendable (Int64, SQLiteConnection) throws -> Int64) async throws -> [Int64?] {
-        struct Stuck: Error { var what: String }
-        let gate = DispatchSemaphore(value: 0)
-        let holding = Atomic<Bool>(false)
-        let holder = Task { try await db.write { _ in holding.store(true, ordering: .releasing); gate.wait() } }
-        let deadline = monotonicMillis() + 10_000
-        while !holding.load(ordering: .acquiring) {
-            guard monotonicMillis() < deadline else { gate.signal(); throw Stuck(what: "the writer never ran the first write") }
-            try await Task.sleep(nanoseconds: 1_000_000)
+        let writes = try await db.queuedAsOneBatch {
+            (Int64(0)..<count).map { n in Task { () -> Int64? in try? await db.write { conn in try body(n, conn) } } }
         }
-        let writes = (Int64(0)..<count).map { n in
-            Task { () -> Int64? in try? await db.write { conn in try body(n, conn) } }
-        }
-        while db.queuedWrites < writes.count {
-            guard monotonicMillis() < deadline else { gate.signal(); throw Stuck(what: "the writes never queued") }
-            try await Task.sleep(nanoseconds: 1_000_000)
-        }
-        gate.signal()
-        try await holder.value
         var results: [Int64?] = []
         for write in writes { results.append(await write.value) }
         return results
