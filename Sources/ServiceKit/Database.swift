@@ -235,27 +235,36 @@ public final class Database: @unchecked Sendable {
     public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try refuseNested("write")
         return try await withCheckedThrowingContinuation { continuation in
-            let slot = ResultSlot<T>()
-            let job = WriteJob(
-                run: { db in
-                    db.lastAppendedSeq = 0
-                    slot.result = Result { try body(db) }
-                    if case .success = slot.result { return true }
-                    return false
-                },
-                finish: { batchError in
-                    switch slot.result {
-                    case .failure(let error)?: continuation.resume(throwing: error)
-                    case .success(let value)? where batchError == nil: continuation.resume(returning: value)
-                    default: continuation.resume(throwing: batchError ?? APIError.internal())
-                    }
-                })
-            let first = pendingWrites.withLock { jobs -> Bool in
-                jobs.append(job)
-                return jobs.count == 1
-            }
-            if first { queue.async { [self] in drainWrites() } }
+            write(body) { continuation.resume(with: $0) }
         }
+    }
+
+    /// `write` for a caller that is not a task: `completion` gets the result on the writer's
+    /// queue once the batch is committed (or failed). A write answered this way wakes no task:
+    /// the writer hands its answer on itself (`Route.direct`). `completion` must not block; it
+    /// may queue another write.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T,
+                                   completion: @escaping @Sendable (Result<T, Error>) -> Void) {
+        let slot = ResultSlot<T>()
+        let job = WriteJob(
+            run: { db in
+                db.lastAppendedSeq = 0
+                slot.result = Result { try body(db) }
+                if case .success = slot.result { return true }
+                return false
+            },
+            finish: { batchError in
+                switch slot.result {
+                case .failure(let error)?: completion(.failure(error))
+                case .success(let value)? where batchError == nil: completion(.success(value))
+                default: completion(.failure(batchError ?? APIError.internal()))
+                }
+            })
+        let first = pendingWrites.withLock { jobs -> Bool in
+            jobs.append(job)
+            return jobs.count == 1
+        }
+        if first { queue.async { [self] in drainWrites() } }
     }
 
     /// Most writes committed together.
