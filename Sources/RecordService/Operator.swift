@@ -33,8 +33,12 @@ enum Operator {
                        beforeWrite: @escaping @Sendable (SQLiteConnection, Record?, Write) throws -> Void = { _, _, _ in }) -> [Route] {
         [
             .read(list) { try resource.list($0, $1) },
-            .post(save) { ctx in try await resource.save(ctx, hooks: hooks(try ctx.requireCaller(), derive: derive, beforeWrite: beforeWrite)) },
-            .post(setStatus) { ctx in try await resource.setStatus(ctx, hooks: hooks(try ctx.requireCaller())) },
+            .direct("POST", save) { ctx, done in
+                do { resource.save(ctx, hooks: hooks(try ctx.requireCaller(), derive: derive, beforeWrite: beforeWrite), then: done) } catch { done(.failure(error)) }
+            },
+            .direct("POST", setStatus) { ctx, done in
+                do { resource.setStatus(ctx, hooks: hooks(try ctx.requireCaller()), then: done) } catch { done(.failure(error)) }
+            },
         ]
     }
 

@@ -32,21 +32,32 @@ public enum Copies {
 }
 
 extension Resource {
-    /// Writes with `body` (a transaction that checks the ids the request names with
+    /// Writes with `mutation` (a transaction that checks the ids the request names with
     /// `checkReferences`): when one of them is not in the local copies yet and the catch-up time
     /// (`catchUpMillis`) is not over, waits for it and writes again. An entity created a moment
     /// ago in another service reaches the copy within milliseconds, since projections follow
     /// their producers live and each applied batch signals the database's commit (a batch
     /// another replica applied is seen within `EventFeed.recheckMillis`). Optimistic: the
-    /// common write, whose ids are all known, costs no read before its transaction.
-    func writeAwaitingReferences(_ ctx: RequestContext, _ write: Write,
-                                 _ body: @escaping @Sendable (_ mayWait: Bool) async throws -> WireResponse) async throws -> WireResponse {
+    /// common write, whose ids are all known, costs no read before its transaction, and `done`
+    /// gets its answer on the writer's queue (from a task when the write had to wait).
+    func writeAwaitingReferences(_ ctx: RequestContext, _ write: Write, then done: @escaping @Sendable (Result<WireResponse, Error>) -> Void,
+                                 _ mutation: @escaping @Sendable (_ mayWait: Bool) -> @Sendable (SQLiteConnection) throws -> WireResponse) {
         let deadline = monotonicMillis() + catchUpMillis
-        while true {
-            do {
-                return try await body(catchUpMillis > 0 && monotonicMillis() < deadline)
-            } catch is ReferencesNotCopiedYet {
-                try await awaitReferences(ctx, write, deadline: deadline)
+        ctx.mutate(mutation(catchUpMillis > 0)) { result in
+            guard case .failure(let error) = result, error is ReferencesNotCopiedYet else { return done(result) }
+            Task {
+                do {
+                    while true {
+                        try await awaitReferences(ctx, write, deadline: deadline)
+                        do {
+                            return done(.success(try await ctx.mutate(mutation(monotonicMillis() < deadline))))
+                        } catch is ReferencesNotCopiedYet {
+                            continue
+                        }
+                    }
+                } catch {
+                    done(.failure(error))
+                }
             }
         }
     }

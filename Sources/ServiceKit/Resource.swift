@@ -1308,8 +1308,8 @@ extension Resource {
                        saveMessage: String = Reply.mutationMessage, statusMessages: [Int64: String] = [:]) -> [Route] {
         [
             .read(list) { try self.list($0, $1) },
-            .post(save) { try await self.save($0, hooks: hooks, message: saveMessage) },
-            .post(setStatus) { try await self.setStatus($0, hooks: hooks, messages: statusMessages) },
+            .direct("POST", save) { self.save($0, hooks: hooks, message: saveMessage, then: $1) },
+            .direct("POST", setStatus) { self.setStatus($0, hooks: hooks, messages: statusMessages, then: $1) },
         ]
     }
 
@@ -1321,16 +1321,24 @@ extension Resource {
     }
 
     /// `POST`: creates a row, or updates the fields sent when the id parameter is given.
-    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), message: String = Reply.mutationMessage) async throws -> WireResponse {
-        let caller = try ctx.requireCaller()
-        let id = try requestedID(ctx.params)
-        var write = try write(from: ctx.params, create: id == nil)
-        let creatorID = try requestedCreator(ctx.params, caller)
-        if let editor, let editorID = try requestedEditor(ctx.params, caller) ?? (id == nil ? nil : caller.id) {
-            write.values.append((editor, .int(editorID)))
+    /// Parameters are checked on the caller's thread (the service's loop), then the write runs
+    /// and `done` gets its answer on the writer's queue (`Route.direct`).
+    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), message: String = Reply.mutationMessage,
+                     then done: @escaping @Sendable (Result<WireResponse, Error>) -> Void) {
+        let caller: Caller, id: Int64?, creatorID: Int64?, written: Write
+        do {
+            caller = try ctx.requireCaller()
+            id = try requestedID(ctx.params)
+            var write = try write(from: ctx.params, create: id == nil)
+            creatorID = try requestedCreator(ctx.params, caller)
+            if let editor, let editorID = try requestedEditor(ctx.params, caller) ?? (id == nil ? nil : caller.id) {
+                write.values.append((editor, .int(editorID)))
+            }
+            written = write
+        } catch {
+            return done(.failure(error))
         }
-        let written = write
-        return try await writeAwaitingReferences(ctx, written) { mayWait in try await ctx.mutate { db in
+        writeAwaitingReferences(ctx, written, then: done) { mayWait in { db in
             try checkReferences(db, written, mayWait: mayWait)
             guard let id else {
                 try hooks.beforeWrite(db, nil, written)
@@ -1350,21 +1358,39 @@ extension Resource {
         } }
     }
 
+    /// `save` for a task.
+    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), message: String = Reply.mutationMessage) async throws -> WireResponse {
+        try await withCheckedThrowingContinuation { continuation in save(ctx, hooks: hooks, message: message) { continuation.resume(with: $0) } }
+    }
+
     /// The status-change endpoint: the id parameter, `status` (required unless the rule has a
-    /// default); with a creator rule, employees change only rows they created.
-    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), messages: [Int64: String] = [:]) async throws -> WireResponse {
-        let caller = try ctx.requireCaller()
-        guard let id = try requestedID(ctx.params) else { throw APIError.badRequest("\(idParam) is required") }
-        guard let newStatus = try ctx.params.int("status", oneOf: status.values) ?? status.changeDefault else {
-            throw APIError.badRequest("status is required")
+    /// default); with a creator rule, employees change only rows they created. `done` gets the
+    /// answer on the writer's queue, as for `save`.
+    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), messages: [Int64: String] = [:],
+                          then done: @escaping @Sendable (Result<WireResponse, Error>) -> Void) {
+        let caller: Caller, id: Int64, newStatus: Int64
+        do {
+            caller = try ctx.requireCaller()
+            guard let requested = try requestedID(ctx.params) else { throw APIError.badRequest("\(idParam) is required") }
+            guard let status = try ctx.params.int("status", oneOf: status.values) ?? status.changeDefault else {
+                throw APIError.badRequest("status is required")
+            }
+            (id, newStatus) = (requested, status)
+        } catch {
+            return done(.failure(error))
         }
-        return try await ctx.mutate { db in
+        ctx.mutate({ db in
             let current = try current(db, id)
             if let creator { try caller.requireMayChangeRow(createdBy: current.int(creator)) }
             try hooks.beforeStatus(db, current, newStatus)
             try changeStatus(db, current, to: newStatus)
             return Reply.mutation(id: id, message: messages[newStatus] ?? Reply.mutationMessage)
-        }
+        }, completion: done)
+    }
+
+    /// `setStatus` for a task.
+    public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), messages: [Int64: String] = [:]) async throws -> WireResponse {
+        try await withCheckedThrowingContinuation { continuation in setStatus(ctx, hooks: hooks, messages: messages) { continuation.resume(with: $0) } }
     }
 }
 

@@ -34,12 +34,27 @@ public struct RequestContext: Sendable {
     /// stored answer and changes nothing, and the first run of an id, the usual case, saves the
     /// writer a query (4 % of its time per customer create; docs/BENCHMARKS.md).
     public func mutateReportingReplay(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse) async throws -> (response: WireResponse, replayed: Bool) {
+        try await withCheckedThrowingContinuation { continuation in
+            mutateReportingReplay(body) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `mutate` for a caller that is not a task (`Route.direct`): `completion` gets the answer
+    /// on the writer's queue once it is committed.
+    public func mutate(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse,
+                       completion: @escaping @Sendable (Result<WireResponse, Error>) -> Void) {
+        mutateReportingReplay(body) { completion($0.map(\.response)) }
+    }
+
+    /// `mutateReportingReplay` for a caller that is not a task.
+    public func mutateReportingReplay(_ body: @escaping @Sendable (SQLiteConnection) throws -> WireResponse,
+                                      completion: @escaping @Sendable (Result<(response: WireResponse, replayed: Bool), Error>) -> Void) {
         let key = answerKey  // the fingerprint's digest, made once rather than per lookup and record
         let lookUpFirst = key.requestID.hasPrefix(WireRequest.clientKeyPrefix)
-        do {
-            return try await database.write { db in try applyOnce(db, key, lookUpFirst: lookUpFirst, body) }
-        } catch is StoredBefore {
-            return try await database.write { db in try applyOnce(db, key, lookUpFirst: true, body) }
+        let database = database
+        database.write({ db in try applyOnce(db, key, lookUpFirst: lookUpFirst, body) }) { result in
+            guard case .failure(let error) = result, error is StoredBefore else { return completion(result) }
+            database.write({ db in try applyOnce(db, key, lookUpFirst: true, body) }, completion: completion)
         }
     }
 
@@ -101,6 +116,11 @@ public struct RequestContext: Sendable {
 
 public typealias RouteHandler = @Sendable (RequestContext) async throws -> WireResponse
 
+/// A handler that hands its answer to `done` instead of returning it: a write whose work is
+/// checks and then one `mutate`, answered straight from the writer's queue. The service runs it
+/// on its event loop, so what it does before `mutate` must not block (`Route.direct`).
+public typealias DirectHandler = @Sendable (RequestContext, _ done: @escaping @Sendable (Result<WireResponse, Error>) -> Void) -> Void
+
 /// A handler that only reads: it runs on a reader's queue inside one read transaction, and the
 /// service answers from there without a task (`Route.read`).
 public typealias ReadHandler = @Sendable (RequestContext, SQLiteConnection) throws -> WireResponse
@@ -114,6 +134,10 @@ public struct Route: Sendable {
     /// Set for a route that only reads: the service runs it on a reader's queue straight from
     /// its event loop. `handler` does the same through a task (for callers that are tasks).
     public var read: ReadHandler?
+    /// Set for a route that answers through a callback: the service calls it straight from its
+    /// event loop, and a write answers from the writer with no task to wake (each woken task's
+    /// thread preempted the writer: docs/BENCHMARKS.md). `handler` does the same for tasks.
+    public var direct: DirectHandler?
 
     public init(_ method: String, _ path: String, _ handler: @escaping RouteHandler) {
         self.method = method
@@ -125,6 +149,15 @@ public struct Route: Sendable {
     public static func read(_ path: String, _ body: @escaping ReadHandler) -> Route {
         var route = Route("GET", path) { ctx in try await ctx.database.read { db in try body(ctx, db) } }
         route.read = body
+        return route
+    }
+
+    /// A route answered through a callback (`DirectHandler`).
+    public static func direct(_ method: String, _ path: String, _ body: @escaping DirectHandler) -> Route {
+        var route = Route(method, path) { ctx in
+            try await withCheckedThrowingContinuation { continuation in body(ctx) { continuation.resume(with: $0) } }
+        }
+        route.direct = body
         return route
     }
 
@@ -160,6 +193,7 @@ public struct ServiceRouter: Sendable {
         public var path: String
         public var handler: RouteHandler
         public var read: ReadHandler?
+        public var direct: DirectHandler?
         public var access: Access
     }
     private let table: [String: [String: Entry]]
@@ -174,7 +208,7 @@ public struct ServiceRouter: Sendable {
         var table: [String: [String: Entry]] = [:]
         for route in routes {
             guard let access = declared[route.method + " " + route.path]?.access else { continue }
-            table[route.path, default: [:]][route.method] = Entry(method: route.method, path: route.path, handler: route.handler, read: route.read, access: access)
+            table[route.path, default: [:]][route.method] = Entry(method: route.method, path: route.path, handler: route.handler, read: route.read, direct: route.direct, access: access)
         }
         self.table = table
     }

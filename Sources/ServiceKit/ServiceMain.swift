@@ -244,8 +244,9 @@ public final class ServiceRuntime: Sendable {
     }
 
     /// Answers one request: deadline, route and access here (on the caller's thread, the
-    /// server's loop); a read route then runs on a reader's queue and answers from there, any
-    /// other in a task. Errors become the envelope.
+    /// server's loop); a read route then runs on a reader's queue and answers from there, a
+    /// direct one answers through its callback (a write: from the writer), any other in a task.
+    /// Errors become the envelope.
     static func serve(_ request: WireRequest, router: ServiceRouter, database: Database, responder: Responder) {
         let route: ServiceRouter.Entry
         let context: RequestContext
@@ -258,6 +259,8 @@ public final class ServiceRuntime: Sendable {
         if let read = route.read {
             let call = ReadCall(request: request, context: context, read: read, responder: responder)
             database.enqueueRead { call.run($0) }
+        } else if let direct = route.direct {
+            direct(context) { responder.respond(finished(request, $0)) }
         } else {
             Task {
                 do {
