@@ -43,7 +43,7 @@ extension Resource {
     func writeAwaitingReferences(_ ctx: RequestContext, _ write: Write, then done: @escaping @Sendable (Result<WireResponse, Error>) -> Void,
                                  _ mutation: @escaping @Sendable (_ mayWait: Bool) -> @Sendable (SQLiteConnection) throws -> WireResponse) {
         let deadline = monotonicMillis() + catchUpMillis
-        ctx.mutate(mutation(catchUpMillis > 0)) { result in
+        ctx.mutate(mutation(catchUpMillis > 0)) { [self] result in
             guard case .failure(let error) = result, error is ReferencesNotCopiedYet else { return done(result) }
             Task {
                 do {
@@ -77,7 +77,7 @@ extension Resource {
         let signal = ctx.database.commitSignal
         while true {
             let generation = signal.generation
-            let missing = try await ctx.database.read { db in try missingReferences(db, write) }
+            let missing = try await ctx.database.read { [self] db in try missingReferences(db, write) }
             let left = deadline - monotonicMillis()
             if missing.isEmpty || left <= 0 { return }
             // Another replica of this service may apply the copy: its commit signals only its

@@ -7,7 +7,7 @@ import WireProtocol
 /// shipped search postings, counters), the list (filters, search, paging, totals from
 /// counters), create/update (only the fields given, the folded search text, counters, links,
 /// outbox — in the caller's transaction) and status changes; a resource's own rules plug in as hooks.
-public struct Resource: Sendable {
+public final class Resource: Sendable {
     /// Singular, for messages ("organization").
     public let name: String
     public let table: String
@@ -1338,7 +1338,7 @@ extension Resource {
         } catch {
             return done(.failure(error))
         }
-        writeAwaitingReferences(ctx, written, then: done) { mayWait in { db in
+        writeAwaitingReferences(ctx, written, then: done) { [self] mayWait in { [self] db in
             try checkReferences(db, written, mayWait: mayWait)
             guard let id else {
                 try hooks.beforeWrite(db, nil, written)
@@ -1379,7 +1379,7 @@ extension Resource {
         } catch {
             return done(.failure(error))
         }
-        ctx.mutate({ db in
+        ctx.mutate({ [self] db in
             let current = try current(db, id)
             if let creator { try caller.requireMayChangeRow(createdBy: current.int(creator)) }
             try hooks.beforeStatus(db, current, newStatus)
