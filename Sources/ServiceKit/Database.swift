@@ -50,6 +50,8 @@ public final class Database: @unchecked Sendable {
     /// The in-memory search indexes, one registry for the writer and the readers (`SearchIndex`).
     public let searchIndexes = SearchIndexes()
     private var closed: Bool { closedFlag.load(ordering: .acquiring) }
+    /// True once `close` ran: later work is answered 503.
+    public var isClosed: Bool { closed }
     public let path: String
     /// Marks this database's own queues (0: the writer, 1…: the readers), so a blocking call made
     /// from inside one of its bodies is refused instead of waiting for itself.

@@ -18,10 +18,12 @@ public enum IdempotencyStore {
         created_at INTEGER NOT NULL,
         expires_at INTEGER
     ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS applied_requests_created ON applied_requests(created_at);
     """
 
-    /// Creates the table, adding `expires_at` to a table made before it existed.
+    /// Creates the table, adding `expires_at` to a table made before it existed and dropping
+    /// the index on `created_at` it had: an index entry for every write (a tenth of the WAL
+    /// pages per group commit, 5 % of customer creates a second: docs/BENCHMARKS.md) to make
+    /// an hourly purge a range delete. The purge walks the table in steps instead (`purgeStep`).
     static func createSchema(_ db: SQLiteConnection) throws {
         try db.execute(schema)
         let columns = try db.query("PRAGMA table_info(applied_requests)").compactMap { $0.string(1) }
@@ -29,6 +31,7 @@ public enum IdempotencyStore {
             try db.execute("ALTER TABLE applied_requests ADD COLUMN expires_at INTEGER")
         }
         try db.execute("CREATE INDEX IF NOT EXISTS applied_requests_expiry ON applied_requests(expires_at) WHERE expires_at > 0")
+        try db.execute("DROP INDEX IF EXISTS applied_requests_created")
     }
 
     /// How long answers are kept (at least 24 h, as API.md promises).
@@ -96,10 +99,30 @@ public enum IdempotencyStore {
         try db.run("UPDATE applied_requests SET body = 'null', expires_at = 0 WHERE expires_at > 0 AND expires_at <= ?", [.int(Int64(time(nil)))])
     }
 
-    /// Forgets answers older than the retention time.
+    /// Stored answers one purge step visits: a step is one write job, and a walk over a large
+    /// table leaves the writes queued behind it a few milliseconds, not the whole walk.
+    public static let purgeStepRows = 2_000
+
+    /// One step of the purge: of the next `limit` stored answers in request-id order after
+    /// `after` (from the first when nil), forgets those older than the retention time.
+    /// Answers the last id visited, nil once the walk is past the end.
+    public static func purgeStep(_ db: SQLiteConnection, after: String?, limit: Int = purgeStepRows,
+                                 now: Int64 = Int64(time(nil))) throws -> String? {
+        let start = after ?? ""  // no stored id is empty (`record`)
+        guard let last = try db.queryOne("SELECT max(request_id) FROM (SELECT request_id FROM applied_requests WHERE request_id > ? ORDER BY request_id LIMIT ?)",
+                                         [.text(start), .int(Int64(limit))])?.string(0) else {
+            return nil
+        }
+        try db.run("DELETE FROM applied_requests WHERE request_id > ? AND request_id <= ? AND created_at < ?",
+                   [.text(start), .text(last), .int(now - retentionSeconds)])
+        return last
+    }
+
+    /// Forgets every answer older than the retention time in the caller's transaction (tests
+    /// and tools; a service walks in steps between its writes: `AnswerPurge`).
     public static func purge(_ db: SQLiteConnection) throws {
-        let cutoff = Int64(time(nil)) - retentionSeconds
-        try db.run("DELETE FROM applied_requests WHERE created_at < ?", [.int(cutoff)])
+        var after: String?
+        while let last = try purgeStep(db, after: after) { after = last }
         try forgetExpiredSecrets(db)
     }
 }

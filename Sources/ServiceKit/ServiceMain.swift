@@ -21,12 +21,13 @@ public struct ServiceDefinition: Sendable {
     /// Other services' entities this one copies into its own tables (docs/EVENTS.md).
     public var projections: [Projection]
 
-    /// The hourly clean-up (also run once at start): expired request ids, superseded events
-    /// (outbox compaction), then the service's own.
+    /// The hourly clean-up (also run once at start): expired secrets of stored answers,
+    /// superseded events (outbox compaction), then the service's own. Stored answers past the
+    /// retention time are forgotten by a walk in steps after it (`AnswerPurge`).
     public var maintenance: @Sendable (SQLiteConnection) throws -> Void {
         let hourly = self.hourly
         return { db in
-            try IdempotencyStore.purge(db)
+            try IdempotencyStore.forgetExpiredSecrets(db)
             try Outbox.compact(db)
             try hourly(db)
         }
@@ -205,7 +206,12 @@ public final class ServiceRuntime: Sendable {
         try definition.onStart(database)
         let maintenance = definition.maintenance
         try database.sync { db in try db.writeTransaction(maintenance) }
-        database.every(seconds: 3600, maintenance)
+        let purge = AnswerPurge()
+        purge.start(database)
+        database.every(seconds: 3600) { [weak database] db in
+            try maintenance(db)
+            if let database { purge.start(database) }
+        }
         router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)
         loop = try EventLoop.start(name: "\(definition.name)-io")
         var consumers: [EventConsumer] = []

@@ -56,10 +56,14 @@ public final class ServiceTester: Sendable {
         return await ServiceRuntime.dispatch(request, router: router, database: database)
     }
 
-    /// Runs the hourly maintenance now (stored answers past retention, then the service's own).
+    /// Runs the hourly maintenance now, and forgets the stored answers past retention in the
+    /// same transaction (the service walks them in steps: `AnswerPurge`).
     public func runMaintenance() throws {
         let maintenance = definition.maintenance
-        try database.sync { db in try db.writeTransaction(maintenance) }
+        try database.sync { db in try db.writeTransaction { db in
+            try maintenance(db)
+            try IdempotencyStore.purge(db)
+        } }
     }
 
     /// Closes the database and deletes its files and folder; later calls do nothing.

@@ -232,21 +232,94 @@ final class IdempotencyStoreTests: XCTestCase {
         XCTAssertEqual(resent.status, 409)
     }
 
+    /// Stores an answer under each id, `created_at` `age` seconds ago (0: now).
+    func storeAnswers(_ ids: [(String, age: Int64)]) throws {
+        let now = Int64(time(nil))
+        try tester.database.sync { db in
+            for (id, age) in ids {
+                try db.run("INSERT INTO applied_requests(request_id, caller_id, fingerprint, status, body, created_at) VALUES (?, 0, 'f', 200, '{}', ?)",
+                           [.text(id), .int(now - age)])
+            }
+        }
+    }
+
+    func storedIDs() throws -> [String] {
+        try tester.database.sync { try $0.query("SELECT request_id FROM applied_requests ORDER BY request_id").compactMap { $0.string(0) } }
+    }
+
+    func testAPurgeStepVisitsItsRowsInIDOrderAndForgetsOnlyTheOldOnes() throws {
+        let old = IdempotencyStore.retentionSeconds + 1
+        try storeAnswers([("a", 0), ("b", old), ("c", 0), ("d", old), ("e", IdempotencyStore.retentionSeconds - 60)])
+        var visited: [String?] = []
+        var after: String?
+        try tester.database.sync { db in
+            repeat {
+                after = try IdempotencyStore.purgeStep(db, after: after, limit: 2)
+                visited.append(after)
+            } while after != nil
+        }
+        XCTAssertEqual(visited, ["b", "d", "e", nil], "two rows a step, in id order, then the end")
+        XCTAssertEqual(try storedIDs(), ["a", "c", "e"], "only answers past the retention time are forgotten")
+    }
+
+    func testAnAnswerPurgeWalksTheTableInStepsOfWriteJobs() async throws {
+        let old = IdempotencyStore.retentionSeconds + 1
+        try storeAnswers((0..<23).map { (String(format: "gw-x-%03d", $0), age: $0 % 3 == 0 ? old : 0) })
+        let purge = AnswerPurge(stepRows: 4)
+        let database = tester.database
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in purge.start(database) { done.resume() } }
+        let kept = try storedIDs()
+        XCTAssertEqual(kept.count, 15, "the 8 old answers of 23 are forgotten: \(kept)")
+        XCTAssertFalse(kept.contains("gw-x-021"))
+        XCTAssertTrue(kept.contains("gw-x-022"), "the walk reached the last step")
+        // Ended: another walk starts (and finds nothing more to forget).
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in purge.start(database) { done.resume() } }
+        XCTAssertEqual(try storedIDs(), kept)
+    }
+
+    func testAnAnswerPurgeStartedDuringAWalkIsNotDoubled() async throws {
+        try storeAnswers([("a", IdempotencyStore.retentionSeconds + 1), ("b", 0)])
+        let purge = AnswerPurge(stepRows: 1)
+        let database = tester.database
+        let order = Lines()
+        // Both starts while the writer is held: the first walk's step waits in the queue (the
+        // one write `queuedAsOneBatch` waits for), so that walk is surely still running.
+        _ = try await database.queuedAsOneBatch { () -> [Task<Void, Never>] in
+            purge.start(database) { order.append("first walk ended") }
+            purge.start(database) { order.append("second start answered") }
+            return [Task {}]
+        }
+        let deadline = monotonicMillis() + 10_000
+        while !order.lines.contains("first walk ended") && monotonicMillis() < deadline { try await Task.sleep(nanoseconds: 1_000_000) }
+        XCTAssertEqual(order.lines, ["second start answered", "first walk ended"], "a start during a walk is answered at once, not walked again")
+        XCTAssertEqual(try storedIDs(), ["b"])
+    }
+
+    /// Lines appended from any thread, in the order they came.
+    final class Lines: Sendable {
+        private let store = Mutex<[String]>([])
+        func append(_ line: String) { store.withLock { $0.append(line) } }
+        var lines: [String] { store.withLock { $0 } }
+    }
+
     // MARK: Schema
 
-    func testOlderStoredAnswerTableGetsTheExpiryColumn() throws {
+    func testOlderStoredAnswerTableGetsTheExpiryColumnAndLosesItsIndexByAge() throws {
         let path = "/tmp/crm-old-answers-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sqlite"
         defer { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
         let old = try SQLiteConnection(path: path)
         try old.execute("""
             CREATE TABLE applied_requests (request_id TEXT PRIMARY KEY, caller_id INTEGER NOT NULL, fingerprint TEXT NOT NULL,
                 status INTEGER NOT NULL, body TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE INDEX applied_requests_created ON applied_requests(created_at);
             INSERT INTO applied_requests VALUES ('r1', 0, 'f', 200, '{}', 1);
             """)
         old.close()
         let database = try Database(path: path, migrations: [])
         let columns = try database.sync { db in try db.query("PRAGMA table_info(applied_requests)").compactMap { $0.string(1) } }
         XCTAssertTrue(columns.contains("expires_at"), "\(columns)")
+        let indexes = try database.sync { db in try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'applied_requests'").compactMap { $0.string(0) } }
+        XCTAssertEqual(indexes, ["applied_requests_expiry"], "the index by age is dropped (the purge walks the table)")
         XCTAssertEqual(try database.sync { db in try db.scalar("SELECT COUNT(*) FROM applied_requests WHERE expires_at IS NULL") }, 1)
         database.close()
         // Opening again changes nothing.
