@@ -209,8 +209,10 @@ public final class ServiceRuntime: Sendable {
         let purge = AnswerPurge()
         purge.start(database)
         database.every(seconds: 3600) { [weak database] db in
-            try maintenance(db)
+            // Queued first (it runs after this transaction), so a failing maintenance does not
+            // keep the answers from being purged.
             if let database { purge.start(database) }
+            try maintenance(db)
         }
         router = try ServiceRouter(name: definition.name, declared: definition.declared, routes: definition.allRoutes)
         loop = try EventLoop.start(name: "\(definition.name)-io")
