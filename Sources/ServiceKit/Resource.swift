@@ -1358,11 +1358,6 @@ extension Resource {
         } }
     }
 
-    /// `save` for a task.
-    public func save(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), message: String = Reply.mutationMessage) async throws -> WireResponse {
-        try await withCheckedThrowingContinuation { continuation in save(ctx, hooks: hooks, message: message) { continuation.resume(with: $0) } }
-    }
-
     /// The status-change endpoint: the id parameter, `status` (required unless the rule has a
     /// default); with a creator rule, employees change only rows they created. `done` gets the
     /// answer on the writer's queue, as for `save`.
@@ -1388,7 +1383,7 @@ extension Resource {
         }, completion: done)
     }
 
-    /// `setStatus` for a task.
+    /// `setStatus` for a task (a handler with rules of its own: employees).
     public func setStatus(_ ctx: RequestContext, hooks: ResourceHooks = ResourceHooks(), messages: [Int64: String] = [:]) async throws -> WireResponse {
         try await withCheckedThrowingContinuation { continuation in setStatus(ctx, hooks: hooks, messages: messages) { continuation.resume(with: $0) } }
     }
