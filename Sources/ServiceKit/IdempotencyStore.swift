@@ -119,10 +119,10 @@ public enum IdempotencyStore {
     }
 
     /// Forgets every answer older than the retention time in the caller's transaction (tests
-    /// and tools; a service walks in steps between its writes: `AnswerPurge`).
+    /// and tools; a service walks in steps between its writes: `AnswerPurge`). Expired secrets
+    /// are the maintenance's (`forgetExpiredSecrets`).
     public static func purge(_ db: SQLiteConnection) throws {
         var after: String?
         while let last = try purgeStep(db, after: after) { after = last }
-        try forgetExpiredSecrets(db)
     }
 }
