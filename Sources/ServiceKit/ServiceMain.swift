@@ -433,13 +433,12 @@ public enum ServiceMain {
 extension ServiceMain {
     /// Puts this thread, and so every thread the process starts after it (they inherit the
     /// policy), under SCHED_BATCH (`CRM_SCHED_BATCH=1`): a thread it wakes no longer preempts the
-    /// running one at once but waits for the tick or for it to block. Each group commit resumes
-    /// its writes' tasks: those wake-ups preempted the writer, the service's one serial thread,
-    /// mid-batch — 27 % of its context switches under customer creates (`perf record -e
-    /// sched:sched_switch`). Batched: +7 % creates a second; but a read's hop to a reader waits
-    /// too, and follow-page's p99 rose by about 2 ms past the 10 ms target, so it is off by
-    /// default (docs/BENCHMARKS.md). Needs no privilege; where the policy is refused the process
-    /// runs as before (logged).
+    /// running one at once but waits for the tick or for it to block. It gained 7 % creates a
+    /// second while each group commit resumed its writes' tasks (their threads preempted the
+    /// writer mid-batch); since writes answer from the writer (`Route.direct`) it gains nothing,
+    /// and a read's hop to a reader waits too (follow-page's p99 about 2 ms higher), so it is
+    /// off by default (docs/BENCHMARKS.md). Needs no privilege; where the policy is refused the
+    /// process runs as before (logged).
     static func applyBatchScheduling() {
         if crm_sched_batch() != 0 { Log.warning("SCHED_BATCH refused (errno \(errno)); running under the default policy") }
     }
