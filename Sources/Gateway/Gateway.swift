@@ -79,6 +79,8 @@ final class Gateway: @unchecked Sendable {
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
     private let sessions: SessionCache
     let metrics = Metrics(documentedPaths: OpenAPI.paths)
+    /// `/livez`'s counters, found once (not by its path per probe).
+    private lazy var livezCounts = metrics.counts(forRoute: "/livez")
     private let accessLog: AccessLog
     /// The group's request-id prefix (`tracePrefix` is the same with a `t`: the ids of requests).
     private let ridPrefix: [UInt8]
@@ -244,7 +246,7 @@ final class Gateway: @unchecked Sendable {
         if method == "HEAD" { method = "GET" }
         metrics.inFlight += 1
         let given = givenRequestID(request.head)
-        let exchange = Exchange(gateway: self, started: monotonicMillis(), method: method, path: path, trace: given ?? newRequestID(),
+        let exchange = Exchange(gateway: self, started: loop.now, method: method, path: path, trace: given ?? newRequestID(),
                                 inBytes: request.body.count, respond: respond)
         exchange.traceIsOwn = given == nil
         if method != "GET" && Gateway.ownPaths.contains(path) {
@@ -253,6 +255,7 @@ final class Gateway: @unchecked Sendable {
         }
         switch path {
         case "/livez":
+            exchange.counts = livezCounts
             exchange.finish(HTTPResponse(status: 200, body: Gateway.livezBody), route: path)
             return
         case "/healthz":
@@ -274,7 +277,7 @@ final class Gateway: @unchecked Sendable {
     /// id) to the connection.
     fileprivate func finish(_ exchange: Exchange, _ answer: HTTPResponse, route: String) {
         metrics.inFlight -= 1
-        let millis = monotonicMillis() - exchange.started
+        let millis = loop.now - exchange.started
         // Only documented paths get a label of their own: clients choose paths, and each
         // label is kept for ever.
         let counts = exchange.counts ?? metrics.counts(forRoute: route)

@@ -49,7 +49,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
     }
 
     func connection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
-        lastActivity = monotonicMillis()
+        lastActivity = stream.loop.now
         if requestStartedAt == nil { requestStartedAt = lastActivity }
         parser.feed(bytes)
         process()
@@ -77,7 +77,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
                 fail(HTTPResponse.error(error.status, error.reason, close: true))
                 return
             }
-            requestStartedAt = parser.hasStartedRequest ? monotonicMillis() : nil
+            requestStartedAt = parser.hasStartedRequest ? stream.loop.now : nil
             continueSent = false
             let slot = Slot(keepAlive: request.head.keepAlive, headOnly: request.head.method == "HEAD", connection: self)
             slots.append(slot)
@@ -124,9 +124,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
         while let first = slots.first, let response = first.response {
             slots.removeFirst()
             let keepAlive = first.keepAlive && !response.close && !gateway.draining
-            let pieces = response.pieces(keepAlive: keepAlive, headOnly: first.headOnly)
-            stream.write(pieces.head)
-            if let body = pieces.body { stream.write(body) }
+            response.write(to: stream, keepAlive: keepAlive, headOnly: first.headOnly)
             if !keepAlive {
                 closing = true
                 slots.removeAll()
@@ -135,7 +133,7 @@ final class HTTPConnection: StreamConnectionDelegate, @unchecked Sendable {
                 return
             }
         }
-        lastActivity = monotonicMillis()
+        lastActivity = stream.loop.now
         // The client's clock for a partly received request starts once we owe it nothing.
         if slots.isEmpty { requestStartedAt = parser.hasStartedRequest ? lastActivity : nil }
         if !failed && !closing { process() }

@@ -69,25 +69,35 @@ struct HTTPResponse: Sendable {
     /// The bytes on the wire; `headOnly` omits the body (HEAD). Written straight into one
     /// buffer sized for the head and the body (no intermediate strings).
     func serialized(keepAlive: Bool, headOnly: Bool = false) -> [UInt8] {
-        var out = head(keepAlive: keepAlive, reserving: headOnly ? 0 : body.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(headCapacity + (headOnly ? 0 : body.count))
+        appendHead(to: &out, keepAlive: keepAlive)
         if !headOnly { out.append(contentsOf: body) }
         return out
     }
 
-    /// The answer as buffers for a vectored write: a large body (a list page, as the service
-    /// sent it) stays in its own buffer instead of being copied behind the head (`body` nil:
-    /// `head` is the whole answer).
-    func pieces(keepAlive: Bool, headOnly: Bool) -> (head: [UInt8], body: [UInt8]?) {
-        guard !headOnly && body.count >= StreamConnection.ownBufferBytes else { return (serialized(keepAlive: keepAlive, headOnly: headOnly), nil) }
-        return (head(keepAlive: keepAlive, reserving: 0), body)
+    /// Queues the answer on `stream`: the head, and a small body behind it, written straight
+    /// into the stream's shared output buffer; a large body (a list page, as the service sent
+    /// it) as a buffer of its own instead of a copy.
+    func write(to stream: StreamConnection, keepAlive: Bool, headOnly: Bool) {
+        let bodyApart = !headOnly && body.count >= StreamConnection.ownBufferBytes
+        let inline = headOnly || bodyApart ? 0 : body.count
+        stream.write(reserving: headCapacity + inline) { out in
+            appendHead(to: &out, keepAlive: keepAlive)
+            if inline > 0 { out.append(contentsOf: body) }
+        }
+        if bodyApart { stream.write(body) }
     }
 
-    /// Status line and headers, with room for `extra` more bytes.
-    private func head(keepAlive: Bool, reserving extra: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        var extra = extra + (requestID.map { $0.utf8.count + 16 } ?? 0)
+    /// About how many bytes the status line and headers take.
+    private var headCapacity: Int {
+        var extra = requestID.map { $0.utf8.count + 16 } ?? 0
         for (name, value) in headers { extra += name.utf8.count + value.utf8.count + 4 }
-        out.reserveCapacity(192 + extra)
+        return 192 + extra
+    }
+
+    /// Appends the status line and headers.
+    private func appendHead(to out: inout [UInt8], keepAlive: Bool) {
         if status == 200 && contentType == HTTPResponse.defaultContentType {
             out.append(contentsOf: HTTPResponse.okJSONStart)
         } else {
@@ -113,7 +123,6 @@ struct HTTPResponse: Sendable {
             out.append(contentsOf: HTTPResponse.lineEnd)
         }
         out.append(contentsOf: keepAlive && !close ? HTTPResponse.keepAliveEnd : HTTPResponse.closeEnd)
-        return out
     }
 
     /// Appends the UTF-8 of `text` as one copy (appending a `String.UTF8View` goes byte by byte).

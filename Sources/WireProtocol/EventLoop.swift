@@ -37,6 +37,8 @@ public final class EventLoop: @unchecked Sendable {
     /// The flushes being run (`runFlushes`), swapped with `pendingFlushes`: neither array is
     /// copied or allocated anew per iteration.
     @exclusivity(unchecked) private var flushing: [StreamConnection] = []
+    /// `monotonicMillis()` as of this iteration's wake-up (`now`).
+    @exclusivity(unchecked) private var iterationMillis = monotonicMillis()
     private let threadID = Mutex<pthread_t?>(nil)
     public let name: String
     /// The one buffer every `StreamConnection` on this loop receives into. Its bytes are valid
@@ -103,6 +105,15 @@ public final class EventLoop: @unchecked Sendable {
         assert(inEventLoop, "called off the event loop's thread", file: file, line: line)
     }
 
+    /// The monotonic clock in milliseconds as of this iteration's wake-up, for per-request
+    /// bookkeeping (a connection's last activity, a request's duration, write progress): read
+    /// once per iteration instead of once per use, as nginx caches its time. It lags the clock
+    /// by at most the iteration's own work. Loop thread only.
+    public var now: Int64 {
+        assertInEventLoop()
+        return iterationMillis
+    }
+
     /// Runs `task` on the loop's thread, soon.
     public func execute(_ task: @escaping Task) {
         // Only the task that makes the queue non-empty wakes the loop: the loop takes the whole
@@ -166,6 +177,30 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: Output batching (loop thread only)
 
+    /// Output buffers already sent, kept for the next writes (`StreamConnection.write(reserving:_:)`):
+    /// at most `spareBufferCount` of them, each of at most `spareBufferBytes` capacity.
+    @exclusivity(unchecked) private var spareOutputBuffers: [[UInt8]] = []
+    static let spareBufferCount = 64
+    static let spareBufferBytes = 32 * 1024
+
+    /// How many spare buffers the loop holds (tests).
+    var spareOutputBufferCount: Int { spareOutputBuffers.count }
+
+    /// An empty buffer with room for at least `minimumCapacity` bytes, a spare one if there is.
+    func takeOutputBuffer(minimumCapacity: Int) -> [UInt8] {
+        var buffer = spareOutputBuffers.popLast() ?? []
+        buffer.reserveCapacity(max(minimumCapacity, 4096))
+        return buffer
+    }
+
+    /// Keeps a sent buffer's storage for `takeOutputBuffer`, within the bounds above.
+    func recycleOutputBuffer(_ buffer: inout [UInt8]) {
+        guard spareOutputBuffers.count < EventLoop.spareBufferCount, buffer.capacity <= EventLoop.spareBufferBytes else { return }
+        buffer.removeAll(keepingCapacity: true)
+        spareOutputBuffers.append(buffer)
+        buffer = []
+    }
+
     /// Writes `connection`'s queued output at the end of this iteration (once however many
     /// frames or answers were queued in it), before the loop waits again.
     func flushAtEndOfIteration(_ connection: StreamConnection) {
@@ -211,6 +246,7 @@ public final class EventLoop: @unchecked Sendable {
         while !stopped.load(ordering: .acquiring) {
             let timeout = nextTimeout()
             let n = epoll_wait(epfd, events, Int32(maxEvents), timeout)
+            iterationMillis = monotonicMillis()
             if n < 0 {
                 if errno == EINTR { continue }
                 break

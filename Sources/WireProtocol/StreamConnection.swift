@@ -35,6 +35,9 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
     @exclusivity(unchecked) private var outboundHead = 0
     @exclusivity(unchecked) private var outboundStart = 0
     @exclusivity(unchecked) public private(set) var pendingOutputBytes = 0
+    /// The last queued buffer came from the loop's spares (`write(reserving:_:)`): later small
+    /// writes append to it, and it goes back to the loop once sent.
+    @exclusivity(unchecked) private var tailIsLoopBuffer = false
     /// Queued output waits for the end of the loop iteration (`EventLoop.flushAtEndOfIteration`).
     @exclusivity(unchecked) private var flushScheduled = false
     @exclusivity(unchecked) private var readingPaused = false
@@ -89,9 +92,42 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         loop.assertInEventLoop()
         guard !isClosed, !bytes.isEmpty else { return }
         // The write-progress clock counts from when the queue stopped being empty.
-        if pendingOutputBytes == 0 { lastWriteProgress = monotonicMillis() }
+        if pendingOutputBytes == 0 { lastWriteProgress = loop.now }
         outbound.append(bytes)
+        tailIsLoopBuffer = false
         pendingOutputBytes += bytes.count
+        queued()
+    }
+
+    /// Queues what `fill` appends, written straight into the output: the small writes of one
+    /// iteration (an answer's head, pipelined answers) share one buffer, taken from the loop's
+    /// spares and handed back once sent (`EventLoop.takeOutputBuffer`), so they cost no
+    /// allocation of their own. `capacity` is about what `fill` appends.
+    public func write(reserving capacity: Int, _ fill: (inout [UInt8]) -> Void) {
+        loop.assertInEventLoop()
+        guard !isClosed else { return }
+        if pendingOutputBytes == 0 { lastWriteProgress = loop.now }
+        let last = outbound.count - 1
+        if tailIsLoopBuffer && last >= outboundHead && outbound[last].count + capacity <= StreamConnection.sharedBufferBytes {
+            let before = outbound[last].count
+            fill(&outbound[last])
+            pendingOutputBytes += outbound[last].count - before
+        } else {
+            var buffer = loop.takeOutputBuffer(minimumCapacity: capacity)
+            fill(&buffer)
+            guard !buffer.isEmpty else { loop.recycleOutputBuffer(&buffer); return }
+            pendingOutputBytes += buffer.count
+            outbound.append(buffer)
+            tailIsLoopBuffer = true
+        }
+        queued()
+    }
+
+    /// Small writes share a buffer up to this size (`write(reserving:_:)`).
+    static let sharedBufferBytes = 16 * 1024
+
+    /// Output was queued: written now when large, else at the end of the iteration.
+    private func queued() {
         // Large output gains nothing from waiting: write now, so the socket's buffer fills
         // first and `pendingOutputBytes` (what callers bound) counts only what it did not take.
         if pendingOutputBytes >= StreamConnection.eagerFlushBytes && !connecting && registeredEvents & EPOLLOUT.rawValue == 0 {
@@ -170,6 +206,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
         loop.unregister(fd: fd)
         Glibc.close(fd)
         outbound = []
+        tailIsLoopBuffer = false
         outboundHead = 0
         outboundStart = 0
         pendingOutputBytes = 0
@@ -270,7 +307,7 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
             }
             if n > 0 {
                 consume(n)
-                lastWriteProgress = monotonicMillis()
+                lastWriteProgress = loop.now
                 continue
             }
             let e = errno
@@ -296,6 +333,10 @@ public final class StreamConnection: EventHandler, @unchecked Sendable {
             outboundStart = 0
         }
         if outboundHead == outbound.count {
+            if tailIsLoopBuffer, var buffer = outbound.popLast() {
+                loop.recycleOutputBuffer(&buffer)
+                tailIsLoopBuffer = false
+            }
             outbound.removeAll(keepingCapacity: outbound.capacity <= 256)
             outboundHead = 0
         } else if outboundHead >= 64 && outboundHead * 2 >= outbound.count {

@@ -1,20 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Gateway
+import Synchronization
 import XCTest
 import WireProtocol
 
 /// The bytes of an answer: a large body is written from its own buffer, behind the same head.
 final class HTTPResponseTests: XCTestCase {
-    func testPiecesAreTheSerializedAnswer() {
+    func testWrittenAnswersAreTheSerializedOnesInOrder() throws {
+        let loop = try EventLoop.start(name: "http-response")
+        defer { loop.stop() }
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        defer { Glibc.close(fds[1]) }
+        // A stalled writer fails the test instead of hanging it.
+        var patience = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fds[1], SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
+        // Every size around the one from which a body is written from its own buffer, each
+        // kept alive, closing and HEAD, queued in one iteration as pipelined answers are.
+        var answers: [(HTTPResponse, keepAlive: Bool, headOnly: Bool)] = []
         for size in [0, 5, StreamConnection.ownBufferBytes - 1, StreamConnection.ownBufferBytes, 40_000] {
-            var response = HTTPResponse(status: size == 5 ? 404 : 200, body: Array(repeating: UInt8(ascii: "x"), count: size),
+            var response = HTTPResponse(status: size == 5 ? 404 : 200, body: (0..<size).map { UInt8(truncatingIfNeeded: $0 % 251) },
                                         headers: [(name: "Set-Cookie", value: "a=1")])
             response.requestID = "gw-1"
-            for (keepAlive, headOnly) in [(true, false), (false, false), (true, true)] {
-                let pieces = response.pieces(keepAlive: keepAlive, headOnly: headOnly)
-                XCTAssertEqual(pieces.head + (pieces.body ?? []), response.serialized(keepAlive: keepAlive, headOnly: headOnly), "\(size) bytes")
-                XCTAssertEqual(pieces.body != nil, !headOnly && size >= StreamConnection.ownBufferBytes)
-            }
+            for (keepAlive, headOnly) in [(true, false), (false, false), (true, true)] { answers.append((response, keepAlive, headOnly)) }
         }
+        let expected = answers.flatMap { $0.0.serialized(keepAlive: $0.keepAlive, headOnly: $0.headOnly) }
+        let fd = fds[0]
+        let queued = answers
+        let stream = Mutex<StreamConnection?>(nil)
+        loop.execute {
+            let connection = StreamConnection(fd: fd, loop: loop)
+            stream.withLock { $0 = connection }
+            do { try connection.start() } catch { XCTFail("start: \(error)") }
+            for (response, keepAlive, headOnly) in queued { response.write(to: connection, keepAlive: keepAlive, headOnly: headOnly) }
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while received.count < expected.count {
+            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fds[1], $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            received += buffer[0..<n]
+        }
+        XCTAssertTrue(received == expected, "\(received.count) bytes written, \(expected.count) expected")
+        loop.execute { stream.withLock { $0?.close() } }
+    }
+
+    func testSerializedAnswer() {
         let head = String(decoding: HTTPResponse(status: 200, body: Array("{}".utf8)).serialized(keepAlive: true), as: UTF8.self)
         XCTAssertTrue(head.hasPrefix("HTTP/1.1 200 OK\r\n"))
         XCTAssertTrue(head.hasSuffix("Connection: keep-alive\r\n\r\n{}"))
