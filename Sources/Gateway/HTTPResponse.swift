@@ -77,16 +77,22 @@ struct HTTPResponse: Sendable {
     }
 
     /// Queues the answer on `stream`: the head, and a small body behind it, written straight
-    /// into the stream's shared output buffer; a large body (a list page, as the service sent
-    /// it) as a buffer of its own instead of a copy.
+    /// into the stream's shared output buffer. A large body (a list page, as the service sent
+    /// it) goes as a buffer of its own instead of a copy, behind a head of its own: a lent
+    /// buffer goes back to the loop only when it is the last one queued.
     func write(to stream: StreamConnection, keepAlive: Bool, headOnly: Bool) {
-        let bodyApart = !headOnly && body.count >= StreamConnection.ownBufferBytes
-        let inline = headOnly || bodyApart ? 0 : body.count
-        stream.write(reserving: headCapacity + inline) { out in
-            appendHead(to: &out, keepAlive: keepAlive)
-            if inline > 0 { out.append(contentsOf: body) }
+        guard headOnly || body.count < StreamConnection.ownBufferBytes else {
+            var head: [UInt8] = []
+            head.reserveCapacity(headCapacity)
+            appendHead(to: &head, keepAlive: keepAlive)
+            stream.write(head)
+            stream.write(body)
+            return
         }
-        if bodyApart { stream.write(body) }
+        stream.write(reserving: headCapacity + (headOnly ? 0 : body.count)) { out in
+            appendHead(to: &out, keepAlive: keepAlive)
+            if !headOnly { out.append(contentsOf: body) }
+        }
     }
 
     /// About how many bytes the status line and headers take.
