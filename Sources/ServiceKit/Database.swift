@@ -388,11 +388,14 @@ public final class Database: @unchecked Sendable {
     /// Returns once the checkpoint queued so far has run (tests).
     func waitForCheckpoint() { checkpointer.queue.sync {} }
 
-    /// WAL pages after which a commit queues a checkpoint: four times SQLite's own default, so a
-    /// page written again and again (a table's last leaf, the counters, a common gram's) is
-    /// copied into the file once per 16 MiB of WAL instead of once per 4 MiB (customer creates
-    /// one at a time: −3 % instructions in CustomerService; docs/BENCHMARKS.md).
-    static let checkpointPages: Int32 = 4000
+    /// WAL pages after which a commit queues a checkpoint: SQLite's own default. The first
+    /// checkpoint after the WAL starts over copies all of it at once (later ones only what the
+    /// spacing let in): at 4,000 pages that copy of 16 MiB and its syncs stretched the writer's
+    /// batches under customer creates to 23–32 ms (the create p99's stalls); at 1,000 the worst
+    /// was 11–14 ms, with half as many batches over 8 ms (docs/BENCHMARKS.md). Four times this
+    /// had saved 3 % of CustomerService's instructions when creates came one at a time and
+    /// every commit past it checkpointed, before the spacing below.
+    static let checkpointPages: Int32 = 1000
     /// WAL pages after which the writer checkpoints itself: the checkpointer is not keeping up.
     static let writerCheckpointPages: Int32 = 16_000
     /// The least time between two checkpoints the writer queues. Under a steady stream of
