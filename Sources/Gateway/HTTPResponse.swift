@@ -82,10 +82,7 @@ struct HTTPResponse: Sendable {
     /// buffer goes back to the loop only when it is the last one queued.
     func write(to stream: StreamConnection, keepAlive: Bool, headOnly: Bool) {
         guard headOnly || body.count < StreamConnection.ownBufferBytes else {
-            var head: [UInt8] = []
-            head.reserveCapacity(headCapacity)
-            appendHead(to: &head, keepAlive: keepAlive)
-            stream.write(head)
+            stream.write(serialized(keepAlive: keepAlive, headOnly: true))
             stream.write(body)
             return
         }
